@@ -1,0 +1,35 @@
+"""Assembly: turn an nn.Module instance into the network a Program describes, for given arguments.
+
+Both the runtime modules of `specc.build` and the generated classes under generated/ construct
+themselves through `assemble`, so the two cannot drift apart: elaborate -> analyse -> build the
+module tree -> build the fx graph -> install its compiled code as the forward."""
+from __future__ import annotations
+
+from torch import nn
+
+from .analyse import analyse
+from .elaborate import elaborate
+from .errors import UsageError
+from .load import Program
+from .lower import build_graph, build_modules, compile_graph
+
+_RESERVED = set(dir(nn.Module)) | {"weighted_layer_names", "task_id", "processed_task_ids",
+                                   "specc_network", "_specc_forward"}
+
+
+def assemble(module: nn.Module, program: Program, args: dict) -> None:
+    net = analyse(elaborate(program, args))
+    for p in net.params:
+        if p.name in _RESERVED or p.name in {d.path[0] for d in net.modules}:
+            raise UsageError(f"parameter '{p.name}' of {net.network_name} clashes with a module attribute; rename it")
+        # Constructor arguments are kept as attributes, as CLArena's classes do (`self.input_dim`).
+        # Activation parameters keep the class the caller passed.
+        setattr(module, p.name, args.get(p.name, p.value) if _is_activation(p) else p.value)
+    build_modules(module, net)
+    module.weighted_layer_names = list(net.weighted_layer_names)
+    module.specc_network = net
+    module._specc_forward = compile_graph(build_graph(net))
+
+
+def _is_activation(p) -> bool:
+    return p.type.startswith("activation")

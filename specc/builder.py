@@ -1,0 +1,40 @@
+"""`specc.build`: the runtime form of a spec, a class made in memory with the same constructor as
+the generated one, assembled by the same code (specc.assemble)."""
+from __future__ import annotations
+
+import inspect
+from functools import lru_cache
+from pathlib import Path
+
+from .assemble import assemble
+from .classdef import NO_DEFAULT, class_def, python_default
+from .load import Program, load_program
+from .runtime import compiled
+
+
+def build(spec_path: str | Path, /, **constructor_args):
+    """Compile the spec at `spec_path` in memory and construct it with `constructor_args`."""
+    return runtime_class(load_program(spec_path))(**constructor_args)
+
+
+def runtime_class(program: Program, overrides: dict | None = None) -> type:
+    cdef = class_def(program, overrides)
+    base = getattr(compiled, cdef.base)
+    P = inspect.Parameter
+    sig = inspect.Signature(
+        [P("self", P.POSITIONAL_OR_KEYWORD)]
+        + [P(d.name, P.POSITIONAL_OR_KEYWORD, default=P.empty if d.default is NO_DEFAULT else python_default(d))
+           for d in cdef.params]
+        + [P("kwargs", P.VAR_KEYWORD)])
+    names = [d.name for d in cdef.params]
+
+    def __init__(self, *args, **kwargs):
+        bound = sig.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        values = {n: bound.arguments[n] for n in names}
+        base.__init__(self, output_dim=values.get("output_dim"), **bound.arguments.get("kwargs", {}))
+        assemble(self, program, values)
+
+    __init__.__signature__ = sig
+    return type(cdef.name, (base,), {"__init__": __init__, "__module__": __name__,
+                                     "__doc__": f"{cdef.name}, compiled at run time from {program.path}."})

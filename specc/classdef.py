@@ -1,0 +1,108 @@
+"""The interface of the class a Program compiles to: its name, base class and constructor
+parameters (with defaults as Python values and as validated source text). Shared by the runtime
+class factory (specc.build) and the emitter, so both expose the same constructor."""
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass
+
+from .ast import TypeRef
+from .elaborate import Evaluator, bind_arguments
+from .errors import SpecError
+from .layers import ACTIVATIONS
+from .load import Program
+from .values import Activation, coerce, type_name
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+NO_DEFAULT = object()
+
+
+@dataclass(frozen=True)
+class ParamDef:
+    name: str
+    annotation: str  # Python source text
+    default: object  # Python value (activations as Activation), or NO_DEFAULT
+    default_src: str | None  # Python source text of the default
+
+
+@dataclass(frozen=True)
+class ClassDef:
+    name: str
+    base: str  # a class of specc.runtime.compiled
+    params: tuple[ParamDef, ...]
+    has_output_dim: bool
+
+
+def class_def(program: Program, overrides: dict | None = None) -> ClassDef:
+    """The class of `program`; `overrides` (-D name=value) replace parameters' defaults."""
+    net = program.network
+    src = program.sources.get(net.pos.file)
+    ident(program.class_name, net.pos, src)
+    overrides = overrides or {}
+    unknown = set(overrides) - {p.name for p in net.params}
+    if unknown:
+        # bind_arguments words the error (with a suggestion) the same way for -D and arguments.
+        bind_arguments(program, {}, {n: overrides[n] for n in unknown})
+    params = []
+    for p in net.params:
+        ident(p.name, p.pos, src)
+        if p.name in overrides:
+            default = _coerce(program, p, overrides[p.name], "-D value")
+        elif p.default is not None:
+            default = _coerce(program, p, Evaluator(program, {}).eval(p.default), "default")
+        else:
+            default = NO_DEFAULT
+        params.append(ParamDef(p.name, annotation(p.type), default,
+                               None if default is NO_DEFAULT else literal(default)))
+    base = "CompiledCLBackbone" if (program.continual or program.mask) else "CompiledBackbone"
+    return ClassDef(program.class_name, base, tuple(params), any(p.name == "output_dim" for p in net.params))
+
+
+def _coerce(program: Program, p, value, origin: str):
+    try:
+        return coerce(value, p.type, f"{origin} of '{p.name}'")
+    except TypeError as e:
+        raise SpecError(str(e), p.pos, source=program.sources.get(p.pos.file)) from None
+
+
+def ident(name: str, pos, src) -> str:
+    if not _IDENT.match(name) or keyword.iskeyword(name) or name in ("self", "kwargs", "nn", "torch"):
+        raise SpecError(f"'{name}' cannot be used as a Python name in the generated class", pos, source=src)
+    return name
+
+
+def annotation(t: TypeRef) -> str:
+    base = {"int": "int", "float": "float", "bool": "bool", "str": "str",
+            "activation": "type[nn.Module]"}.get(t.name)
+    if t.name == "list":
+        base = f"list[{t.arg or 'int'}]"
+    if base is None:
+        raise SpecError(f"unknown type '{type_name(t)}'", t.pos,
+                        hint="types: int, float, bool, str, list[int], list[float], activation (each may end in ?)")
+    return f"{base} | None" if t.optional else base
+
+
+def literal(v) -> str:
+    """Python source for a validated value: only literals and catalogue activation classes."""
+    if isinstance(v, Activation):
+        if v.cls is not None or v.name not in ACTIVATIONS:
+            raise ValueError(f"{v!r} has no source form")
+        return f"nn.{v.name}"
+    if v is None or isinstance(v, (bool, int, str)):
+        return repr(v)
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(literal(x) for x in v) + "]"
+    raise ValueError(f"{v!r} has no source form")
+
+
+def python_default(d: ParamDef):
+    """The default as a Python object (activation classes resolved from torch.nn)."""
+    if isinstance(d.default, Activation):
+        from torch import nn
+        return getattr(nn, d.default.name)
+    if isinstance(d.default, list):
+        return list(d.default)
+    return d.default

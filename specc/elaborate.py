@@ -1,0 +1,523 @@
+"""Elaboration: a Program and constructor arguments -> the IR (specc.ir.Network).
+
+Binds parameters (defaults, `-D` overrides, constructor arguments), expands blocks, repetitions,
+loops and conditionals, infers every input size through the graph, and rejects what does not fit
+with a source-positioned SpecError. Pure Python: no torch import.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+from . import ast as A
+from .errors import Pos, SpecError
+from .ir import ModuleDecl, Network, Node, Param, Shape
+from .layers import ACTIVATIONS, OPS, REQUIRED, check, out_shape, torch_kwargs
+from .load import Program
+from .values import Activation, as_activation, coerce, type_name
+
+MASK_SCHEMES = ("hat", "wsn", "amnesiac_hat")
+_FUNCS = ("len", "range", "min", "max")
+
+
+def bind_arguments(program: Program, args: dict, overrides: dict | None = None) -> dict:
+    """The network's parameter values: defaults, then `overrides` (-D), then `args`."""
+    net = program.network
+    src = program.sources.get(net.pos.file)
+    known = {p.name for p in net.params}
+    for name in list(args) + list(overrides or {}):
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"parameters: {', '.join(p.name for p in net.params)}"
+            raise SpecError(f"network {net.name} has no parameter '{name}'", net.pos, hint=hint, source=src)
+    bound = {}
+    for p in net.params:
+        if p.name in args:
+            value, origin = args[p.name], "argument"
+        elif overrides and p.name in overrides:
+            value, origin = overrides[p.name], "-D value"
+        elif p.default is not None:
+            value, origin = Evaluator(program, {}).eval(p.default), "default"
+        else:
+            raise SpecError(f"parameter '{p.name}' of {net.name} has no default and no value was given",
+                            p.pos, hint=f"pass {p.name}=... (or -D {p.name}=...)", source=src)
+        try:
+            bound[p.name] = coerce(value, p.type, f"{origin} of '{p.name}'")
+        except TypeError as e:
+            raise SpecError(str(e), p.pos, source=src) from None
+    return bound
+
+
+def elaborate(program: Program, args: dict | None = None, overrides: dict | None = None) -> Network:
+    """Elaborate `program` with constructor `args` (missing ones take `overrides`, then defaults)."""
+    _check_mask(program)
+    bound = bind_arguments(program, args or {}, overrides)
+    return _Elaborator(program, bound).run()
+
+
+def _check_mask(program: Program) -> None:
+    m = program.mask
+    if m is None:
+        return
+    src = program.sources.get(m.pos.file)
+    if m.scheme not in MASK_SCHEMES:
+        close = difflib.get_close_matches(m.scheme, MASK_SCHEMES, n=1)
+        raise SpecError(f"unknown masking scheme '{m.scheme}'", m.pos,
+                        hint=f"did you mean '{close[0]}'?" if close else f"schemes: {', '.join(MASK_SCHEMES)}",
+                        source=src)
+    raise SpecError(f"masking scheme '{m.scheme}' is not supported yet", m.pos,
+                    hint="this version compiles plain and continual backbones; remove the `mask` line",
+                    source=src)
+
+
+@dataclass
+class _Scope:
+    """Where statements are being elaborated: a network body or one block instance."""
+
+    prefix: tuple[str, ...]
+    key: tuple  # order key prefix
+    input: int  # node id of the scope's input (`in`)
+    env: dict
+    branches: dict = field(default_factory=dict)  # name -> (ast.Branch, key)
+    branch_values: dict = field(default_factory=dict)  # name -> node id
+    block: str | None = None
+
+
+class Evaluator:
+    """Evaluates spec expressions over an environment of values. Specs are data: only the
+    language's own operators and the functions in _FUNCS exist."""
+
+    def __init__(self, program: Program, env: dict, in_shape: Shape | None = None):
+        self.program = program
+        self.env = env
+        self.in_shape = in_shape
+
+    def err(self, msg: str, pos: Pos, hint: str | None = None):
+        return SpecError(msg, pos, hint=hint, source=self.program.sources.get(pos.file))
+
+    def eval(self, e: A.Expr):
+        m = getattr(self, "_" + type(e).__name__)
+        return m(e)
+
+    def _Lit(self, e):
+        return e.value
+
+    def _Name(self, e):
+        if e.id in self.env:
+            return self.env[e.id]
+        if e.id in ACTIVATIONS:
+            return Activation(e.id)
+        close = difflib.get_close_matches(e.id, list(self.env), n=1)
+        raise self.err(f"unknown name '{e.id}'", e.pos, f"did you mean '{close[0]}'?" if close else None)
+
+    def _InputRef(self, e):
+        if self.in_shape is None:
+            raise self.err("`in` is only available inside a block", e.pos)
+        return self.in_shape
+
+    def _Attr(self, e):
+        obj = self.eval(e.obj)
+        if isinstance(obj, Shape):
+            fields = {"channels": 0, "height": 1, "width": 2} if obj.is_image else {"features": 0}
+            fields = {**fields, "units": 0}
+            if e.name in fields:
+                return obj.dims[fields[e.name]]
+            raise self.err(f"`in` has no '{e.name}' here (shape {obj})", e.pos,
+                           f"available: {', '.join(fields)}")
+        raise self.err(f"'{e.name}' is not an attribute of {_show(obj)}", e.pos)
+
+    def _Index(self, e):
+        obj, idx = self.eval(e.obj), self.eval(e.index)
+        if not isinstance(obj, list):
+            raise self.err(f"cannot index {_show(obj)}", e.pos)
+        if not _is_int(idx):
+            raise self.err(f"a list index must be an int, not {_show(idx)}", e.index.pos)
+        if not -len(obj) <= idx < len(obj):
+            raise self.err(f"index {idx} is out of range for a list of length {len(obj)}", e.index.pos)
+        return obj[idx]
+
+    def _FunCall(self, e):
+        if e.func not in _FUNCS:
+            raise self.err(f"unknown function '{e.func}'", e.pos, f"functions: {', '.join(_FUNCS)}")
+        if e.kwargs:
+            raise self.err(f"{e.func}() takes no keyword arguments", e.pos)
+        args = [self.eval(a) for a in e.args]
+        if e.func == "len":
+            if len(args) != 1 or not isinstance(args[0], list):
+                raise self.err("len() takes one list", e.pos)
+            return len(args[0])
+        if e.func == "range":
+            if not 1 <= len(args) <= 3 or not all(_is_int(a) for a in args):
+                raise self.err("range() takes one to three ints", e.pos)
+            return list(range(*args))
+        if not args or (len(args) == 1 and not isinstance(args[0], list)):
+            raise self.err(f"{e.func}() takes a list or several numbers", e.pos)
+        items = args[0] if len(args) == 1 else args
+        if not items or not all(_is_num(a) for a in items):
+            raise self.err(f"{e.func}() needs numbers", e.pos)
+        return min(items) if e.func == "min" else max(items)
+
+    def _BinOp(self, e):
+        a, b = self.eval(e.left), self.eval(e.right)
+        if e.op == "+" and isinstance(a, list) and isinstance(b, list):
+            return a + b
+        if not (_is_num(a) and _is_num(b)):
+            raise self.err(f"'{e.op}' needs numbers, not {_show(a)} and {_show(b)}", e.pos)
+        if e.op in ("//", "%") and b == 0:
+            raise self.err("division by zero", e.pos)
+        return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b,
+                "//": lambda: a // b, "%": lambda: a % b}[e.op]()
+
+    def _Compare(self, e):
+        a, b = self.eval(e.left), self.eval(e.right)
+        if e.op == "==":
+            return a == b
+        if e.op == "!=":
+            return a != b
+        if not (_is_num(a) and _is_num(b)):
+            raise self.err(f"'{e.op}' needs numbers, not {_show(a)} and {_show(b)}", e.pos)
+        return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[e.op]
+
+    def _BoolOp(self, e):
+        a = self._truth(e.left)
+        if e.op == "and":
+            return a and self._truth(e.right)
+        return a or self._truth(e.right)
+
+    def _Not(self, e):
+        return not self._truth(e.operand)
+
+    def _Neg(self, e):
+        v = self.eval(e.operand)
+        if not _is_num(v):
+            raise self.err(f"cannot negate {_show(v)}", e.pos)
+        return -v
+
+    def _Ternary(self, e):
+        return self.eval(e.then) if self._truth(e.cond) else self.eval(e.otherwise)
+
+    def _ListLit(self, e):
+        return [self.eval(x) for x in e.items]
+
+    def _truth(self, e) -> bool:
+        v = self.eval(e)
+        if not isinstance(v, bool):
+            raise self.err(f"a condition must be true or false, not {_show(v)}", e.pos,
+                           "compare explicitly, e.g. `dropout != none`")
+        return v
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _show(v) -> str:
+    if v is None:
+        return "none"
+    if isinstance(v, Shape):
+        return f"a shape {v}"
+    return f"{type(v).__name__} {v!r}"
+
+
+class _Elaborator:
+    def __init__(self, program: Program, bound: dict):
+        self.program = program
+        self.net = program.network
+        self.bound = bound
+        self.nodes: list[Node] = []
+        self.modules: dict[tuple, ModuleDecl] = {}
+        self.records: dict[str, int] = {}
+
+    def err(self, msg: str, pos: Pos, hint: str | None = None) -> SpecError:
+        return SpecError(msg, pos, hint=hint, source=self.program.sources.get(pos.file))
+
+    # -- entry
+    def run(self) -> Network:
+        ev = Evaluator(self.program, dict(self.bound))
+        shape = self._input_shape(ev)
+        inp = self._node("input", None, [], shape, self.net.input.pos, (-1,))
+        scope = _Scope((), (), inp, dict(self.bound))
+        out = self._body(self.net.body, scope, inp)
+        params = [Param(p.name, type_name(p.type), p.default is not None,
+                        Evaluator(self.program, {}).eval(p.default) if p.default is not None else None,
+                        self.bound[p.name]) for p in self.net.params]
+        base = "CLBackbone" if (self.program.continual or self.program.mask) else "Backbone"
+        modules = sorted(self.modules.values(), key=lambda m: (m.order, len(m.path)))
+        return Network(self.program.path, self.program.class_name, self.net.name, base,
+                       self.program.mask.scheme if self.program.mask else None, params, modules,
+                       self.nodes, out, self.records)
+
+    def _input_shape(self, ev: Evaluator) -> Shape:
+        d = self.net.input
+        dims = [ev.eval(a) for a in d.args]
+        expect = {"features": (1, 1), "image": (1, 3)}
+        if d.kind not in expect:
+            raise self.err(f"unknown input kind '{d.kind}'", d.pos, "use `input features(n)` or `input image(c[, h, w])`")
+        lo, hi = expect[d.kind]
+        if not lo <= len(dims) <= hi or len(dims) == 2:
+            raise self.err(f"`input {d.kind}` takes {'1' if hi == 1 else '1 or 3'} sizes, got {len(dims)}", d.pos)
+        for a, v in zip(d.args, dims):
+            if not _is_int(v) or v <= 0:
+                raise self.err(f"an input size must be a positive int, got {_show(v)}", a.pos)
+        if d.kind == "image" and len(dims) == 1:
+            dims += [None, None]
+        return Shape(tuple(dims))
+
+    def _node(self, op, module, inputs, shape, pos, order, **kw) -> int:
+        n = Node(len(self.nodes), op, module, list(inputs), shape, pos, order, **kw)
+        self.nodes.append(n)
+        return n.id
+
+    # -- statements
+    def _body(self, stmts, scope: _Scope, stream: int) -> int:
+        for i, s in enumerate(stmts):
+            if isinstance(s, A.Branch):
+                if s.name in scope.branches:
+                    raise self.err(f"branch '{s.name}' is declared twice in this scope", s.pos)
+                scope.branches[s.name] = (s, scope.key + (i,))
+        for i, s in enumerate(stmts):
+            key = scope.key + (i,)
+            if isinstance(s, A.Chain):
+                stream = self._chain(s.elements, scope, stream, key, in_branch=False)
+            elif isinstance(s, A.ForLoop):
+                stream = self._loop(s, scope, stream, key)
+            elif isinstance(s, A.BlockDef):
+                raise self.err("blocks are declared at the top level of a file", s.pos)
+        for name, (b, key) in scope.branches.items():
+            if name not in scope.branch_values:
+                raise self.err(f"branch '{name}' is never used", b.pos, f"use it with `add({name})`")
+        return stream
+
+    def _loop(self, s: A.ForLoop, scope: _Scope, stream: int, key) -> int:
+        ev = Evaluator(self.program, scope.env, self.nodes[scope.input].shape if scope.block else None)
+        items = ev.eval(s.iterable)
+        if not isinstance(items, list):
+            raise self.err(f"`for` iterates over a list, not {_show(items)}", s.iterable.pos,
+                           "use a list parameter, a list literal or range(n)")
+        for var in (s.index_var, s.item_var):
+            if var is not None and var in self.bound:
+                raise self.err(f"loop variable '{var}' hides the parameter of the same name", s.pos)
+        saved = dict(scope.env)
+        for it, item in enumerate(items):
+            if s.index_var is not None:
+                scope.env[s.index_var] = it
+            scope.env[s.item_var] = item
+            for j, st in enumerate(s.body):
+                k = key + (it, j)
+                if isinstance(st, A.Chain):
+                    stream = self._chain(st.elements, scope, stream, k, in_branch=False)
+                elif isinstance(st, A.ForLoop):
+                    stream = self._loop(st, scope, stream, k)
+                else:
+                    raise self.err("only chains and loops may appear inside a `for` body", st.pos)
+        scope.env.clear()
+        scope.env.update(saved)
+        return stream
+
+    def _branch_value(self, name: str, scope: _Scope, pos: Pos) -> int:
+        if name in scope.branch_values:
+            return scope.branch_values[name]
+        if name not in scope.branches:
+            raise self.err(f"unknown branch '{name}'", pos,
+                           f"declare it in this scope: `branch {name} = ...`")
+        b, key = scope.branches[name]
+        # A branch starts from the scope's input, whatever the main path did before the `add`.
+        value = self._chain(b.elements, scope, scope.input, key, in_branch=True)
+        scope.branch_values[name] = value
+        return value
+
+    # -- chains
+    def _chain(self, elements, scope: _Scope, stream: int, key, in_branch: bool) -> int:
+        current_layer: str | None = None
+        for e_idx, el in enumerate(elements):
+            k = key + (e_idx,)
+            if isinstance(el, A.Record):
+                if in_branch:
+                    raise self.err("`record` is not allowed in a branch", el.pos)
+                if current_layer is None:
+                    raise self.err("`record` needs a weighted layer (linear or conv2d) earlier in its chain", el.pos)
+                if current_layer in self.records:
+                    raise self.err(f"the activation of '{current_layer}' is recorded twice", el.pos)
+                self.records[current_layer] = stream
+            elif isinstance(el, A.Add):
+                other = self._branch_value(el.branch, scope, el.pos)
+                a, b = self.nodes[stream].shape, self.nodes[other].shape
+                if a != b:
+                    raise self.err(f"add({el.branch}) joins shapes {a} and {b}", el.pos,
+                                   "a branch must produce the main path's shape (a strided or wider main path "
+                                   "needs a projection in the branch)")
+                stream = self._node("add", None, [stream, other], a, el.pos, k,
+                                    in_branch=in_branch, chain_layer=current_layer)
+            else:
+                stream, weighted = self._layer(el, scope, stream, k, in_branch, current_layer)
+                if weighted is not None:
+                    current_layer = weighted
+        return stream
+
+    def _layer(self, el: A.Layer, scope: _Scope, stream: int, key, in_branch, current_layer):
+        ev = Evaluator(self.program, scope.env, self.nodes[scope.input].shape if scope.block else None)
+        if el.cond is not None and not ev._truth(el.cond):
+            return stream, None
+        if len(el.ops) == 1 and el.ops[0].repeat is None:
+            op = el.ops[0]
+            kind = self._op_kind(op, ev)
+            if kind[0] == "skip":  # an activation parameter that is None
+                return stream, None
+            if kind[0] == "block":
+                path = self._path(el, scope, ev, key, needed=True, what=f"block '{op.name}'")
+                return self._instantiate(kind[1], op, ev, path, stream, key, el.pos), None
+            path = self._path(el, scope, ev, key, needed=kind[0] != "function", what=op.name)
+            return self._builtin(kind, op, ev, path, stream, key, in_branch, current_layer)
+        # A sequence `a(...), b(...) * n`: an nn.Sequential whose children are numbered.
+        path = self._path(el, scope, ev, key, needed=True, what="a sequence")
+        self._declare(path, "Sequential", {}, el.pos, key)
+        index = 0
+        for op in el.ops:
+            times = 1
+            if op.repeat is not None:
+                times = ev.eval(op.repeat)
+                if not _is_int(times) or times < 0:
+                    raise self.err(f"a repetition count must be an int >= 0, got {_show(times)}", op.repeat.pos)
+            kind = self._op_kind(op, ev)
+            for _ in range(times):
+                child = path + (str(index),)
+                ck = key + (index,)
+                if kind[0] == "block":
+                    stream = self._instantiate(kind[1], op, ev, child, stream, ck, op.pos)
+                elif kind[0] in ("builtin", "activation"):
+                    stream, _ = self._builtin(kind, op, ev, child, stream, ck, in_branch, current_layer)
+                else:
+                    raise self.err(f"'{op.name}' cannot be repeated", op.pos)
+                index += 1
+        return stream, None
+
+    def _op_kind(self, op: A.Op, ev: Evaluator):
+        # Builtin layers and activations first, then blocks, then activation parameters: a
+        # parameter named like a layer (`dropout: float?`) must not hide the layer.
+        if op.name in ACTIVATIONS:
+            return ("activation", Activation(op.name))
+        if op.name in OPS:
+            spec = OPS[op.name]
+            return ("function" if spec.torch_class is None else "builtin", spec)
+        if op.name in self.program.blocks:
+            return ("block", self.program.blocks[op.name])
+        if op.name in ev.env:
+            v = ev.env[op.name]
+            if v is None:
+                return ("skip",)
+            if isinstance(v, Activation):
+                return ("activation", v)
+            raise self.err(f"'{op.name}' is {_show(v)}, not a layer", op.pos)
+        known = list(OPS) + list(ACTIVATIONS) + list(self.program.blocks)
+        close = difflib.get_close_matches(op.name, known, n=1)
+        raise self.err(f"unknown layer '{op.name}'", op.pos,
+                       f"did you mean '{close[0]}'?" if close else "builtin layers: " + ", ".join(OPS))
+
+    def _path(self, el: A.Layer, scope: _Scope, ev: Evaluator, key, needed: bool, what: str):
+        if el.path is None:
+            if needed:
+                raise self.err(f"{what} needs a module name: write `name: ...`", el.pos)
+            return None
+        if not needed:
+            raise self.err(f"{what} has no module, so it takes no name", el.path.pos)
+        p = el.path
+        if p.index is None:
+            path = scope.prefix + (p.name,)
+            if path in self.modules:
+                raise self.err(f"module '{'/'.join(path)}' is declared twice", p.pos,
+                               "inside a loop, index the name: `name[i]: ...`")
+            return path
+        idx = ev.eval(p.index)
+        if not _is_int(idx):
+            raise self.err(f"a module index must be an int, got {_show(idx)}", p.index.pos)
+        container = scope.prefix + (p.name,)
+        existing = self.modules.get(container)
+        if existing is not None and existing.cls != "ModuleList":
+            raise self.err(f"'{p.name}' is already a single module, not a list", p.pos)
+        count = sum(1 for m in self.modules if len(m) == len(container) + 1 and m[:-1] == container)
+        if idx != count:
+            raise self.err(f"'{p.name}[{idx}]' must follow '{p.name}[{count - 1}]'" if count else
+                           f"'{p.name}' must start at index 0, not {idx}", p.index.pos,
+                           "module lists are filled in order, like nn.ModuleList.append")
+        if existing is None:
+            self._declare(container, "ModuleList", {}, p.pos, key)
+        return container + (str(idx),)
+
+    def _declare(self, path, cls, kwargs, pos, key, block=None) -> None:
+        if path in self.modules:
+            raise self.err(f"module '{'/'.join(path)}' is declared twice", pos)
+        self.modules[path] = ModuleDecl(path, cls, kwargs, pos, key, block)
+
+    def _bind_op_args(self, spec_params, op: A.Op, ev: Evaluator, what: str) -> dict:
+        names = [n for n, _, _ in spec_params]
+        if len(op.args) > len(spec_params):
+            raise self.err(f"{what} takes at most {len(spec_params)} positional arguments, got {len(op.args)}", op.pos,
+                           f"arguments: {', '.join(names)}" if names else None)
+        out = {}
+        for (name, _, _), a in zip(spec_params, op.args):
+            out[name] = (ev.eval(a), a.pos)
+        for name, a in op.kwargs:
+            if name not in names:
+                close = difflib.get_close_matches(name, names, n=1)
+                raise self.err(f"{what} has no argument '{name}'", a.pos,
+                               f"did you mean '{close[0]}'?" if close else
+                               (f"arguments: {', '.join(names)}" if names else f"{what} takes no arguments"))
+            if name in out:
+                raise self.err(f"argument '{name}' of {what} given twice", a.pos)
+            out[name] = (ev.eval(a), a.pos)
+        bound = {}
+        for name, typ, default in spec_params:
+            if name in out:
+                value, pos = out[name]
+                tref = A.TypeRef(typ.rstrip("?"), None, typ.endswith("?"), pos)
+                try:
+                    bound[name] = coerce(value, tref, f"argument '{name}' of {what}")
+                except TypeError as e:
+                    raise self.err(str(e), pos) from None
+            elif default is REQUIRED:
+                raise self.err(f"{what} needs argument '{name}'", op.pos)
+            else:
+                bound[name] = default
+        return bound
+
+    def _builtin(self, kind, op: A.Op, ev, path, stream, key, in_branch, current_layer):
+        shape = self.nodes[stream].shape
+        if kind[0] == "activation":
+            act: Activation = kind[1]
+            params = ACTIVATIONS.get(act.name, ()) if act.cls is None else ()
+            a = self._bind_op_args(params, op, ev, act.name)
+            self._declare(path, act.cls if act.cls is not None else act.name, a, op.pos, key)
+            n = self._node("call_module", path, [stream], shape, op.pos, key,
+                           in_branch=in_branch, chain_layer=current_layer)
+            return n, None
+        spec = kind[1]
+        a = self._bind_op_args(spec.params, op, ev, spec.name)
+        problem = check(spec.name, a, shape)
+        if problem:
+            raise self.err(problem, op.pos)
+        out = out_shape(spec.name, a, shape)
+        if spec.torch_class is None:
+            if spec.name == "identity":
+                return stream, None
+            return self._node(spec.name, None, [stream], out, op.pos, key, in_branch=in_branch,
+                              chain_layer=current_layer), None
+        self._declare(path, spec.torch_class, torch_kwargs(spec.name, a, shape), op.pos, key)
+        weighted = spec.weighted and not in_branch
+        name = "/".join(path)
+        n = self._node("call_module", path, [stream], out, op.pos, key, weighted=weighted,
+                       in_branch=in_branch, chain_layer=name if weighted else current_layer)
+        return n, (name if weighted else None)
+
+    def _instantiate(self, block: A.BlockDef, op: A.Op, ev: Evaluator, path, stream, key, pos) -> int:
+        params = tuple((p.name, type_name(p.type), REQUIRED if p.default is None else
+                        Evaluator(self.program, {}).eval(p.default)) for p in block.params)
+        args = self._bind_op_args(params, op, ev, f"block '{block.name}'")
+        self._declare(path, "Block", {}, pos, key, block=block.name)
+        # Blocks see the network's parameters, then their own (which take precedence).
+        env = {**self.bound, **args}
+        scope = _Scope(path, key, stream, env, block=block.name)
+        return self._body(block.body, scope, stream)

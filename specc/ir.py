@@ -1,0 +1,120 @@
+"""The IR: an elaborated network with concrete sizes.
+
+Two views of one network:
+- `modules`: the module tree as the spec declares it (paths, torch class names and constructor
+  arguments, registration order). Lowering builds the nn.Module tree from this, so state_dict keys
+  and their order follow the spec, not the forward's call order.
+- `nodes`: the data-flow graph (one node per call), from which the analysis derives the
+  weighted-layer order and unit facts, and lowering derives the fx graph.
+
+Facts the analysis learns about a node live in `node.meta`; facts about the network in the
+`Network` fields it fills. Nothing here imports torch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import Pos
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A tensor shape without the batch dimension: (features,) or (channels, height, width).
+
+    Height and width may be None when the spec's input does not state them."""
+
+    dims: tuple
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.dims) == 3
+
+    @property
+    def units(self):
+        return self.dims[0]
+
+    def __str__(self) -> str:
+        return "(" + ", ".join("?" if d is None else str(d) for d in self.dims) + ")"
+
+
+@dataclass
+class ModuleDecl:
+    path: tuple[str, ...]
+    cls: str  # torch.nn class name, or "ModuleList" / "Sequential" / "Block" for containers
+    kwargs: dict  # constructor keyword arguments (concrete values)
+    pos: Pos
+    order: tuple  # declaration-order key: registration order among siblings
+    block: str | None = None  # for Block containers: the block's name
+
+    @property
+    def name(self) -> str:
+        """The CLArena-style name: module path with '/' separators."""
+        return "/".join(self.path)
+
+
+@dataclass
+class Node:
+    id: int
+    op: str  # input | call_module | flatten | add
+    module: tuple[str, ...] | None  # the module called (call_module)
+    inputs: list[int]
+    shape: Shape  # output shape
+    pos: Pos
+    order: tuple  # declaration-order key, the tie-break of the topological order
+    weighted: bool = False  # a linear/conv on the main path (see analyse.py)
+    in_branch: bool = False  # created inside a `branch` (a shortcut path)
+    chain_layer: str | None = None  # the weighted layer whose chain this node belongs to
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str | None:
+        return "/".join(self.module) if self.module else None
+
+
+@dataclass
+class Param:
+    name: str
+    type: str  # as written in the spec, e.g. "list[int]", "activation?"
+    has_default: bool
+    default: object
+    value: object  # the bound value this IR was elaborated with
+
+
+@dataclass
+class Network:
+    spec_path: str
+    class_name: str
+    network_name: str
+    base: str  # Backbone | CLBackbone
+    mask_scheme: str | None
+    params: list[Param]
+    modules: list[ModuleDecl]  # in registration order (parents before children)
+    nodes: list[Node]
+    output: int  # id of the node whose value is the output feature
+    records: dict[str, int]  # weighted layer name -> node whose value is recorded as its activation
+    # Filled by the analysis (specc/analyse.py):
+    topo_order: list[int] = field(default_factory=list)
+    weighted_layer_names: list[str] = field(default_factory=list)
+    preceding: dict[str, str | None] = field(default_factory=dict)
+    next: dict[str, str | None] = field(default_factory=dict)
+    graph_preceding: dict[str, list[str]] = field(default_factory=dict)
+    graph_next: dict[str, list[str]] = field(default_factory=dict)
+
+    def node(self, node_id: int) -> Node:
+        return self.nodes[node_id]
+
+    def module(self, path: tuple[str, ...]) -> ModuleDecl:
+        for m in self.modules:
+            if m.path == path:
+                return m
+        raise KeyError(path)
+
+    def consumers(self, node_id: int) -> list[int]:
+        return [n.id for n in self.nodes if node_id in n.inputs]
+
+    @property
+    def output_dim_arg(self):
+        for p in self.params:
+            if p.name == "output_dim":
+                return p.value
+        return None

@@ -1,0 +1,3 @@
+# CLArena's `CLMLP`: the MLP architecture as a continual-learning backbone.
+include "mlp.cl"
+backbone CLMLP = continual MLP

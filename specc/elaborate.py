@@ -48,11 +48,15 @@ def bind_arguments(program: Program, args: dict, overrides: dict | None = None) 
     return bound
 
 
-def elaborate(program: Program, args: dict | None = None, overrides: dict | None = None) -> Network:
-    """Elaborate `program` with constructor `args` (missing ones take `overrides`, then defaults)."""
+def elaborate(program: Program, args: dict | None = None, overrides: dict | None = None,
+              image_size: int | None = None) -> Network:
+    """Elaborate `program` with constructor `args` (missing ones take `overrides`, then defaults).
+
+    `image_size` fills in the height and width of an `input image(c)` that leaves them open, so
+    that reports can show spatial sizes; the modules built do not depend on it."""
     _check_mask(program)
     bound = bind_arguments(program, args or {}, overrides)
-    return _Elaborator(program, bound).run()
+    return _Elaborator(program, bound, image_size).run()
 
 
 def _check_mask(program: Program) -> None:
@@ -224,7 +228,8 @@ def _show(v) -> str:
 
 
 class _Elaborator:
-    def __init__(self, program: Program, bound: dict):
+    def __init__(self, program: Program, bound: dict, image_size: int | None = None):
+        self.image_size = image_size
         self.program = program
         self.net = program.network
         self.bound = bound
@@ -264,7 +269,7 @@ class _Elaborator:
             if not _is_int(v) or v <= 0:
                 raise self.err(f"an input size must be a positive int, got {_show(v)}", a.pos)
         if d.kind == "image" and len(dims) == 1:
-            dims += [None, None]
+            dims += [self.image_size, self.image_size]
         return Shape(tuple(dims))
 
     def _node(self, op, module, inputs, shape, pos, order, **kw) -> int:

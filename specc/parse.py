@@ -24,9 +24,10 @@ _TOKEN_WORDS = {
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    # LALR keeps `specc check` instant; the grammar is written to be LALR(1).
+    # LALR keeps `specc check` instant (the grammar is written to be LALR(1)); lark's cache keeps
+    # the built tables in the temp folder, keyed by the grammar's hash, so they are built once.
     return Lark(GRAMMAR_PATH.read_text(encoding="utf-8"), parser="lalr", propagate_positions=True,
-                maybe_placeholders=True)
+                maybe_placeholders=True, cache=True)
 
 
 def _describe(expected: set[str]) -> str:

@@ -1,6 +1,6 @@
 # ResNet-101, reproducing CLArena's `ResNet101` (clarena.backbones.ResNet101).
 # Blocks: 3-4-23-3 large blocks; each stage's stride sits in its first block only.
-include "resnet_blocks.cl"
+include "lib/resnet_blocks.cl"
 
 network ResNet101(
     input_channels: int,

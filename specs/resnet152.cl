@@ -1,6 +1,6 @@
 # ResNet-152, reproducing CLArena's `ResNet152` (clarena.backbones.ResNet152).
 # Blocks: 3-8-36-3 large blocks; each stage's stride sits in its first block only.
-include "resnet_blocks.cl"
+include "lib/resnet_blocks.cl"
 
 network ResNet152(
     input_channels: int,

@@ -1,6 +1,6 @@
 # ResNet-18, reproducing CLArena's `ResNet18` (clarena.backbones.ResNet18).
 # Blocks: 2-2-2-2 small blocks; each stage's stride sits in its first block only.
-include "resnet_blocks.cl"
+include "lib/resnet_blocks.cl"
 
 network ResNet18(
     input_channels: int,

@@ -1,6 +1,6 @@
 # ResNet-34, reproducing CLArena's `ResNet34` (clarena.backbones.ResNet34).
 # Blocks: 3-4-6-3 small blocks; each stage's stride sits in its first block only.
-include "resnet_blocks.cl"
+include "lib/resnet_blocks.cl"
 
 network ResNet34(
     input_channels: int,

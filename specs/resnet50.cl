@@ -1,6 +1,6 @@
 # ResNet-50, reproducing CLArena's `ResNet50` (clarena.backbones.ResNet50).
 # Blocks: 3-4-6-3 large blocks; each stage's stride sits in its first block only.
-include "resnet_blocks.cl"
+include "lib/resnet_blocks.cl"
 
 network ResNet50(
     input_channels: int,

@@ -1,0 +1,34 @@
+"""Text reports of an analysed network (the `specc show` table). No torch."""
+from __future__ import annotations
+
+from .ir import Network
+
+
+def parameter_count(cls: str, kw: dict) -> int:
+    if cls == "Linear":
+        return kw["in_features"] * kw["out_features"] + (kw["out_features"] if kw["bias"] else 0)
+    if cls == "Conv2d":
+        k = kw["kernel_size"]
+        return (kw["out_channels"] * (kw["in_channels"] // kw["groups"]) * k * k
+                + (kw["out_channels"] if kw["bias"] else 0))
+    return 0
+
+
+def weighted_layer_table(net: Network) -> str:
+    by_name = {n.name: n for n in net.nodes if n.weighted}
+    rows = [("#", "layer", "kind", "input", "output", "params", "preceding", "next")]
+    total = 0
+    for i, name in enumerate(net.weighted_layer_names):
+        node = by_name[name]
+        decl = net.module(node.module)
+        count = parameter_count(decl.cls, decl.kwargs)
+        total += count
+        rows.append((str(i), name, decl.cls, str(net.nodes[node.inputs[0]].shape), str(node.shape),
+                     f"{count:,}", net.preceding[name] or "-", net.next[name] or "-"))
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) if c not in (0, 5) else cell.rjust(w)
+                       for c, (cell, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append(f"{net.class_name}: {len(net.weighted_layer_names)} weighted layers, "
+                 f"{total:,} weighted-layer parameters")
+    return "\n".join(lines)

@@ -32,7 +32,8 @@ def runtime_class(program: Program, overrides: dict | None = None) -> type:
         bound = sig.bind(self, *args, **kwargs)
         bound.apply_defaults()
         values = {n: bound.arguments[n] for n in names}
-        base.__init__(self, output_dim=values.get("output_dim"), **bound.arguments.get("kwargs", {}))
+        base_kwargs = {k: (None if v == "None" else values[v]) for k, v in cdef.base_args}
+        base.__init__(self, **base_kwargs, **bound.arguments.get("kwargs", {}))
         assemble(self, program, values)
 
     __init__.__signature__ = sig

@@ -12,6 +12,7 @@ from .elaborate import Evaluator, bind_arguments
 from .errors import SpecError
 from .layers import ACTIVATIONS
 from .load import Program
+from .masking import class_params
 from .values import Activation, coerce, type_name
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -31,7 +32,7 @@ class ClassDef:
     name: str
     base: str  # a class of specc.runtime.compiled
     params: tuple[ParamDef, ...]
-    has_output_dim: bool
+    base_args: tuple[tuple[str, str], ...]  # keyword -> parameter name (or "None") for the base __init__
 
 
 def class_def(program: Program, overrides: dict | None = None) -> ClassDef:
@@ -40,12 +41,13 @@ def class_def(program: Program, overrides: dict | None = None) -> ClassDef:
     src = program.sources.get(net.pos.file)
     ident(program.class_name, net.pos, src)
     overrides = overrides or {}
-    unknown = set(overrides) - {p.name for p in net.params}
+    params_ast = class_params(program)
+    unknown = set(overrides) - {p.name for p in params_ast}
     if unknown:
         # bind_arguments words the error (with a suggestion) the same way for -D and arguments.
         bind_arguments(program, {}, {n: overrides[n] for n in unknown})
     params = []
-    for p in net.params:
+    for p in params_ast:
         ident(p.name, p.pos, src)
         if p.name in overrides:
             default = _coerce(program, p, overrides[p.name], "-D value")
@@ -55,8 +57,14 @@ def class_def(program: Program, overrides: dict | None = None) -> ClassDef:
             default = NO_DEFAULT
         params.append(ParamDef(p.name, annotation(p.type), default,
                                None if default is NO_DEFAULT else literal(default)))
-    base = "CompiledCLBackbone" if (program.continual or program.mask) else "CompiledBackbone"
-    return ClassDef(program.class_name, base, tuple(params), any(p.name == "output_dim" for p in net.params))
+    scheme = program.mask.scheme if program.mask else None
+    base = {"hat": "CompiledHATBackbone"}.get(scheme) or (
+        "CompiledCLBackbone" if program.continual else "CompiledBackbone")
+    names = {p.name for p in params_ast}
+    base_args = [("output_dim", "output_dim" if "output_dim" in names else "None")]
+    if scheme == "hat":
+        base_args.append(("gate", "gate"))
+    return ClassDef(program.class_name, base, tuple(params), tuple(base_args))
 
 
 def _coerce(program: Program, p, value, origin: str):

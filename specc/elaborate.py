@@ -14,24 +14,25 @@ from .errors import Pos, SpecError
 from .ir import ModuleDecl, Network, Node, Param, Shape
 from .layers import ACTIVATIONS, OPS, REQUIRED, check, out_shape, torch_kwargs
 from .load import Program
+from .masking import class_params, network_args, options
 from .values import Activation, as_activation, coerce, type_name
 
-MASK_SCHEMES = ("hat", "wsn", "amnesiac_hat")
 _FUNCS = ("len", "range", "min", "max")
 
 
 def bind_arguments(program: Program, args: dict, overrides: dict | None = None) -> dict:
-    """The network's parameter values: defaults, then `overrides` (-D), then `args`."""
+    """The class's parameter values: defaults, then `overrides` (-D), then `args`."""
     net = program.network
     src = program.sources.get(net.pos.file)
-    known = {p.name for p in net.params}
+    params = class_params(program)
+    known = {p.name for p in params}
     for name in list(args) + list(overrides or {}):
         if name not in known:
             close = difflib.get_close_matches(name, known, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"parameters: {', '.join(p.name for p in net.params)}"
+            hint = f"did you mean '{close[0]}'?" if close else f"parameters: {', '.join(p.name for p in params)}"
             raise SpecError(f"network {net.name} has no parameter '{name}'", net.pos, hint=hint, source=src)
     bound = {}
-    for p in net.params:
+    for p in params:
         if p.name in args:
             value, origin = args[p.name], "argument"
         elif overrides and p.name in overrides:
@@ -44,7 +45,7 @@ def bind_arguments(program: Program, args: dict, overrides: dict | None = None) 
         try:
             bound[p.name] = coerce(value, p.type, f"{origin} of '{p.name}'")
         except TypeError as e:
-            raise SpecError(str(e), p.pos, source=src) from None
+            raise SpecError(str(e), p.pos, source=program.sources.get(p.pos.file)) from None
     return bound
 
 
@@ -54,24 +55,13 @@ def elaborate(program: Program, args: dict | None = None, overrides: dict | None
 
     `image_size` fills in the height and width of an `input image(c)` that leaves them open, so
     that reports can show spatial sizes; the modules built do not depend on it."""
-    _check_mask(program)
     bound = bind_arguments(program, args or {}, overrides)
-    return _Elaborator(program, bound, image_size).run()
-
-
-def _check_mask(program: Program) -> None:
-    m = program.mask
-    if m is None:
-        return
-    src = program.sources.get(m.pos.file)
-    if m.scheme not in MASK_SCHEMES:
-        close = difflib.get_close_matches(m.scheme, MASK_SCHEMES, n=1)
-        raise SpecError(f"unknown masking scheme '{m.scheme}'", m.pos,
-                        hint=f"did you mean '{close[0]}'?" if close else f"schemes: {', '.join(MASK_SCHEMES)}",
-                        source=src)
-    raise SpecError(f"masking scheme '{m.scheme}' is not supported yet", m.pos,
-                    hint="this version compiles plain and continual backbones; remove the `mask` line",
-                    source=src)
+    net = _Elaborator(program, network_args(program, bound), image_size).run()
+    net.params = [Param(p.name, type_name(p.type), p.default is not None,
+                        Evaluator(program, {}).eval(p.default) if p.default is not None else None,
+                        bound[p.name]) for p in class_params(program)]
+    net.scheme_options = options(program)
+    return net
 
 
 @dataclass
@@ -247,13 +237,10 @@ class _Elaborator:
         inp = self._node("input", None, [], shape, self.net.input.pos, (-1,))
         scope = _Scope((), (), inp, dict(self.bound))
         out = self._body(self.net.body, scope, inp)
-        params = [Param(p.name, type_name(p.type), p.default is not None,
-                        Evaluator(self.program, {}).eval(p.default) if p.default is not None else None,
-                        self.bound[p.name]) for p in self.net.params]
         base = "CLBackbone" if (self.program.continual or self.program.mask) else "Backbone"
         modules = sorted(self.modules.values(), key=lambda m: (m.order, len(m.path)))
         return Network(self.program.path, self.program.class_name, self.net.name, base,
-                       self.program.mask.scheme if self.program.mask else None, params, modules,
+                       self.program.mask.scheme if self.program.mask else None, [], modules,
                        self.nodes, out, self.records)
 
     def _input_shape(self, ev: Evaluator) -> Shape:

@@ -87,11 +87,12 @@ class Network:
     network_name: str
     base: str  # Backbone | CLBackbone
     mask_scheme: str | None
-    params: list[Param]
+    params: list[Param]  # the class's constructor parameters, with the values bound
     modules: list[ModuleDecl]  # in registration order (parents before children)
     nodes: list[Node]
     output: int  # id of the node whose value is the output feature
     records: dict[str, int]  # weighted layer name -> node whose value is recorded as its activation
+    scheme_options: dict = field(default_factory=dict)  # the `mask` declaration's options
     # Filled by the analysis (specc/analyse.py):
     topo_order: list[int] = field(default_factory=list)
     weighted_layer_names: list[str] = field(default_factory=list)

@@ -18,6 +18,10 @@ from ..errors import SpecError
 from ..load import Program, load_program
 
 
+_KIND = {"CompiledBackbone": "Backbone", "CompiledCLBackbone": "Continual-learning backbone",
+         "CompiledHATBackbone": "HAT-masked continual-learning backbone"}
+
+
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
     return jinja2.Environment(loader=jinja2.PackageLoader("specc.emit", "templates"),
@@ -46,11 +50,10 @@ def emit(program: Program, overrides: dict | None = None) -> str:
                  for p, text in embedded.items()],
         top=repr(spec_name),
         class_name=cdef.name,
-        class_doc=f"{'Continual-learning backbone' if cdef.base == 'CompiledCLBackbone' else 'Backbone'} "
-                  f"{cdef.name} (network {program.network.name}).",
+        class_doc=f"{_KIND[cdef.base]} {cdef.name} (network {program.network.name}).",
         param_decls=decls,
         param_names=[d.name for d in cdef.params],
-        output_dim="output_dim" if cdef.has_output_dim else "None",
+        base_args=", ".join(f"{k}={v}" for k, v in cdef.base_args),
     )
     compile(text, f"<generated {spec_name}>", "exec")  # a generated module that does not parse is our bug
     return text

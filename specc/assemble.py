@@ -12,6 +12,9 @@ from .elaborate import elaborate
 from .errors import UsageError
 from .load import Program
 from .lower import build_graph, build_modules, compile_graph
+from .passes.hat import hat_pass
+
+PASSES = {"hat": hat_pass}
 
 _RESERVED = set(dir(nn.Module)) | {"weighted_layer_names", "task_id", "processed_task_ids",
                                    "specc_network", "_specc_forward"}
@@ -28,7 +31,11 @@ def assemble(module: nn.Module, program: Program, args: dict) -> None:
     build_modules(module, net)
     module.weighted_layer_names = list(net.weighted_layer_names)
     module.specc_network = net
-    module._specc_forward = compile_graph(build_graph(net))
+    graph = build_graph(net)
+    if net.mask_scheme is not None:
+        module.specc_setup_scheme(net)
+        graph = PASSES[net.mask_scheme](graph, net)
+    module._specc_forward = compile_graph(graph)
 
 
 def _is_activation(p) -> bool:

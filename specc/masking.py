@@ -26,7 +26,7 @@ class Option:
 # Options each scheme's declaration accepts. `gate` and `batch_normalization` set the defaults of
 # the constructor parameters of the same name (CLArena's classes have no default for `gate`).
 SCHEMES: dict[str, tuple[Option, ...]] = {
-    "hat": (Option("gate", "str", None), Option("batch_normalization", "str?", None)),
+    "hat": (Option("gate", "str?", None), Option("batch_normalization", "str?", None)),
 }
 NOT_YET = ("wsn", "amnesiac_hat")
 

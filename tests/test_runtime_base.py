@@ -110,13 +110,13 @@ def test_backbone_attributes_and_abstract_forward():
     assert net.weighted_layer_names == []
     with pytest.raises(NotImplementedError):
         net(torch.zeros(1), "train")
-    for backbone in (
-        CLBackbone(output_dim=None),
-        HATMaskBackbone(output_dim=None, gate="sigmoid"),
-        WSNMaskBackbone(output_dim=None),
+    for backbone, extra in (
+        (CLBackbone(output_dim=None), ()),
+        (HATMaskBackbone(output_dim=None, gate="sigmoid"), ()),
+        (WSNMaskBackbone(output_dim=None), (0.5,)),  # mask_percentage is required
     ):
         with pytest.raises(NotImplementedError):
-            backbone(torch.zeros(1), "train")
+            backbone(torch.zeros(1), "train", *extra)
 
 
 def test_cl_backbone_task_ids():

@@ -12,9 +12,10 @@ elements and sorts the whole tensor. Linear interpolation needs only two order s
 1. `rank = q * (n - 1)`, computed like torch does: `q` is first rounded to the scores' dtype and the
    product is taken in that dtype (so for float32 scores the rank is a float32 number).
 2. `lo = floor(rank)`, `hi = ceil(rank)`, `weight = rank - lo` (exact: a number minus its floor).
-3. The `lo`-th smallest score comes from one `torch.kthvalue` (a selection, linear time). The `hi`-th
-   one is needed only when `hi > lo`; it equals the `lo`-th when at least `lo + 2` scores are `<=`
-   it (a tie), and otherwise it is the smallest score above it; both are one linear pass.
+3. The `lo`-th smallest score (0-based) comes from one `torch.kthvalue` (a selection, expected
+   linear time). The `hi`-th one is needed only when `hi > lo`: it equals the `lo`-th when at least
+   `lo + 2` scores are `<=` it (a tie), and otherwise it is the smallest score above it; a count
+   and a masked minimum, one linear pass each, instead of a second selection.
 4. `torch.lerp(below, above, weight)`, the very kernel `torch.quantile` ends with, on tensors of the
    same dtype and device, so the rounding (including any fused multiply-add) is the same.
 

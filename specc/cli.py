@@ -13,7 +13,7 @@ from pathlib import Path
 from . import __version__
 from .errors import SpecError, UsageError
 
-PROBE_VALUES = {"int": 64, "float": 0.5, "bool": False, "str": "", "list": [64], "activation": "ReLU"}
+PROBE_VALUES = {"int": 64, "float": 0.5, "bool": False, "str": "probe", "list": [64], "activation": "ReLU"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
 
     k = sub.add_parser("check", help="parse, elaborate and analyse each spec (no torch; instant)",
                        description="Check each SPEC. Parameters without a default take -D values, else "
-                                   "probe values (int 64, list [64], float 0.5, bool false).")
+                                   "probe values (int 64, list [64], float 0.5, bool false, str \"probe\").")
     k.add_argument("specs", nargs="+", metavar="SPEC")
     defines(k)
 
@@ -122,10 +122,11 @@ def _network(spec: str, overrides: dict, image_size: int | None = None):
     from .analyse import analyse
     from .elaborate import elaborate
     from .load import load_program
+    from .masking import class_params
 
     program = load_program(spec)
     probed = {}
-    for p in program.network.params:
+    for p in class_params(program):
         if p.default is None and p.name not in overrides:
             probed[p.name] = PROBE_VALUES[p.type.name]
     return analyse(elaborate(program, {}, {**probed, **overrides}, image_size=image_size)), probed

@@ -30,7 +30,7 @@ def bind_arguments(program: Program, args: dict, overrides: dict | None = None) 
         if name not in known:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"parameters: {', '.join(p.name for p in params)}"
-            raise SpecError(f"network {net.name} has no parameter '{name}'", net.pos, hint=hint, source=src)
+            raise SpecError(f"{program.class_name} has no parameter '{name}'", net.pos, hint=hint, source=src)
     bound = {}
     for p in params:
         if p.name in args:
@@ -40,8 +40,9 @@ def bind_arguments(program: Program, args: dict, overrides: dict | None = None) 
         elif p.default is not None:
             value, origin = Evaluator(program, {}).eval(p.default), "default"
         else:
-            raise SpecError(f"parameter '{p.name}' of {net.name} has no default and no value was given",
-                            p.pos, hint=f"pass {p.name}=... (or -D {p.name}=...)", source=src)
+            raise SpecError(f"parameter '{p.name}' of {program.class_name} has no default and no value was given",
+                            p.pos, hint=f"pass {p.name}=... (or -D {p.name}=...)",
+                            source=program.sources.get(p.pos.file))
         try:
             bound[p.name] = coerce(value, p.type, f"{origin} of '{p.name}'")
         except TypeError as e:

@@ -14,17 +14,30 @@ def parameter_count(cls: str, kw: dict) -> int:
     return 0
 
 
+def _mask_point(net: Network, layer: str) -> str:
+    for n in net.nodes:
+        if n.meta.get("mask_point_of") == layer:
+            return f"after {n.name}" if n.op == "call_module" else f"after {n.op}"
+    return "?"
+
+
 def weighted_layer_table(net: Network) -> str:
     by_name = {n.name: n for n in net.nodes if n.weighted}
-    rows = [("#", "layer", "kind", "input", "output", "params", "preceding", "next")]
+    masked = net.mask_scheme == "hat"
+    header = ("#", "layer", "kind", "input", "output", "params", "preceding", "next")
+    rows = [header + (("mask point", "input units gated by") if masked else ())]
     total = 0
     for i, name in enumerate(net.weighted_layer_names):
         node = by_name[name]
         decl = net.module(node.module)
         count = parameter_count(decl.cls, decl.kwargs)
         total += count
-        rows.append((str(i), name, decl.cls, str(net.nodes[node.inputs[0]].shape), str(node.shape),
-                     f"{count:,}", net.preceding[name] or "-", net.next[name] or "-"))
+        row = (str(i), name, decl.cls, str(net.nodes[node.inputs[0]].shape), str(node.shape),
+               f"{count:,}", net.preceding[name] or "-", net.next[name] or "-")
+        if masked:
+            gated = net.graph_preceding[name]
+            row += (_mask_point(net, name), f"mask of {gated[0]}" if gated else "- (network input)")
+        rows.append(row)
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) if c not in (0, 5) else cell.rjust(w)
                        for c, (cell, w) in enumerate(zip(r, widths))).rstrip() for r in rows]

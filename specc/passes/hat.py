@@ -5,6 +5,9 @@ batch norm and, for the layer that owns a residual add, after the add; always be
 activation, so the recorded activations are masked. Masks of convolutions are viewed as
 (1, C, 1, 1) to broadcast over space.
 
+A mask that directly follows a batch norm is folded into the batch norm's affine weight and bias
+(`batch_norm_masked`): the same function, one pass over the activations instead of two.
+
 With `batch_normalization = "independent"`, every batch-norm call is routed through
 `independent_bn`, which picks the live module or a stored per-task copy (`bn_task`).
 
@@ -17,7 +20,7 @@ import operator
 from torch import fx
 
 from ..ir import Network
-from ..runtime.hat import independent_bn
+from ..runtime.hat import batch_norm_masked, independent_bn, independent_bn_masked
 
 _BATCH_NORMS = ("BatchNorm1d", "BatchNorm2d")
 
@@ -35,7 +38,11 @@ def hat_pass(graph: fx.Graph, net: Network) -> fx.Graph:
     with graph.inserting_after(inp):
         mask = graph.placeholder("mask")
 
+    independent = _independent(net)
     for node, layer in points.items():
+        if _foldable(node, net):
+            _fold_into_batch_norm(graph, node, layer, mask, bn_task, net, independent)
+            continue
         image = net.nodes[node.meta["specc"]["ir_node"]].shape.is_image
         with graph.inserting_after(node):
             m = graph.call_function(operator.getitem, (mask, layer))
@@ -48,7 +55,7 @@ def hat_pass(graph: fx.Graph, net: Network) -> fx.Graph:
         masked.meta["specc"] = {**node.meta["specc"], "hat_mask": layer}
         masked.meta["specc"].pop("mask_point_of")
 
-    if net.scheme_options.get("batch_normalization") == "independent" or _independent(net):
+    if independent:
         _route_batch_norms(graph, net, bn_task)
 
     # Ensures: every weighted layer masked exactly once.
@@ -56,6 +63,33 @@ def hat_pass(graph: fx.Graph, net: Network) -> fx.Graph:
     assert sorted(masked_layers) == sorted(net.weighted_layer_names), "a weighted layer is not masked exactly once"
     graph.lint()
     return graph
+
+
+def _foldable(node: fx.Node, net: Network) -> bool:
+    """A mask right after an affine batch norm is folded into its weight and bias (one pass over
+    the activations instead of two, forward and backward). After a residual add it is not: the
+    add's other operand must be masked too."""
+    if node.op != "call_module":
+        return False
+    decl = net.module(tuple(node.target.split(".")))
+    return decl.cls in _BATCH_NORMS and decl.kwargs.get("affine", True)
+
+
+def _fold_into_batch_norm(graph, node, layer, mask, bn_task, net, independent) -> None:
+    with graph.inserting_before(node):
+        m = graph.call_function(operator.getitem, (mask, layer))
+        if independent:
+            owner, attr, sub = bn_group(net, tuple(node.target.split(".")))
+            live = graph.get_attr(node.target)
+            copies = graph.get_attr(".".join(owner + (attr + "s",)))
+            folded = graph.call_function(independent_bn_masked, (node.args[0], live, copies, bn_task, sub, m))
+        else:
+            bn = graph.get_attr(node.target)
+            folded = graph.call_function(batch_norm_masked, (bn, node.args[0], m))
+    node.replace_all_uses_with(folded)
+    folded.meta["specc"] = {**node.meta["specc"], "hat_mask": layer, "folded_into_bn": True}
+    folded.meta["specc"].pop("mask_point_of")
+    graph.erase_node(node)
 
 
 def _independent(net: Network) -> bool:

@@ -13,8 +13,9 @@ from .errors import UsageError
 from .load import Program
 from .lower import build_graph, build_modules, compile_graph
 from .passes.hat import hat_pass
+from .passes.wsn import wsn_pass
 
-PASSES = {"hat": hat_pass}
+PASSES = {"hat": hat_pass, "wsn": wsn_pass}
 
 _RESERVED = set(dir(nn.Module)) | {"weighted_layer_names", "task_id", "processed_task_ids",
                                    "specc_network", "_specc_forward"}

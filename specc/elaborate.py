@@ -14,7 +14,7 @@ from .errors import Pos, SpecError
 from .ir import ModuleDecl, Network, Node, Param, Shape
 from .layers import ACTIVATIONS, OPS, REQUIRED, check, out_shape, torch_kwargs
 from .load import Program
-from .masking import class_params, network_args, options
+from .masking import WEIGHTS_BRANCHES, class_params, network_args, options
 from .values import Activation, as_activation, coerce, type_name
 
 _FUNCS = ("len", "range", "min", "max")
@@ -57,7 +57,8 @@ def elaborate(program: Program, args: dict | None = None, overrides: dict | None
     `image_size` fills in the height and width of an `input image(c)` that leaves them open, so
     that reports can show spatial sizes; the modules built do not depend on it."""
     bound = bind_arguments(program, args or {}, overrides)
-    net = _Elaborator(program, network_args(program, bound), image_size).run()
+    weight_branches = program.mask is not None and program.mask.scheme in WEIGHTS_BRANCHES
+    net = _Elaborator(program, network_args(program, bound), image_size, weight_branches).run()
     net.params = [Param(p.name, type_name(p.type), p.default is not None,
                         Evaluator(program, {}).eval(p.default) if p.default is not None else None,
                         bound[p.name]) for p in class_params(program)]
@@ -219,8 +220,10 @@ def _show(v) -> str:
 
 
 class _Elaborator:
-    def __init__(self, program: Program, bound: dict, image_size: int | None = None):
+    def __init__(self, program: Program, bound: dict, image_size: int | None = None,
+                 weight_branches: bool = False):
         self.image_size = image_size
+        self.weight_branches = weight_branches
         self.program = program
         self.net = program.network
         self.bound = bound
@@ -499,7 +502,7 @@ class _Elaborator:
             return self._node(spec.name, None, [stream], out, op.pos, key, in_branch=in_branch,
                               chain_layer=current_layer), None
         self._declare(path, spec.torch_class, torch_kwargs(spec.name, a, shape), op.pos, key)
-        weighted = spec.weighted and not in_branch
+        weighted = spec.weighted and (self.weight_branches or not in_branch)
         name = "/".join(path)
         n = self._node("call_module", path, [stream], out, op.pos, key, weighted=weighted,
                        in_branch=in_branch, chain_layer=name if weighted else current_layer)

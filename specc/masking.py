@@ -25,10 +25,16 @@ class Option:
 
 # Options each scheme's declaration accepts. `gate` and `batch_normalization` set the defaults of
 # the constructor parameters of the same name (CLArena's classes have no default for `gate`).
+# WSN's `batch_normalization` option is "off" (CLArena's WSNMaskMLP: no such parameter, no batch
+# norm) or the default of a None / "shared" / "independent" parameter, as in HAT.
 SCHEMES: dict[str, tuple[Option, ...]] = {
     "hat": (Option("gate", "str?", None), Option("batch_normalization", "str?", None)),
+    "wsn": (Option("batch_normalization", "str?", "off"),),
 }
-NOT_YET = ("wsn", "amnesiac_hat")
+NOT_YET = ("amnesiac_hat",)
+# Schemes under which a branch's linear/conv (a shortcut projection) is a weighted layer too: WSN
+# scores every parameter, since a parameter left out of the masks is a source of forgetting.
+WEIGHTS_BRANCHES = ("wsn",)
 
 
 def _err(program: Program, msg: str, pos, hint=None) -> SpecError:
@@ -67,8 +73,10 @@ def options(program: Program) -> dict:
         if not ok:
             raise _err(program, f"option '{o.name}' must be {o.type}, got {value!r}", pos)
         result[o.name] = value
-    if m.scheme == "hat" and result["batch_normalization"] not in BN_MODES:
-        raise _err(program, "batch_normalization must be none, \"shared\" or \"independent\"", m.pos)
+    allowed = BN_MODES + (("off",) if m.scheme == "wsn" else ())
+    if result["batch_normalization"] not in allowed:
+        raise _err(program, "batch_normalization must be " + ", ".join(
+            "none" if a is None else f'"{a}"' for a in allowed), m.pos)
     return result
 
 
@@ -79,21 +87,22 @@ def class_params(program: Program) -> list[A.Param]:
     if m is None:
         return params
     opts = options(program)
-    if m.scheme == "hat":
-        out = []
-        for p in params:
-            if p.name == "batch_normalization":
-                if p.type.name != "bool":
-                    raise _err(program, "HAT masking needs `batch_normalization: bool` in the architecture", p.pos)
-                p = A.Param(p.name, A.TypeRef("str", None, True, p.pos),
-                            A.Lit(m.pos, opts["batch_normalization"]), p.pos)
-            out.append(p)
-            if p.name == "output_dim":
-                out.append(_gate_param(m, opts))
-        if not any(p.name == "gate" for p in out):
+    out = []
+    for p in params:
+        if p.name == "batch_normalization":
+            if p.type.name != "bool":
+                raise _err(program, f"masking with {m.scheme} needs `batch_normalization: bool` in the architecture",
+                           p.pos)
+            if opts["batch_normalization"] == "off":
+                continue
+            p = A.Param(p.name, A.TypeRef("str", None, True, p.pos),
+                        A.Lit(m.pos, opts["batch_normalization"]), p.pos)
+        out.append(p)
+        if p.name == "output_dim" and m.scheme == "hat":
             out.append(_gate_param(m, opts))
-        return out
-    return params
+    if m.scheme == "hat" and not any(p.name == "gate" for p in out):
+        out.append(_gate_param(m, opts))
+    return out
 
 
 def _gate_param(m: A.MaskDecl, opts: dict) -> A.Param:
@@ -107,7 +116,10 @@ def network_args(program: Program, class_values: dict) -> dict:
     if m is None:
         return dict(class_values)
     out = {k: v for k, v in class_values.items() if k != "gate"}
-    if m.scheme == "hat" and "batch_normalization" in class_values:
+    if options(program)["batch_normalization"] == "off" and any(
+            p.name == "batch_normalization" for p in program.network.params):
+        out["batch_normalization"] = False
+    elif "batch_normalization" in class_values:
         mode = class_values["batch_normalization"]
         if mode not in BN_MODES:
             raise _err(program, f"batch_normalization must be None, 'shared' or 'independent', not {mode!r}",

@@ -19,7 +19,8 @@ from ..load import Program, load_program
 
 
 _KIND = {"CompiledBackbone": "Backbone", "CompiledCLBackbone": "Continual-learning backbone",
-         "CompiledHATBackbone": "HAT-masked continual-learning backbone"}
+         "CompiledHATBackbone": "HAT-masked continual-learning backbone",
+         "CompiledWSNBackbone": "WSN-masked continual-learning backbone"}
 
 
 @lru_cache(maxsize=1)

@@ -56,7 +56,7 @@ def hat_pass(graph: fx.Graph, net: Network) -> fx.Graph:
         masked.meta["specc"].pop("mask_point_of")
 
     if independent:
-        _route_batch_norms(graph, net, bn_task)
+        route_batch_norms(graph, net, bn_task)
 
     # Ensures: every weighted layer masked exactly once.
     masked_layers = [n.meta["specc"]["hat_mask"] for n in graph.nodes if n.meta.get("specc", {}).get("hat_mask")]
@@ -96,7 +96,7 @@ def _independent(net: Network) -> bool:
     return any(p.name == "batch_normalization" and p.value == "independent" for p in net.params)
 
 
-def _route_batch_norms(graph: fx.Graph, net: Network, bn_task: fx.Node) -> None:
+def route_batch_norms(graph: fx.Graph, net: Network, bn_task: fx.Node) -> None:
     for node in list(graph.nodes):
         if node.op != "call_module":
             continue

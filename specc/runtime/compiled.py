@@ -6,7 +6,7 @@ from copy import deepcopy
 
 from torch import Tensor, nn
 
-from .base import Backbone, CLBackbone, HATMaskBackbone
+from .base import Backbone, CLBackbone, HATMaskBackbone, WSNMaskBackbone
 
 
 class _Lookup:
@@ -36,39 +36,31 @@ class CompiledCLBackbone(_Lookup, CLBackbone):
         return self._specc_forward(self, input)
 
 
-class CompiledHATBackbone(_Lookup, HATMaskBackbone):
-    """A HAT-masked backbone compiled from a spec.
+class _IndependentBatchNorm:
+    """Per-task batch norm for masked backbones: with `batch_normalization == "independent"`, each
+    batch-norm attribute `X` of a module gets a ModuleDict `Xs` of per-task copies in that module,
+    keyed by task id strings (CLArena's `fc_bns`, `conv_bn1s`); stages 'test' and
+    'unlearning_test' use the copy of `test_task_id` (or of the current task when it is None), the
+    other stages the live modules."""
 
-    `batch_normalization` is None, "shared" or "independent". Independent batch norm keeps per-task
-    copies of each batch-norm attribute `X` of a module in a ModuleDict `Xs` of that module, keyed
-    by task id strings; stages 'test' and 'unlearning_test' use the copy of `test_task_id` (or of
-    the current task when it is None), the other stages the live modules."""
-
-    def specc_setup_scheme(self, net) -> None:
-        """Called by specc.assemble once the architecture's modules exist."""
+    def _setup_independent_bn(self, net) -> None:
         from ..passes.hat import bn_group
 
-        for name in net.weighted_layer_names:
-            units = self.get_layer_by_name(name).weight.size(0)
-            self.task_embedding_t[name] = nn.Embedding(num_embeddings=1, embedding_dim=units)
-        # CLArena's classes build the architecture before the task embeddings: keep that order.
-        self._modules["task_embedding_t"] = self._modules.pop("task_embedding_t")
         self._bn_groups: list[tuple[tuple[str, ...], str]] = []
-        if self.batch_normalization == "independent":
-            for decl in net.modules:
-                if decl.cls in ("BatchNorm1d", "BatchNorm2d"):
-                    owner, attr, _ = bn_group(net, decl.path)
-                    if (owner, attr) not in self._bn_groups:
-                        self._bn_groups.append((owner, attr))
-            for owner, attr in self._bn_groups:
-                module = self.get_submodule(".".join(owner)) if owner else self
-                setattr(module, f"{attr}s", nn.ModuleDict())
-                setattr(module, f"original_{attr}_state_dict", deepcopy(getattr(module, attr).state_dict()))
+        if getattr(self, "batch_normalization", None) != "independent":
+            return
+        for decl in net.modules:
+            if decl.cls in ("BatchNorm1d", "BatchNorm2d"):
+                owner, attr, _ = bn_group(net, decl.path)
+                if (owner, attr) not in self._bn_groups:
+                    self._bn_groups.append((owner, attr))
+        for module, attr in self._independent_bns():
+            setattr(module, f"{attr}s", nn.ModuleDict())
+            setattr(module, f"original_{attr}_state_dict", deepcopy(getattr(module, attr).state_dict()))
 
     def _independent_bns(self):
         for owner, attr in self._bn_groups:
-            module = self.get_submodule(".".join(owner)) if owner else self
-            yield module, attr
+            yield (self.get_submodule(".".join(owner)) if owner else self), attr
 
     def setup_task_id(self, task_id: int) -> None:
         super().setup_task_id(task_id)
@@ -92,9 +84,53 @@ class CompiledHATBackbone(_Lookup, HATMaskBackbone):
             return None
         return f"{test_task_id if test_task_id is not None else self.task_id}"
 
+
+class CompiledHATBackbone(_Lookup, _IndependentBatchNorm, HATMaskBackbone):
+    """A HAT-masked backbone compiled from a spec: one `nn.Embedding(1, units)` per weighted layer
+    in `task_embedding_t`; `batch_normalization` None, "shared" or "independent"."""
+
+    def specc_setup_scheme(self, net) -> None:
+        """Called by specc.assemble once the architecture's modules exist."""
+        for name in net.weighted_layer_names:
+            units = self.get_layer_by_name(name).weight.size(0)
+            self.task_embedding_t[name] = nn.Embedding(num_embeddings=1, embedding_dim=units)
+        # CLArena's classes build the architecture before the task embeddings: keep that order.
+        self._modules["task_embedding_t"] = self._modules.pop("task_embedding_t")
+        self._setup_independent_bn(net)
+
     def forward(self, input: Tensor, stage: str, s_max: float | None = None, batch_idx: int | None = None,
                 num_batches: int | None = None, test_task_id: int | None = None):
         mask = self.get_mask(stage=stage, s_max=s_max, batch_idx=batch_idx, num_batches=num_batches,
                              test_task_id=test_task_id)
         feature, activations = self._specc_forward(self, input, mask, self._bn_task(stage, test_task_id))
         return feature, mask, activations
+
+
+class CompiledWSNBackbone(_Lookup, _IndependentBatchNorm, WSNMaskBackbone):
+    """A WSN-masked backbone compiled from a spec.
+
+    Scores: `weight_score_t[name] = nn.Embedding(out, in)` for a linear layer and
+    `nn.Embedding(out_channels, in_channels // groups * kh * kw)` for a convolution (the weight
+    flattened per output channel, in the weight's own memory order); `bias_score_t[name] =
+    nn.Embedding(1, out)` for every layer, as CLArena creates it whether or not the layer has a
+    bias (a layer without bias ignores its bias mask). The score dicts come before the architecture
+    in the state dict, as in CLArena's WSNMaskMLP.
+
+    `test_task_id` (beyond CLArena's signature, optional) picks the per-task batch-norm copy in the
+    test stage when `batch_normalization == "independent"`; without it, the current task's."""
+
+    def specc_setup_scheme(self, net) -> None:
+        for name in net.weighted_layer_names:
+            weight = self.get_layer_by_name(name).weight
+            self.weight_score_t[name] = nn.Embedding(num_embeddings=weight.size(0),
+                                                     embedding_dim=weight[0].numel())
+            self.bias_score_t[name] = nn.Embedding(num_embeddings=1, embedding_dim=weight.size(0))
+        self._setup_independent_bn(net)
+
+    def forward(self, input: Tensor, stage: str, mask_percentage: float,
+                test_mask: tuple[dict[str, Tensor], dict[str, Tensor]] | None = None,
+                test_task_id: int | None = None):
+        weight_mask, bias_mask = self.get_mask(stage, mask_percentage=mask_percentage, test_mask=test_mask)
+        feature, activations = self._specc_forward(self, input, weight_mask, bias_mask,
+                                                   self._bn_task(stage, test_task_id))
+        return feature, weight_mask, bias_mask, activations

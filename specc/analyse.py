@@ -17,6 +17,11 @@ Facts it adds:
 - `node.meta["tied_units"]`: for a residual add, the owners of all its operands, tied to one mask.
 - `node.meta["mask_point_of"]`: the weighted layer whose unit mask applies after this node: the
   end of the layer's batch-norm / residual-add run, before the activation.
+- `Network.tied_to`: weighted layers inside a branch (shortcut projections, when the masking
+  scheme weights them) -> the layer owning the residual add they feed; they share its mask and
+  have no mask point of their own (the add's output is masked once).
+- `Network.input_unit_repeat`: per weighted layer, how many of its input units each unit of its
+  graph predecessor feeds (1, or height*width after a flatten of an image).
 - `node.meta["record_of"]`: the weighted layer whose activation is this node's value.
 """
 from __future__ import annotations
@@ -36,6 +41,7 @@ def analyse(net: Network) -> Network:
     net.preceding = {n: (names[i - 1] if i else None) for i, n in enumerate(names)}
     net.next = {n: (names[i + 1] if i + 1 < len(names) else None) for i, n in enumerate(names)}
     _unit_owners(net)
+    _tied_layers(net)
     _graph_neighbours(net, weighted)
     _mask_points(net)
     for layer, nid in net.records.items():
@@ -93,17 +99,38 @@ def _unit_owners(net: Network) -> None:
             n.meta["unit_map"] = main.meta.get("unit_map")
 
 
+def _tied_layers(net: Network) -> None:
+    """A weighted layer inside a branch (a shortcut projection made weighted by the masking scheme)
+    has its units tied to the layer owning the residual add it feeds: one mask covers both."""
+    net.tied_to = {}
+    for n in net.nodes:
+        if n.op != "add" or n.chain_layer is None:
+            continue
+        b = net.nodes[n.inputs[1]]
+        while b.in_branch:
+            if b.weighted:
+                net.tied_to[b.name] = n.chain_layer
+                b.meta["tied_to"] = n.chain_layer
+            b = net.nodes[b.inputs[0]]
+
+
 def _graph_neighbours(net: Network, weighted: list[int]) -> None:
     # A weighted layer's graph predecessor is the layer whose units its input carries (after a
     # residual add: the layer that owns the add), which is what gates its input units.
     net.graph_preceding = {}
     net.graph_next = {net.nodes[w].name: [] for w in weighted}
+    net.input_unit_repeat = {}
     for w in weighted:
         n = net.nodes[w]
-        owner = net.nodes[n.inputs[0]].meta["units"]
+        src = net.nodes[n.inputs[0]]
+        owner = src.meta["units"]
         net.graph_preceding[n.name] = [owner] if owner is not None else []
         if owner is not None:
             net.graph_next[owner].append(n.name)
+        # How many input units each unit of the owner feeds: a flatten after an image spreads a
+        # channel over its spatial positions (channel-major, as torch.flatten lays them out).
+        unit_map = src.meta.get("unit_map")
+        net.input_unit_repeat[n.name] = unit_map[1] if isinstance(unit_map, tuple) else 1
 
 
 def _mask_points(net: Network) -> None:
@@ -113,7 +140,7 @@ def _mask_points(net: Network) -> None:
             consumers[i].append(n.id)
     for nid in net.topo_order:
         n = net.nodes[nid]
-        if not n.weighted:
+        if not n.weighted or n.name in net.tied_to:
             continue
         point = nid
         while True:

@@ -14,7 +14,7 @@ from .errors import Pos, SpecError
 from .ir import ModuleDecl, Network, Node, Param, Shape
 from .layers import ACTIVATIONS, OPS, REQUIRED, check, out_shape, torch_kwargs
 from .load import Program
-from .masking import WEIGHTS_BRANCHES, class_params, network_args, options
+from .masking import class_params, network_args, options, weights_branches
 from .values import Activation, as_activation, coerce, type_name
 
 _FUNCS = ("len", "range", "min", "max")
@@ -57,8 +57,7 @@ def elaborate(program: Program, args: dict | None = None, overrides: dict | None
     `image_size` fills in the height and width of an `input image(c)` that leaves them open, so
     that reports can show spatial sizes; the modules built do not depend on it."""
     bound = bind_arguments(program, args or {}, overrides)
-    weight_branches = program.mask is not None and program.mask.scheme in WEIGHTS_BRANCHES
-    net = _Elaborator(program, network_args(program, bound), image_size, weight_branches).run()
+    net = _Elaborator(program, network_args(program, bound), image_size, weights_branches(program)).run()
     net.params = [Param(p.name, type_name(p.type), p.default is not None,
                         Evaluator(program, {}).eval(p.default) if p.default is not None else None,
                         bound[p.name]) for p in class_params(program)]

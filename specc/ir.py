@@ -100,6 +100,8 @@ class Network:
     next: dict[str, str | None] = field(default_factory=dict)
     graph_preceding: dict[str, list[str]] = field(default_factory=dict)
     graph_next: dict[str, list[str]] = field(default_factory=dict)
+    tied_to: dict[str, str] = field(default_factory=dict)
+    input_unit_repeat: dict[str, int | None] = field(default_factory=dict)
 
     def node(self, node_id: int) -> Node:
         return self.nodes[node_id]

@@ -28,13 +28,22 @@ class Option:
 # WSN's `batch_normalization` option is "off" (CLArena's WSNMaskMLP: no such parameter, no batch
 # norm) or the default of a None / "shared" / "independent" parameter, as in HAT.
 SCHEMES: dict[str, tuple[Option, ...]] = {
-    "hat": (Option("gate", "str?", None), Option("batch_normalization", "str?", None)),
+    "hat": (Option("gate", "str?", None), Option("batch_normalization", "str?", None),
+            Option("protect_shortcuts", "bool", False)),
     "wsn": (Option("batch_normalization", "str?", "off"),),
 }
 NOT_YET = ("amnesiac_hat",)
 # Schemes under which a branch's linear/conv (a shortcut projection) is a weighted layer too: WSN
 # scores every parameter, since a parameter left out of the masks is a source of forgetting.
+# HAT does so with `protect_shortcuts = true` (off in the parity specs, which keep CLArena's lists).
 WEIGHTS_BRANCHES = ("wsn",)
+
+
+def weights_branches(program: Program) -> bool:
+    m = program.mask
+    if m is None:
+        return False
+    return m.scheme in WEIGHTS_BRANCHES or bool(options(program).get("protect_shortcuts"))
 
 
 def _err(program: Program, msg: str, pos, hint=None) -> SpecError:

@@ -15,6 +15,8 @@ def parameter_count(cls: str, kw: dict) -> int:
 
 
 def _mask_point(net: Network, layer: str) -> str:
+    if layer in net.tied_to:
+        return f"shared with {net.tied_to[layer]}"
     for n in net.nodes:
         if n.meta.get("mask_point_of") == layer:
             return f"after {n.name}" if n.op == "call_module" else f"after {n.op}"
@@ -36,7 +38,9 @@ def weighted_layer_table(net: Network) -> str:
                f"{count:,}", net.preceding[name] or "-", net.next[name] or "-")
         if masked:
             gated = net.graph_preceding[name]
-            row += (_mask_point(net, name), f"mask of {gated[0]}" if gated else "- (network input)")
+            repeat = net.input_unit_repeat.get(name, 1)
+            spread = f" (each unit x{repeat}, through flatten)" if repeat != 1 else ""
+            row += (_mask_point(net, name), f"mask of {gated[0]}{spread}" if gated else "- (network input)")
         rows.append(row)
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) if c not in (0, 5) else cell.rjust(w)

@@ -28,8 +28,10 @@ _BATCH_NORMS = ("BatchNorm1d", "BatchNorm2d")
 def hat_pass(graph: fx.Graph, net: Network) -> fx.Graph:
     points = {n: n.meta["specc"]["mask_point_of"] for n in graph.nodes
               if "mask_point_of" in n.meta.get("specc", {})}
-    # Requires: exactly one mask point per weighted layer, and no HAT rewrite yet.
-    assert sorted(points.values()) == sorted(net.weighted_layer_names), "mask points do not match weighted layers"
+    # Requires: exactly one mask point per weighted layer (a tied shortcut layer shares the mask
+    # point of the layer owning its add), and no HAT rewrite yet.
+    untied = [n for n in net.weighted_layer_names if n not in net.tied_to]
+    assert sorted(points.values()) == sorted(untied), "mask points do not match weighted layers"
     assert not any(n.meta.get("specc", {}).get("hat_mask") for n in graph.nodes), "graph already HAT-masked"
 
     (inp,) = [n for n in graph.nodes if n.op == "placeholder"]
@@ -58,9 +60,9 @@ def hat_pass(graph: fx.Graph, net: Network) -> fx.Graph:
     if independent:
         route_batch_norms(graph, net, bn_task)
 
-    # Ensures: every weighted layer masked exactly once.
+    # Ensures: every weighted layer masked exactly once (tied layers through their owner's mask).
     masked_layers = [n.meta["specc"]["hat_mask"] for n in graph.nodes if n.meta.get("specc", {}).get("hat_mask")]
-    assert sorted(masked_layers) == sorted(net.weighted_layer_names), "a weighted layer is not masked exactly once"
+    assert sorted(masked_layers) == sorted(untied), "a weighted layer is not masked exactly once"
     graph.lint()
     return graph
 

@@ -285,6 +285,12 @@ class HATMaskBackbone(CLBackbone):
         broadcast_size = (1, -1) + tuple(1 for _ in range(len(weight_size) - 2))
         return preceding_measure.view(*broadcast_size).expand(weight_size)
 
+    def _measure_preceding_layer(self, layer_name: str) -> str | None:
+        r"""The layer whose units feed `layer_name`'s inputs, for parameter-wise measures. The
+        default is the seed's: the previous entry of `weighted_layer_names`. Subclasses that know
+        the data-flow graph override it (a shortcut conv's inputs come from the block's input)."""
+        return self.preceding_layer_name(layer_name)
+
     def get_layer_measure_parameter_wise(
         self,
         neuron_wise_measure: dict[str, Tensor],
@@ -315,7 +321,7 @@ class HATMaskBackbone(CLBackbone):
                 f"The aggregation method {aggregation_mode} is not supported."
             )
 
-        preceding_layer_name = self.preceding_layer_name(layer_name)
+        preceding_layer_name = self._measure_preceding_layer(layer_name)
 
         weight_size = self.get_layer_by_name(layer_name).weight.size()
 

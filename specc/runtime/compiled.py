@@ -92,11 +92,33 @@ class CompiledHATBackbone(_Lookup, _IndependentBatchNorm, HATMaskBackbone):
     def specc_setup_scheme(self, net) -> None:
         """Called by specc.assemble once the architecture's modules exist."""
         for name in net.weighted_layer_names:
-            units = self.get_layer_by_name(name).weight.size(0)
-            self.task_embedding_t[name] = nn.Embedding(num_embeddings=1, embedding_dim=units)
+            if name not in net.tied_to:
+                units = self.get_layer_by_name(name).weight.size(0)
+                self.task_embedding_t[name] = nn.Embedding(num_embeddings=1, embedding_dim=units)
+        # A tied layer (a protected shortcut conv) shares the embedding, hence the mask, of the
+        # layer owning its residual add, under its own name.
+        for name, owner in net.tied_to.items():
+            self.task_embedding_t[name] = self.task_embedding_t[owner]
         # CLArena's classes build the architecture before the task embeddings: keep that order.
         self._modules["task_embedding_t"] = self._modules.pop("task_embedding_t")
         self._setup_independent_bn(net)
+
+    def _measure_preceding_layer(self, layer_name: str) -> str | None:
+        # From the graph: the layer whose units this layer's inputs carry. For CLArena's
+        # architectures this is the previous list entry; for a protected shortcut conv it is the
+        # producer of the block's input.
+        owners = self.specc_network.graph_preceding[layer_name]
+        return owners[0] if owners else None
+
+    def _preceding_measure(self, neuron_wise_measure, preceding_layer_name, layer_name, weight_size):
+        # After a flatten, input feature j of a linear layer belongs to channel j // (h * w) of
+        # the preceding conv: spread the per-channel measure over the spatial positions.
+        repeat = self.specc_network.input_unit_repeat[layer_name]
+        measure = neuron_wise_measure[preceding_layer_name]
+        if repeat != 1:
+            measure = measure.repeat_interleave(repeat)
+        return super()._preceding_measure({preceding_layer_name: measure}, preceding_layer_name, layer_name,
+                                          weight_size)
 
     def forward(self, input: Tensor, stage: str, s_max: float | None = None, batch_idx: int | None = None,
                 num_batches: int | None = None, test_task_id: int | None = None):

@@ -12,13 +12,14 @@ from .elaborate import elaborate
 from .errors import UsageError
 from .load import Program
 from .lower import build_graph, build_modules, compile_graph
+from .passes.amnesiac import amnesiac_pass
 from .passes.hat import hat_pass
 from .passes.wsn import wsn_pass
 
-PASSES = {"hat": hat_pass, "wsn": wsn_pass}
+PASSES = {"hat": hat_pass, "wsn": wsn_pass, "amnesiac_hat": hat_pass}
 
 _RESERVED = set(dir(nn.Module)) | {"weighted_layer_names", "task_id", "processed_task_ids",
-                                   "specc_network", "_specc_forward"}
+                                   "specc_network", "specc_arguments", "_specc_forward"}
 
 
 def assemble(module: nn.Module, program: Program, args: dict) -> None:
@@ -32,11 +33,17 @@ def assemble(module: nn.Module, program: Program, args: dict) -> None:
     build_modules(module, net)
     module.weighted_layer_names = list(net.weighted_layer_names)
     module.specc_network = net
+    module.specc_arguments = dict(args)  # as the caller passed them (activation classes included)
     graph = build_graph(net)
     if net.mask_scheme is not None:
-        module.specc_setup_scheme(net)
+        module.specc_setup_scheme(net, program)
         graph = PASSES[net.mask_scheme](graph, net)
     module._specc_forward = compile_graph(graph)
+
+
+def backup_forward(net, backup_ids: list[str]):
+    """The compiled forward of an AmnesiacHAT network with backup paths for `backup_ids`."""
+    return compile_graph(amnesiac_pass(hat_pass(build_graph(net), net), net, backup_ids))
 
 
 def _is_activation(p) -> bool:

@@ -2,6 +2,7 @@
 the generated one, assembled by the same code (specc.assemble)."""
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from functools import lru_cache
 from pathlib import Path
@@ -15,6 +16,18 @@ from .runtime import compiled
 def build(spec_path: str | Path, /, **constructor_args):
     """Compile the spec at `spec_path` in memory and construct it with `constructor_args`."""
     return runtime_class(load_program(spec_path))(**constructor_args)
+
+
+_plain: dict[int, tuple[Program, type]] = {}
+
+
+def plain_class(program: Program) -> type:
+    """The plain (unmasked, non-continual) class of `program`'s architecture, built once."""
+    hit = _plain.get(id(program))
+    if hit is None or hit[0] is not program:
+        plain = dataclasses.replace(program, mask=None, continual=False, class_name=program.network.name)
+        hit = _plain[id(program)] = (program, runtime_class(plain))
+    return hit[1]
 
 
 def runtime_class(program: Program, overrides: dict | None = None) -> type:

@@ -58,12 +58,15 @@ def class_def(program: Program, overrides: dict | None = None) -> ClassDef:
         params.append(ParamDef(p.name, annotation(p.type), default,
                                None if default is NO_DEFAULT else literal(default)))
     scheme = program.mask.scheme if program.mask else None
-    base = {"hat": "CompiledHATBackbone", "wsn": "CompiledWSNBackbone"}.get(scheme) or (
+    base = {"hat": "CompiledHATBackbone", "wsn": "CompiledWSNBackbone",
+            "amnesiac_hat": "CompiledAmnesiacHATBackbone"}.get(scheme) or (
         "CompiledCLBackbone" if program.continual else "CompiledBackbone")
     names = {p.name for p in params_ast}
     base_args = [("output_dim", "output_dim" if "output_dim" in names else "None")]
-    if scheme == "hat":
+    if scheme in ("hat", "amnesiac_hat"):
         base_args.append(("gate", "gate"))
+    if scheme == "amnesiac_hat":
+        base_args.append(("disable_unlearning", "disable_unlearning"))
     return ClassDef(program.class_name, base, tuple(params), tuple(base_args))
 
 

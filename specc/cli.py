@@ -1,7 +1,7 @@
-"""The `specc` command line: compile, check, show.
+"""The `specc` command line: compile, check, show, graph.
 
 Exit status: 0 success, 1 a spec error (printed as file:line:col with the line and a caret),
-2 a usage error. `check` and `show` never import torch."""
+2 a usage error. `check`, `show` and `graph` never import torch."""
 from __future__ import annotations
 
 import argparse
@@ -46,6 +46,19 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--image-size", type=int, metavar="N",
                    help="height and width of an image input whose spec leaves them open")
     defines(s)
+
+    g = sub.add_parser("graph", help="draw the elaborated layer graph (DOT; SVG/PNG through Graphviz)",
+                       description="Draw SPEC's layer graph: modules with kinds and shapes, blocks as "
+                                   "clusters, residual adds, mask points and tied units. OUT's suffix "
+                                   "picks the format: .dot (no dependency), .svg or .png (need Graphviz's "
+                                   "`dot`, Debian package graphviz). Without -o, DOT goes to stdout.")
+    g.add_argument("spec", metavar="SPEC")
+    g.add_argument("-o", dest="out", metavar="OUT", help="output file: .dot, .svg or .png")
+    g.add_argument("--image-size", type=int, metavar="N",
+                   help="height and width of an image input whose spec leaves them open")
+    g.add_argument("--focus", metavar="PATH",
+                   help="draw only the nodes under module PATH (e.g. conv3x/0) and their inputs/outputs")
+    defines(g)
     return p
 
 
@@ -57,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             return _compile(args.specs, args.out, overrides)
         if args.command == "check":
             return _check(args.specs, overrides)
+        if args.command == "graph":
+            return _graph(args.spec, overrides, args.image_size, args.focus, args.out)
         return _show(args.spec, overrides, args.image_size)
     except SpecError as e:
         print(e.render(), file=sys.stderr)
@@ -148,6 +163,31 @@ def _show(spec: str, overrides: dict, image_size: int | None) -> int:
         print(f"# probe values for parameters without default: "
               f"{', '.join(f'{k}={v!r}' for k, v in probed.items())} (set them with -D)")
     print(weighted_layer_table(net))
+    return 0
+
+
+def _graph(spec: str, overrides: dict, image_size: int | None, focus: str | None, out: str | None) -> int:
+    from . import graph
+
+    fmt = graph.output_format(out) if out is not None else None
+    net, probed = _network(spec, overrides, image_size)
+    if probed:
+        print(f"# probe values for parameters without default: "
+              f"{', '.join(f'{k}={v!r}' for k, v in probed.items())} (set them with -D)", file=sys.stderr)
+    text = graph.to_dot(net, graph.focus_path(net, focus) if focus is not None else None)
+    if out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        data = graph.render(text, fmt) if fmt is not None else None
+    except graph.RenderError as e:
+        print(f"specc: error: {e}", file=sys.stderr)
+        return 1
+    if fmt in (None, "svg"):
+        _write_atomically(Path(out), text if fmt is None else data.decode("utf-8"))
+    else:
+        graph.write_bytes_atomically(Path(out), data)
+    print(out)
     return 0
 
 

@@ -32,7 +32,10 @@ SCHEMES: dict[str, tuple[Option, ...]] = {
             Option("protect_shortcuts", "bool", False)),
     "wsn": (Option("batch_normalization", "str?", "off"),),
 }
-NOT_YET = ("amnesiac_hat",)
+# AmnesiacHAT is HAT plus backups: HAT's options, and a `disable_unlearning` parameter.
+SCHEMES["amnesiac_hat"] = SCHEMES["hat"]
+HAT_LIKE = ("hat", "amnesiac_hat")
+NOT_YET: tuple[str, ...] = ()
 # Schemes under which a branch's linear/conv (a shortcut projection) is a weighted layer too: WSN
 # scores every parameter, since a parameter left out of the masks is a source of forgetting.
 # HAT does so with `protect_shortcuts = true` (off in the parity specs, which keep CLArena's lists).
@@ -107,10 +110,12 @@ def class_params(program: Program) -> list[A.Param]:
             p = A.Param(p.name, A.TypeRef("str", None, True, p.pos),
                         A.Lit(m.pos, opts["batch_normalization"]), p.pos)
         out.append(p)
-        if p.name == "output_dim" and m.scheme == "hat":
+        if p.name == "output_dim" and m.scheme in HAT_LIKE:
             out.append(_gate_param(m, opts))
-    if m.scheme == "hat" and not any(p.name == "gate" for p in out):
+    if m.scheme in HAT_LIKE and not any(p.name == "gate" for p in out):
         out.append(_gate_param(m, opts))
+    if m.scheme == "amnesiac_hat":
+        out.append(A.Param("disable_unlearning", A.TypeRef("bool", None, False, m.pos), A.Lit(m.pos, False), m.pos))
     return out
 
 
@@ -124,7 +129,7 @@ def network_args(program: Program, class_values: dict) -> dict:
     m = program.mask
     if m is None:
         return dict(class_values)
-    out = {k: v for k, v in class_values.items() if k != "gate"}
+    out = {k: v for k, v in class_values.items() if k not in ("gate", "disable_unlearning")}
     if options(program)["batch_normalization"] == "off" and any(
             p.name == "batch_normalization" for p in program.network.params):
         out["batch_normalization"] = False

@@ -20,7 +20,8 @@ from ..load import Program, load_program
 
 _KIND = {"CompiledBackbone": "Backbone", "CompiledCLBackbone": "Continual-learning backbone",
          "CompiledHATBackbone": "HAT-masked continual-learning backbone",
-         "CompiledWSNBackbone": "WSN-masked continual-learning backbone"}
+         "CompiledWSNBackbone": "WSN-masked continual-learning backbone",
+         "CompiledAmnesiacHATBackbone": "AmnesiacHAT continual-learning backbone"}
 
 
 @lru_cache(maxsize=1)

@@ -6,7 +6,7 @@ from copy import deepcopy
 
 from torch import Tensor, nn
 
-from .base import Backbone, CLBackbone, HATMaskBackbone, WSNMaskBackbone
+from .base import AmnesiacHATBackbone, Backbone, CLBackbone, HATMaskBackbone, WSNMaskBackbone
 
 
 class _Lookup:
@@ -85,11 +85,11 @@ class _IndependentBatchNorm:
         return f"{test_task_id if test_task_id is not None else self.task_id}"
 
 
-class CompiledHATBackbone(_Lookup, _IndependentBatchNorm, HATMaskBackbone):
-    """A HAT-masked backbone compiled from a spec: one `nn.Embedding(1, units)` per weighted layer
-    in `task_embedding_t`; `batch_normalization` None, "shared" or "independent"."""
+class _HATMasked:
+    """HAT's unit masks on a compiled graph: one `nn.Embedding(1, units)` per weighted layer in
+    `task_embedding_t`; `batch_normalization` None, "shared" or "independent"."""
 
-    def specc_setup_scheme(self, net) -> None:
+    def specc_setup_scheme(self, net, program) -> None:
         """Called by specc.assemble once the architecture's modules exist."""
         for name in net.weighted_layer_names:
             if name not in net.tied_to:
@@ -128,6 +128,50 @@ class CompiledHATBackbone(_Lookup, _IndependentBatchNorm, HATMaskBackbone):
         return feature, mask, activations
 
 
+class CompiledHATBackbone(_Lookup, _IndependentBatchNorm, _HATMasked, HATMaskBackbone):
+    """A HAT-masked backbone compiled from a spec."""
+
+
+class CompiledAmnesiacHATBackbone(_Lookup, _IndependentBatchNorm, _HATMasked, AmnesiacHATBackbone):
+    """An AmnesiacHAT backbone compiled from a spec: HAT plus backup backbones.
+
+    `original_backbone_class` is the plain class of the same architecture spec (built in memory,
+    same constructor as the generated plain class); `backup_backbone_kwargs` are the architecture's
+    arguments (`batch_normalization` as the plain class takes it: a bool). In stage
+    'train_with_backup' the forward also runs one backup path per backup task (see
+    specc/passes/amnesiac.py) and returns `(feature, backup_features, mask, activations)`."""
+
+    def specc_setup_scheme(self, net, program) -> None:
+        super().specc_setup_scheme(net, program)
+        from ..builder import plain_class
+
+        self.original_backbone_class = plain_class(program)
+        self._specc_backup_forward = None
+        if not self.disable_unlearning:
+            kwargs = {p.name: self.specc_arguments[p.name] for p in program.network.params}
+            if "batch_normalization" in kwargs and isinstance(kwargs["batch_normalization"], (str, type(None))):
+                kwargs["batch_normalization"] = kwargs["batch_normalization"] is not None
+            self.backup_backbone_kwargs = kwargs
+
+    def instantiate_backup_backbones(self, backup_task_ids: list[int]) -> None:
+        super().instantiate_backup_backbones(backup_task_ids)
+        from ..assemble import backup_forward
+
+        self._specc_backup_forward = backup_forward(self.specc_network, [f"{t}" for t in backup_task_ids])
+
+    def forward(self, input: Tensor, stage: str, s_max: float | None = None, batch_idx: int | None = None,
+                num_batches: int | None = None, test_task_id: int | None = None):
+        if stage != "train_with_backup":
+            return super().forward(input, stage, s_max, batch_idx, num_batches, test_task_id)
+        if self._specc_backup_forward is None:
+            raise ValueError("stage 'train_with_backup' needs backup backbones: call instantiate_backup_backbones() first")
+        mask = self.get_mask(stage="train", s_max=s_max, batch_idx=batch_idx, num_batches=num_batches)
+        backup_masks = {f"{t}": self.masks[t] for t in self.backup_task_ids}
+        feature, backup_features, activations = self._specc_backup_forward(
+            self, input, mask, self._bn_task("train", None), backup_masks)
+        return feature, {t: backup_features[f"{t}"] for t in self.backup_task_ids}, mask, activations
+
+
 class CompiledWSNBackbone(_Lookup, _IndependentBatchNorm, WSNMaskBackbone):
     """A WSN-masked backbone compiled from a spec.
 
@@ -141,7 +185,7 @@ class CompiledWSNBackbone(_Lookup, _IndependentBatchNorm, WSNMaskBackbone):
     `test_task_id` (beyond CLArena's signature, optional) picks the per-task batch-norm copy in the
     test stage when `batch_normalization == "independent"`; without it, the current task's."""
 
-    def specc_setup_scheme(self, net) -> None:
+    def specc_setup_scheme(self, net, program) -> None:
         for name in net.weighted_layer_names:
             weight = self.get_layer_by_name(name).weight
             self.weight_score_t[name] = nn.Embedding(num_embeddings=weight.size(0),

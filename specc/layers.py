@@ -3,7 +3,6 @@ change a shape. Pure data and arithmetic; no torch import (so `specc check` stay
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 from .ir import Shape
 
@@ -93,7 +92,6 @@ def torch_kwargs(op: str, a: dict, s: Shape) -> dict:
     raise KeyError(op)
 
 
-Check = Callable[[dict, Shape], str | None]
 
 
 def check(op: str, a: dict, s: Shape) -> str | None:

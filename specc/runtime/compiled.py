@@ -99,14 +99,18 @@ class _HATMasked:
         # layer owning its residual add, under its own name.
         for name, owner in net.tied_to.items():
             self.task_embedding_t[name] = self.task_embedding_t[owner]
-        # CLArena's classes build the architecture before the task embeddings: keep that order.
-        self._modules["task_embedding_t"] = self._modules.pop("task_embedding_t")
+        # CLArena's classes build the architecture before the gate and the task embeddings: keep
+        # that order (named_modules, state_dict).
+        for name in ("gate_fn", "task_embedding_t"):
+            if name in self._modules:
+                self._modules[name] = self._modules.pop(name)
         self._setup_independent_bn(net)
 
     def _measure_preceding_layer(self, layer_name: str) -> str | None:
         # From the graph: the layer whose units this layer's inputs carry. For CLArena's
         # architectures this is the previous list entry; for a protected shortcut conv it is the
-        # producer of the block's input.
+        # producer of the block's input. The seed's lookup first, for its error on unknown names.
+        self.preceding_layer_name(layer_name)
         owners = self.specc_network.graph_preceding[layer_name]
         return owners[0] if owners else None
 

@@ -66,6 +66,8 @@ _PROGRAM = load_program('alexnet.cl', sources=_SOURCES)
 class AlexNet(CompiledBackbone):
     """Backbone AlexNet (network AlexNet)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int = 3,

@@ -74,6 +74,8 @@ _PROGRAM = load_program('alexnet_hat.cl', sources=_SOURCES)
 class HATMaskAlexNet(CompiledHATBackbone):
     """HAT-masked continual-learning backbone HATMaskAlexNet (network AlexNet)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int = 3,

@@ -72,6 +72,8 @@ _PROGRAM = load_program('alexnet_wsn.cl', sources=_SOURCES)
 class WSNMaskAlexNet(CompiledWSNBackbone):
     """WSN-masked continual-learning backbone WSNMaskAlexNet (network AlexNet)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int = 3,

@@ -49,6 +49,8 @@ _PROGRAM = load_program('cl_mlp.cl', sources=_SOURCES)
 class CLMLP(CompiledCLBackbone):
     """Continual-learning backbone CLMLP (network MLP)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_dim: int,

@@ -91,6 +91,8 @@ _PROGRAM = load_program('cl_resnet101.cl', sources=_SOURCES)
 class CLResNet101(CompiledCLBackbone):
     """Continual-learning backbone CLResNet101 (network ResNet101)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

@@ -91,6 +91,8 @@ _PROGRAM = load_program('cl_resnet152.cl', sources=_SOURCES)
 class CLResNet152(CompiledCLBackbone):
     """Continual-learning backbone CLResNet152 (network ResNet152)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

@@ -91,6 +91,8 @@ _PROGRAM = load_program('cl_resnet18.cl', sources=_SOURCES)
 class CLResNet18(CompiledCLBackbone):
     """Continual-learning backbone CLResNet18 (network ResNet18)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

@@ -91,6 +91,8 @@ _PROGRAM = load_program('cl_resnet34.cl', sources=_SOURCES)
 class CLResNet34(CompiledCLBackbone):
     """Continual-learning backbone CLResNet34 (network ResNet34)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

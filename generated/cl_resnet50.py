@@ -91,6 +91,8 @@ _PROGRAM = load_program('cl_resnet50.cl', sources=_SOURCES)
 class CLResNet50(CompiledCLBackbone):
     """Continual-learning backbone CLResNet50 (network ResNet50)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

@@ -44,6 +44,8 @@ _PROGRAM = load_program('mlp.cl', sources=_SOURCES)
 class MLP(CompiledBackbone):
     """Backbone MLP (network MLP)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_dim: int,

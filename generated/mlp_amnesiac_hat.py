@@ -50,6 +50,8 @@ _PROGRAM = load_program('mlp_amnesiac_hat.cl', sources=_SOURCES)
 class AmnesiacHATMLP(CompiledAmnesiacHATBackbone):
     """AmnesiacHAT continual-learning backbone AmnesiacHATMLP (network MLP)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_dim: int,

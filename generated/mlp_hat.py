@@ -51,6 +51,8 @@ _PROGRAM = load_program('mlp_hat.cl', sources=_SOURCES)
 class HATMaskMLP(CompiledHATBackbone):
     """HAT-masked continual-learning backbone HATMaskMLP (network MLP)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_dim: int,

@@ -50,6 +50,8 @@ _PROGRAM = load_program('mlp_wsn.cl', sources=_SOURCES)
 class WSNMaskMLP(CompiledWSNBackbone):
     """WSN-masked continual-learning backbone WSNMaskMLP (network MLP)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_dim: int,

@@ -86,6 +86,8 @@ _PROGRAM = load_program('resnet101.cl', sources=_SOURCES)
 class ResNet101(CompiledBackbone):
     """Backbone ResNet101 (network ResNet101)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

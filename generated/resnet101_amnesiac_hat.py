@@ -92,6 +92,8 @@ _PROGRAM = load_program('resnet101_amnesiac_hat.cl', sources=_SOURCES)
 class AmnesiacHATResNet101(CompiledAmnesiacHATBackbone):
     """AmnesiacHAT continual-learning backbone AmnesiacHATResNet101 (network ResNet101)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

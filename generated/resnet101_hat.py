@@ -92,6 +92,8 @@ _PROGRAM = load_program('resnet101_hat.cl', sources=_SOURCES)
 class HATMaskResNet101(CompiledHATBackbone):
     """HAT-masked continual-learning backbone HATMaskResNet101 (network ResNet101)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

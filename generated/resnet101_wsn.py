@@ -93,6 +93,8 @@ _PROGRAM = load_program('resnet101_wsn.cl', sources=_SOURCES)
 class WSNMaskResNet101(CompiledWSNBackbone):
     """WSN-masked continual-learning backbone WSNMaskResNet101 (network ResNet101)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

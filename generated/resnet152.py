@@ -86,6 +86,8 @@ _PROGRAM = load_program('resnet152.cl', sources=_SOURCES)
 class ResNet152(CompiledBackbone):
     """Backbone ResNet152 (network ResNet152)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

@@ -92,6 +92,8 @@ _PROGRAM = load_program('resnet152_amnesiac_hat.cl', sources=_SOURCES)
 class AmnesiacHATResNet152(CompiledAmnesiacHATBackbone):
     """AmnesiacHAT continual-learning backbone AmnesiacHATResNet152 (network ResNet152)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

@@ -92,6 +92,8 @@ _PROGRAM = load_program('resnet152_hat.cl', sources=_SOURCES)
 class HATMaskResNet152(CompiledHATBackbone):
     """HAT-masked continual-learning backbone HATMaskResNet152 (network ResNet152)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

@@ -93,6 +93,8 @@ _PROGRAM = load_program('resnet152_wsn.cl', sources=_SOURCES)
 class WSNMaskResNet152(CompiledWSNBackbone):
     """WSN-masked continual-learning backbone WSNMaskResNet152 (network ResNet152)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

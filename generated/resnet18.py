@@ -86,6 +86,8 @@ _PROGRAM = load_program('resnet18.cl', sources=_SOURCES)
 class ResNet18(CompiledBackbone):
     """Backbone ResNet18 (network ResNet18)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

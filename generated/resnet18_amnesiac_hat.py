@@ -92,6 +92,8 @@ _PROGRAM = load_program('resnet18_amnesiac_hat.cl', sources=_SOURCES)
 class AmnesiacHATResNet18(CompiledAmnesiacHATBackbone):
     """AmnesiacHAT continual-learning backbone AmnesiacHATResNet18 (network ResNet18)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

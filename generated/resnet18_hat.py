@@ -92,6 +92,8 @@ _PROGRAM = load_program('resnet18_hat.cl', sources=_SOURCES)
 class HATMaskResNet18(CompiledHATBackbone):
     """HAT-masked continual-learning backbone HATMaskResNet18 (network ResNet18)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

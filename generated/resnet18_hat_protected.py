@@ -95,6 +95,8 @@ _PROGRAM = load_program('resnet18_hat_protected.cl', sources=_SOURCES)
 class HATMaskResNet18Protected(CompiledHATBackbone):
     """HAT-masked continual-learning backbone HATMaskResNet18Protected (network ResNet18)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

@@ -93,6 +93,8 @@ _PROGRAM = load_program('resnet18_wsn.cl', sources=_SOURCES)
 class WSNMaskResNet18(CompiledWSNBackbone):
     """WSN-masked continual-learning backbone WSNMaskResNet18 (network ResNet18)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

@@ -86,6 +86,8 @@ _PROGRAM = load_program('resnet34.cl', sources=_SOURCES)
 class ResNet34(CompiledBackbone):
     """Backbone ResNet34 (network ResNet34)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

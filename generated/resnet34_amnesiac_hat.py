@@ -92,6 +92,8 @@ _PROGRAM = load_program('resnet34_amnesiac_hat.cl', sources=_SOURCES)
 class AmnesiacHATResNet34(CompiledAmnesiacHATBackbone):
     """AmnesiacHAT continual-learning backbone AmnesiacHATResNet34 (network ResNet34)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

@@ -92,6 +92,8 @@ _PROGRAM = load_program('resnet34_hat.cl', sources=_SOURCES)
 class HATMaskResNet34(CompiledHATBackbone):
     """HAT-masked continual-learning backbone HATMaskResNet34 (network ResNet34)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

@@ -93,6 +93,8 @@ _PROGRAM = load_program('resnet34_wsn.cl', sources=_SOURCES)
 class WSNMaskResNet34(CompiledWSNBackbone):
     """WSN-masked continual-learning backbone WSNMaskResNet34 (network ResNet34)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

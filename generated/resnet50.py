@@ -86,6 +86,8 @@ _PROGRAM = load_program('resnet50.cl', sources=_SOURCES)
 class ResNet50(CompiledBackbone):
     """Backbone ResNet50 (network ResNet50)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

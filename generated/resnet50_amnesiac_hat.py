@@ -92,6 +92,8 @@ _PROGRAM = load_program('resnet50_amnesiac_hat.cl', sources=_SOURCES)
 class AmnesiacHATResNet50(CompiledAmnesiacHATBackbone):
     """AmnesiacHAT continual-learning backbone AmnesiacHATResNet50 (network ResNet50)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

@@ -92,6 +92,8 @@ _PROGRAM = load_program('resnet50_hat.cl', sources=_SOURCES)
 class HATMaskResNet50(CompiledHATBackbone):
     """HAT-masked continual-learning backbone HATMaskResNet50 (network ResNet50)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

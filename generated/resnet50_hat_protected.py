@@ -95,6 +95,8 @@ _PROGRAM = load_program('resnet50_hat_protected.cl', sources=_SOURCES)
 class HATMaskResNet50Protected(CompiledHATBackbone):
     """HAT-masked continual-learning backbone HATMaskResNet50Protected (network ResNet50)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

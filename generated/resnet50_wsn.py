@@ -93,6 +93,8 @@ _PROGRAM = load_program('resnet50_wsn.cl', sources=_SOURCES)
 class WSNMaskResNet50(CompiledWSNBackbone):
     """WSN-masked continual-learning backbone WSNMaskResNet50 (network ResNet50)."""
 
+    specc_program = _PROGRAM
+
     def __init__(
         self,
         input_channels: int,

@@ -50,5 +50,5 @@ def runtime_class(program: Program, overrides: dict | None = None) -> type:
         assemble(self, program, values)
 
     __init__.__signature__ = sig
-    return type(cdef.name, (base,), {"__init__": __init__, "__module__": __name__,
+    return type(cdef.name, (base,), {"__init__": __init__, "__module__": __name__, "specc_program": program,
                                      "__doc__": f"{cdef.name}, compiled at run time from {program.path}."})

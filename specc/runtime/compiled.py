@@ -145,11 +145,19 @@ class CompiledAmnesiacHATBackbone(_Lookup, _IndependentBatchNorm, _HATMasked, Am
     'train_with_backup' the forward also runs one backup path per backup task (see
     specc/passes/amnesiac.py) and returns `(feature, backup_features, mask, activations)`."""
 
+    class _PlainClass:
+        """`original_backbone_class`, on the class as the seed asks: the plain class of the
+        compiled class's own spec (`specc_program`), built once."""
+
+        def __get__(self, obj, owner):
+            from ..builder import plain_class
+
+            return plain_class(owner.specc_program)
+
+    original_backbone_class = _PlainClass()
+
     def specc_setup_scheme(self, net, program) -> None:
         super().specc_setup_scheme(net, program)
-        from ..builder import plain_class
-
-        self.original_backbone_class = plain_class(program)
         self._specc_backup_forward = None
         if not self.disable_unlearning:
             kwargs = {p.name: self.specc_arguments[p.name] for p in program.network.params}

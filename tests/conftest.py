@@ -20,3 +20,11 @@ for p in (str(REPO), str(TESTS)):
 def top_level_specs() -> list[Path]:
     """Every spec in specs/ (not specs/lib/), sorted."""
     return sorted(SPECS.glob("*.cl"))
+
+
+def pytest_configure(config):
+    # The suite's tensors are tiny; one intra-op thread avoids spin-waiting when the 2 cores of
+    # the test machine are shared, and keeps timings stable.
+    import torch
+
+    torch.set_num_threads(1)

@@ -9,7 +9,6 @@ from torch import nn
 
 from .analyse import analyse
 from .elaborate import elaborate
-from .errors import UsageError
 from .load import Program
 from .lower import build_graph, build_modules, compile_graph
 from .passes.amnesiac import amnesiac_pass
@@ -18,15 +17,10 @@ from .passes.wsn import wsn_pass
 
 PASSES = {"hat": hat_pass, "wsn": wsn_pass, "amnesiac_hat": hat_pass}
 
-_RESERVED = set(dir(nn.Module)) | {"weighted_layer_names", "task_id", "processed_task_ids",
-                                   "specc_network", "specc_arguments", "_specc_forward"}
-
 
 def assemble(module: nn.Module, program: Program, args: dict) -> None:
     net = analyse(elaborate(program, args))
     for p in net.params:
-        if p.name in _RESERVED or p.name in {d.path[0] for d in net.modules}:
-            raise UsageError(f"parameter '{p.name}' of {net.network_name} clashes with a module attribute; rename it")
         # Constructor arguments are kept as attributes, as CLArena's classes do (`self.input_dim`).
         # Activation parameters keep the class the caller passed.
         setattr(module, p.name, args.get(p.name, p.value) if _is_activation(p) else p.value)
@@ -34,11 +28,17 @@ def assemble(module: nn.Module, program: Program, args: dict) -> None:
     module.weighted_layer_names = list(net.weighted_layer_names)
     module.specc_network = net
     module.specc_arguments = dict(args)  # as the caller passed them (activation classes included)
-    graph = build_graph(net)
     if net.mask_scheme is not None:
         module.specc_setup_scheme(net, program)
+    module._specc_forward = compiled_forward(net)
+
+
+def compiled_forward(net):
+    """The forward of `net`: its fx graph, rewritten by its masking scheme's pass, compiled."""
+    graph = build_graph(net)
+    if net.mask_scheme is not None:
         graph = PASSES[net.mask_scheme](graph, net)
-    module._specc_forward = compile_graph(graph)
+    return compile_graph(graph)
 
 
 def backup_forward(net, backup_ids: list[str]):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from functools import lru_cache
 from pathlib import Path
 
 from .assemble import assemble
@@ -18,19 +17,35 @@ def build(spec_path: str | Path, /, **constructor_args):
     return runtime_class(load_program(spec_path))(**constructor_args)
 
 
-_plain: dict[int, tuple[Program, type]] = {}
+# Classes made here live in no module, so pickle cannot find them by name: they are cached by the
+# content of their spec, and their instances pickle as "the class of this spec, this state".
+_classes: dict[tuple, type] = {}
+
+
+def _key(program: Program, overrides: dict | None) -> tuple:
+    return (program.path, program.class_name, program.continual, tuple(program.sources.items()),
+            repr(program.mask), repr(sorted((overrides or {}).items())))
 
 
 def plain_class(program: Program) -> type:
     """The plain (unmasked, non-continual) class of `program`'s architecture, built once."""
-    hit = _plain.get(id(program))
-    if hit is None or hit[0] is not program:
-        plain = dataclasses.replace(program, mask=None, continual=False, class_name=program.network.name)
-        hit = _plain[id(program)] = (program, runtime_class(plain))
-    return hit[1]
+    return runtime_class(dataclasses.replace(program, mask=None, continual=False, class_name=program.network.name))
+
+
+def _instance_of(program: Program, overrides: dict | None):
+    cls = runtime_class(program, overrides)
+    return cls.__new__(cls)
 
 
 def runtime_class(program: Program, overrides: dict | None = None) -> type:
+    """The class `program` compiles to, made in memory (once per spec content and overrides)."""
+    key = _key(program, overrides)
+    if key not in _classes:
+        _classes[key] = _make_class(program, overrides)
+    return _classes[key]
+
+
+def _make_class(program: Program, overrides: dict | None) -> type:
     cdef = class_def(program, overrides)
     base = getattr(compiled, cdef.base)
     P = inspect.Parameter
@@ -49,6 +64,10 @@ def runtime_class(program: Program, overrides: dict | None = None) -> type:
         base.__init__(self, **base_kwargs, **bound.arguments.get("kwargs", {}))
         assemble(self, program, values)
 
+    def __reduce_ex__(self, protocol):
+        return (_instance_of, (program, overrides), self.__getstate__())
+
     __init__.__signature__ = sig
-    return type(cdef.name, (base,), {"__init__": __init__, "__module__": __name__, "specc_program": program,
+    return type(cdef.name, (base,), {"__init__": __init__, "__reduce_ex__": __reduce_ex__,
+                                     "__module__": __name__, "specc_program": program,
                                      "__doc__": f"{cdef.name}, compiled at run time from {program.path}."})

@@ -58,6 +58,14 @@ def class_def(program: Program, overrides: dict | None = None) -> ClassDef:
         params.append(ParamDef(p.name, annotation(p.type), default,
                                None if default is NO_DEFAULT else literal(default)))
     scheme = program.mask.scheme if program.mask else None
+    defaulted = None
+    for p, d in zip(params_ast, params):
+        if d.default is not NO_DEFAULT:
+            defaulted = p
+        elif defaulted is not None:
+            raise SpecError(f"-D gives '{defaulted.name}' a default, but '{p.name}' after it has none",
+                            p.pos, hint=f"set it too (-D {p.name}=...): constructor arguments without a "
+                                        "default come first", source=program.sources.get(p.pos.file))
     base = {"hat": "CompiledHATBackbone", "wsn": "CompiledWSNBackbone",
             "amnesiac_hat": "CompiledAmnesiacHATBackbone"}.get(scheme) or (
         "CompiledCLBackbone" if program.continual else "CompiledBackbone")

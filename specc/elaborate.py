@@ -14,7 +14,8 @@ from .errors import Pos, SpecError
 from .ir import ModuleDecl, Network, Node, Param, Shape
 from .layers import ACTIVATIONS, OPS, REQUIRED, check, out_shape, torch_kwargs
 from .load import Program
-from .masking import class_params, network_args, options, weights_branches
+from .masking import check_name, class_params, network_args, options, weights_branches
+from .reserved import MODULE_NAMES
 from .values import Activation, as_activation, coerce, type_name
 
 _FUNCS = ("len", "range", "min", "max")
@@ -420,6 +421,10 @@ class _Elaborator:
         if not needed:
             raise self.err(f"{what} has no module, so it takes no name", el.path.pos)
         p = el.path
+        check_name(self.program, p.name, p.pos, "module", MODULE_NAMES)
+        if not scope.prefix and p.name in self.bound:
+            raise self.err(f"module '{p.name}' has the name of a parameter", p.pos,
+                           "parameters become attributes of the backbone: rename one of them")
         if p.index is None:
             path = scope.prefix + (p.name,)
             if path in self.modules:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ast as A
-from .errors import SpecError
+from .errors import Pos, SpecError
 from .parse import parse_text
 
 
@@ -53,8 +53,8 @@ def load_program(path: str | Path, sources: dict[str, str] | None = None) -> Pro
         network = top.networks[-1]
         class_name, continual = network.name, False
     else:
-        raise SpecError("this spec defines no network and no backbone to compile", None,
-                        hint=f"{path}: add `network NAME(...) {{ ... }}` or `backbone NAME = NETWORK`")
+        raise SpecError("this spec defines no network and no backbone to compile", Pos(path, 1, 1),
+                        hint="add `network NAME(...) { ... }` or `backbone NAME = NETWORK`", source=top.source)
     return Program(path, class_name, network, continual, top.mask, blocks, networks,
                    {p: files[p].source for p in order})
 

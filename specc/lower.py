@@ -84,7 +84,8 @@ def compile_graph(graph: fx.Graph):
     """The graph's Python code as a function `forward(self, input)` over the module tree.
 
     Compiled code is cached by its text: every instance with the same structure shares one
-    function (a plain function, so deepcopy and pickling of the module are unaffected)."""
+    function. Modules keep it out of their pickled state and recompile it on load
+    (specc.runtime.compiled)."""
     code = graph.python_code(root_module="self")
     fn = _compiled.get(code.src)
     if fn is None:

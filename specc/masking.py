@@ -7,11 +7,13 @@ The masking itself is done by the fx passes (specc/passes/)."""
 from __future__ import annotations
 
 import difflib
+import keyword
 from dataclasses import dataclass
 
 from . import ast as A
 from .errors import SpecError
 from .load import Program
+from .reserved import PARAMETER_NAMES
 
 BN_MODES = (None, "shared", "independent")
 
@@ -93,12 +95,54 @@ def options(program: Program) -> dict:
 
 
 def class_params(program: Program) -> list[A.Param]:
-    """The constructor parameters of the class `program` compiles to."""
+    """The constructor parameters of the class `program` compiles to, checked: they become a
+    Python signature and attributes of the module."""
+    out = _scheme_params(program)
+    check_params(program, out)
+    return out
+
+
+_TYPES = {"int", "float", "bool", "str", "list", "activation"}
+
+
+def check_params(program: Program, params: list[A.Param]) -> None:
+    seen: dict[str, A.Param] = {}
+    defaulted: A.Param | None = None
+    for p in params:
+        check_name(program, p.name, p.pos, "parameter", PARAMETER_NAMES)
+        if p.name in seen:
+            raise _err(program, f"parameter '{p.name}' is declared twice (first at {seen[p.name].pos})", p.pos)
+        seen[p.name] = p
+        t = p.type
+        if t.name not in _TYPES or (t.arg is not None and (t.name != "list" or t.arg not in ("int", "float"))) \
+                or (t.name == "list" and t.arg is None):
+            raise _err(program, f"unknown type '{t}'", t.pos,
+                       "types: int, float, bool, str, list[int], list[float], activation; `T?` also accepts none")
+        if p.default is not None:
+            defaulted = p
+        elif defaulted is not None:
+            raise _err(program, f"parameter '{p.name}' has no default but follows '{defaulted.name}', which has one",
+                       p.pos, "constructor arguments without a default come first (as in Python): "
+                              f"give '{p.name}' a default or move it before '{defaulted.name}'")
+
+
+def check_name(program: Program, name: str, pos, what: str, reserved: frozenset) -> None:
+    """A name that becomes a Python identifier (parameter, module attribute, class)."""
+    if not name.isidentifier() or keyword.iskeyword(name) or name in ("self", "kwargs"):
+        raise _err(program, f"'{name}' cannot be a {what} name: it is a Python keyword", pos,
+                   "choose another name")
+    if name in reserved:
+        raise _err(program, f"'{name}' cannot be a {what} name: the backbone already has an attribute '{name}'",
+                   pos, "choose another name")
+
+
+def _scheme_params(program: Program) -> list[A.Param]:
     params = list(program.network.params)
     m = program.mask
     if m is None:
         return params
     opts = options(program)
+    gate = _gate_param(m, opts) if m.scheme in HAT_LIKE else None
     out = []
     for p in params:
         if p.name == "batch_normalization":
@@ -110,10 +154,15 @@ def class_params(program: Program) -> list[A.Param]:
             p = A.Param(p.name, A.TypeRef("str", None, True, p.pos),
                         A.Lit(m.pos, opts["batch_normalization"]), p.pos)
         out.append(p)
-        if p.name == "output_dim" and m.scheme in HAT_LIKE:
-            out.append(_gate_param(m, opts))
-    if m.scheme in HAT_LIKE and not any(p.name == "gate" for p in out):
-        out.append(_gate_param(m, opts))
+    if gate is not None:
+        # CLArena puts `gate` right after `output_dim`. A `gate` without a default must also come
+        # before the first parameter with one, or the signature would not be valid Python.
+        names = [p.name for p in out]
+        at = names.index("output_dim") + 1 if "output_dim" in names else len(out)
+        if gate.default is None:
+            first_default = next((i for i, p in enumerate(out) if p.default is not None), len(out))
+            at = min(at, first_default)
+        out.insert(at, gate)
     if m.scheme == "amnesiac_hat":
         out.append(A.Param("disable_unlearning", A.TypeRef("bool", None, False, m.pos), A.Lit(m.pos, False), m.pos))
     return out

@@ -48,7 +48,7 @@ def parse_text(text: str, path: str) -> A.SpecFile:
                         source=text) from None
     except lark.exceptions.UnexpectedToken as e:
         tok = e.token
-        what = "the end of the file" if tok.type == "$END" else repr(str(tok))
+        what = "end of file" if tok.type == "$END" else repr(str(tok))
         line = tok.line if tok.line is not None else text.count("\n") + 1
         col = tok.column if tok.column is not None else 1
         raise SpecError(f"unexpected {what}; expected {_describe(set(e.expected))}",
@@ -57,7 +57,13 @@ def parse_text(text: str, path: str) -> A.SpecFile:
         lines = text.splitlines() or [""]
         raise SpecError(f"unexpected end of file; expected {_describe(set(e.expected))}",
                         Pos(path, len(lines), len(lines[-1]) + 1), source=text) from None
-    return _Builder(path, text).transform(tree)
+    try:
+        return _Builder(path, text).transform(tree)
+    except lark.exceptions.VisitError as e:
+        # Lark wraps what a transformer method raises; ours raise positioned SpecErrors.
+        if isinstance(e.orig_exc, SpecError):
+            raise e.orig_exc from None
+        raise
 
 
 def _hint_for(tok: Token, expected) -> str | None:

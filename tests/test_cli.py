@@ -156,9 +156,6 @@ def test_compile_D_for_every_parameter_of_a_spec(workdir):
     assert "conv5x/1/conv2" in mod.__doc__
 
 
-@pytest.mark.xfail(strict=True, raises=SyntaxError, reason="BUG: -D giving a default to a parameter followed by parameters "
-                   "without one makes emit() raise SyntaxError ('non-default argument follows default "
-                   "argument'): a traceback, not a positioned error")
 def test_compile_D_default_before_required_parameter_is_not_a_traceback(workdir, capsys):
     rc = main(["compile", "specs/mlp.cl", "-o", "x.py", "-D", "hidden_dims=[8,4]"])
     assert rc == 1
@@ -411,9 +408,6 @@ def test_show_bad_spec_exit_1(tmp_path, capsys):
     assert_spec_error_output(capsys.readouterr().err, str(tmp_path / "bad.cl"), 4, 9)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="BUG: for a spec whose parameters all have defaults, `specc compile "
-                   "DIR/x.cl` reports elaboration errors as `x.cl:L:C` (the embedded, relocated name) "
-                   "instead of `DIR/x.cl:L:C` as `specc check` does")
 def test_compile_error_names_the_spec_path_as_given(tmp_path, monkeypatch, capsys):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "a.cl").write_text("network A(n: int = 4) {\n    input features(n)\n"

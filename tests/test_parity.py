@@ -338,9 +338,6 @@ def test_reference_pickles_whole_module():
     assert isinstance(torch.load(buf, weights_only=False), plain.MLP)
 
 
-@pytest.mark.xfail(strict=True, raises=pickle.PicklingError, reason="BUG: a generated backbone cannot be pickled (torch.save(model)): its "
-                   "per-instance `_specc_forward` is exec'd with __module__ '__main__' (lower.compile_graph "
-                   "claims pickling is unaffected)")
 def test_generated_module_pickles_whole_module():
     import io
 

@@ -369,32 +369,6 @@ def mutations(draw):
     return target, top, kind, text
 
 
-# Known bugs (each has a strict xfail test in test_errors.py / test_cli.py). A mutation that runs
-# into one of them is discarded here, so that this property keeps looking for new ones; when a
-# bug is fixed its xfail test starts passing (strict -> failure) and the entry must go.
-def _known_bug(exc: BaseException) -> bool:
-    import lark
-
-    if isinstance(exc, lark.exceptions.VisitError) and isinstance(exc.orig_exc, SpecError):
-        return True  # SpecError wrapped by the Lark transformer (positional after keyword, ...)
-    if isinstance(exc, SyntaxError) and ("non-default argument" in str(exc) or "duplicate argument" in str(exc)
-                                         or "parameter without a default follows" in str(exc)):
-        return True  # default-before-required / duplicate parameters reach the generated source
-    if isinstance(exc, ValueError) and "non-default argument follows default argument" in str(exc):
-        return True
-    if isinstance(exc, KeyError) and exc.args and "PROBE_VALUES" in _tb_text(exc):
-        return True  # `specc check` on a parameter of unknown type without default
-    if isinstance(exc, SpecError) and exc.pos is None and "defines no network" in exc.message:
-        return True  # a file left with no network and no backbone: the error has no position
-    return False
-
-
-def _tb_text(exc: BaseException) -> str:
-    import traceback
-
-    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-
-
 def _assert_valid_pos(err: SpecError, folder: Path) -> tuple[str, int, int]:
     assert err.pos is not None, f"SpecError without a position: {err.message}"
     file = Path(err.pos.file)
@@ -423,8 +397,6 @@ def test_mutated_specs_compile_or_fail_with_positioned_error(m, capsys):
         except SpecError as e:
             load_error = e
         except Exception as e:  # noqa: BLE001 - the property: nothing else escapes
-            if _known_bug(e):
-                assume(False)
             raise AssertionError(f"load_program raised {type(e).__name__}: {e}") from e
         if load_error is None:
             try:
@@ -432,16 +404,9 @@ def test_mutated_specs_compile_or_fail_with_positioned_error(m, capsys):
             except SpecError as e:
                 emit_error = e
             except Exception as e:  # noqa: BLE001
-                if _known_bug(e):
-                    assume(False)
                 raise AssertionError(f"emit raised {type(e).__name__}: {e}") from e
         for err in (load_error, emit_error):
             if err is not None:
-                if _known_bug(err):
-                    assume(False)
-                if (err is emit_error and err.pos is not None and not Path(err.pos.file).exists()
-                        and (Path(top_path).parent / err.pos.file).exists()):
-                    assume(False)  # known bug: emit names the relocated file (xfail in test_cli.py)
                 _assert_valid_pos(err, folder)
                 assert "Traceback" not in err.render()
 
@@ -451,8 +416,6 @@ def test_mutated_specs_compile_or_fail_with_positioned_error(m, capsys):
         except SystemExit as e:  # argparse only; the arguments are fine
             raise AssertionError(f"specc check exited via SystemExit({e.code})") from e
         except Exception as e:  # noqa: BLE001
-            if _known_bug(e):
-                assume(False)
             raise AssertionError(f"specc check raised {type(e).__name__}: {e}") from e
         out, err_text = capsys.readouterr()
         assert rc in (0, 1)

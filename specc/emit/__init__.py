@@ -14,7 +14,6 @@ from .. import __version__
 from ..analyse import analyse
 from ..classdef import NO_DEFAULT, class_def
 from ..elaborate import elaborate
-from ..errors import SpecError
 from ..load import Program, load_program
 
 
@@ -39,8 +38,8 @@ def emit(program: Program, overrides: dict | None = None) -> str:
     # depend on where the compiler ran.
     root = PurePosixPath(program.path).parent
     embedded = {_relative(p, root): text for p, text in program.sources.items()}
-    relocated = load_program(spec_name, sources=embedded)
-    summary = _summary(relocated, cdef, overrides)
+    load_program(spec_name, sources=embedded)  # the embedded copy must load as the file did
+    summary = _summary(program, cdef, overrides)
     decls = [f"{d.name}: {d.annotation}" + ("" if d.default is NO_DEFAULT else f" = {d.default_src}")
              for d in cdef.params]
     text = _env().get_template("backbone.py.jinja").render(
@@ -74,11 +73,8 @@ def _summary(program: Program, cdef, overrides) -> str:
     if any(d.default is NO_DEFAULT for d in cdef.params):
         missing = ", ".join(d.name for d in cdef.params if d.default is NO_DEFAULT)
         return (f"Its layers depend on constructor arguments without defaults ({missing});\n"
-                f"`specc show {program.path} -D name=value` lists them for given values.")
-    try:
-        net = analyse(elaborate(program, {}, overrides))
-    except SpecError:
-        raise
+                f"`specc show {PurePosixPath(program.path).name} -D name=value` lists them for given values.")
+    net = analyse(elaborate(program, {}, overrides))
     lines = [f"Weighted layers with the default arguments ({len(net.weighted_layer_names)}):"]
     lines += [f"    {name}" for name in net.weighted_layer_names]
     return "\n".join(lines)

@@ -10,6 +10,21 @@ from .base import AmnesiacHATBackbone, Backbone, CLBackbone, HATMaskBackbone, WS
 
 
 class _Lookup:
+    # The compiled forward is a function made at run time (not picklable by reference): leave it
+    # out of the pickled state and compile it again from the IR (`specc_network`) on load.
+    _COMPILED = ("_specc_forward", "_specc_backup_forward")
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k not in self._COMPILED}
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        from ..assemble import backup_forward, compiled_forward
+
+        self._specc_forward = compiled_forward(self.specc_network)
+        if "_specc_backup_ids" in state:
+            self._specc_backup_forward = backup_forward(self.specc_network, self._specc_backup_ids)
+
     def get_layer_by_name(self, layer_name: str | None) -> nn.Module | None:
         # Same result as the seed's scan of named_modules(), in O(depth): HAT's test-stage get_mask
         # looks up every weighted layer on every forward.
@@ -169,7 +184,8 @@ class CompiledAmnesiacHATBackbone(_Lookup, _IndependentBatchNorm, _HATMasked, Am
         super().instantiate_backup_backbones(backup_task_ids)
         from ..assemble import backup_forward
 
-        self._specc_backup_forward = backup_forward(self.specc_network, [f"{t}" for t in backup_task_ids])
+        self._specc_backup_ids = [f"{t}" for t in backup_task_ids]
+        self._specc_backup_forward = backup_forward(self.specc_network, self._specc_backup_ids)
 
     def forward(self, input: Tensor, stage: str, s_max: float | None = None, batch_idx: int | None = None,
                 num_batches: int | None = None, test_task_id: int | None = None):

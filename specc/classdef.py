@@ -3,8 +3,6 @@ parameters (with defaults as Python values and as validated source text). Shared
 class factory (specc.build) and the emitter, so both expose the same constructor."""
 from __future__ import annotations
 
-import keyword
-import re
 from dataclasses import dataclass
 
 from .ast import TypeRef
@@ -15,7 +13,6 @@ from .load import Program
 from .masking import class_params
 from .values import Activation, coerce, type_name
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 NO_DEFAULT = object()
 
 
@@ -37,9 +34,6 @@ class ClassDef:
 
 def class_def(program: Program, overrides: dict | None = None) -> ClassDef:
     """The class of `program`; `overrides` (-D name=value) replace parameters' defaults."""
-    net = program.network
-    src = program.sources.get(net.pos.file)
-    ident(program.class_name, net.pos, src)
     overrides = overrides or {}
     params_ast = class_params(program)
     unknown = set(overrides) - {p.name for p in params_ast}
@@ -48,7 +42,6 @@ def class_def(program: Program, overrides: dict | None = None) -> ClassDef:
         bind_arguments(program, {}, {n: overrides[n] for n in unknown})
     params = []
     for p in params_ast:
-        ident(p.name, p.pos, src)
         if p.name in overrides:
             default = _coerce(program, p, overrides[p.name], "-D value")
         elif p.default is not None:
@@ -83,12 +76,6 @@ def _coerce(program: Program, p, value, origin: str):
         return coerce(value, p.type, f"{origin} of '{p.name}'")
     except TypeError as e:
         raise SpecError(str(e), p.pos, source=program.sources.get(p.pos.file)) from None
-
-
-def ident(name: str, pos, src) -> str:
-    if not _IDENT.match(name) or keyword.iskeyword(name) or name in ("self", "kwargs", "nn", "torch"):
-        raise SpecError(f"'{name}' cannot be used as a Python name in the generated class", pos, source=src)
-    return name
 
 
 def annotation(t: TypeRef) -> str:

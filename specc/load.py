@@ -21,6 +21,7 @@ class Program:
     networks: dict[str, A.NetworkDef]
     # Every file read, in the order first read: path -> text. Generated modules embed these.
     sources: dict[str, str] = field(default_factory=dict)
+    backbone_pos: Pos | None = None  # where the class is named (`backbone NAME = ...`), if it is
 
 
 def load_program(path: str | Path, sources: dict[str, str] | None = None) -> Program:
@@ -56,7 +57,7 @@ def load_program(path: str | Path, sources: dict[str, str] | None = None) -> Pro
         raise SpecError("this spec defines no network and no backbone to compile", Pos(path, 1, 1),
                         hint="add `network NAME(...) { ... }` or `backbone NAME = NETWORK`", source=top.source)
     return Program(path, class_name, network, continual, top.mask, blocks, networks,
-                   {p: files[p].source for p in order})
+                   {p: files[p].source for p in order}, top.backbone.pos if top.backbone else None)
 
 
 def _define(table: dict, name: str, node, what: str, source: str) -> None:

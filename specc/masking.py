@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from . import ast as A
 from .errors import SpecError
 from .load import Program
-from .reserved import PARAMETER_NAMES
+from .reserved import GENERATED_NAMES, PARAMETER_NAMES
 
 BN_MODES = (None, "shared", "independent")
 
@@ -98,14 +98,16 @@ def class_params(program: Program) -> list[A.Param]:
     """The constructor parameters of the class `program` compiles to, checked: they become a
     Python signature and attributes of the module."""
     out = _scheme_params(program)
-    check_params(program, out)
+    check_interface(program, out)
     return out
 
 
 _TYPES = {"int", "float", "bool", "str", "list", "activation"}
 
 
-def check_params(program: Program, params: list[A.Param]) -> None:
+def check_interface(program: Program, params: list[A.Param]) -> None:
+    """The class name and constructor parameters must make a valid, unshadowed Python class."""
+    check_name(program, program.class_name, program.backbone_pos or program.network.pos, "class", GENERATED_NAMES)
     seen: dict[str, A.Param] = {}
     defaulted: A.Param | None = None
     for p in params:

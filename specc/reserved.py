@@ -144,7 +144,15 @@ ATTRIBUTES = frozenset({
     "weighted_layer_names",
 })
 
+# Names the generated module and its constructor use: a class or parameter of that name would
+# shadow them there.
+GENERATED_NAMES = frozenset({
+    "annotations", "nn", "torch", "assemble", "load_program", "super", "_SOURCES", "_PROGRAM",
+    "CompiledBackbone", "CompiledCLBackbone", "CompiledHATBackbone", "CompiledWSNBackbone",
+    "CompiledAmnesiacHATBackbone",
+})
+
 # A module may not take any of these names; a parameter may not take a method's name (parameters
 # become attributes of the same name, as in CLArena, so `output_dim` or `gate` are fine there).
 MODULE_NAMES = METHODS | ATTRIBUTES
-PARAMETER_NAMES = METHODS | (ATTRIBUTES - {"output_dim", "gate", "disable_unlearning"})
+PARAMETER_NAMES = METHODS | (ATTRIBUTES - {"output_dim", "gate", "disable_unlearning"}) | GENERATED_NAMES

@@ -741,3 +741,25 @@ def test_default_parameter_before_required_one(tmp_path):
     with pytest.raises(SpecError) as info:
         specc.build(p, b=3)
     assert info.value.pos.line == 1
+
+
+@pytest.mark.parametrize("name", ["assemble", "nn", "super"])
+def test_name_that_would_shadow_the_generated_module_is_a_spec_error(tmp_path, name):
+    # A constructor parameter named `assemble` would shadow the function the generated
+    # constructor calls; a class named `nn` the module it imports.
+    p = write(tmp_path, f"""
+        network A({name}: int = 4) {{
+            input features(3)
+            fc: linear(3) -> record
+        }}
+        """)
+    err = error_of(p)
+    assert f"'{name}' cannot be a parameter name" in err.message
+    assert (err.pos.line, err.pos.column) == (1, 11)
+    q = write(tmp_path, """
+        network nn(n: int = 4) {
+            input features(3)
+            fc: linear(3) -> record
+        }
+        """)
+    assert "'nn' cannot be a class name" in error_of(q).message

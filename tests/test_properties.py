@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import re
 import shutil
 import sys
@@ -379,7 +380,8 @@ def _assert_valid_pos(err: SpecError, folder: Path) -> tuple[str, int, int]:
     return err.pos.file, err.pos.line, err.pos.column
 
 
-@settings(max_examples=150, deadline=None,
+# SPECC_FUZZ_EXAMPLES=2000 runs a longer fuzz session (CI keeps the default 150).
+@settings(max_examples=int(os.environ.get("SPECC_FUZZ_EXAMPLES", "150")), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(m=mutations())
 def test_mutated_specs_compile_or_fail_with_positioned_error(m, capsys):

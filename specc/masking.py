@@ -37,7 +37,6 @@ SCHEMES: dict[str, tuple[Option, ...]] = {
 # AmnesiacHAT is HAT plus backups: HAT's options, and a `disable_unlearning` parameter.
 SCHEMES["amnesiac_hat"] = SCHEMES["hat"]
 HAT_LIKE = ("hat", "amnesiac_hat")
-NOT_YET: tuple[str, ...] = ()
 # Schemes under which a branch's linear/conv (a shortcut projection) is a weighted layer too: WSN
 # scores every parameter, since a parameter left out of the masks is a source of forgetting.
 # HAT does so with `protect_shortcuts = true` (off in the parity specs, which keep CLArena's lists).
@@ -61,10 +60,7 @@ def options(program: Program) -> dict:
     if m is None:
         return {}
     if m.scheme not in SCHEMES:
-        if m.scheme in NOT_YET:
-            raise _err(program, f"masking scheme '{m.scheme}' is not supported yet", m.pos,
-                       f"supported: {', '.join(SCHEMES)}")
-        close = difflib.get_close_matches(m.scheme, list(SCHEMES) + list(NOT_YET), n=1)
+        close = difflib.get_close_matches(m.scheme, list(SCHEMES), n=1)
         raise _err(program, f"unknown masking scheme '{m.scheme}'", m.pos,
                    f"did you mean '{close[0]}'?" if close else f"schemes: {', '.join(SCHEMES)}")
     opts = {o.name: o for o in SCHEMES[m.scheme]}

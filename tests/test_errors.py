@@ -626,18 +626,6 @@ network K(n: int = 4) {
 """
 
 
-def test_mask_scheme_not_supported_yet(tmp_path, monkeypatch):
-    # Every scheme CLArena has (hat, wsn, amnesiac_hat) is implemented by now, so the "announced
-    # but not supported yet" path is exercised with a scheme added to specc.masking.NOT_YET.
-    import specc.masking
-
-    monkeypatch.setattr(specc.masking, "NOT_YET", tuple(specc.masking.NOT_YET) + ("futurescheme",))
-    p = write(tmp_path, NET + 'mask futurescheme(gate = "sigmoid")\n')
-    err = error_of(p)
-    assert_at(err, p, 5, 1)
-    assert "not supported yet" in err.message
-
-
 @pytest.mark.parametrize("scheme", ["hat", "wsn", "amnesiac_hat"])
 def test_known_mask_schemes_are_accepted(tmp_path, scheme):
     p = write(tmp_path, NET + f'mask {scheme}()\n')

@@ -16,7 +16,7 @@ from .layers import ACTIVATIONS, OPS, REQUIRED, check, out_shape, torch_kwargs
 from .load import Program
 from .masking import check_name, class_params, network_args, options, weights_branches
 from .reserved import MODULE_NAMES
-from .values import Activation, as_activation, coerce, type_name
+from .values import Activation, coerce, type_name
 
 _FUNCS = ("len", "range", "min", "max")
 

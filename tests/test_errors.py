@@ -5,7 +5,6 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-import lark
 import pytest
 
 from conftest import SPECS

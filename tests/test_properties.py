@@ -295,13 +295,15 @@ def check_generated_spec(gen: Generated, folder: Path) -> None:
         assert torch.equal(b1, b2), k
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("SPECC_FUZZ_EXAMPLES", "50")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(gen=mlp_specs())
 def test_random_mlp_like_specs(gen, tmp_path_factory):
     check_generated_spec(gen, tmp_path_factory.mktemp("mlp"))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("SPECC_FUZZ_EXAMPLES", "40")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(gen=resnet_specs())
 def test_random_resnet_like_specs(gen, tmp_path_factory):
     check_generated_spec(gen, tmp_path_factory.mktemp("resnet"))

@@ -79,6 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"specc: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `specc show ... | head`: the reader left; not an error of ours. Keep Python from
+        # complaining again when it flushes stdout at exit.
+        sys.stdout = open(os.devnull, "w")
+        return 0
+    except OSError as e:  # an output that cannot be written (permissions, a full disk, ...)
+        print(f"specc: error: cannot write {e.filename or 'output'}: {e.strerror or e}", file=sys.stderr)
+        return 1
 
 
 def _defines(items: list[str]) -> dict:

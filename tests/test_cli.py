@@ -416,3 +416,13 @@ def test_compile_error_names_the_spec_path_as_given(tmp_path, monkeypatch, capsy
     assert capsys.readouterr().err.startswith("sub/a.cl:3:9: error: ")
     assert main(["compile", "sub/a.cl", "-o", "out.py"]) == 1
     assert capsys.readouterr().err.startswith("sub/a.cl:3:9: error: ")
+
+
+def test_unwritable_output_is_an_error_not_a_traceback(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    rc = main(["compile", str(SPECS / "mlp.cl"), "-o", str(blocker / "mlp.py")])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert err.startswith("specc: error: ") and "Traceback" not in err
+    assert blocker.read_text() == "not a folder"

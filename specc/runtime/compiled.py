@@ -9,7 +9,10 @@ from torch import Tensor, nn
 from .base import AmnesiacHATBackbone, Backbone, CLBackbone, HATMaskBackbone, WSNMaskBackbone
 
 
-class _Lookup:
+class _Compiled:
+    """What every compiled backbone shares: pickling around its run-time-made forward, and a fast
+    layer lookup."""
+
     # The compiled forward is a function made at run time (not picklable by reference): leave it
     # out of the pickled state and compile it again from the IR (`specc_network`) on load.
     _COMPILED = ("_specc_forward", "_specc_backup_forward")
@@ -36,14 +39,14 @@ class _Lookup:
             return None
 
 
-class CompiledBackbone(_Lookup, Backbone):
+class CompiledBackbone(_Compiled, Backbone):
     """A plain backbone compiled from a spec. forward(input, stage=None) -> (feature, activations)."""
 
     def forward(self, input: Tensor, stage: str | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         return self._specc_forward(self, input)
 
 
-class CompiledCLBackbone(_Lookup, CLBackbone):
+class CompiledCLBackbone(_Compiled, CLBackbone):
     """A continual-learning backbone compiled from a spec; `task_id` does not change the forward."""
 
     def forward(self, input: Tensor, stage: str | None = None,
@@ -147,11 +150,11 @@ class _HATMasked:
         return feature, mask, activations
 
 
-class CompiledHATBackbone(_Lookup, _IndependentBatchNorm, _HATMasked, HATMaskBackbone):
+class CompiledHATBackbone(_Compiled, _IndependentBatchNorm, _HATMasked, HATMaskBackbone):
     """A HAT-masked backbone compiled from a spec."""
 
 
-class CompiledAmnesiacHATBackbone(_Lookup, _IndependentBatchNorm, _HATMasked, AmnesiacHATBackbone):
+class CompiledAmnesiacHATBackbone(_Compiled, _IndependentBatchNorm, _HATMasked, AmnesiacHATBackbone):
     """An AmnesiacHAT backbone compiled from a spec: HAT plus backup backbones.
 
     `original_backbone_class` is the plain class of the same architecture spec (built in memory,
@@ -200,7 +203,7 @@ class CompiledAmnesiacHATBackbone(_Lookup, _IndependentBatchNorm, _HATMasked, Am
         return feature, {t: backup_features[f"{t}"] for t in self.backup_task_ids}, mask, activations
 
 
-class CompiledWSNBackbone(_Lookup, _IndependentBatchNorm, WSNMaskBackbone):
+class CompiledWSNBackbone(_Compiled, _IndependentBatchNorm, WSNMaskBackbone):
     """A WSN-masked backbone compiled from a spec.
 
     Scores: `weight_score_t[name] = nn.Embedding(out, in)` for a linear layer and

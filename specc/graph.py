@@ -7,6 +7,8 @@ named by module path, residual adds with their shortcut edges. With a masking sc
   tensor flows through it. A residual add ties its operands' units to one mask: the add lists the
   layers whose units it ties, and a shortcut projection (whose units are new) is marked as tied
   to the mask of the block's layer, with a dashed `tied` line from that mask.
+- AmnesiacHAT: each weighted layer and shortcut projection notes how stage `train_with_backup`
+  routes backup path b through it (`m_b·backup + (1 − m_b)·main`).
 - WSN: masks act on weights, not units: each weighted layer says "weights masked (WSN)".
 
 The DOT text depends only on the IR (node ids, module paths, topological order), so the same spec
@@ -38,6 +40,7 @@ _TIED_FILL = "#fff2cc"
 _TIE_COLOUR = "#b8860b"
 _SHORTCUT_COLOUR = "#6a8fc8"
 _MUTED = "#777777"
+_BACKUP_COLOUR = "#7a3e9d"
 _SCHEME_NAMES = {"hat": "HAT", "amnesiac_hat": "AmnesiacHAT", "wsn": "WSN"}
 
 
@@ -171,6 +174,7 @@ class _Drawing:
         self.decls = {m.path: m for m in net.modules}
         self.unit_masks = net.mask_scheme is not None and net.mask_scheme != "wsn"
         self.weight_masks = net.mask_scheme == "wsn"
+        self.backups = net.mask_scheme == "amnesiac_hat"
         self.scheme = _SCHEME_NAMES.get(net.mask_scheme or "", (net.mask_scheme or "").upper())
         self.consumers: dict[int, list[int]] = {n.id: [] for n in net.nodes}
         for n in net.nodes:
@@ -294,6 +298,10 @@ class _Drawing:
                 attrs.update(style="rounded,filled", fillcolor=_TIED_FILL, color=_TIE_COLOUR)
             if n.in_branch and not n.weighted and nid not in self.tied_to:
                 attrs.update(color=_SHORTCUT_COLOUR)
+            routed_by = n.name if n.weighted else self.tied_to.get(nid) if self._is_projection(n) else None
+            if self.backups and routed_by is not None:
+                lines.append(_line(f"backup b: m_b[{routed_by}]·backup + (1−m_b)·main", 9, _BACKUP_COLOUR,
+                                   italic=True))
         else:
             lines = [_line(n.op, bold=True), shape]
         tip = n.name or n.op
@@ -344,6 +352,9 @@ class _Drawing:
                                "(after batch norm and residual add)", 9, "#555555"))
         elif self.weight_masks:
             lines.append(_line("WSN masks the weights of every weighted layer", 9, "#555555"))
+        if self.backups:
+            lines.append(_line("stage train_with_backup: backup path b routes each weighted layer (with its "
+                               "batch norm) and shortcut projection by task b's stored mask m_b", 9, _BACKUP_COLOUR))
         return _html(lines)
 
     def _clusters(self) -> list[str]:

@@ -237,3 +237,16 @@ def test_png_renders(tmp_path, capsys):
     rc, io = _run([str(TINY), "-o", str(out)], capsys)
     assert rc == 0, io.err
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_amnesiac_backup_routing_is_noted():
+    net = _net(SPECS / "resnet18_amnesiac_hat.cl", {"input_channels": 3, "output_dim": 512, "gate": "sigmoid"})
+    dot = to_dot(net)
+    # Every weighted layer routes backup paths by its own stored mask; shortcut projections by the
+    # mask of the layer owning their residual add.
+    for name in net.weighted_layer_names:
+        assert f"m_b[{name}]·backup + (1−m_b)·main" in dot, name
+    assert dot.count("·backup + (1−m_b)·main") == len(net.weighted_layer_names) + 3
+    assert "stage train_with_backup" in dot
+    plain = to_dot(_net(SPECS / "resnet18_hat.cl", {"input_channels": 3, "output_dim": 512, "gate": "sigmoid"}))
+    assert "backup" not in plain

@@ -31,9 +31,12 @@ class Option:
 # norm) or the default of a None / "shared" / "independent" parameter, as in HAT.
 SCHEMES: dict[str, tuple[Option, ...]] = {
     "hat": (Option("gate", "str?", None), Option("batch_normalization", "str?", None),
-            Option("protect_shortcuts", "bool", False)),
+            Option("protect_shortcuts", "bool", False), Option("fold_batch_norm", "bool", False)),
     "wsn": (Option("batch_normalization", "str?", "off"),),
 }
+# `fold_batch_norm` folds a mask that follows a batch norm into its affine weight and bias: one
+# pass over the activations instead of two, but not bit-identical to CLArena's bn(x) * m with
+# fractional masks (see specc/passes/hat.py), hence off by default.
 # AmnesiacHAT is HAT plus backups: HAT's options, and a `disable_unlearning` parameter.
 SCHEMES["amnesiac_hat"] = SCHEMES["hat"]
 HAT_LIKE = ("hat", "amnesiac_hat")

@@ -6,21 +6,11 @@ order), the three forms must return the same feature, mask and activations in ev
 and train mode, for every batch-norm mode, and leave the same state (batch-norm running statistics,
 per-task copies) behind.
 
-Comparisons are `torch.equal` (bit for bit), with one documented exception:
-
-* generated vs runtime: always `torch.equal` (the same assembled code).
-* compiled vs reference: `torch.equal`, except in models WITH batch norm for the stages with
-  fractional masks ('train', 'validation'), whose outputs, gradients and updated running
-  statistics are compared in float64 with `allclose(atol=1e-6, rtol=1e-6)`. Reason: the HAT pass
-  folds a mask that directly follows a batch norm into the batch norm's affine parameters
-  (`specc.runtime.hat.batch_norm_masked`: x_hat * (w * m) + b * m instead of CLArena's
-  (x_hat * w + b) * m), the same function with another rounding order. In float32 the last-bit
-  differences are amplified by deep networks (train-mode batch norm over a few values per channel
-  turns them into ~1e-3 in ResNet-18), so the tolerance check runs in float64, where they stay
-  below 1e-9 while any semantic error is O(1). `test_fractional_mask_after_bn_bit_exact` (xfail,
-  strict) records the float32 last-bit divergence from CLArena. With binary masks ('test',
-  'unlearning_test') or without batch norm the operations are the same and everything is
-  bit-identical in float32.
+Comparisons are `torch.equal` (bit for bit), in float32, in every stage: generated vs runtime (the
+same assembled code) and compiled vs reference (the same operations in the same order: the mask
+multiplies the batch norm's output, as CLArena does). The HAT pass can instead fold a mask into
+the batch norm's affine parameters (`mask hat(fold_batch_norm = true)`, off by default), which
+rounds differently; `test_fractional_mask_after_bn_bit_exact` guards the default.
 
 ResNet-50 forwards compare generated vs reference only (runtime runs the very same compiled
 function; it is compared to generated for ResNet-50 in `test_structure_and_same_seed_init`), to
@@ -213,14 +203,6 @@ def assert_same_grads(models: dict[str, nn.Module], exact: bool, where: str = ""
         m.zero_grad(set_to_none=True)
 
 
-def fractional(stage: str) -> bool:
-    return stage in ("train", "validation")
-
-
-def doubled(models: dict[str, nn.Module]) -> dict[str, nn.Module]:
-    return {f: deepcopy(m).double() for f, m in models.items()}
-
-
 def run_all(models, x, stage, grad=False, **kwargs) -> dict[str, tuple]:
     outs = {}
     for form, m in models.items():
@@ -342,11 +324,7 @@ def test_weighted_layer_names_equal_plain_resnet(depth):
 def _check_all_stages(models, x, stages=STAGES, grad: bool = False):
     """Every stage, in eval then train mode.
 
-    Binary-mask stages (and every stage of a model without batch norm) run on the float32 models
-    and are compared bit for bit; in models with batch norm the fractional-mask stages run on
-    float64 copies made once at the start and are compared within 1e-6 (module docstring). Each set
-    only ever runs its own kind of stage, so the exact set never inherits rounding differences."""
-    has_bn = models["reference"].batch_normalization is not None
+    Every stage is compared bit for bit (module docstring)."""
     for m in models.values():
         m.setup_task_id(1)
         m.store_mask()
@@ -355,24 +333,21 @@ def _check_all_stages(models, x, stages=STAGES, grad: bool = False):
             assert torch.equal(v, models["reference"].masks[1][k]), (form, k)
     ones = sum(float(v.sum()) for v in models["reference"].masks[1].values())
     assert 0 < ones < sum(v.numel() for v in models["reference"].masks[1].values())
-    d64 = doubled(models) if has_bn else None
     for train_mode in (False, True):
         for stage, kwargs in stages:
             where = f"{stage} {kwargs} train={train_mode}"
-            exact = not (has_bn and fractional(stage))
-            models_, x_ = (models, x) if exact else (d64, x.double())
-            for m in models_.values():
+            for m in models.values():
                 m.train(train_mode)
-            outs = run_all(models_, x_, stage, grad=grad, **kwargs)
-            assert_same_output(outs, where, exact=exact)
-            assert_same_bn_state(models_, exact=exact)
+            outs = run_all(models, x, stage, grad=grad, **kwargs)
+            assert_same_output(outs, where)
+            assert_same_bn_state(models)
             if stage == "test":
-                for form, m in models_.items():  # the stored dict itself, as in the seed
+                for form, m in models.items():  # the stored dict itself, as in the seed
                     assert outs[form][1] is m.masks[1], form
             if grad and stage == "train":
                 for out in outs.values():
                     out[0].square().sum().backward()
-                assert_same_grads(models_, exact, where)
+                assert_same_grads(models, True, where)
 
 
 @pytest.mark.parametrize("bn", [None, "shared"])
@@ -425,10 +400,6 @@ def test_shared_and_none_bn_helpers_are_noops(kind):
             assert all(torch.equal(after[k], before[k]) for k in before), (form, bn)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "HAT pass folds the mask into the batch norm's affine parameters (batch_norm_masked: "
-    "x_hat*(w*m)+b*m); CLArena computes bn(x)*m. With fractional masks (train/validation) the "
-    "results differ from CLArena's in the last bit (~6e-8), so they are not bit-identical."))
 @pytest.mark.parametrize("bn", ["shared", "independent"])
 def test_fractional_mask_after_bn_bit_exact(bn):
     torch.manual_seed(0)
@@ -501,35 +472,30 @@ def test_independent_bn_two_tasks(kind):
     affine parameters, store_bn / store_mask, then task 2 with initialize_independent_bn.
 
     Task 1's test output after task 2 must be bit-identical to the one before (in every form);
-    each stage uses the right copy (or the live modules). The run is in float64 because the state
-    carries the fold's rounding differences forward (compared within 1e-6); at the end the state is
-    re-synced and the binary-mask stages are compared bit for bit in float32. ResNet-50 takes the
-    main path only (the optional checks are marked `full`)."""
+    each stage uses the right copy (or the live modules); everything is compared bit for bit.
+    ResNet-50 takes the main path only (the optional checks are marked `full`)."""
     full = kind != "resnet50"
     models = make_all(kind, batch_normalization="independent")
     sync(models)
-    for m in models.values():
-        m.double()
-    x1, x2 = input_of(kind, 1).double(), input_of(kind, 2).double()
+    x1, x2 = input_of(kind, 1), input_of(kind, 2)
     train_kw = dict(s_max=400, batch_idx=3, num_batches=4)
-    approx = dict(exact=False)
 
     # ---- task 1
     for m in models.values():
         m.setup_task_id(1)
         m.train()
     assert_same_state(models)  # the copies made by setup_task_id are named alike everywhere
-    assert_same_output(run_all(models, x1, "train", **train_kw), "t1 train", **approx)
+    assert_same_output(run_all(models, x1, "train", **train_kw), "t1 train")
     _nudge_live_bn(models, 0.1)
     if full:
-        assert_same_output(run_all(models, x1, "validation", s_max=400), "t1 validation", **approx)
+        assert_same_output(run_all(models, x1, "validation", s_max=400), "t1 validation")
     for m in models.values():
         m.store_bn()
         m.store_mask()
         m.eval()
-    assert_same_bn_state(models, **approx)
+    assert_same_bn_state(models)
     t1_before = run_all(models, x1, "test", test_task_id=1)
-    assert_same_output(t1_before, "t1 test", **approx)
+    assert_same_output(t1_before, "t1 test")
     # setting up an existing task again keeps its stored copy (the live batch norms differ now)
     _nudge_live_bn(models, 0.05)
     copies_before = {f: deepcopy(_bn_copies(m)) for f, m in models.items()}
@@ -544,7 +510,7 @@ def test_independent_bn_two_tasks(kind):
     for m in models.values():
         m.setup_task_id(2)
         m.initialize_independent_bn()
-    assert_same_bn_state(models, **approx)
+    assert_same_bn_state(models)
     for form, m in models.items():  # live batch norms back to their construction state
         live = _live_bn_state(m)
         assert live and all(torch.equal(t, _bn_default(k, t)) for k, t in live.items()), form
@@ -552,10 +518,10 @@ def test_independent_bn_two_tasks(kind):
     for m in models.values():
         m.train()
     # train / validation use the live modules even when a test_task_id is passed
-    assert_same_output(run_all(models, x2, "train", test_task_id=1, **train_kw), "t2 train", **approx)
+    assert_same_output(run_all(models, x2, "train", test_task_id=1, **train_kw), "t2 train")
     _nudge_live_bn(models, -0.2)
     if full:
-        assert_same_output(run_all(models, x2, "validation", s_max=400, test_task_id=1), "t2 validation", **approx)
+        assert_same_output(run_all(models, x2, "validation", s_max=400, test_task_id=1), "t2 validation")
     for m in models.values():
         m.store_bn()
         m.store_mask()
@@ -564,21 +530,21 @@ def test_independent_bn_two_tasks(kind):
     _nudge_live_bn(models, 0.3)
     for m in models.values():
         m.eval()
-    assert_same_bn_state(models, **approx)
+    assert_same_bn_state(models)
 
     # ---- test: each task uses its own copy
     t1_after = run_all(models, x1, "test", test_task_id=1)
-    assert_same_output(t1_after, "t1 test after t2", **approx)
+    assert_same_output(t1_after, "t1 test after t2")
     for form in models:  # bit-identical to before task 2, in every form
         assert_same_output({"generated": t1_after[form], "reference": t1_before[form]}, f"t1 {form}")
     t2 = run_all(models, x1, "test", test_task_id=2)
-    assert_same_output(t2, "t2 test", **approx)
+    assert_same_output(t2, "t2 test")
     assert differ(t2["reference"], t1_after["reference"])
     # unlearning_test: the copy of test_task_id, or of the current task (2) when None ...
     u_none = run_all(models, x1, "unlearning_test")
-    assert_same_output(u_none, "unlearning None", **approx)
+    assert_same_output(u_none, "unlearning None")
     if full:
-        assert_same_output(run_all(models, x1, "unlearning_test", test_task_id=1), "unlearning t1", **approx)
+        assert_same_output(run_all(models, x1, "unlearning_test", test_task_id=1), "unlearning t1")
         u2 = run_all(models, x1, "unlearning_test", test_task_id=2)
         for form in models:
             assert torch.equal(u_none[form][0], u2[form][0]), form
@@ -591,14 +557,14 @@ def test_independent_bn_two_tasks(kind):
     for m in models.values():
         m.train()
     live_now = {f: deepcopy(_live_bn_state(m)) for f, m in models.items()}
-    assert_same_output(run_all(models, x2, "test", test_task_id=1), "t1 test, train mode", **approx)
-    assert_same_bn_state(models, **approx)
+    assert_same_output(run_all(models, x2, "test", test_task_id=1), "t1 test, train mode")
+    assert_same_bn_state(models)
     for f, m in models.items():
         assert all(torch.equal(v, live_now[f][k]) for k, v in _live_bn_state(m).items()), f
         m.eval()
     if full:
         assert differ(run_all(models, x1, "test", test_task_id=1)["reference"], t1_before["reference"])
-    assert_same_state(models, **approx)
+    assert_same_state(models)
 
     # ---- float32, same state everywhere: the binary-mask stages are bit-identical
     for m in models.values():

@@ -17,6 +17,7 @@ Facts it adds:
 - `node.meta["tied_units"]`: for a residual add, the owners of all its operands, tied to one mask.
 - `node.meta["mask_point_of"]`: the weighted layer whose unit mask applies after this node: the
   end of the layer's batch-norm / residual-add run, before the activation.
+- `node.meta["shortcut_of"]`: for a shortcut projection, the layer owning the add it feeds.
 - `Network.tied_to`: weighted layers inside a branch (shortcut projections, when the masking
   scheme weights them) -> the layer owning the residual add they feed; they share its mask and
   have no mask point of their own (the add's output is masked once).
@@ -29,8 +30,7 @@ from __future__ import annotations
 import heapq
 
 from .ir import Network
-
-_FOLLOWERS_BEFORE_MASK = {"BatchNorm1d", "BatchNorm2d"}
+from .layers import BATCH_NORMS, PROJECTIONS
 
 
 def analyse(net: Network) -> Network:
@@ -78,7 +78,7 @@ def _unit_owners(net: Network) -> None:
             n.meta["unit_map"] = "channel" if n.shape.is_image else "feature"
             continue
         if n.op == "input" or not n.inputs or (n.op == "call_module" and n.in_branch
-                                               and net.module(n.module).cls in ("Linear", "Conv2d")):
+                                               and net.module(n.module).cls in PROJECTIONS):
             # A shortcut projection's units are new; the add it feeds ties them to a mask.
             n.meta["units"] = None
             n.meta["unit_map"] = None
@@ -100,17 +100,20 @@ def _unit_owners(net: Network) -> None:
 
 
 def _tied_layers(net: Network) -> None:
-    """A weighted layer inside a branch (a shortcut projection made weighted by the masking scheme)
-    has its units tied to the layer owning the residual add it feeds: one mask covers both."""
+    """A shortcut projection (a linear/conv inside a branch) feeds a residual add whose units the
+    layer owning the add masks: `node.meta["shortcut_of"]` names that layer. A weighted one (made
+    weighted by the masking scheme) has its units tied to it: one mask covers both."""
     net.tied_to = {}
     for n in net.nodes:
         if n.op != "add" or n.chain_layer is None:
             continue
         b = net.nodes[n.inputs[1]]
         while b.in_branch:
-            if b.weighted:
-                net.tied_to[b.name] = n.chain_layer
-                b.meta["tied_to"] = n.chain_layer
+            if b.op == "call_module" and net.module(b.module).cls in PROJECTIONS:
+                b.meta["shortcut_of"] = n.chain_layer
+                if b.weighted:
+                    net.tied_to[b.name] = n.chain_layer
+                    b.meta["tied_to"] = n.chain_layer
             b = net.nodes[b.inputs[0]]
 
 
@@ -149,7 +152,7 @@ def _mask_points(net: Network) -> None:
             if len(nxt) != 1:
                 break
             c = net.nodes[nxt[0]]
-            is_bn = c.op == "call_module" and net.module(c.module).cls in _FOLLOWERS_BEFORE_MASK
+            is_bn = c.op == "call_module" and net.module(c.module).cls in BATCH_NORMS
             if not (is_bn or c.op == "add"):
                 break
             point = c.id

@@ -122,7 +122,6 @@ class Op:
     kwargs: list[tuple[str, Expr]]
     repeat: Expr | None  # `block(...) * n`
     pos: Pos
-    has_parens: bool = True
 
 
 @dataclass

@@ -276,13 +276,10 @@ class _Elaborator:
                     raise self.err(f"branch '{s.name}' is declared twice in this scope", s.pos)
                 scope.branches[s.name] = (s, scope.key + (i,))
         for i, s in enumerate(stmts):
-            key = scope.key + (i,)
-            if isinstance(s, A.Chain):
-                stream = self._chain(s.elements, scope, stream, key, in_branch=False)
-            elif isinstance(s, A.ForLoop):
-                stream = self._loop(s, scope, stream, key)
-            elif isinstance(s, A.BlockDef):
+            if isinstance(s, A.BlockDef):
                 raise self.err("blocks are declared at the top level of a file", s.pos)
+            if not isinstance(s, A.Branch):  # branches are elaborated where `add` uses them
+                stream = self._statement(s, scope, stream, scope.key + (i,))
         for name, (b, key) in scope.branches.items():
             if name not in scope.branch_values:
                 raise self.err(f"branch '{name}' is never used", b.pos, f"use it with `add({name})`")
@@ -303,16 +300,17 @@ class _Elaborator:
                 scope.env[s.index_var] = it
             scope.env[s.item_var] = item
             for j, st in enumerate(s.body):
-                k = key + (it, j)
-                if isinstance(st, A.Chain):
-                    stream = self._chain(st.elements, scope, stream, k, in_branch=False)
-                elif isinstance(st, A.ForLoop):
-                    stream = self._loop(st, scope, stream, k)
-                else:
+                if not isinstance(st, (A.Chain, A.ForLoop)):
                     raise self.err("only chains and loops may appear inside a `for` body", st.pos)
+                stream = self._statement(st, scope, stream, key + (it, j))
         scope.env.clear()
         scope.env.update(saved)
         return stream
+
+    def _statement(self, s: A.Chain | A.ForLoop, scope: _Scope, stream: int, key) -> int:
+        if isinstance(s, A.Chain):
+            return self._chain(s.elements, scope, stream, key, in_branch=False)
+        return self._loop(s, scope, stream, key)
 
     def _branch_value(self, name: str, scope: _Scope, pos: Pos) -> int:
         if name in scope.branch_values:

@@ -103,21 +103,8 @@ class Network:
     tied_to: dict[str, str] = field(default_factory=dict)
     input_unit_repeat: dict[str, int | None] = field(default_factory=dict)
 
-    def node(self, node_id: int) -> Node:
-        return self.nodes[node_id]
-
     def module(self, path: tuple[str, ...]) -> ModuleDecl:
         for m in self.modules:
             if m.path == path:
                 return m
         raise KeyError(path)
-
-    def consumers(self, node_id: int) -> list[int]:
-        return [n.id for n in self.nodes if node_id in n.inputs]
-
-    @property
-    def output_dim_arg(self):
-        for p in self.params:
-            if p.name == "output_dim":
-                return p.value
-        return None

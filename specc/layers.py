@@ -27,6 +27,10 @@ class OpSpec:
 
 REQUIRED = object()
 
+# torch.nn classes by role, for the analysis and the passes.
+BATCH_NORMS = ("BatchNorm1d", "BatchNorm2d")
+PROJECTIONS = ("Linear", "Conv2d")
+
 OPS: dict[str, OpSpec] = {
     "linear": OpSpec("linear", (("out_features", "int", REQUIRED), ("bias", "bool", True)), "Linear", True, "features"),
     "conv2d": OpSpec("conv2d", (("out_channels", "int", REQUIRED), ("kernel", "int", REQUIRED), ("stride", "int", 1),

@@ -193,9 +193,7 @@ class _Builder(Transformer):
     def op(self, meta, c):
         name, args, repeat = c
         pos_args, kwargs = args if args else ([], [])
-        # `name` alone (no parentheses) is allowed for argument-less operations such as `flatten`.
-        has_parens = self.text[meta.end_pos - 1: meta.end_pos] == ")" if repeat is None else True
-        return A.Op(str(name), pos_args, kwargs, repeat, self._tpos(name), has_parens)
+        return A.Op(str(name), pos_args, kwargs, repeat, self._tpos(name))
 
     def args(self, meta, c):
         pos_args, kwargs = [], []

@@ -22,9 +22,8 @@ import torch
 from torch import fx
 
 from ..ir import Network
+from ..layers import BATCH_NORMS
 
-_BATCH_NORMS = ("BatchNorm1d", "BatchNorm2d")
-_PROJECTIONS = ("Linear", "Conv2d")
 
 
 def amnesiac_pass(graph: fx.Graph, net: Network, backup_ids: list[str]) -> fx.Graph:
@@ -36,7 +35,9 @@ def amnesiac_pass(graph: fx.Graph, net: Network, backup_ids: list[str]) -> fx.Gr
 
     with graph.inserting_after(placeholders["bn_task"]):
         backup_masks = graph.placeholder("backup_masks")
-    shortcut_owner = _shortcut_owners(net)
+    # Shortcut projections that are not weighted layers, routed with their add owner's mask.
+    shortcut_owner = {n.name: n.meta["shortcut_of"] for n in net.nodes
+                      if "shortcut_of" in n.meta and not n.weighted}
     backup_features = {}
     with graph.inserting_before(output):
         for b in backup_ids:
@@ -50,20 +51,6 @@ def amnesiac_pass(graph: fx.Graph, net: Network, backup_ids: list[str]) -> fx.Gr
     assert sorted(routed) == sorted(expected), "a layer is not routed exactly once per backup"
     graph.lint()
     return graph
-
-
-def _shortcut_owners(net: Network) -> dict[str, str]:
-    """Shortcut projections (non-weighted linear/conv in a branch) -> the layer owning their add."""
-    owners = {}
-    for n in net.nodes:
-        if n.op != "add" or n.chain_layer is None:
-            continue
-        b = net.nodes[n.inputs[1]]
-        while b.in_branch:
-            if b.op == "call_module" and not b.weighted and net.module(b.module).cls in _PROJECTIONS:
-                owners[b.name] = n.chain_layer
-            b = net.nodes[b.inputs[0]]
-    return owners
 
 
 def _backup_path(graph, net, b, inp, mask, backup_masks, shortcut_owner):
@@ -107,7 +94,7 @@ def _backup_path(graph, net, b, inp, mask, backup_masks, shortcut_owner):
 
 def _following_batch_norm(net: Network, n):
     users = [u for u in net.nodes if u.inputs and u.inputs[0] == n.id]
-    if len(users) == 1 and users[0].op == "call_module" and net.module(users[0].module).cls in _BATCH_NORMS:
+    if len(users) == 1 and users[0].op == "call_module" and net.module(users[0].module).cls in BATCH_NORMS:
         return users[0]
     return None
 

@@ -24,9 +24,9 @@ import operator
 from torch import fx
 
 from ..ir import Network
+from ..layers import BATCH_NORMS
 from ..runtime.hat import batch_norm_masked, independent_bn, independent_bn_masked
 
-_BATCH_NORMS = ("BatchNorm1d", "BatchNorm2d")
 
 
 def hat_pass(graph: fx.Graph, net: Network) -> fx.Graph:
@@ -77,7 +77,7 @@ def _foldable(node: fx.Node, net: Network) -> bool:
     if node.op != "call_module" or not net.scheme_options.get("fold_batch_norm"):
         return False
     decl = net.module(tuple(node.target.split(".")))
-    return decl.cls in _BATCH_NORMS and decl.kwargs.get("affine", True)
+    return decl.cls in BATCH_NORMS and decl.kwargs.get("affine", True)
 
 
 def _fold_into_batch_norm(graph, node, layer, mask, bn_task, net, independent) -> None:
@@ -106,7 +106,7 @@ def route_batch_norms(graph: fx.Graph, net: Network, bn_task: fx.Node) -> None:
         if node.op != "call_module":
             continue
         path = tuple(node.target.split("."))
-        if net.module(path).cls not in _BATCH_NORMS:
+        if net.module(path).cls not in BATCH_NORMS:
             continue
         owner, attr, sub = bn_group(net, path)
         with graph.inserting_before(node):

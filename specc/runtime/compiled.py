@@ -6,6 +6,7 @@ from copy import deepcopy
 
 from torch import Tensor, nn
 
+from ..layers import BATCH_NORMS
 from .base import AmnesiacHATBackbone, Backbone, CLBackbone, HATMaskBackbone, WSNMaskBackbone
 
 
@@ -68,7 +69,7 @@ class _IndependentBatchNorm:
         if getattr(self, "batch_normalization", None) != "independent":
             return
         for decl in net.modules:
-            if decl.cls in ("BatchNorm1d", "BatchNorm2d"):
+            if decl.cls in BATCH_NORMS:
                 owner, attr, _ = bn_group(net, decl.path)
                 if (owner, attr) not in self._bn_groups:
                     self._bn_groups.append((owner, attr))

@@ -5,14 +5,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def independent_bn(x: Tensor, live: nn.Module, copies: nn.ModuleDict, task: str | None, sub: tuple) -> Tensor:
-    """Batch norm with per-task copies: the live module, or the copy stored for `task`."""
+def _select(live: nn.Module, copies: nn.ModuleDict, task: str | None, sub: tuple) -> nn.Module:
+    """The live batch norm, or its copy stored for `task` (reached in the copy by `sub`)."""
     if task is None:
-        return live(x)
+        return live
     module = copies[task]
     for part in sub:
         module = module[int(part)]
-    return module(x)
+    return module
+
+
+def independent_bn(x: Tensor, live: nn.Module, copies: nn.ModuleDict, task: str | None, sub: tuple) -> Tensor:
+    """Batch norm with per-task copies: the live module, or the copy stored for `task`."""
+    return _select(live, copies, task, sub)(x)
 
 
 def batch_norm_masked(bn: nn.modules.batchnorm._BatchNorm, x: Tensor, mask: Tensor) -> Tensor:
@@ -36,9 +41,4 @@ def batch_norm_masked(bn: nn.modules.batchnorm._BatchNorm, x: Tensor, mask: Tens
 def independent_bn_masked(x: Tensor, live: nn.Module, copies: nn.ModuleDict, task: str | None, sub: tuple,
                           mask: Tensor) -> Tensor:
     """`independent_bn(...) * mask`, folded like batch_norm_masked."""
-    if task is None:
-        return batch_norm_masked(live, x, mask)
-    module = copies[task]
-    for part in sub:
-        module = module[int(part)]
-    return batch_norm_masked(module, x, mask)
+    return batch_norm_masked(_select(live, copies, task, sub), x, mask)

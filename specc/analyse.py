@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import heapq
 
-from .ir import Network
-from .layers import BATCH_NORMS, PROJECTIONS
+from .frontend.ir import Network
+from .core.layers import BATCH_NORMS, PROJECTIONS
 
 
 def analyse(net: Network) -> Network:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from torch import nn
 
 from .analyse import analyse
-from .elaborate import elaborate
-from .load import Program
+from .frontend.elaborate import elaborate
+from .frontend.load import Program
 from .lower import build_graph, build_modules, compile_graph
 from .passes.amnesiac import amnesiac_pass
 from .passes.hat import hat_pass

@@ -7,8 +7,8 @@ import inspect
 from pathlib import Path
 
 from .assemble import assemble
-from .classdef import NO_DEFAULT, class_def, python_default
-from .load import Program, load_program
+from .frontend.classdef import NO_DEFAULT, class_def, python_default
+from .frontend.load import Program, load_program
 from .runtime import compiled
 
 

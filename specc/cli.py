@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from . import __version__
-from .errors import SpecError, UsageError
+from .frontend.errors import SpecError, UsageError
 
 PROBE_VALUES = {"int": 64, "float": 0.5, "bool": False, "str": "probe", "list": [64], "activation": "ReLU"}
 
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _defines(items: list[str]) -> dict:
-    from .values import parse_cli_value
+    from .core.values import parse_cli_value
 
     out = {}
     for item in items:
@@ -103,7 +103,7 @@ def _defines(items: list[str]) -> dict:
 
 def _compile(specs: list[str], out: str | None, overrides: dict) -> int:
     from .emit import emit
-    from .load import load_program
+    from .frontend.load import load_program
 
     if out is not None and len(specs) > 1 and not (Path(out).is_dir() or out.endswith(os.sep)):
         raise UsageError("with several specs, -o must name a folder")
@@ -143,9 +143,9 @@ def _network(spec: str, overrides: dict, image_size: int | None = None):
     """Load, elaborate (missing parameters: -D, else probe values) and analyse; returns the IR and
     the names of the parameters that took probe values."""
     from .analyse import analyse
-    from .elaborate import elaborate
-    from .load import load_program
-    from .masking import class_params
+    from .frontend.elaborate import elaborate
+    from .frontend.load import load_program
+    from .frontend.masking import class_params
 
     program = load_program(spec)
     probed = {}

@@ -25,8 +25,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .errors import UsageError
-from .ir import ModuleDecl, Network, Node
+from .frontend.errors import UsageError
+from .frontend.ir import ModuleDecl, Network, Node
 
 # Output suffix -> Graphviz output format (None: the DOT text itself).
 FORMATS = {".dot": None, ".svg": "svg", ".png": "png"}

@@ -12,7 +12,7 @@ import operator
 import torch
 from torch import fx, nn
 
-from .ir import Network
+from .frontend.ir import Network
 
 
 class SpecBlock(nn.Module):

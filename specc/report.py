@@ -1,7 +1,7 @@
 """Text reports of an analysed network (the `specc show` table). No torch."""
 from __future__ import annotations
 
-from .ir import Network
+from .frontend.ir import Network
 
 
 def parameter_count(cls: str, kw: dict) -> int:

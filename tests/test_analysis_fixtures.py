@@ -26,8 +26,8 @@ import pytest
 from conftest import TESTS
 
 from specc.analyse import analyse
-from specc.elaborate import elaborate
-from specc.load import load_program
+from specc.frontend.elaborate import elaborate
+from specc.frontend.load import load_program
 
 FIXTURES = TESTS / "fixtures" / "analysis"
 CASES = sorted(FIXTURES.glob("*.cl"))

@@ -17,8 +17,8 @@ from conftest import GENERATED, REPO, SPECS
 import specc
 from specc.analyse import analyse
 from specc.cli import main
-from specc.elaborate import elaborate
-from specc.load import load_program
+from specc.frontend.elaborate import elaborate
+from specc.frontend.load import load_program
 
 PYTHON = sys.executable
 SPECC = str(Path(sys.executable).with_name("specc"))

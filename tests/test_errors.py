@@ -11,12 +11,12 @@ from conftest import SPECS
 
 import specc
 from specc.analyse import analyse
-from specc.classdef import class_def
-from specc.elaborate import elaborate
+from specc.frontend.classdef import class_def
+from specc.frontend.elaborate import elaborate
 from specc.emit import emit
-from specc.errors import Pos, SpecError
-from specc.load import load_program
-from specc.parse import parse_text
+from specc.frontend.errors import Pos, SpecError
+from specc.frontend.load import load_program
+from specc.frontend.parse import parse_text
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from reference import plain
 
 import specc
 from specc.builder import runtime_class
-from specc.load import load_program
+from specc.frontend.load import load_program
 
 # ---------------------------------------------------------------------------------------------
 # helpers

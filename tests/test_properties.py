@@ -31,10 +31,10 @@ from conftest import SPECS
 import specc
 from specc.analyse import analyse
 from specc.cli import main as cli_main
-from specc.elaborate import elaborate
+from specc.frontend.elaborate import elaborate
 from specc.emit import emit
-from specc.errors import SpecError
-from specc.load import load_program
+from specc.frontend.errors import SpecError
+from specc.frontend.load import load_program
 
 # ---------------------------------------------------------------------------------------------
 # random spec texts

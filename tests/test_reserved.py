@@ -2,7 +2,7 @@
 stands for, for the installed torch and specc's runtime classes."""
 from torch import nn
 
-from specc.reserved import ATTRIBUTES, METHODS, MODULE_NAMES, PARAMETER_NAMES
+from specc.frontend.reserved import ATTRIBUTES, METHODS, MODULE_NAMES, PARAMETER_NAMES
 from specc.runtime import compiled
 
 

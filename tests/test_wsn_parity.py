@@ -19,7 +19,7 @@ from reference import wsn as ref
 
 import specc
 from specc.builder import runtime_class
-from specc.load import load_program
+from specc.frontend.load import load_program
 
 FORMS = ("generated", "runtime", "reference")
 

@@ -11,10 +11,11 @@ from pathlib import PurePosixPath
 import jinja2
 
 from .. import __version__
+from . import escape
 from ..analyse import analyse
-from ..classdef import NO_DEFAULT, class_def
-from ..elaborate import elaborate
-from ..load import Program, load_program
+from ..frontend.classdef import NO_DEFAULT, class_def
+from ..frontend.elaborate import elaborate
+from ..frontend.load import Program, load_program
 
 
 _KIND = {"CompiledBackbone": "Backbone", "CompiledCLBackbone": "Continual-learning backbone",
@@ -44,14 +45,13 @@ def emit(program: Program, overrides: dict | None = None) -> str:
              for d in cdef.params]
     text = _env().get_template("backbone.py.jinja").render(
         version=__version__,
-        spec_name=spec_name,
-        summary=summary,
+        docstring=escape.docstring(f"{cdef.name}, compiled by specc from {escape.display_path(spec_name)}.\n\n{summary}\n"),
         base=cdef.base,
-        sources=[(repr(p), [repr(line) for line in text.splitlines(keepends=True)] or ["''"])
+        sources=[(escape.string(p), [escape.string(line) for line in text.splitlines(keepends=True)] or ["''"])
                  for p, text in embedded.items()],
-        top=repr(spec_name),
-        class_name=cdef.name,
-        class_doc=f"{_KIND[cdef.base]} {cdef.name} (network {program.network.name}).",
+        top=escape.string(spec_name),
+        class_name=escape.identifier(cdef.name),
+        class_doc=escape.docstring(f"{_KIND[cdef.base]} {cdef.name} (network {program.network.name})."),
         param_decls=decls,
         param_names=[d.name for d in cdef.params],
         base_args=", ".join(f"{k}={v}" for k, v in cdef.base_args),
@@ -73,7 +73,7 @@ def _summary(program: Program, cdef, overrides) -> str:
     if any(d.default is NO_DEFAULT for d in cdef.params):
         missing = ", ".join(d.name for d in cdef.params if d.default is NO_DEFAULT)
         return (f"Its layers depend on constructor arguments without defaults ({missing});\n"
-                f"`specc show {PurePosixPath(program.path).name} -D name=value` lists them for given values.")
+                f"`specc show {escape.display_path(PurePosixPath(program.path).name)} -D name=value` lists them for given values.")
     net = analyse(elaborate(program, {}, overrides))
     lines = [f"Weighted layers with the default arguments ({len(net.weighted_layer_names)}):"]
     lines += [f"    {name}" for name in net.weighted_layer_names]

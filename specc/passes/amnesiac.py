@@ -21,8 +21,8 @@ import operator
 import torch
 from torch import fx
 
-from ..ir import Network
-from ..layers import BATCH_NORMS
+from ..frontend.ir import Network
+from ..core.layers import BATCH_NORMS
 
 
 

@@ -23,8 +23,8 @@ import operator
 
 from torch import fx
 
-from ..ir import Network
-from ..layers import BATCH_NORMS
+from ..frontend.ir import Network
+from ..core.layers import BATCH_NORMS
 from ..runtime.hat import batch_norm_masked, independent_bn, independent_bn_masked
 
 

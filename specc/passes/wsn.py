@@ -13,7 +13,7 @@ import operator
 
 from torch import fx
 
-from ..ir import Network
+from ..frontend.ir import Network
 from ..runtime.wsn import wsn_conv2d, wsn_linear
 from .hat import route_batch_norms
 

@@ -6,7 +6,7 @@ from copy import deepcopy
 
 from torch import Tensor, nn
 
-from ..layers import BATCH_NORMS
+from ..core.layers import BATCH_NORMS
 from .base import AmnesiacHATBackbone, Backbone, CLBackbone, HATMaskBackbone, WSNMaskBackbone
 
 

@@ -14,27 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..core.layers import Shape
 from .errors import Pos
-
-
-@dataclass(frozen=True)
-class Shape:
-    """A tensor shape without the batch dimension: (features,) or (channels, height, width).
-
-    Height and width may be None when the spec's input does not state them."""
-
-    dims: tuple
-
-    @property
-    def is_image(self) -> bool:
-        return len(self.dims) == 3
-
-    @property
-    def units(self):
-        return self.dims[0]
-
-    def __str__(self) -> str:
-        return "(" + ", ".join("?" if d is None else str(d) for d in self.dims) + ")"
 
 
 @dataclass

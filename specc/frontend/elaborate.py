@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from . import ast as A
 from .errors import Pos, SpecError
 from .ir import ModuleDecl, Network, Node, Param, Shape
-from .layers import ACTIVATIONS, OPS, REQUIRED, check, out_shape, torch_kwargs
+from ..core.layers import ACTIVATIONS, OPS, REQUIRED, check, out_shape, torch_kwargs
 from .load import Program
 from .masking import check_name, class_params, network_args, options, weights_branches
 from .reserved import MODULE_NAMES
-from .values import Activation, coerce, type_name
+from ..core.values import Activation, coerce, type_name
 
 _FUNCS = ("len", "range", "min", "max")
 

@@ -1,16 +1,14 @@
 """Spec text -> AST (specc.ast), with source positions and friendly syntax errors."""
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 import lark
-from lark import Lark, Token, Transformer, v_args
+from lark import Token, Transformer, v_args
 
 from . import ast as A
 from .errors import Pos, SpecError
-
-GRAMMAR_PATH = Path(__file__).resolve().parent.parent / "grammars" / "specc.lark"
+from .tables import parser as _parser
 
 # Token names as Lark reports them -> what a user would call them.
 _TOKEN_WORDS = {
@@ -20,14 +18,6 @@ _TOKEN_WORDS = {
     "COMP_OP": "a comparison", "ADD_OP": "'+' or '-'", "MUL_OP": "'*', '//' or '%'",
     "QMARK": "'?'", "DOT": "'.'", "STAR": "'*'", "$END": "the end of the file",
 }
-
-
-@lru_cache(maxsize=1)
-def _parser() -> Lark:
-    # LALR keeps `specc check` instant (the grammar is written to be LALR(1)); lark's cache keeps
-    # the built tables in the temp folder, keyed by the grammar's hash, so they are built once.
-    return Lark(GRAMMAR_PATH.read_text(encoding="utf-8"), parser="lalr", propagate_positions=True,
-                maybe_placeholders=True, cache=True)
 
 
 def _describe(expected: set[str]) -> str:

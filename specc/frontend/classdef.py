@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from .ast import TypeRef
 from .elaborate import Evaluator, bind_arguments
 from .errors import SpecError
-from .layers import ACTIVATIONS
+from ..core.layers import ACTIVATIONS
 from .load import Program
 from .masking import class_params
-from .values import Activation, coerce, type_name
+from ..core.values import Activation, coerce, type_name
 
 NO_DEFAULT = object()
 

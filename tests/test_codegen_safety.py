@@ -1,0 +1,110 @@
+"""No code execution through what a spec or its file name puts into generated source, and no
+pickle anywhere near the parser (issue 13, code-execution items)."""
+from __future__ import annotations
+
+import ast
+import io
+import json
+import os
+import subprocess
+import sys
+import tokenize
+from pathlib import Path
+
+import pytest
+
+from conftest import GENERATED, REPO
+
+SPECC = [sys.executable, "-m", "specc.cli"]
+
+# Innocent in UTF-8; under UTF-7 the `+AAo-` sequences decode to newlines, so the comment's
+# tail becomes a statement that creates the marker file when the module is imported.
+UTF7_PAYLOAD = (
+    "# a comment +AAo-import pathlib+ADs-pathlib.Path(MARKER).touch()+AAo-#\n"
+)
+TINY = """
+network Tiny(width: int = 4) {
+    input features(3)
+    fc: linear(width) -> record
+}
+"""
+
+
+def _python_reads(data: bytes) -> str:
+    """The encoding Python uses for a source file with these bytes (PEP 263)."""
+    return tokenize.detect_encoding(io.BytesIO(data).readline)[0]
+
+
+def _compile(tmp_path: Path, name: str, text: str) -> subprocess.CompletedProcess:
+    spec = tmp_path / name
+    spec.write_text(text, encoding="utf-8")
+    return subprocess.run(SPECC + ["compile", str(spec), "-o", str(tmp_path / "out.py")],
+                          capture_output=True, text=True, cwd=REPO)
+
+
+@pytest.mark.parametrize("name", [
+    "vgg_coding=utf_7,v2.cl",          # a PEP 263 cookie if it reached line 1 or 2
+    "vgg_coding=latin-1.cl",
+    'tri"""ple.cl',                    # would close a docstring
+    "new\nline.cl",                    # would end a comment
+    "caf\u00e9 \u2028sep.cl",          # non-ASCII and a Unicode line separator
+])
+def test_spec_file_names_do_not_reach_source_unescaped(tmp_path, name):
+    marker = tmp_path / "marker"
+    text = f"MARKER = 1\n{UTF7_PAYLOAD}{TINY}".replace("MARKER = 1\n", "")
+    text = text.replace("MARKER", repr(str(marker)))
+    done = _compile(tmp_path, name, text)
+    assert done.returncode == 0, done.stderr
+    data = (tmp_path / "out.py").read_bytes()
+    assert data.splitlines()[0] == b"# -*- coding: utf-8 -*-"
+    assert _python_reads(data) == "utf-8"
+    # Importing the module runs nothing from the spec: only the class is defined.
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run = subprocess.run([sys.executable, "-c", "import runpy, sys; runpy.run_path(sys.argv[1])",
+                          str(tmp_path / "out.py")], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    assert not marker.exists()
+
+
+def test_every_generated_file_reads_as_utf8_and_holds_only_imports_and_the_class():
+    files = sorted(GENERATED.glob("*.py"))
+    assert files
+    for path in files:
+        data = path.read_bytes()
+        assert _python_reads(data) == "utf-8", path
+        tree = ast.parse(data.decode("utf-8"))
+        kinds = [type(node).__name__ for node in tree.body]
+        # docstring, imports, the embedded spec (two assignments of literals / one call), the class
+        assert kinds[0] == "Expr" and isinstance(tree.body[0].value, ast.Constant), path
+        classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
+        assert len(classes) == 1, path
+        for node in tree.body[1:]:
+            assert isinstance(node, (ast.ImportFrom, ast.Import, ast.Assign, ast.ClassDef)), (path, ast.dump(node))
+
+
+def test_parser_tables_are_fresh_json_and_parse_like_the_grammar():
+    from specc.frontend import tables
+
+    assert tables.tables_are_fresh(), "run `python -m specc.frontend.tables` after editing the grammar"
+    json.loads(tables.TABLES.read_text(encoding="utf-8"))  # plain data
+    built = tables.build_parser()
+    shipped = tables.parser()
+    for spec in sorted((REPO / "specs").rglob("*.cl")):
+        text = spec.read_text(encoding="utf-8")
+        assert shipped.parse(text) == built.parse(text), spec
+
+
+def test_nothing_is_unpickled_or_cached_by_the_parser():
+    # Lark's own cache is a pickle in the shared temp folder: never ask for it.
+    for path in sorted((REPO / "specc").rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        assert "cache=True" not in source, path
+        assert "pickle.load" not in source, path
+
+
+def test_parsing_creates_no_file_in_the_temp_folder(tmp_path):
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(REPO)}
+    spec = REPO / "specs" / "mlp.cl"
+    done = subprocess.run(SPECC + ["check", str(spec)], capture_output=True, text=True, env=env, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert list(tmp_path.iterdir()) == []

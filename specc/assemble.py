@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .analyse import analyse
+from .frontend.facts import analyse
 from .frontend.elaborate import elaborate
 from .frontend.load import Program
 from .lower import build_graph, build_modules, compile_graph

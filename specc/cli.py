@@ -142,7 +142,7 @@ def _write_atomically(target: Path, text: str) -> None:
 def _network(spec: str, overrides: dict, image_size: int | None = None):
     """Load, elaborate (missing parameters: -D, else probe values) and analyse; returns the IR and
     the names of the parameters that took probe values."""
-    from .analyse import analyse
+    from .frontend.facts import analyse
     from .frontend.elaborate import elaborate
     from .frontend.load import load_program
     from .frontend.masking import class_params

@@ -1,7 +1,7 @@
 """Analysis fixtures: tests/fixtures/analysis/NAME.cl with the expected facts in NAME.json.
 
 The expected values were worked out by hand from the language's semantics (CONTRACT.md,
-DESIGN.md, the docstring of specc/analyse.py), not by running the compiler. Each .cl file's
+DESIGN.md, the docstrings of specc/analysis), not by running the compiler. Each .cl file's
 comment header says what it exercises; each .json has a "title".
 
 Nodes are named for comparison as follows: a module call by its module path with '/', the network
@@ -25,7 +25,7 @@ import pytest
 
 from conftest import TESTS
 
-from specc.analyse import analyse
+from specc.frontend.facts import analyse
 from specc.frontend.elaborate import elaborate
 from specc.frontend.load import load_program
 

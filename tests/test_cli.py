@@ -15,7 +15,7 @@ import pytest
 from conftest import GENERATED, REPO, SPECS
 
 import specc
-from specc.analyse import analyse
+from specc.frontend.facts import analyse
 from specc.cli import main
 from specc.frontend.elaborate import elaborate
 from specc.frontend.load import load_program

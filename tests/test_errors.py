@@ -10,7 +10,7 @@ import pytest
 from conftest import SPECS
 
 import specc
-from specc.analyse import analyse
+from specc.frontend.facts import analyse
 from specc.frontend.classdef import class_def
 from specc.frontend.elaborate import elaborate
 from specc.emit import emit

@@ -29,7 +29,7 @@ from torch import nn
 from conftest import SPECS
 
 import specc
-from specc.analyse import analyse
+from specc.frontend.facts import analyse
 from specc.cli import main as cli_main
 from specc.frontend.elaborate import elaborate
 from specc.emit import emit

@@ -12,7 +12,7 @@ import jinja2
 
 from .. import __version__
 from . import escape
-from ..analyse import analyse
+from ..frontend.facts import analyse
 from ..frontend.classdef import NO_DEFAULT, class_def
 from ..frontend.elaborate import elaborate
 from ..frontend.load import Program, load_program

@@ -42,7 +42,7 @@ class Node:
     shape: Shape  # output shape
     pos: Pos
     order: tuple  # declaration-order key, the tie-break of the topological order
-    weighted: bool = False  # a linear/conv on the main path (see analyse.py)
+    weighted: bool = False  # a linear/conv on the main path (see specc/analysis)
     in_branch: bool = False  # created inside a `branch` (a shortcut path)
     chain_layer: str | None = None  # the weighted layer whose chain this node belongs to
     meta: dict = field(default_factory=dict)
@@ -74,7 +74,7 @@ class Network:
     output: int  # id of the node whose value is the output feature
     records: dict[str, int]  # weighted layer name -> node whose value is recorded as its activation
     scheme_options: dict = field(default_factory=dict)  # the `mask` declaration's options
-    # Filled by the analysis (specc/analyse.py):
+    # Filled by the analysis (specc/analysis, through specc/frontend/facts.py):
     topo_order: list[int] = field(default_factory=list)
     weighted_layer_names: list[str] = field(default_factory=list)
     preceding: dict[str, str | None] = field(default_factory=dict)
@@ -83,6 +83,7 @@ class Network:
     graph_next: dict[str, list[str]] = field(default_factory=dict)
     tied_to: dict[str, str] = field(default_factory=dict)
     input_unit_repeat: dict[str, int | None] = field(default_factory=dict)
+    facts: object = None  # the analysis' specc.analysis.Facts
 
     def module(self, path: tuple[str, ...]) -> ModuleDecl:
         for m in self.modules:

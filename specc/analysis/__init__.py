@@ -1,0 +1,70 @@
+"""The analysis of a network graph, shared by the front end and the runtime (torch-free).
+
+Passes, in order, each in its own module: shortcuts (main and shortcut operands of residual adds)
+-> weighted (the weighted layers) -> units (which layer's units each value carries) -> mask points
+(where each layer's unit mask applies) -> ties (masks shared through residual adds). `analyse`
+runs them and returns the network-level `Facts`; node-level facts are left in `node.meta`.
+"""
+from __future__ import annotations
+
+from .graph import AnalysisError, Facts, Graph, Node, Segment
+from .mask_points import find_mask_points
+from .shortcuts import mark_shortcuts
+from .ties import find_ties
+from .units import assign_units
+from .weighted import find_weighted
+
+__all__ = ["AnalysisError", "Facts", "Graph", "Node", "Segment", "analyse"]
+
+
+def analyse(graph: Graph, include_shortcuts: bool = False) -> Facts:
+    mark_shortcuts(graph)
+    names = find_weighted(graph, include_shortcuts)
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise AnalysisError(f"the weighted layer '{dup}' is called more than once; each weighted layer "
+                            "must be used at one point of the network")
+    layer_nodes = {n.name: n.id for n in graph.nodes if n.meta.get("weighted")}
+    assign_units(graph)
+    # Ties first: a weighted shortcut projection shares the mask of the layer owning its add.
+    chain_points = find_mask_points(graph, [n for n in names if not _is_shortcut(graph, layer_nodes[n])],
+                                    layer_nodes)
+    tied_to = find_ties(graph)
+    inputs = {name: _input_segments(graph, graph.nodes[layer_nodes[name]]) for name in names}
+    graph_preceding = {name: list(dict.fromkeys(s.owner for s in segs if s.owner is not None))
+                       for name, segs in inputs.items()}
+    graph_next: dict[str, list[str]] = {name: [] for name in names}
+    for name, owners in graph_preceding.items():
+        for owner in owners:
+            if owner in graph_next:
+                graph_next[owner].append(name)
+    return Facts(
+        weighted_layer_names=names,
+        preceding={n: (names[i - 1] if i else None) for i, n in enumerate(names)},
+        next={n: (names[i + 1] if i + 1 < len(names) else None) for i, n in enumerate(names)},
+        graph_preceding=graph_preceding,
+        graph_next=graph_next,
+        input_segments=inputs,
+        mask_points=chain_points,
+        tied_to=tied_to,
+        layer_nodes=layer_nodes,
+    )
+
+
+def _is_shortcut(graph: Graph, nid: int) -> bool:
+    return "shortcut_of_add" in graph.nodes[nid].meta
+
+
+def _input_segments(graph: Graph, layer: Node) -> tuple[Segment, ...]:
+    """The segments of a layer's input, with unknown repeats (a flatten the adapter could not size)
+    resolved from the layer's input size."""
+    segs = graph.nodes[layer.inputs[0]].meta["units"]
+    unknown = [s for s in segs if s.repeat is None]
+    if not unknown:
+        return segs
+    known = sum(s.size * s.repeat for s in segs if s.repeat is not None and s.size is not None)
+    if len(unknown) == 1 and unknown[0].size and layer.in_units is not None \
+            and (layer.in_units - known) % unknown[0].size == 0:
+        r = (layer.in_units - known) // unknown[0].size
+        return tuple(Segment(s.owner, s.size, r) if s.repeat is None else s for s in segs)
+    raise AnalysisError(f"cannot tell how the inputs of '{layer.name}' map to the units before it", layer)

@@ -1,0 +1,74 @@
+"""Mask points: where each weighted layer's unit mask must be applied so that a masked unit reaches
+every later layer as exactly zero.
+
+From the layer, its chain is followed while the layer's units flow through exactly one consumer
+that keeps them unit for unit (batch norm, activation, dropout, pooling, a residual add of which
+they are the main operand). Along the chain, every operation that can turn a zero into something
+else (the layer's own bias, batch norm, a residual add, an activation with f(0) != 0) must come
+before the mask: the mask point is the last such operation. With CLArena's order (layer, batch
+norm, [add,] activation) that is after the batch norm / add and before the activation; with
+`conv -> activation -> batch norm` it is after the batch norm.
+
+Beyond the mask point the units are followed to the next layers; an operation there that moves
+zeros (a batch norm after a flatten, a second chain after a fork) would break the guarantee, and
+is reported instead of masked silently."""
+from __future__ import annotations
+
+from .graph import UNIT_PRESERVING, AnalysisError, Graph, Node
+
+
+def _continues(graph: Graph, cur: Node, nxt: Node) -> bool:
+    if nxt.role == "add":
+        return nxt.inputs[nxt.meta["main_operand"]] == cur.id
+    return nxt.role in UNIT_PRESERVING
+
+
+def _data_users(graph: Graph, users: list[list[int]], nid: int) -> list[Node]:
+    # The output node only records activations; it does not compute with them.
+    return [graph.nodes[u] for u in users[nid] if graph.nodes[u].role != "output"]
+
+
+def find_mask_points(graph: Graph, layers: list[str], layer_nodes: dict[str, int]) -> dict[str, int]:
+    users = graph.users()
+    points = {}
+    for layer in layers:
+        cur = graph.nodes[layer_nodes[layer]]
+        point = cur
+        chain = [cur]
+        while True:
+            nxt = _data_users(graph, users, cur.id)
+            if len(nxt) != 1 or not _continues(graph, cur, nxt[0]):
+                break
+            cur = nxt[0]
+            chain.append(cur)
+            if not cur.keeps_zero:
+                point = cur
+        for n in chain:
+            n.meta["chain_of"] = layer
+        point.meta["mask_point_of"] = layer
+        points[layer] = point.id
+        _check_beyond(graph, users, point, layer)
+    return points
+
+
+def _check_beyond(graph: Graph, users: list[list[int]], point: Node, layer: str) -> None:
+    """Follow the masked units to the next projections; no zero may be moved on the way."""
+    stack = [point.id]
+    seen = set()
+    while stack:
+        nid = stack.pop()
+        for u in _data_users(graph, users, nid):
+            if u.id in seen or u.role == "projection":
+                continue
+            seen.add(u.id)
+            if u.role == "add" and u.inputs[u.meta["main_operand"]] != nid:
+                continue  # our units are the shortcut of another layer's add: its mask governs
+            if u.role == "add" and "mask_point_of" in u.meta:
+                continue
+            if not u.keeps_zero and u.role != "add":
+                raise AnalysisError(
+                    f"'{u.name}' follows the unit mask of '{layer}' and does not keep a zero unit zero, "
+                    f"so a masked unit of '{layer}' would not reach the next layer as zero; put "
+                    f"'{u.name}' before the point where the units leave '{layer}''s chain "
+                    "(for instance before a flatten or a fork)", u)
+            stack.append(u.id)

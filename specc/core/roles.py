@@ -1,0 +1,71 @@
+"""What each kind of layer or tensor operation does to the units that flow through it.
+
+The analysis (specc/analysis) reads graphs of two origins: the IR the front end elaborates, and fx
+graphs traced from modules at run time (generated classes, or any model given to `specc.mask`).
+Both name their operations after torch: a module call by its torch.nn class name, a function by
+its qualified name, a tensor method by its name. This table gives each a role and says whether it
+keeps a zero unit zero, which is what decides where a unit mask must be applied. An operation not
+in the table has no role: the analysis refuses to guess what it does to units. No torch import.
+
+Roles:
+- "projection": Linear / Conv2d, the candidates for weighted layers; they create new units.
+- "norm": batch norm; keeps units, moves zeros (shift, normalisation by batch statistics).
+- "activation": keeps units; moves zeros only when f(0) != 0.
+- "dropout", "pool", "identity", "scale": keep units and zeros.
+- "flatten": image -> features; each channel becomes height * width consecutive features.
+- "add": residual add (moves zeros: the other operand is added); "concat": concatenation along
+  the unit axis.
+- "subsample": spatial striding/slicing that keeps channels (option-A shortcuts).
+- "pad": zero padding along the unit axis (option-A shortcuts).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Kind(NamedTuple):
+    role: str
+    keeps_zero: bool
+
+
+PROJECTIONS = ("Linear", "Conv2d")
+NORMS = ("BatchNorm1d", "BatchNorm2d")
+
+_ACT_ZERO = ("ReLU", "ReLU6", "GELU", "Tanh", "SiLU", "Mish", "Hardswish", "LeakyReLU", "ELU", "CELU",
+             "SELU", "Hardtanh", "PReLU", "Softsign", "Tanhshrink", "Hardshrink", "Softshrink")
+_ACT_NONZERO = ("Sigmoid", "Hardsigmoid", "Softplus", "LogSigmoid")  # f(0) != 0
+
+MODULES: dict[str, Kind] = {
+    "Linear": Kind("projection", False), "Conv2d": Kind("projection", False),
+    "BatchNorm1d": Kind("norm", False), "BatchNorm2d": Kind("norm", False),
+    "Dropout": Kind("dropout", True), "Dropout2d": Kind("dropout", True),
+    "MaxPool2d": Kind("pool", True), "AvgPool2d": Kind("pool", True),
+    "AdaptiveAvgPool2d": Kind("pool", True), "AdaptiveMaxPool2d": Kind("pool", True),
+    "Flatten": Kind("flatten", True), "Identity": Kind("identity", True),
+    **{name: Kind("activation", True) for name in _ACT_ZERO},
+    **{name: Kind("activation", False) for name in _ACT_NONZERO},
+}
+
+# call_function targets, by qualified name as fx records them.
+FUNCTIONS: dict[str, Kind] = {
+    "torch.flatten": Kind("flatten", True),
+    "_operator.add": Kind("add", False), "_operator.iadd": Kind("add", False), "torch.add": Kind("add", False),
+    "torch.cat": Kind("concat", True), "torch.concat": Kind("concat", True),
+    "torch.relu": Kind("activation", True), "torch.nn.functional.relu": Kind("activation", True),
+    "torch.nn.functional.gelu": Kind("activation", True), "torch.tanh": Kind("activation", True),
+    "torch.nn.functional.silu": Kind("activation", True), "torch.sigmoid": Kind("activation", False),
+    "torch.nn.functional.dropout": Kind("dropout", True),
+    "torch.nn.functional.max_pool2d": Kind("pool", True), "torch.nn.functional.avg_pool2d": Kind("pool", True),
+    "torch.nn.functional.adaptive_avg_pool2d": Kind("pool", True),
+    "torch.nn.functional.adaptive_max_pool2d": Kind("pool", True),
+    "torch.nn.functional.pad": Kind("pad", True),
+    "_operator.getitem": Kind("subsample", True),
+    "_operator.mul": Kind("scale", True),
+}
+
+# call_method targets, by method name.
+METHODS: dict[str, Kind] = {
+    "flatten": Kind("flatten", True), "view": Kind("flatten", True), "reshape": Kind("flatten", True),
+    "add": Kind("add", False), "relu": Kind("activation", True), "tanh": Kind("activation", True),
+    "sigmoid": Kind("activation", False), "mul": Kind("scale", True),
+}

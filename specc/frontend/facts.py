@@ -1,0 +1,118 @@
+"""The analysis (specc/analysis) applied to the elaborated IR: the IR as an analysis graph, the
+facts written back for `check`, `show` and `graph`, analysis errors as positioned spec errors."""
+from __future__ import annotations
+
+import heapq
+
+from ..analysis import AnalysisError, Graph, Node, analyse as analyse_graph
+from ..core.roles import MODULES, PROJECTIONS
+from .errors import SpecError
+from .ir import Network
+
+
+def topological_order(net: Network) -> list[int]:
+    """Among the nodes whose inputs are computed, the one declared first goes first: a chain stays
+    in chain order, loop iterations in iteration order, and a branch declared after the main path
+    comes after the main-path nodes declared before it and before the add that uses it (the order
+    in which the generated forward computes them)."""
+    indeg = {n.id: len(set(n.inputs)) for n in net.nodes}
+    users: dict[int, list[int]] = {n.id: [] for n in net.nodes}
+    for n in net.nodes:
+        for i in set(n.inputs):
+            users[i].append(n.id)
+    ready = [(n.order, n.id) for n in net.nodes if indeg[n.id] == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        _, nid = heapq.heappop(ready)
+        order.append(nid)
+        for u in users[nid]:
+            indeg[u] -= 1
+            if indeg[u] == 0:
+                heapq.heappush(ready, (net.nodes[u].order, u))
+    if len(order) != len(net.nodes):  # the elaborator builds acyclic graphs; this guards that claim
+        raise AssertionError("the data-flow graph has a cycle")
+    return order
+
+
+def _graph(net: Network, order: list[int]) -> Graph:
+    index = {nid: i for i, nid in enumerate(order)}
+    modules = {m.path: m for m in net.modules}
+    nodes = []
+    for i, nid in enumerate(order):
+        n = net.nodes[nid]
+        inputs = [index[j] for j in n.inputs]
+        if n.op == "input":
+            node = Node(i, "input", [], "input", units=n.shape.units)
+            node.meta["image"] = n.shape.is_image
+        elif n.op == "add":
+            node = Node(i, "add", inputs, "add", keeps_zero=False, shortcut_operand=1)
+        elif n.op == "flatten":
+            src = net.nodes[n.inputs[0]].shape
+            spatial = (src.dims[1] * src.dims[2] if src.is_image and None not in src.dims[1:] else None)
+            node = Node(i, "flatten", inputs, "flatten", spatial=spatial)
+        else:
+            decl = modules[n.module]
+            cls = decl.cls if isinstance(decl.cls, str) else decl.cls.__name__
+            kind = MODULES.get(cls)
+            node = Node(i, kind.role if kind else "unknown", inputs, n.name, module=True,
+                        keeps_zero=kind.keeps_zero if kind else False)
+            if cls in PROJECTIONS:
+                kw = decl.kwargs
+                node.units = kw.get("out_features", kw.get("out_channels"))
+                node.in_units = kw.get("in_features", kw.get("in_channels"))
+                node.groups = kw.get("groups", 1)
+                node.meta["image"] = n.shape.is_image
+        node.where = n
+        nodes.append(node)
+    records = {layer: index[nid] for layer, nid in net.records.items()}
+    return Graph(nodes, records, index[net.output])
+
+
+def _unit_map(graph: Graph, facts, node: Node):
+    """How the node carries its owner's units, as `show` and `graph` print it: per channel of an
+    image, per feature, or flattened (each channel over `repeat` features); None when unowned."""
+    owner = node.meta["units"][0].owner if len(node.meta["units"]) == 1 else None
+    if owner is None:
+        return None
+    if node.meta["image"]:
+        return "channel"
+    if graph.nodes[facts.layer_nodes[owner]].meta["image"]:
+        return ("flatten", node.meta["units"][0].repeat)
+    return "feature"
+
+
+def analyse(net: Network) -> Network:
+    """Run the analysis on `net` and record its facts on the IR (fields of `net`, `node.meta`)."""
+    order = topological_order(net)
+    graph = _graph(net, order)
+    # WSN scores every parameter; HAT's protect_shortcuts masks shortcut projections too.
+    include_shortcuts = net.mask_scheme == "wsn" or bool(net.scheme_options.get("protect_shortcuts"))
+    try:
+        facts = analyse_graph(graph, include_shortcuts)
+    except AnalysisError as e:
+        where = e.node.where if e.node is not None else None
+        pos = where.pos if where is not None else net.nodes[net.output].pos
+        raise SpecError(str(e), pos) from None
+    net.topo_order = order
+    net.facts = facts
+    net.weighted_layer_names = facts.weighted_layer_names
+    net.preceding, net.next = facts.preceding, facts.next
+    net.graph_preceding, net.graph_next = facts.graph_preceding, facts.graph_next
+    net.tied_to = facts.tied_to
+    net.input_unit_repeat = {name: segs[0].repeat if len(segs) == 1 else None
+                             for name, segs in facts.input_segments.items()}
+    for node in graph.nodes:
+        ir = node.where
+        ir.weighted = bool(node.meta.get("weighted"))
+        if "units" in node.meta:
+            segs = node.meta["units"]
+            ir.meta["segments"] = segs
+            ir.meta["units"] = segs[0].owner if len(segs) == 1 else None
+            ir.meta["unit_map"] = _unit_map(graph, facts, node)
+        for key in ("tied_units", "mask_point_of", "shortcut_of", "tied_to"):
+            if key in node.meta:
+                ir.meta[key] = node.meta[key]
+    for layer, nid in net.records.items():
+        net.nodes[nid].meta["record_of"] = layer
+    return net

@@ -142,7 +142,7 @@ def test_fixture_builds_and_runs(spec):
     assert m.weighted_layer_names == expected["weighted_layer_names"]
     if "modules" in expected:  # registration order -> the module tree's depth-first order
         assert [n.replace(".", "/") for n, _ in m.named_modules() if n] == tree_order(expected["modules"])
-    net = m.specc_network
+    net = analysed(spec, expected.get("args", {}))
     inp = net.nodes[0].shape.dims
     with torch.no_grad():
         feature, acts = m(torch.randn(2, *inp))

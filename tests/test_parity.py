@@ -137,7 +137,7 @@ def test_constructor_signature_matches_reference(stem, class_name):
 @pytest.mark.parametrize("stem,class_name", [("mlp", "MLP"), ("cl_mlp", "CLMLP"),
                                              ("resnet18", "ResNet18"), ("cl_resnet18", "CLResNet18")])
 def test_base_classes_and_cl_bookkeeping(stem, class_name):
-    from specc.runtime.base import Backbone, CLBackbone
+    from specc.runtime.bases import Backbone, CLBackbone
 
     args = dict(input_dim=12, hidden_dims=[3], output_dim=2) if "mlp" in stem else dict(input_channels=3, output_dim=5)
     for form in FORMS:

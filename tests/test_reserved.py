@@ -3,12 +3,13 @@ stands for, for the installed torch and specc's runtime classes."""
 from torch import nn
 
 from specc.frontend.reserved import ATTRIBUTES, METHODS, MODULE_NAMES, PARAMETER_NAMES
-from specc.runtime import compiled
+from specc.runtime import bases
+from specc.runtime.schemes import amnesiac_hat, hat, wsn
 
 
 def test_every_method_of_nn_module_and_the_compiled_classes_is_reserved():
-    classes = (nn.Module, compiled.CompiledBackbone, compiled.CompiledCLBackbone, compiled.CompiledHATBackbone,
-               compiled.CompiledWSNBackbone, compiled.CompiledAmnesiacHATBackbone)
+    classes = (nn.Module, bases.Backbone, bases.CLBackbone, bases.HATMaskBackbone, bases.WSNMaskBackbone,
+               bases.AmnesiacHATBackbone, hat.HATMasked, hat.HATBlock, wsn.WSNMasked, amnesiac_hat.AmnesiacHATMasked)
     names = {n for cls in classes for n in dir(cls) if not n.startswith("__")}
     assert names <= METHODS, sorted(names - METHODS)
 

@@ -400,7 +400,7 @@ def test_amnesiac_backups(caplog):
     assert net.backup_state_dicts == {}
     assert "original_backbone_class" in AmnesiacHATBackbone.__annotations__
     net.setup_task_id(4)
-    with caplog.at_level(logging.DEBUG, logger="specc.runtime.base"):
+    with caplog.at_level(logging.DEBUG, logger="specc.runtime.bases"):
         net.instantiate_backup_backbones([1, 3])
     assert net.backup_task_ids == [1, 3]
     assert isinstance(net.backup_backbones, nn.ModuleDict)

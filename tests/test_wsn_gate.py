@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from specc.runtime.wsn_gate import PercentileLayerParameterMaskingByScore, quantile_threshold
+from specc.runtime.gates import PercentileLayerParameterMaskingByScore, quantile_threshold
 
 gate = PercentileLayerParameterMaskingByScore.apply
 

@@ -53,8 +53,12 @@ def docstring(text: str) -> str:
 
 
 def string(text: str) -> str:
-    """A one-line, pure-ASCII string literal whose value is `text`."""
-    return ascii(str(text))
+    """A one-line, pure-ASCII string literal whose value is `text` (double-quoted, as generated
+    code writes its strings)."""
+    src = ascii(str(text))
+    if src[0] == "'" and '"' not in src:
+        src = '"' + src[1:-1].replace("\\'", "'") + '"'
+    return src
 
 
 def literal(value) -> str:

@@ -1,20 +1,18 @@
-"""Runtime support of generated backbones: CLArena-compatible base classes and the WSN gate."""
+"""The runtime of generated backbones: base classes with the API of CLArena's (Backbone,
+CLBackbone, HATMaskBackbone, AmnesiacHATBackbone, WSNMaskBackbone), the WSN gate, the helpers
+generated constructors call, and the masking schemes (specc.runtime.schemes), which trace a
+network's forward and rewrite it.
 
-from specc.runtime.base import (
-    AmnesiacHATBackbone,
-    Backbone,
-    CLBackbone,
-    HATMaskBackbone,
-    WSNMaskBackbone,
-)
-from specc.runtime.wsn_gate import PercentileLayerParameterMaskingByScore, quantile_threshold
+Imports torch; never imports the front end (specc.frontend) or lark."""
+from __future__ import annotations
+
+from . import shapes
+from .arguments import check_argument
+from .bases import AmnesiacHATBackbone, Backbone, CLBackbone, HATMaskBackbone, WSNMaskBackbone
+from .gates import PercentileLayerParameterMaskingByScore, quantile_threshold
+from .modules import indexed
 
 __all__ = [
-    "Backbone",
-    "CLBackbone",
-    "HATMaskBackbone",
-    "AmnesiacHATBackbone",
-    "WSNMaskBackbone",
-    "PercentileLayerParameterMaskingByScore",
-    "quantile_threshold",
+    "Backbone", "CLBackbone", "HATMaskBackbone", "AmnesiacHATBackbone", "WSNMaskBackbone",
+    "PercentileLayerParameterMaskingByScore", "quantile_threshold", "check_argument", "indexed", "shapes",
 ]

@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from specc.runtime.wsn_gate import PercentileLayerParameterMaskingByScore
+from specc.runtime.gates import PercentileLayerParameterMaskingByScore
 
 __all__ = [
     "Backbone",

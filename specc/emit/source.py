@@ -1,0 +1,978 @@
+"""A Program -> the Python source of its classes: plain, generic PyTorch, written the way one
+would write them by hand.
+
+One `nn.Module` class per spec block and one for the network: `__init__` builds the modules with
+the spec's own loops and conditionals (module lists, sequentials, shapes threaded as a plain
+`shape` variable), `forward` is written out as Python, and every statement carries a comment
+naming the spec line it comes from. A continual or masked backbone is a subclass of the plain
+network; its masking is done at construction by the runtime's scheme (specc.runtime.schemes),
+which traces the plain forward and rewrites it.
+
+The writer follows the elaborator's semantics exactly (specc/frontend/elaborate.py): registration
+order, module names, shapes, which projections are weighted layers, records; tests build both
+and compare. Identifiers come from the spec's NAME token (checked by escape.identifier) and every
+literal goes through escape.literal: no spec text reaches the output any other way.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from ..core.layers import ACTIVATIONS, OPS
+from ..frontend import ast as A
+from ..frontend.classdef import NO_DEFAULT, annotation, class_def, literal
+from ..frontend.errors import Pos, SpecError
+from ..frontend.load import Program
+from ..frontend.masking import class_params, options
+from ..core.values import type_name
+from . import escape
+from .pyexpr import ExprWriter, free_names
+
+# How each builtin becomes a torch.nn constructor call: the class, then (torch keyword, source)
+# pairs where the source is a spec argument name, IN (the incoming units) or ("pair", arg).
+IN = object()
+_CONSTRUCT = {
+    "linear": ("nn.Linear", (("in_features", IN), ("out_features", "out_features"), ("bias", "bias"))),
+    "conv2d": ("nn.Conv2d", (("in_channels", IN), ("out_channels", "out_channels"), ("kernel_size", "kernel"),
+                             ("stride", "stride"), ("padding", "padding"), ("dilation", "dilation"),
+                             ("groups", "groups"), ("bias", "bias"))),
+    "batchnorm1d": ("nn.BatchNorm1d", (("num_features", IN), ("eps", "eps"), ("momentum", "momentum"))),
+    "batchnorm2d": ("nn.BatchNorm2d", (("num_features", IN), ("eps", "eps"), ("momentum", "momentum"))),
+    "dropout": ("nn.Dropout", (("p", "p"),)),
+    "maxpool2d": ("nn.MaxPool2d", (("kernel_size", "kernel"), ("stride", "stride"), ("padding", "padding"))),
+    "avgpool2d": ("nn.AvgPool2d", (("kernel_size", "kernel"), ("stride", "stride"), ("padding", "padding"))),
+    "adaptive_avgpool2d": ("nn.AdaptiveAvgPool2d", (("output_size", ("pair", "size")),)),
+}
+# Torch arguments written positionally (the ones every reader knows by position).
+_POSITIONAL = {"in_features", "out_features", "in_channels", "out_channels", "num_features", "p", "output_size"}
+# How a builtin changes the shape: the runtime helper and its (spec argument) parameters.
+_SHAPE = {
+    "linear": ("shapes.linear", ("out_features",)),
+    "conv2d": ("shapes.conv2d", ("out_channels", "kernel", "stride", "padding", "dilation", "groups")),
+    "maxpool2d": ("shapes.pool2d", ("kernel", "stride", "padding")),
+    "avgpool2d": ("shapes.pool2d", ("kernel", "stride", "padding")),
+    "adaptive_avgpool2d": ("shapes.adaptive_pool2d", ("size",)),
+}
+PROJECTION_OPS = ("linear", "conv2d")
+
+# Names the generated module binds at module level (imports); a spec name equal to one of them is
+# renamed where it would shadow it (loop variables, branches).
+_MODULE_NAMES = {"torch", "nn", "Tensor", "annotations", "shapes", "check_argument", "hat", "wsn",
+                 "amnesiac_hat", "require_runtime", "Backbone", "CLBackbone", "HATMaskBackbone",
+                 "AmnesiacHATBackbone", "WSNMaskBackbone", "indexed"}
+# Locals the generated methods use.
+_LOCALS = ("self", "x", "input", "shape", "activations", "block", "block_activations", "child", "path",
+           "in_shape", "input_shape", "stage")
+
+
+def _error(program: Program, msg: str, pos: Pos, hint: str | None = None) -> SpecError:
+    return SpecError(msg, pos, hint=hint, source=program.sources.get(pos.file) if pos else None)
+
+
+class Lines:
+    def __init__(self):
+        self.lines: list[str] = []
+        self.depth = 0
+        self.guard_where: dict[int, str | None] = {}  # depth -> position named by the `if` opening it
+
+    def add(self, text: str, where: str | None = None) -> None:
+        pad = "    " * self.depth
+        if where is not None and where == self.guard_where.get(self.depth):
+            where = None  # the enclosing `if` already names this line
+        if where is not None:
+            text = f"{text}  # {where}"
+        self.lines.extend(_wrap(pad, text))
+
+    guard_where: dict
+
+    def indent(self):
+        lines = self
+
+        class _Block:
+            def __enter__(self):
+                lines.depth += 1
+
+            def __exit__(self, *exc):
+                lines.depth -= 1
+
+        return _Block()
+
+
+@dataclass
+class _Branch:
+    decl: A.Branch
+    index: int  # statement index in its scope
+    var: str = ""  # forward: the local holding its value
+    shape: str = ""  # __init__: the local holding its shape
+    first_use: int | None = None  # statement index of the first add using it
+    in_loop: bool = False  # that first use is inside a loop
+    computed: bool = False  # forward: already written
+    declared: bool = False  # __init__: modules already written
+    pending_check: str | None = None  # __init__: main-path shape to check against, once declared
+
+
+@dataclass
+class _Scope:
+    kind: str  # "network" | "block"
+    params: dict[str, A.Param]  # names visible as constructor arguments (network's and block's own)
+    block: A.BlockDef | None = None
+    loop_vars: list[dict[str, str]] = field(default_factory=list)  # spec name -> Python local
+    branches: dict[str, _Branch] = field(default_factory=dict)
+    declared: set = field(default_factory=set)  # module attribute names already created
+    simple_append: set = field(default_factory=set)  # lists filled by one element, indexed by its loop
+
+
+class _Writer:
+    """Writes the classes of one program."""
+
+    def __init__(self, program: Program, overrides: dict | None, base: str):
+        self.program = program
+        self.overrides = overrides or {}
+        self.base = base
+        self.spec_root = PurePosixPath(program.path).parent
+        self.network = program.network
+        self.net_params = {p.name: p for p in self.network.params}
+        self.blocks_used = self._blocks_used()
+        names = self._spec_names()
+        self.taken = set(names)
+        self.class_names = self._class_names()
+        # Network parameters each block reads (transitively through the blocks it instantiates).
+        self.block_net_params = self._block_params()
+
+    # -- naming ---------------------------------------------------------------------------------
+    def where(self, pos: Pos | None) -> str | None:
+        if pos is None:
+            return None
+        p = PurePosixPath(pos.file)
+        try:
+            rel = p.relative_to(self.spec_root).as_posix() if str(self.spec_root) != "." else p.as_posix()
+        except ValueError:
+            rel = p.name
+        return f"{escape.display_path(rel)}:{pos.line}"
+
+    def _spec_names(self) -> list[str]:
+        names = list(self.net_params)
+        for b in self.blocks_used:
+            names += [p.name for p in b.params]
+        return names
+
+    def local(self, name: str) -> str:
+        """A Python local for a spec-level name (loop variable, branch): renamed when it would
+        shadow a module-level name or a local the generated code uses."""
+        out = name
+        while out in _MODULE_NAMES or out in _LOCALS or out in self.class_names.values():
+            out += "_"
+        return out
+
+    def _class_names(self) -> dict[str, str]:
+        used = {self.program.class_name, self.network.name} | _MODULE_NAMES
+        out = {}
+        for b in self.blocks_used:
+            base = "".join(part[:1].upper() + part[1:] for part in b.name.split("_") if part) or "Block"
+            name = base
+            while name in used or name in self.taken:
+                name += "Block"
+            used.add(name)
+            out[b.name] = name
+        return out
+
+    def _blocks_used(self) -> list[A.BlockDef]:
+        """Blocks the network instantiates, dependencies first, otherwise in declaration order."""
+        blocks = self.program.blocks
+        order: list[A.BlockDef] = []
+        seen: set[str] = set()
+
+        def visit_body(body):
+            for name in _ops_in(body):
+                if name in blocks and name not in seen:
+                    seen.add(name)
+                    visit_body(blocks[name].body)
+                    order.append(blocks[name])
+
+        visit_body(self.network.body)
+        return order
+
+    def _block_params(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for b in self.blocks_used:  # dependencies come first
+            own = {p.name for p in b.params}
+            names = [n for n in free_names(b.body) if n in self.net_params and n not in own]
+            for name in _ops_in(b.body):
+                if name in out:
+                    names += [n for n in out[name] if n not in own]
+            out[b.name] = list(dict.fromkeys(n for n in self.net_params if n in names))
+        return out
+
+    # -- expressions ----------------------------------------------------------------------------
+    def expr_writer(self, scope: _Scope, forward: bool) -> ExprWriter:
+        def name(n: str) -> str | None:
+            for frame in reversed(scope.loop_vars):
+                if n in frame:
+                    return frame[n]
+            if n in scope.params:
+                return f"self.{n}" if forward else n
+            return None
+
+        in_shape = None
+        if scope.kind == "block":
+            in_shape = "self.in_shape" if forward else "in_shape"
+        return ExprWriter(name, in_shape)
+
+    def param_type(self, scope: _Scope, name: str) -> A.TypeRef | None:
+        for frame in reversed(scope.loop_vars):
+            if name in frame:
+                return None
+        p = scope.params.get(name)
+        return p.type if p is not None else None
+
+    # -- statements -----------------------------------------------------------------------------
+    def body(self, scope: _Scope, stmts: list, init: Lines, fwd: Lines) -> None:
+        for i, s in enumerate(stmts):
+            if isinstance(s, A.Branch):
+                scope.branches[s.name] = _Branch(s, i)
+        for i, s in enumerate(stmts):
+            for name in _adds_in(s):
+                b = scope.branches.get(name)
+                if b is not None and b.first_use is None:
+                    b.first_use = i
+                    b.in_loop = isinstance(s, A.ForLoop)
+        for b in scope.branches.values():
+            b.var = self.local(b.decl.name)
+            b.shape = f"{b.var}_shape"
+            if b.in_loop and b.first_use is not None and b.first_use < b.index:
+                raise _error(self.program, f"branch '{b.decl.name}' is added inside a loop before it is declared",
+                             b.decl.pos, "declare the branch before the loop that adds it")
+        for i, s in enumerate(stmts):
+            if isinstance(s, A.Branch):
+                b = scope.branches[s.name]
+                self.branch_init(scope, b, init)
+                if b.first_use is None or b.first_use > i:
+                    self.branch_forward(scope, b, fwd)
+            elif isinstance(s, A.ForLoop):
+                self.loop(scope, s, init, fwd)
+            elif isinstance(s, A.Chain):
+                self.chain(scope, s.elements, init, fwd, "x", "shape", branch=False)
+
+    def loop(self, scope: _Scope, s: A.ForLoop, init: Lines, fwd: Lines) -> None:
+        simple = self.hoist_containers(scope, s, init)
+        where = self.where(s.pos)
+        frame = {}
+        for v in (s.index_var, s.item_var):
+            if v is not None:
+                frame[v] = self.local(v)
+        for lines, forward in ((init, False), (fwd, True)):
+            items = self.expr_writer(scope, forward)(s.iterable)
+            if s.index_var is not None:
+                lines.add(f"for {frame[s.index_var]}, {frame[s.item_var]} in enumerate({items}):", where)
+            else:
+                lines.add(f"for {frame[s.item_var]} in {items}:", where)
+        scope.loop_vars.append(frame)
+        start = (len(init.lines), len(fwd.lines))
+        with init.indent(), fwd.indent():
+            for st in s.body:
+                if isinstance(st, A.ForLoop):
+                    self.loop(scope, st, init, fwd)
+                else:
+                    self.chain(scope, st.elements, init, fwd, "x", "shape", branch=False)
+            if len(init.lines) == start[0]:
+                init.add("pass")
+            if len(fwd.lines) == start[1]:
+                fwd.add("pass")
+        scope.loop_vars.pop()
+        # Past its loop a list is no longer filled in step with that loop's counter.
+        scope.simple_append.difference_update(simple)
+
+    def hoist_containers(self, scope: _Scope, loop: A.ForLoop, init: Lines) -> None:
+        """Module lists filled in a loop are created before it, in order of first use, under the
+        element's condition when that does not depend on the loop (as CLArena's MLP creates
+        `fc_bn` only with batch norm)."""
+        loop_vars = _loop_vars(loop)
+        loop_body_layers = [el for st in loop.body if isinstance(st, A.Chain) for el in st.elements
+                            if isinstance(el, A.Layer)]
+        hoisted: list[str] = []
+        for layer in _layers_in(loop.body):
+            p = layer.path
+            if p is None:
+                continue
+            if p.index is None:
+                raise _error(self.program, f"module '{p.name}' is declared in a loop without an index",
+                             p.pos, f"write `{p.name}[i]: ...` to make a module list")
+            if p.name in scope.declared:
+                scope.simple_append.discard(p.name)
+                continue
+            scope.declared.add(p.name)
+            if isinstance(p.index, A.Name) and p.index.id == loop.index_var \
+                    and any(layer is other for other in loop_body_layers):
+                scope.simple_append.add(p.name)
+                hoisted.append(p.name)
+            if layer.cond is not None and set(free_names([layer.cond])) & loop_vars:
+                # The condition changes from iteration to iteration: the list always exists.
+                guard = self.implicit_guard(scope, layer, forward=False)
+            else:
+                guard = self.guard(scope, layer, forward=False)
+            kind = "nn.Sequential" if _is_sequence(layer) else "nn.ModuleList"
+            if guard is not None:
+                init.add(f"if {guard}:")
+                with init.indent():
+                    init.add(f"self.{p.name} = {kind}()", self.where(p.pos))
+            else:
+                init.add(f"self.{p.name} = {kind}()", self.where(p.pos))
+        return hoisted
+
+    def branch_init(self, scope: _Scope, b: _Branch, init: Lines) -> None:
+        init.add(f"# branch {escape.identifier(b.decl.name)}", self.where(b.decl.pos))
+        # A branch starts from its scope's input: the block's, or the network's.
+        init.add(f"{b.shape} = in_shape" if scope.kind == "block" else f"{b.shape} = input_shape")
+        self.chain(scope, b.decl.elements, init, None, b.var, b.shape, branch=True)
+        b.declared = True
+        if b.pending_check is not None:
+            init.add(f"shapes.check_add({b.pending_check}, {b.shape}, "
+                     f"{escape.string(self.where(b.decl.pos) or 'add')})")
+
+    def branch_forward(self, scope: _Scope, b: _Branch, fwd: Lines) -> None:
+        fwd.add(f"{b.var} = input", self.where(b.decl.pos))
+        self.chain(scope, b.decl.elements, None, fwd, b.var, b.shape, branch=True)
+        b.computed = True
+
+    def chain(self, scope: _Scope, elements: list, init: Lines | None, fwd: Lines | None, var: str,
+              shape: str, branch: bool) -> None:
+        current: list[str | None] = [None]  # the name (source) of the chain's last weighted layer
+        for el in elements:
+            where = self.where(el.pos)
+            if isinstance(el, A.Record):
+                if fwd is not None and current[0] is not None:
+                    fwd.add(f"activations[{current[0]}] = {var}", where)
+            elif isinstance(el, A.Add):
+                b = scope.branches[el.branch]
+                if fwd is not None:
+                    if not b.computed:
+                        self.branch_forward(scope, b, fwd)
+                    fwd.add(f"{var} = {var} + {b.var}", where)
+                if init is not None:
+                    if b.declared:
+                        init.add(f"shapes.check_add({shape}, {b.shape}, {escape.string(where or 'add')})")
+                    else:
+                        b.pending_check = f"{b.var}_main_shape"
+                        init.add(f"{b.pending_check} = {shape}  # checked against branch "
+                                 f"{escape.identifier(b.decl.name)} below")
+            else:
+                self.layer(scope, el, init, fwd, var, shape, branch, current)
+
+    def guard(self, scope: _Scope, el: A.Layer, forward: bool) -> str | None:
+        parts = []
+        if el.cond is not None:
+            parts.append(self.expr_writer(scope, forward)(el.cond))
+        implicit = self.implicit_guard(scope, el, forward)
+        if implicit is not None:
+            parts.append(implicit)
+        if not parts:
+            return None
+        if len(parts) == 1:
+            return parts[0]
+        return " and ".join(f"({p})" if " or " in p or " if " in p else p for p in parts)
+
+    def implicit_guard(self, scope: _Scope, el: A.Layer, forward: bool) -> str | None:
+        """An activation parameter that may be None makes its element conditional."""
+        if len(el.ops) != 1:
+            return None
+        op = el.ops[0]
+        if op.name in ACTIVATIONS or op.name in OPS or op.name in self.program.blocks:
+            return None
+        t = self.param_type(scope, op.name)
+        if t is not None and t.name == "activation" and t.optional:
+            src = f"self.{op.name}" if forward else op.name
+            return f"{src} is not None"
+        return None
+
+    def layer(self, scope: _Scope, el: A.Layer, init, fwd, var, shape, branch, current) -> None:
+        where = self.where(el.pos)
+        guards = [(lines, self.guard(scope, el, lines is fwd)) for lines in (init, fwd) if lines is not None]
+        for lines, g in guards:
+            if g is not None:
+                lines.add(f"if {g}:", where)
+                lines.depth += 1
+                lines.guard_where[lines.depth] = where
+        try:
+            if len(el.ops) == 1 and el.ops[0].repeat is None:
+                self.single(scope, el, el.ops[0], init, fwd, var, shape, branch, current)
+            else:
+                self.sequence(scope, el, init, fwd, var, shape, branch, current)
+        finally:
+            for lines, g in guards:
+                if g is not None:
+                    if lines.lines[-1].endswith(":"):
+                        lines.add("pass")
+                    lines.guard_where.pop(lines.depth, None)
+                    lines.depth -= 1
+
+    def path_source(self, scope: _Scope, el: A.Layer, forward: bool):
+        """(attribute, index source or None, layer-name source) of an element's module."""
+        p = el.path
+        if p is None:
+            return None
+        if p.name.startswith("block_") and p.name[len("block_"):] in self.program.blocks:
+            raise _error(self.program, f"module name '{p.name}' is taken by the generated class "
+                         f"(the factory of block '{p.name[len('block_'):]}')", p.pos, "choose another name")
+        idx = self.expr_writer(scope, forward)(p.index) if p.index is not None else None
+        prefix = ("self.path" if forward else "path") if scope.kind == "block" else None
+        return p.name, idx, _name_source(prefix, p.name, idx)
+
+    def module_access(self, attr: str, idx: str | None) -> str:
+        return f"self.{attr}" if idx is None else f"self.{attr}[{idx}]"
+
+    def assign_module(self, scope: _Scope, init: Lines, attr: str, idx: str | None, value: str, where) -> None:
+        if idx is not None and attr not in scope.declared:
+            scope.declared.add(attr)
+            init.add(f"self.{attr} = nn.ModuleList()")
+        if idx is None:
+            init.add(f"self.{attr} = {value}", where)
+        elif attr in scope.simple_append:
+            init.add(f"self.{attr}.append({value})", where)
+        else:
+            # the index is checked: module lists are filled in order, like ModuleList.append
+            init.add(f"indexed(self.{attr}, {idx}).append({value})", where)
+
+    def single(self, scope, el, op: A.Op, init, fwd, var, shape, branch, current) -> None:
+        where = self.where(op.pos)
+        kind = self.op_kind(scope, op)
+        if kind == "function":
+            if op.name == "flatten":
+                if init is not None:
+                    init.add(f"{shape} = shapes.flatten({shape})", where)
+                if fwd is not None:
+                    fwd.add(f"{var} = torch.flatten({var}, 1)", where)
+            return
+        init_path = self.path_source(scope, el, forward=False)
+        fwd_path = self.path_source(scope, el, forward=True)
+        attr, idx, name_src = init_path
+        _, fidx, fname_src = fwd_path
+        if kind == "block":
+            block = self.program.blocks[op.name]
+            if init is not None:
+                args = self.block_args(scope, block, op)
+                init.add(f"block = self.block_{op.name}({name_src}, {shape}{args})", where)
+                self.assign_module(scope, init, attr, idx, "block", None)
+                init.add("self.weighted_layer_names += block.weighted_layer_names")
+                init.add(f"{shape} = block.out_shape")
+            if fwd is not None:
+                fwd.add(f"{var}, block_activations = {self.module_access(attr, fidx)}({var})", where)
+                fwd.add("activations.update(block_activations)")
+            return
+        if init is not None:
+            self.assign_module(scope, init, attr, idx, self.construct(scope, op, kind, shape), where)
+            if kind == "builtin" and op.name in _SHAPE:
+                init.add(f"{shape} = {self.shape_update(scope, op, shape, name_src)}", where)
+            if kind == "builtin" and op.name in PROJECTION_OPS and not branch:
+                init.add(f"self.weighted_layer_names.append({name_src})")
+        if fwd is not None:
+            fwd.add(f"{var} = {self.module_access(attr, fidx)}({var})", where)
+        if kind == "builtin" and op.name in PROJECTION_OPS and not branch:
+            current[0] = fname_src
+
+    def sequence(self, scope, el, init, fwd, var, shape, branch, current) -> None:
+        attr, idx, name_src = self.path_source(scope, el, forward=False)
+        _, fidx, _ = self.path_source(scope, el, forward=True)
+        if idx is not None:
+            raise _error(self.program, "a sequence cannot be an element of a module list", el.path.pos)
+        where = self.where(el.pos)
+        kinds = [self.op_kind(scope, op) for op in el.ops]
+        if init is not None:
+            init.add(f"self.{attr} = nn.Sequential()", where)
+            for op, kind in zip(el.ops, kinds):
+                count = self.expr_writer(scope, False)(op.repeat) if op.repeat is not None else None
+                if count == "1":
+                    count = None
+                if count is not None:
+                    init.add(f"for _ in range({count}):", self.where(op.pos))
+                    init.depth += 1
+                child_name = _name_source("path" if scope.kind == "block" else None, attr, f"len(self.{attr})")
+                if kind == "block":
+                    block = self.program.blocks[op.name]
+                    args = self.block_args(scope, block, op)
+                    init.add(f"block = self.block_{op.name}({child_name}, {shape}{args})", self.where(op.pos))
+                    init.add(f"self.{attr}.append(block)")
+                    init.add("self.weighted_layer_names += block.weighted_layer_names")
+                    init.add(f"{shape} = block.out_shape")
+                elif kind in ("builtin", "activation"):
+                    if kind == "builtin" and op.name in PROJECTION_OPS and not branch:
+                        init.add(f"self.weighted_layer_names.append({child_name})")
+                    init.add(f"self.{attr}.append({self.construct(scope, op, kind, shape)})", self.where(op.pos))
+                    if kind == "builtin" and op.name in _SHAPE:
+                        init.add(f"{shape} = {self.shape_update(scope, op, shape, child_name)}")
+                else:
+                    raise _error(self.program, f"'{op.name}' cannot be repeated", op.pos)
+                if count is not None:
+                    init.depth -= 1
+        if fwd is not None:
+            if all(k == "block" for k in kinds):
+                fwd.add(f"for block in self.{attr}:", where)
+                with fwd.indent():
+                    fwd.add(f"{var}, block_activations = block({var})")
+                    fwd.add("activations.update(block_activations)")
+            elif all(k != "block" for k in kinds):
+                fwd.add(f"{var} = self.{attr}({var})", where)
+            else:
+                fwd.add(f"for child in self.{attr}:", where)
+                with fwd.indent():
+                    fwd.add(f"if isinstance(child, {tuple(self.class_names[o.name] for o, k in zip(el.ops, kinds) if k == 'block')}):"
+                            .replace("'", ""))
+                    with fwd.indent():
+                        fwd.add(f"{var}, block_activations = child({var})")
+                        fwd.add("activations.update(block_activations)")
+                    fwd.add("else:")
+                    with fwd.indent():
+                        fwd.add(f"{var} = child({var})")
+
+    def op_kind(self, scope: _Scope, op: A.Op) -> str:
+        # The elaborator's order: activations, builtins, blocks, then activation parameters.
+        if op.name in ACTIVATIONS:
+            return "activation"
+        if op.name in OPS:
+            return "function" if OPS[op.name].torch_class is None else "builtin"
+        if op.name in self.program.blocks:
+            return "block"
+        t = self.param_type(scope, op.name)
+        if t is not None and t.name == "activation":
+            return "activation-param"
+        raise _error(self.program, f"'{op.name}' is not a layer", op.pos)
+
+    def construct(self, scope: _Scope, op: A.Op, kind: str, shape: str) -> str:
+        ex = self.expr_writer(scope, forward=False)
+        if kind == "activation-param":
+            if op.args or op.kwargs:
+                raise _error(self.program, f"activation parameter '{op.name}' takes no arguments here", op.pos)
+            return f"{op.name}()"
+        if kind == "activation":
+            names = [n for n, _, _ in ACTIVATIONS[op.name]]
+            given = dict(zip(names, op.args))
+            given.update(dict(op.kwargs))
+            args = ", ".join(f"{escape.identifier(k)}={ex(v)}" for k, v in given.items())
+            return f"nn.{escape.identifier(op.name)}({args})"
+        cls, mapping = _CONSTRUCT[op.name]
+        names = [n for n, _, _ in OPS[op.name].params]
+        given = dict(zip(names, op.args))
+        given.update(dict(op.kwargs))
+        args = []
+        positional = True
+        for torch_kw, source in mapping:
+            if source is IN:
+                value = f"{shape}[0]"
+            elif isinstance(source, tuple):
+                if source[1] not in given:
+                    continue
+                v = ex(given[source[1]])
+                value = f"({v}, {v})"
+            else:
+                if source not in given:
+                    positional = False
+                    continue
+                value = ex(given[source])
+            if positional and torch_kw in _POSITIONAL:
+                args.append(value)
+            else:
+                positional = False
+                args.append(f"{torch_kw}={value}")
+        return f"{cls}({', '.join(args)})"
+
+    def shape_update(self, scope: _Scope, op: A.Op, shape: str, name_src: str | None) -> str:
+        ex = self.expr_writer(scope, forward=False)
+        fn, params = _SHAPE[op.name]
+        names = [n for n, _, _ in OPS[op.name].params]
+        given = dict(zip(names, op.args))
+        given.update(dict(op.kwargs))
+        args = [shape]
+        for i, name in enumerate(params):
+            if name in given:
+                args.append(ex(given[name]) if i == 0 else f"{name}={ex(given[name])}")
+        if name_src is not None:
+            args.append(f"where={name_src}")
+        return f"{fn}({', '.join(args)})"
+
+    def block_args(self, scope: _Scope, block: A.BlockDef, op: A.Op) -> str:
+        ex = self.expr_writer(scope, forward=False)
+        parts = [ex(a) for a in op.args]
+        parts += [f"{escape.identifier(k)}={ex(v)}" for k, v in op.kwargs]
+        for name in self.block_net_params[block.name]:
+            parts.append(f"{name}={ex(A.Name(op.pos, name))}")
+        return "".join(f", {p}" for p in parts)
+
+    # -- classes --------------------------------------------------------------------------------
+    def block_class(self, b: A.BlockDef) -> list[str]:
+        cls = self.class_names[b.name]
+        net_names = self.block_net_params[b.name]
+        scope = _Scope("block", {**{n: self.net_params[n] for n in net_names}, **{p.name: p for p in b.params}},
+                       block=b)
+        init, fwd = Lines(), Lines()
+        init.depth = fwd.depth = 2
+        init.add("super().__init__(output_dim=None)")
+        init.add("self.path = path")
+        init.add("self.in_shape = in_shape")
+        for name in [p.name for p in b.params] + [n for n in net_names if n not in {p.name for p in b.params}]:
+            init.add(f"self.{escape.identifier(name)} = {name}")
+        init.add("shape = in_shape")
+        fwd.add("activations = {}")
+        fwd.add("x = input")
+        self.body(scope, b.body, init, fwd)
+        init.add("self.out_shape = shape")
+        fwd.add("return x, activations")
+        sig = ["self", "path: str", "in_shape: tuple"]
+        for p in b.params:
+            default = "" if p.default is None else f" = {literal(self._value(p.default))}"
+            sig.append(f"{escape.identifier(p.name)}: {annotation(p.type)}{default}")
+        sig.append("*")
+        for n in net_names:
+            sig.append(f"{n}: {annotation(self.net_params[n].type)}")
+        sig.append("output_dim: int | None = None")
+        head = [f"class {cls}(Backbone):",
+                *_doc(self.block_doc(b)),
+                "",
+                *_wrap("    ", f"def __init__({', '.join(sig)}) -> None:")]
+        return head + init.lines + ["", "    def forward(self, input: Tensor) -> tuple[Tensor, dict[str, Tensor]]:"] + fwd.lines
+
+    def block_doc(self, b: A.BlockDef) -> str:
+        return (f"`block {b.name}` ({self.where(b.pos)}): a building block. `path` is its module path "
+                "('/'-separated), which prefixes the names of its weighted layers; `in_shape` the shape "
+                "of its input, without the batch dimension.")
+
+    def _value(self, e: A.Expr):
+        from ..frontend.elaborate import Evaluator
+
+        return Evaluator(self.program, {}).eval(e)
+
+    def network_class(self, name: str) -> list[str]:
+        net = self.network
+        params = self.plain_params()
+        scope = _Scope("network", dict(self.net_params))
+        init, fwd = Lines(), Lines()
+        init.depth = fwd.depth = 2
+        for p in net.params:
+            init.add(f"{p.name} = check_argument({escape.string(p.name)}, {p.name}, {escape.string(type_name(p.type))})",
+                     self.where(p.pos))
+        init.add("super().__init__(output_dim=output_dim)")
+        for p in net.params:
+            if p.name != "output_dim":
+                init.add(f"self.{p.name} = {p.name}")
+        shape_src = self.input_shape(scope)
+        init.add(f"shape = {shape_src}", self.where(net.input.pos))
+        if any(isinstance(st, A.Branch) for st in net.body):
+            init.add("input_shape = shape")
+        fwd.add("activations = {}")
+        fwd.add("x = input")
+        self.body(scope, net.body, init, fwd)
+        fwd.add("return x, activations")
+        sig = ["self"] + params
+        if "output_dim" not in self.net_params:
+            sig += ["*", "output_dim: int | None = None"]
+        head = [f"class {name}(Backbone):",
+                *_doc(self.network_doc(name)),
+                ""]
+        for b in self.blocks_used:
+            head.append(f"    block_{b.name} = {self.class_names[b.name]}")
+        if self.blocks_used:
+            head.append("")
+        head += _wrap("    ", f"def __init__({', '.join(sig)}) -> None:")
+        return (head + init.lines + ["", "    def forward(self, input: Tensor, stage: str | None = None) "
+                                         "-> tuple[Tensor, dict[str, Tensor]]:"] + fwd.lines)
+
+    def network_doc(self, name: str) -> str:
+        return f"`network {self.network.name}` ({self.where(self.network.pos)})."
+
+    def input_shape(self, scope: _Scope) -> str:
+        d = self.network.input
+        ex = self.expr_writer(scope, forward=False)
+        dims = [ex(a) for a in d.args]
+        if d.kind == "image" and len(dims) == 1:
+            dims += ["None", "None"]
+        return f"({', '.join(dims)},)" if len(dims) == 1 else f"({', '.join(dims)})"
+
+    def plain_params(self) -> list[str]:
+        out = []
+        for p in self.network.params:
+            if p.name in self.overrides:
+                default = literal(_coerced(self.program, p, self.overrides[p.name]))
+            elif p.default is not None:
+                default = literal(_coerced(self.program, p, self._value(p.default)))
+            else:
+                default = None
+            decl = f"{escape.identifier(p.name)}: {annotation(p.type)}"
+            out.append(decl if default is None else f"{decl} = {default}")
+        return out
+
+
+def _coerced(program: Program, p: A.Param, value):
+    from ..core.values import coerce
+
+    try:
+        return coerce(value, p.type, f"default of '{p.name}'")
+    except TypeError as e:
+        raise SpecError(str(e), p.pos, source=program.sources.get(p.pos.file)) from None
+
+
+def _name_source(prefix: str | None, name: str, idx: str | None) -> str:
+    """Python source of a layer name (its '/'-separated module path) as a string expression:
+    `prefix` is the source of the enclosing block's path (None at network level), `idx` the
+    source of the module-list index (None for a plain module)."""
+    parts = ([f"{{{prefix}}}"] if prefix else []) + [name] + ([f"{{{idx}}}"] if idx is not None else [])
+    if not prefix and idx is None:
+        return escape.string(name)
+    if idx is not None and any(c in idx for c in "'\"{}\\"):
+        head = f'f"{{{prefix}}}/{name}/"' if prefix else escape.string(f"{name}/")
+        return f"{head} + str({idx})"
+    return 'f"' + "/".join(parts) + '"'
+
+
+def _ops_in(body) -> list[str]:
+    out = []
+    for s in body:
+        if isinstance(s, A.ForLoop):
+            out += _ops_in(s.body)
+        elif isinstance(s, (A.Chain, A.Branch)):
+            for el in s.elements:
+                if isinstance(el, A.Layer):
+                    out += [op.name for op in el.ops]
+    return out
+
+
+def _adds_in(s) -> list[str]:
+    if isinstance(s, A.ForLoop):
+        return [n for st in s.body for n in _adds_in(st)]
+    if isinstance(s, (A.Chain, A.Branch)):
+        return [el.branch for el in s.elements if isinstance(el, A.Add)]
+    return []
+
+
+def _layers_in(body) -> list[A.Layer]:
+    out = []
+    for s in body:
+        if isinstance(s, A.ForLoop):
+            out += _layers_in(s.body)
+        elif isinstance(s, A.Chain):
+            out += [el for el in s.elements if isinstance(el, A.Layer)]
+    return out
+
+
+def _loop_vars(loop: A.ForLoop) -> set[str]:
+    out = {v for v in (loop.index_var, loop.item_var) if v}
+    for s in loop.body:
+        if isinstance(s, A.ForLoop):
+            out |= _loop_vars(s)
+    return out
+
+
+def _is_sequence(layer: A.Layer) -> bool:
+    return len(layer.ops) > 1 or layer.ops[0].repeat is not None
+
+
+# -- the module ------------------------------------------------------------------------------------
+
+# Per masking scheme: the runtime module, its mixin, the base class, and whether the plain network
+# comes before the base in the class's bases (CLArena's WSNMaskMLP(MLP, WSNMaskBackbone) registers
+# the score dicts before the architecture; HATMaskMLP(HATMaskBackbone, MLP) after).
+_SCHEME_CLASSES = {
+    "hat": ("hat", "hat.HATMasked", "HATMaskBackbone", False),
+    "amnesiac_hat": ("amnesiac_hat", "amnesiac_hat.AmnesiacHATMasked", "AmnesiacHATBackbone", False),
+    "wsn": ("wsn", "wsn.WSNMasked", "WSNMaskBackbone", True),
+}
+_BASE_IMPORT = {"specc": "specc.runtime.bases", "clarena": "clarena.backbones"}
+
+
+def emit_source(program: Program, overrides: dict | None = None, base: str = "specc") -> str:
+    """The source of the module defining `program`'s class (and the classes it is built from)."""
+    from .. import __version__
+    from ..frontend.probe import probe
+
+    probe(program, overrides)  # the elaborator's checks, positioned, before anything is written
+    w = _Writer(program, overrides, base)
+    final = program.class_name
+    plain = w.network.name
+    derived = program.mask is not None or program.continual or final != plain
+    if derived and final == plain:
+        plain = f"{plain}Network"
+    chunks = [w.block_class(b) for b in w.blocks_used]
+    chunks.append(w.network_class(plain))
+    bases_used = ["Backbone"]
+    scheme = program.mask.scheme if program.mask else None
+    if scheme is not None:
+        runtime_module, _, base_cls, _ = _SCHEME_CLASSES[scheme]
+        chunks.append(_masked_class(w, program, overrides, final, plain))
+        bases_used.append(base_cls)
+    elif program.continual:
+        chunks.append(_continual_class(w, program, overrides, final, plain))
+        bases_used.append("CLBackbone")
+    elif final != plain:
+        chunks.append([f"class {final}({plain}):", *_doc(f"{final}: the network {plain}.")])
+    body = "\n\n\n".join("\n".join(c) for c in chunks)
+    imports = ["import torch", "from torch import Tensor, nn", ""]
+    runtime = [n for n in ("check_argument", "indexed", "shapes") if f"{n}(" in body or f"{n}." in body]
+    imports.append("from specc import require_runtime")
+    imports.append("")
+    imports.append(f"require_runtime({escape.string(__version__)})")
+    imports.append("")
+    imports.append(f"from {_BASE_IMPORT[base]} import {', '.join(sorted(set(bases_used)))}")
+    if runtime:
+        imports.append(f"from specc.runtime import {', '.join(runtime)}")
+    if scheme is not None:
+        imports.append(f"from specc.runtime.schemes import {_SCHEME_CLASSES[scheme][0]}")
+    spec_name = escape.display_path(PurePosixPath(program.path).name)
+    doc = f"{final}, compiled by specc from {spec_name}.\n\n{_summary(program, overrides)}\n"
+    header = [escape.CODING_LINE,
+              f"# Generated by specc {__version__}. Do not edit: regenerate with `specc compile`.",
+              escape.docstring(doc),
+              "from __future__ import annotations",
+              ""]
+    text = "\n".join(header + imports) + "\n\n\n" + body + "\n"
+    compile(text, "<generated>", "exec")  # a generated module that does not parse is our bug
+    return text
+
+
+def _summary(program: Program, overrides: dict | None) -> str:
+    """The weighted layers with the default arguments, when every parameter has one."""
+    from ..frontend.elaborate import elaborate
+    from ..frontend.facts import analyse
+
+    cdef = class_def(program, overrides)
+    if any(d.default is NO_DEFAULT for d in cdef.params):
+        missing = ", ".join(d.name for d in cdef.params if d.default is NO_DEFAULT)
+        return (f"Its layers depend on constructor arguments without defaults ({missing});\n"
+                f"`specc show {escape.display_path(PurePosixPath(program.path).name)} -D name=value` "
+                "lists them for given values.")
+    net = analyse(elaborate(program, {}, overrides))
+    lines = [f"Weighted layers with the default arguments ({len(net.weighted_layer_names)}):"]
+    lines += [f"    {name}" for name in net.weighted_layer_names]
+    return "\n".join(lines)
+
+
+def _signature(program: Program, overrides: dict | None) -> list[str]:
+    return [f"{escape.identifier(d.name)}: {d.annotation}" + ("" if d.default is NO_DEFAULT else f" = {d.default_src}")
+            for d in class_def(program, overrides).params]
+
+
+def _continual_class(w: _Writer, program: Program, overrides, final: str, plain: str) -> list[str]:
+    names = [p.name for p in w.network.params]
+    call = ["output_dim=output_dim" if "output_dim" in w.net_params else "output_dim=None"]
+    call += [f"{n}={n}" for n in names if n != "output_dim"]
+    doc = f"{final}: the network {plain} as a continual-learning backbone (the forward ignores task_id)."
+    return [f"class {final}(CLBackbone, {plain}):",
+            *_doc(doc),
+            "",
+            *_wrap("    ", f"def __init__({', '.join(['self'] + _signature(program, overrides))}) -> None:"),
+            *_wrap("        ", f"super().__init__({', '.join(call)})"),
+            "",
+            "    def forward(self, input: Tensor, stage: str | None = None, task_id: int | None = None) "
+            "-> tuple[Tensor, dict[str, Tensor]]:",
+            f"        return {plain}.forward(self, input, stage)"]
+
+
+def _masked_class(w: _Writer, program: Program, overrides, final: str, plain: str) -> list[str]:
+    scheme = program.mask.scheme
+    runtime_module, mixin, base_cls, plain_first = _SCHEME_CLASSES[scheme]
+    opts = options(program)
+    class_names = [p.name for p in class_params(program)]
+    call = ["output_dim=output_dim" if "output_dim" in class_names else "output_dim=None"]
+    if scheme in ("hat", "amnesiac_hat"):
+        call.append("gate=gate")
+    if scheme == "amnesiac_hat":
+        call.append("disable_unlearning=disable_unlearning")
+    for p in w.network.params:
+        if p.name == "output_dim":
+            continue
+        if p.name == "batch_normalization":
+            if "batch_normalization" in class_names:
+                call.append(f"batch_normalization={runtime_module}.uses_batch_norm(batch_normalization)")
+            else:
+                call.append("batch_normalization=False")
+        else:
+            call.append(f"{p.name}={p.name}")
+    install = [f"self", plain]
+    install.append("batch_normalization=batch_normalization" if "batch_normalization" in class_names
+                   else "batch_normalization=None")
+    for key in ("protect_shortcuts", "fold_batch_norm"):
+        if opts.get(key):
+            install.append(f"{key}=True")
+    bases = [mixin] + ([plain, base_cls] if plain_first else [base_cls, plain])
+    doc = {"hat": f"{final}: the network {plain} with HAT's unit masks (specc.runtime.schemes.hat).",
+           "amnesiac_hat": f"{final}: the network {plain} with HAT's unit masks and AmnesiacHAT's backup "
+                           "backbones (specc.runtime.schemes.amnesiac_hat).",
+           "wsn": f"{final}: the network {plain} with WSN's parameter masks (specc.runtime.schemes.wsn)."}[scheme]
+    lines = [f"class {final}({', '.join(bases)}):", *_doc(doc), ""]
+    if scheme == "amnesiac_hat":
+        lines += [f"    original_backbone_class = {plain}", ""]
+    lines += [*_wrap("    ", f"def __init__({', '.join(['self'] + _signature(program, overrides))}) -> None:"),
+              *_wrap("        ", f"super().__init__({', '.join(call)})"),
+              *_wrap("        ", f"{runtime_module}.install({', '.join(install)})")]
+    return lines
+
+
+_WIDTH = 110
+
+
+def _doc(text: str, pad: str = "    ") -> list[str]:
+    """A class docstring, its text wrapped at the code's width."""
+    import textwrap
+
+    paragraphs = [textwrap.fill(p, _WIDTH - len(pad) - 6) for p in text.split("\n\n")]
+    lines = escape.docstring("\n\n".join(paragraphs)).split("\n")
+    return [pad + lines[0]] + [(pad + l) if l else "" for l in lines[1:]]
+
+
+def _wrap(pad: str, text: str) -> list[str]:
+    """A long call or signature, one argument per line (as a formatter would write it)."""
+    line = pad + text
+    code, sep, comment = text.partition("  # ")
+    if len(pad + code) <= _WIDTH:
+        return [line]
+    if code.startswith(("if ", "for ")):
+        return [line]
+    # the call whose arguments close the line: `f(...)`, `x = f(...)`, `def f(...) -> None:`
+    end = code.rstrip()
+    close_at = end.rfind(")")
+    if close_at < 0 or end[close_at + 1:] not in ("", ":", " -> None:"):
+        return [line]
+    open_at = next((i for i in range(close_at, -1, -1)
+                    if code[i] == "(" and _matching(code, i) == close_at), None)
+    if open_at is None:
+        return [line]
+    args = _split_args(code[open_at + 1:close_at])
+    if len(args) < 2:
+        return [line]
+    head = code[:open_at + 1] + (f"  # {comment}" if sep else "")
+    inner = pad + "    "
+    return [pad + head] + [f"{inner}{a}," for a in args] + [pad + code[close_at:]]
+
+
+def _matching(code: str, open_at: int) -> int | None:
+    depth, quote = 0, None
+    for i in range(open_at, len(code)):
+        c = code[i]
+        if quote:
+            if c == quote and code[i - 1] != "\\":
+                quote = None
+        elif c in "\"'":
+            quote = c
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if depth == 0:
+                return i
+    return None
+
+
+def _split_args(text: str) -> list[str]:
+    out, depth, quote, start = [], 0, None, 0
+    for i, c in enumerate(text):
+        if quote:
+            if c == quote and text[i - 1] != "\\":
+                quote = None
+        elif c in "\"'":
+            quote = c
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == "," and depth == 0:
+            out.append(text[start:i].strip())
+            start = i + 1
+    if text[start:].strip():
+        out.append(text[start:].strip())
+    return out

@@ -1,0 +1,105 @@
+"""Per-task batch norm ("independent" batch normalization of HAT and WSN backbones).
+
+Each batch-norm attribute `X` of a module gets a ModuleDict `Xs` of per-task copies in the module
+that owns it, keyed by task id strings (CLArena's `fc_bns`, `conv_bn1s`), and the state it had at
+construction (`original_X_state_dict`); a batch norm inside a module list is reached in its
+copy by its index. Stages 'test' and 'unlearning_test' use the copy of `test_task_id` (or of the
+current task when it is None), the others the live modules."""
+from __future__ import annotations
+
+from copy import deepcopy
+from typing import NamedTuple
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+class Group(NamedTuple):
+    owner: tuple[str, ...]  # path of the module that owns the batch-norm attribute
+    attr: str  # `fc_bn`, `conv_bn1`, ...
+    sub: tuple[str, ...]  # inside a module list: the index
+
+
+def group_of(root: nn.Module, path: tuple[str, ...]) -> Group:
+    parent = path[:-1]
+    if parent and isinstance(root.get_submodule(".".join(parent)), nn.ModuleList):
+        return Group(parent[:-1], parent[-1], (path[-1],))
+    return Group(parent, path[-1], ())
+
+
+def groups(root: nn.Module) -> list[Group]:
+    """The batch-norm groups of `root`, in module order."""
+    out: list[Group] = []
+    for name, m in root.named_modules():
+        if isinstance(m, NORMS):
+            g = group_of(root, tuple(name.split(".")))
+            g = g._replace(sub=())
+            if g not in out:
+                out.append(g)
+    return out
+
+
+def _owner(root: nn.Module, g: Group) -> nn.Module:
+    return root.get_submodule(".".join(g.owner)) if g.owner else root
+
+
+def create_copies(root: nn.Module, own: list[Group]) -> None:
+    for g in own:
+        owner = _owner(root, g)
+        setattr(owner, f"{g.attr}s", nn.ModuleDict())
+        setattr(owner, f"original_{g.attr}_state_dict", deepcopy(getattr(owner, g.attr).state_dict()))
+
+
+def copy_for_task(root: nn.Module, own: list[Group], task_id: int, always: bool = False) -> None:
+    for g in own:
+        owner = _owner(root, g)
+        copies = getattr(owner, f"{g.attr}s")
+        if always or f"{task_id}" not in copies:
+            copies[f"{task_id}"] = deepcopy(getattr(owner, g.attr))
+
+
+def store(root: nn.Module, own: list[Group], task_id: int) -> None:
+    copy_for_task(root, own, task_id, always=True)
+
+
+def reset(root: nn.Module, own: list[Group]) -> None:
+    for g in own:
+        owner = _owner(root, g)
+        getattr(owner, g.attr).load_state_dict(getattr(owner, f"original_{g.attr}_state_dict"))
+
+
+def task_key(stage: str, test_task_id: int | None, task_id: int | None) -> str | None:
+    """The per-task copy a forward in `stage` uses (None: the live batch norms)."""
+    if stage not in ("test", "unlearning_test"):
+        return None
+    return f"{test_task_id if test_task_id is not None else task_id}"
+
+
+def independent_bn(x: Tensor, live: nn.Module, copies: nn.ModuleDict, task: str | None, sub: tuple) -> Tensor:
+    """Batch norm with per-task copies: the live module, or the copy stored for `task`."""
+    if task is None:
+        return live(x)
+    module = copies[task]
+    for part in sub:
+        module = module[int(part)]
+    return module(x)
+
+
+def batch_norm_masked(bn: nn.modules.batchnorm._BatchNorm, x: Tensor, mask: Tensor) -> Tensor:
+    """`bn(x) * mask` (mask over channels) in one pass: the mask is folded into the affine weight
+    and bias, which are per-channel, so `(x_hat * w + b) * m == x_hat * (w * m) + b * m`.
+
+    Running statistics are updated exactly as nn.BatchNorm's forward does (they do not depend on
+    the affine transform). The result can differ from `bn(x) * mask` in the last bit when the mask
+    is fractional (the product is rounded in another order); with binary masks it is identical."""
+    bn._check_input_dim(x)
+    factor = 0.0 if bn.momentum is None else bn.momentum
+    if bn.training and bn.track_running_stats and bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
+        factor = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
+    use_batch_stats = bn.training or (bn.running_mean is None and bn.running_var is None)
+    track = not bn.training or bn.track_running_stats
+    return F.batch_norm(x, bn.running_mean if track else None, bn.running_var if track else None,
+                        bn.weight * mask, bn.bias * mask, use_batch_stats, factor, bn.eps)

@@ -1,0 +1,55 @@
+"""A rewritten fx graph as the forward of a backbone: real Python source, compiled under a file
+name registered with linecache, so tracebacks, pdb and inspect show its lines (fx's GraphModule
+does the same for its code). The module tree is never copied (fx.GraphModule(root, graph) would
+keep only the submodules the graph calls, in first-use order): the code runs on the backbone
+itself (`self`).
+
+Compiled code is cached by its text: instances of the same structure share one function. The
+cache is bounded (least recently used first out); an evicted function keeps working, its source
+is then no longer shown."""
+from __future__ import annotations
+
+import hashlib
+import linecache
+from collections import OrderedDict
+
+from torch import fx
+
+CACHE_SIZE = 256
+_cache: OrderedDict[str, tuple] = OrderedDict()
+
+
+def _carry_positions(graph: fx.Graph) -> None:
+    """Nodes a pass inserted (a mask, a routed batch norm) get the spec position of the node they
+    serve, so every line of the printed forward says where it comes from."""
+    last = None
+    for node in graph.nodes:
+        if node.op in ("placeholder", "output"):
+            continue
+        if node.stack_trace:
+            last = node.stack_trace
+        elif last is not None:
+            node.stack_trace = last
+
+
+def compile_forward(graph: fx.Graph, owner: str):
+    """(function forward(self, ...), its source) for `graph`; `owner` names the class in the file
+    name that tracebacks show."""
+    _carry_positions(graph)
+    code = graph.python_code(root_module="self", verbose=True)
+    src = code.src
+    hit = _cache.get(src)
+    if hit is not None:
+        _cache.move_to_end(src)
+        return hit
+    digest = hashlib.sha1(src.encode("utf-8")).hexdigest()[:12]
+    filename = f"<specc {owner}.forward {digest}>"
+    linecache.cache[filename] = (len(src), None, src.splitlines(keepends=True), filename)
+    namespace = dict(code.globals)
+    exec(compile(src, filename, "exec"), namespace)
+    entry = (namespace["forward"], src)
+    _cache[src] = entry
+    while len(_cache) > CACHE_SIZE:
+        old_src, (old_fn, _) = _cache.popitem(last=False)
+        linecache.cache.pop(old_fn.__code__.co_filename, None)
+    return entry

@@ -1,0 +1,217 @@
+"""A network's forward as a torch.fx graph, and that graph as the analysis reads it.
+
+`trace` records the plain forward of a module (the forward of the class it is built from, or its
+own for a hand-written model), with each node's `stack_trace` naming the spec line when the code
+came from a generated file. `analysis_graph` gives every node its role from specc.core.roles so
+that specc.analysis (the same passes the front end runs on the IR) can tell the weighted layers,
+their unit owners and mask points.
+"""
+from __future__ import annotations
+
+import linecache
+import re
+from contextlib import contextmanager
+
+from torch import fx, nn
+
+from ..analysis import Graph, Node
+from ..core.roles import FUNCTIONS, METHODS, MODULES, PROJECTIONS, Kind
+from . import positions
+
+
+
+class _Tracer(fx.Tracer):
+    def __init__(self):
+        super().__init__()
+        self.record_stack_traces = True
+
+
+@contextmanager
+def _as_class(module: nn.Module, cls: type):
+    """The instance seen as `cls` while tracing: the plain network's forward is traced, not the
+    masked forward of its subclass."""
+    actual = type(module)
+    if cls is None or cls is actual:
+        yield
+        return
+    module.__class__ = cls
+    try:
+        yield
+    finally:
+        module.__class__ = actual
+
+
+def trace(module: nn.Module, plain_cls: type | None = None) -> fx.Graph:
+    """The graph of `plain_cls.forward` (default: the module's own) over `module`'s submodules.
+    Arguments after the input (stage, task_id) are traced as their defaults."""
+    import inspect
+
+    cls = plain_cls or type(module)
+    params = list(inspect.signature(cls.forward).parameters.values())[2:]
+    concrete = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    with _as_class(module, cls):
+        graph = _Tracer().trace(module, concrete_args=concrete or None)
+    # The arguments traced as constants leave a placeholder and a check of its value: the
+    # rewritten forwards take only the input (and what the masking passes add).
+    for node in [n for n in graph.nodes if n.op == "placeholder"][1:]:
+        for user in list(node.users):
+            graph.erase_node(user)
+        graph.erase_node(node)
+    _spec_positions(graph)
+    return graph
+
+
+def _spec_positions(graph: fx.Graph) -> None:
+    """Where a node's code line in a generated file names its spec line (`# mlp.cl:14`), the node's
+    stack trace names that spec line, so printed and rewritten forwards point at the spec."""
+    for node in graph.nodes:
+        trace_text = node.stack_trace
+        if not trace_text:
+            continue
+        frames = re.findall(r'File "([^"]+)", line (\d+), in (\w+)', trace_text)
+        for filename, line, function in reversed(frames):
+            code = linecache.getline(filename, int(line))
+            found = positions.in_line(code)
+            if found:
+                file, spec_line, start = found
+                node.meta["spec_position"] = (file, spec_line)
+                # The spec's name comes from the generated file's comment, where it is escaped (no
+                # quote, no line break); the code line is the generated file's own.
+                node.stack_trace = (f'File "{file}", line {spec_line}, in {function}\n'
+                                    f'    {code[:start].strip()}\n')
+                break
+
+
+# Tensor methods that only read a tensor's metadata: their results are not data.
+_META_METHODS = ("size", "dim")
+
+
+def _qualified(target) -> str:
+    return fx.node._get_qualified_name(target) if callable(target) else str(target)
+
+
+def analysis_graph(graph: fx.Graph, root: nn.Module) -> Graph:
+    """The fx graph as an analysis graph (nodes in the same order; `where` is the fx node)."""
+    nodes: list[Node] = []
+    index: dict[fx.Node, int] = {}
+    meta_nodes: set[fx.Node] = set()
+    records: dict[str, int] = {}
+    output = None
+    for fxn in graph.nodes:
+        if fxn.op == "placeholder":
+            if nodes:  # one tensor input; more placeholders are not data
+                meta_nodes.add(fxn)
+                continue
+            node = Node(len(nodes), "input", [], fxn.name)
+        elif fxn.op == "output":
+            feature, recorded = _output_parts(fxn.args[0])
+            output = index.get(feature)
+            for name, value in recorded.items():
+                if value in index:
+                    records[name] = index[value]
+            continue
+        elif fxn.op == "get_attr" or (fxn.op == "call_method" and fxn.target in _META_METHODS) or \
+                (_arg_nodes(fxn) and all(a in meta_nodes for a in _arg_nodes(fxn))):
+            meta_nodes.add(fxn)
+            continue
+        else:
+            inputs = [index[a] for a in _arg_nodes(fxn) if a in index]
+            node = _node(fxn, root, len(nodes), inputs)
+        node.where = fxn
+        index[fxn] = node.id
+        nodes.append(node)
+    return Graph(nodes, records, output)
+
+
+def _output_parts(value):
+    if isinstance(value, (tuple, list)) and len(value) == 2 and isinstance(value[1], dict):
+        return value[0], value[1]
+    if isinstance(value, (tuple, list)):
+        return value[0], {}
+    return value, {}
+
+
+def _arg_nodes(fxn: fx.Node) -> list[fx.Node]:
+    out: list[fx.Node] = []
+    fx.node.map_arg((fxn.args, fxn.kwargs), lambda n: out.append(n))
+    return list(dict.fromkeys(out))
+
+
+def _kind(fxn: fx.Node, root: nn.Module) -> tuple[Kind | None, str]:
+    if fxn.op == "call_module":
+        module = root.get_submodule(fxn.target)
+        return MODULES.get(type(module).__name__), fxn.target.replace(".", "/")
+    if fxn.op == "call_function":
+        name = _qualified(fxn.target)
+        return FUNCTIONS.get(name), name
+    return METHODS.get(fxn.target), f".{fxn.target}()"
+
+
+def _node(fxn: fx.Node, root: nn.Module, nid: int, inputs: list[int]) -> Node:
+    kind, name = _kind(fxn, root)
+    role = kind.role if kind else "unknown"
+    node = Node(nid, role, inputs, name if fxn.op == "call_module" else fxn.name,
+                keeps_zero=kind.keeps_zero if kind else False, module=fxn.op == "call_module")
+    if fxn.op == "call_module":
+        module = root.get_submodule(fxn.target)
+        if type(module).__name__ in PROJECTIONS:
+            node.units = module.weight.shape[0]
+            node.in_units = module.weight.shape[1] * getattr(module, "groups", 1)
+            node.groups = getattr(module, "groups", 1)
+            node.meta["image"] = isinstance(module, nn.Conv2d)
+    elif role == "flatten" and fxn.op == "call_method" and fxn.target in ("view", "reshape"):
+        if not _is_batch_flatten(fxn.args[1:]):
+            node.role = "unknown"
+    elif role == "flatten" and fxn.op == "call_function":
+        start = fxn.args[1] if len(fxn.args) > 1 else fxn.kwargs.get("start_dim", 0)
+        if start != 1:
+            node.role = "unknown"
+    elif role == "add":
+        if len(inputs) != 2:
+            node.role = "unknown"  # x + constant moves zeros without tying units
+        node.keeps_zero = False
+        node.shortcut_operand = _declared_shortcut(fxn)
+    elif role == "scale" and len(inputs) != 1:
+        node.role = "unknown"  # a product of two tensors is not a rescaling of one
+    elif role == "concat":
+        dim = fxn.args[1] if len(fxn.args) > 1 else fxn.kwargs.get("dim", 0)
+        if dim != 1:
+            node.role = "unknown"
+    elif role == "pad":
+        node.pad = _channel_pad(fxn)
+        if node.pad is None:
+            node.role = "unknown"
+    elif role == "subsample" and not _keeps_channels(fxn):
+        node.role = "unknown"
+    return node
+
+
+def _is_batch_flatten(shape_args) -> bool:
+    """view(batch, -1) / reshape(batch, -1), batch being x.size(0) or x.shape[0]."""
+    if len(shape_args) == 1 and isinstance(shape_args[0], (tuple, list)):
+        shape_args = tuple(shape_args[0])
+    return len(shape_args) == 2 and shape_args[1] == -1 and isinstance(shape_args[0], fx.Node)
+
+
+def _declared_shortcut(fxn: fx.Node) -> int | None:
+    # Generated forwards write `x = x + <branch>`: the second operand is the declared shortcut.
+    if fxn.meta.get("spec_position") is not None:
+        return 1
+    return None
+
+
+def _channel_pad(fxn: fx.Node) -> tuple[int, int] | None:
+    pad = fxn.args[1] if len(fxn.args) > 1 else fxn.kwargs.get("pad")
+    if not isinstance(pad, (tuple, list)) or len(pad) != 6 or any(not isinstance(p, int) for p in pad):
+        return None
+    return pad[4], pad[5]
+
+
+def _keeps_channels(fxn: fx.Node) -> bool:
+    """x[:, :, ::2, ::2] and the like: every channel kept, only spatial positions selected."""
+    idx = fxn.args[1] if len(fxn.args) > 1 else None
+    if not isinstance(idx, tuple) or len(idx) < 2:
+        return False
+    full = slice(None, None, None)
+    return idx[0] == full and idx[1] == full
+

@@ -1,0 +1,195 @@
+"""AmnesiacHAT: HAT plus backup backbones, trained alongside for later unlearning.
+
+A backup backbone is a plain network of the same architecture (`original_backbone_class`, built
+from `backup_backbone_kwargs` by `instantiate_backup_backbones`). In stage 'train_with_backup' the
+forward also runs one backup path per backup task b, from the same input, along the main path,
+except that:
+- each weighted layer, with the batch norm that follows it, is the routed mix
+  `m_b * backup(x_b) + (1 - m_b) * main(x_b)`, `m_b` being task b's stored mask of the layer;
+- a shortcut projection is routed the same way with the mask of the layer owning its add (with
+  `route_identity_shortcuts`, as CLArena's ResNets do, an identity shortcut too);
+- the current mask multiplies every layer's units at its mask point, as on the main path;
+- every other module (activation, pooling, dropout) is the main network's own.
+The backup ops of a layer are computed after the main path's ops of that layer, as CLArena's
+AmnesiacHATMLP orders them (dropout draws random numbers in that order).
+"""
+from __future__ import annotations
+
+import inspect
+import operator
+
+from torch import Tensor, fx, nn
+
+from .. import batchnorm
+from ..codegen import compile_forward
+from . import hat
+from .hat import BN_MODES, HATMasked, uses_batch_norm  # noqa: F401  (used by generated code)
+
+__all__ = ["AmnesiacHATMasked", "install", "uses_batch_norm", "BN_MODES"]
+
+
+class AmnesiacHATMasked(HATMasked):
+    """HATMasked plus the backup paths of stage 'train_with_backup'."""
+
+    _specc_block_masks = False  # CLArena's AmnesiacHAT ResNets mask block layers with the network's masks
+
+    def forward(self, input: Tensor, stage: str, s_max: float | None = None, batch_idx: int | None = None,
+                num_batches: int | None = None, test_task_id: int | None = None):
+        if stage != "train_with_backup":
+            return super().forward(input, stage, s_max, batch_idx, num_batches, test_task_id)
+        if getattr(self, "_specc_backup_forward", None) is None:
+            raise ValueError("stage 'train_with_backup' needs backup backbones: call "
+                             "instantiate_backup_backbones() first")
+        mask = self.get_mask(stage="train", s_max=s_max, batch_idx=batch_idx, num_batches=num_batches,
+                             test_task_id=test_task_id)
+        backup_masks = {f"{t}": self.masks[t] for t in self.backup_task_ids}
+        feature, backup_features, activations = self._specc_backup_forward(
+            self, input, mask, None, "train", s_max, batch_idx, num_batches, test_task_id, backup_masks)
+        return feature, {t: backup_features[f"{t}"] for t in self.backup_task_ids}, mask, activations
+
+    def instantiate_backup_backbones(self, backup_task_ids: list[int]) -> None:
+        super().instantiate_backup_backbones(backup_task_ids)
+        self._specc_backup_ids = [f"{t}" for t in backup_task_ids]
+        _compile_backups(self)
+
+    def _specc_rewrite(self) -> None:
+        super()._specc_rewrite()
+        if getattr(self, "_specc_backup_ids", None):
+            _compile_backups(self)
+
+
+def install(network: nn.Module, plain_cls: type, batch_normalization=None, protect_shortcuts: bool = False,
+            fold_batch_norm: bool = False, route_identity_shortcuts: bool = False) -> None:
+    hat.install(network, plain_cls, batch_normalization, protect_shortcuts, fold_batch_norm)
+    network._specc_options["route_identity_shortcuts"] = route_identity_shortcuts
+    network._specc_backup_forward = None
+    if not network.disable_unlearning:
+        # The plain constructor's arguments, as this network was built with them.
+        names = list(inspect.signature(plain_cls.__init__).parameters)[1:]
+        kwargs = {name: getattr(network, name) for name in names}
+        if "batch_normalization" in kwargs:
+            kwargs["batch_normalization"] = batch_normalization is not None
+        network.backup_backbone_kwargs = kwargs
+
+
+def _compile_backups(network: nn.Module) -> None:
+    """The forward of stage 'train_with_backup' (always a training stage: batch norms are the live
+    ones, so no per-task routing; no folding, so that each batch norm can be routed)."""
+    graph, agraph, facts = hat._analyse(network)
+    ph = hat.mask_graph(network, graph, agraph, facts, block_masks=False, route=False, fold=False)
+    with graph.inserting_after(ph["test_task_id"]):
+        backup_masks = graph.placeholder("backup_masks")
+    output = next(n for n in graph.nodes if n.op == "output")
+    feature, activations = output.args[0]
+    features = _backup_paths(network, graph, agraph, facts, backup_masks, network._specc_backup_ids)
+    output.args = ((feature, features, activations),)
+    graph.lint()
+    network._specc_backup_forward, network._specc_backup_source = compile_forward(
+        graph, f"{type(network).__name__}.train_with_backup")
+
+
+def _backup_paths(network, graph: fx.Graph, agraph, facts, backup_masks: fx.Node, ids: list[str]) -> dict:
+    """Insert the backup paths; returns {task id string: backup feature node}."""
+    by_fx = {n.where: n for n in agraph.nodes}
+    inp = agraph.nodes[0].where
+    output = next(n for n in graph.nodes if n.op == "output")
+    feature = output.args[0][0]
+    # Nodes computed from the input, in order (the HAT masks' multiplications included).
+    data: list[fx.Node] = []
+    depends = {inp}
+    for node in graph.nodes:
+        if node.op in ("placeholder", "output"):
+            continue
+        if any(a in depends for a in node.all_input_nodes):
+            depends.add(node)
+            data.append(node)
+    layers = {agraph.nodes[i].where: name for name, i in facts.layer_nodes.items()}
+    shortcut_owner = {n.where: n.meta["shortcut_of"] for n in agraph.nodes
+                      if "shortcut_of" in n.meta and n.where not in layers}
+    # Segments: the ops from one weighted layer's call up to the next one's; a segment's backup
+    # ops go right before the next segment starts.
+    segment_of = _segments(data, layers)
+    values = {b: {inp: inp} for b in ids}
+    consumed: set[fx.Node] = set()
+    identity = network._specc_options.get("route_identity_shortcuts", False)
+    for seg in sorted(set(segment_of.values())):
+        nodes = [n for n in data if segment_of[n] == seg]
+        anchor = _next_anchor(data, layers, nodes[-1], output)
+        for b in ids:
+            masks_b = None
+            val = values[b]
+            for node in nodes:
+                if node in consumed:
+                    continue
+                with graph.inserting_before(anchor):
+                    if masks_b is None:
+                        masks_b = graph.call_function(operator.getitem, (backup_masks, b))
+                    layer = layers.get(node) or shortcut_owner.get(node)
+                    if node.op == "call_module" and layer is not None:
+                        run = [node]
+                        bn = _following_batch_norm(network, node)
+                        if bn is not None:
+                            run.append(bn)
+                            consumed.add(bn)
+                        image = isinstance(network.get_submodule(node.target), nn.Conv2d)
+                        v = _routed(graph, b, run, val[node.args[0]], masks_b, layer, image)
+                        val[node] = v
+                        if bn is not None:
+                            val[bn] = v
+                        continue
+                    if identity and _is_identity_shortcut(node, by_fx):
+                        add_owner = by_fx[node].meta.get("chain_of")
+                        shortcut = node.args[1]
+                        routed = _routed(graph, b, [], val[shortcut], masks_b, add_owner,
+                                         by_fx[node].meta.get("image", False))
+                        val[node] = graph.call_function(operator.add, (val[node.args[0]], routed))
+                        continue
+                    val[node] = graph.node_copy(node, lambda a: val.get(a, a))
+    return {b: values[b][feature] for b in ids}
+
+
+def _segments(data: list[fx.Node], layers: dict) -> dict:
+    segment_of, k = {}, -1
+    for node in data:
+        if node in layers:
+            k += 1
+        segment_of[node] = k
+    return segment_of
+
+
+def _next_anchor(data: list[fx.Node], layers: dict, last: fx.Node, output: fx.Node) -> fx.Node:
+    after = data[data.index(last) + 1:]
+    return next((n for n in after if n in layers), output)
+
+
+def _following_batch_norm(network: nn.Module, node: fx.Node) -> fx.Node | None:
+    users = list(node.users)
+    if len(users) == 1 and users[0].op == "call_module" and \
+            isinstance(network.get_submodule(users[0].target), batchnorm.NORMS):
+        return users[0]
+    return None
+
+
+def _is_identity_shortcut(node: fx.Node, by_fx: dict) -> bool:
+    """A residual add whose shortcut operand carries no projection."""
+    a = by_fx.get(node)
+    if a is None or a.role != "add":
+        return False
+    shortcut = node.args[1 - a.meta["main_operand"]]
+    return not any(by_fx.get(n) is not None and by_fx[n].role == "projection" for n in [shortcut])
+
+
+def _routed(graph: fx.Graph, b: str, run: list[fx.Node], x: fx.Node, masks_b: fx.Node, layer: str,
+            image: bool) -> fx.Node:
+    """`m_b * backup(x) + (1 - m_b) * main(x)` over the modules of `run` (a layer and its batch
+    norm), in CLArena's order: main layer, backup layer, main batch norm, backup batch norm."""
+    main, backup = x, x
+    for node in run:
+        main = graph.call_module(node.target, (main,))
+        backup = graph.call_module(f"backup_backbones.{b}.{node.target}", (backup,))
+    m = graph.call_function(operator.getitem, (masks_b, layer))
+    if image:
+        m = graph.call_method("view", (m, 1, -1, 1, 1))
+    keep = graph.call_function(operator.mul, (m, backup))
+    rest = graph.call_function(operator.mul, (graph.call_function(operator.sub, (1, m)), main))
+    return graph.call_function(operator.add, (keep, rest))

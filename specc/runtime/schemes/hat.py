@@ -1,0 +1,368 @@
+"""HAT: each weighted layer's units multiplied by a task mask, gate(s * embedding).
+
+`install(network, PlainClass, ...)` is called at the end of a masked class's constructor: it
+traces the plain network's forward, finds the weighted layers and their mask points with the
+shared analysis (specc.analysis), creates one task embedding per weighted layer, and rewrites the
+traced graph so that the unit mask of each layer multiplies its units right after the last
+operation of its chain that could move a zero (its batch norm, its residual add). The rewritten
+forward is compiled into visible source (`print_readable()`), and HATMasked.forward runs it.
+
+With CLArena's base classes (`--base clarena`) the blocks of a ResNet are HAT backbones of their
+own, as in CLArena: each holds the embeddings of its layers (shared with the network's
+`task_embedding_t`) and its per-task batch norms, and (for HAT) the network's forward computes the
+masks of a block's layers from the block's `get_mask`, as CLArena's blocks do.
+"""
+from __future__ import annotations
+
+import operator
+
+import torch
+from torch import Tensor, fx, nn
+
+from ...analysis import analyse
+from .. import batchnorm
+from ..codegen import compile_forward
+from ..fx_graph import analysis_graph, trace
+
+BN_MODES = (None, "shared", "independent")
+
+
+def uses_batch_norm(mode) -> bool:
+    """The plain network's `batch_normalization` for HAT's mode (None / "shared" / "independent")."""
+    if mode not in BN_MODES:
+        raise ValueError(f"batch_normalization must be None, 'shared' or 'independent', not {mode!r}")
+    return mode is not None
+
+
+def _hat_bases():
+    """The HAT base classes a network may derive from: specc's own and, when importable, CLArena's."""
+    from ..bases import HATMaskBackbone
+
+    bases = [HATMaskBackbone]
+    try:
+        import sys
+
+        clarena = sys.modules.get("clarena.backbones.base")
+        if clarena is not None:
+            bases.append(clarena.HATMaskBackbone)
+    except Exception:  # pragma: no cover - a broken clarena import is not ours to report
+        pass
+    return tuple(bases)
+
+
+def _hat_blocks(network: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Submodules that are HAT backbones themselves (CLArena's HAT ResNet blocks)."""
+    bases = _hat_bases()
+    return [(name, m) for name, m in network.named_modules() if name and isinstance(m, bases)]
+
+
+class _Masked:
+    """What every masked backbone of specc shares: its forward is compiled from a rewritten graph,
+    which is left out of the pickled state and made again on load."""
+
+    def print_readable(self, print_output: bool = True) -> str:
+        """The source of the rewritten forward (as torch.fx's GraphModule.print_readable)."""
+        src = self._specc_forward_source
+        if print_output:
+            print(src)
+        return src
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k not in ("_specc_forward", "_specc_backup_forward")}
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._specc_rewrite()
+
+
+class HATMasked(_Masked):
+    """HAT for a traced network: forward, per-task batch norms, parameter-wise measures that
+    follow the graph (through flatten, grouped convolutions, concatenations)."""
+
+    _specc_block_masks = True  # HAT: a HAT block's masks come from the block (CLArena's HAT ResNets)
+
+    def forward(self, input: Tensor, stage: str, s_max: float | None = None, batch_idx: int | None = None,
+                num_batches: int | None = None, test_task_id: int | None = None):
+        mask = self.get_mask(stage=stage, s_max=s_max, batch_idx=batch_idx, num_batches=num_batches,
+                             test_task_id=test_task_id)
+        bn_task = batchnorm.task_key(stage, test_task_id, getattr(self, "task_id", None)) \
+            if self._specc_independent else None
+        feature, activations = self._specc_forward(self, input, mask, bn_task, stage, s_max, batch_idx, num_batches,
+                                                   test_task_id)
+        return feature, mask, activations
+
+    # -- per-task batch norm ------------------------------------------------------------------
+    def setup_task_id(self, task_id: int) -> None:
+        super().setup_task_id(task_id)
+        if self._specc_bn_groups:
+            batchnorm.copy_for_task(self, self._specc_bn_groups, task_id)
+            for _, block in _hat_blocks(self):
+                block.setup_task_id(task_id)
+
+    def store_bn(self) -> None:
+        """Store a copy of the live batch norms under the current task (independent mode only)."""
+        if self._specc_bn_groups:
+            batchnorm.store(self, self._specc_bn_groups, self.task_id)
+            for _, block in _hat_blocks(self):
+                block.store_bn()
+
+    def initialize_independent_bn(self) -> None:
+        """Reset the live batch norms to their state at construction (independent mode only)."""
+        if self._specc_bn_groups:
+            batchnorm.reset(self, self._specc_bn_groups)
+            for _, block in _hat_blocks(self):
+                block.initialize_independent_bn()
+
+    # -- measures -----------------------------------------------------------------------------
+    def get_layer_measure_parameter_wise(self, neuron_wise_measure: dict[str, Tensor], layer_name: str,
+                                         aggregation_mode: str):
+        """Unit-wise measures spread onto `layer_name`'s parameters. Where each input of the layer
+        is unit j of the layer before it in `weighted_layer_names` (CLArena's assumption, true of
+        its networks) this is the base class's method; otherwise the inputs follow the graph: a
+        linear after a flatten reads each channel at height * width inputs, a grouped
+        convolution's output channel only its group's input channels, a layer after a concat the
+        units of every layer concatenated, and inputs that carry no layer's units (network input,
+        zero padding) only the layer's own measure."""
+        segments = self._specc_facts.input_segments.get(layer_name)
+        layer = self.get_layer_by_name(layer_name)
+        if segments is None or self._measure_is_by_list(layer_name, segments, layer):
+            return super().get_layer_measure_parameter_wise(neuron_wise_measure, layer_name, aggregation_mode)
+        return _graph_measure(neuron_wise_measure, layer_name, layer, segments, aggregation_mode)
+
+    def _measure_is_by_list(self, layer_name: str, segments, layer) -> bool:
+        if getattr(layer, "groups", 1) != 1:
+            return False
+        preceding = self.preceding_layer_name(layer_name)
+        owned = [s for s in segments if s.owner is not None]
+        if not owned:
+            return preceding is None
+        return len(segments) == 1 and segments[0].owner == preceding and segments[0].repeat == 1
+
+    # -- the forward --------------------------------------------------------------------------
+    def _specc_rewrite(self) -> None:
+        _rewrite(self)
+
+
+class HATBlock:
+    """A block that is a HAT backbone of its own (CLArena's HAT ResNet blocks): its embeddings are
+    the network's, its per-task batch norms its own."""
+
+    def setup_task_id(self, task_id: int) -> None:
+        super().setup_task_id(task_id)
+        if self._specc_bn_groups:
+            batchnorm.copy_for_task(self, self._specc_bn_groups, task_id)
+
+    def store_bn(self) -> None:
+        if self._specc_bn_groups:
+            batchnorm.store(self, self._specc_bn_groups, self.task_id)
+
+    def initialize_independent_bn(self) -> None:
+        if self._specc_bn_groups:
+            batchnorm.reset(self, self._specc_bn_groups)
+
+
+def nested(block_cls: type):
+    """A network's block factory that builds the block as a HAT backbone (`block_cls`), with the
+    network's gate and batch-norm mode (set before the plain constructor runs)."""
+
+    def make(self, path, in_shape, *args, **kwargs):
+        mode = getattr(self, "batch_normalization_mode", None)
+        if "batch_normalization" in kwargs:
+            kwargs["batch_normalization"] = mode if kwargs["batch_normalization"] else None
+        return block_cls(path, in_shape, *args, gate=self.gate, **kwargs)
+
+    return make
+
+
+def install_block(block: nn.Module, batch_normalization) -> None:
+    """At the end of a HAT block's constructor: its embeddings (right after its layers, as
+    CLArena's blocks draw them) and its per-task batch norms."""
+    for name in block.weighted_layer_names:
+        units = block.get_layer_by_name(name).weight.shape[0]
+        block.task_embedding_t[name] = nn.Embedding(num_embeddings=1, embedding_dim=units)
+    block.batch_normalization = batch_normalization
+    block._specc_bn_groups = batchnorm.groups(block) if batch_normalization == "independent" else []
+    batchnorm.create_copies(block, block._specc_bn_groups)
+
+
+def install(network: nn.Module, plain_cls: type, batch_normalization=None, protect_shortcuts: bool = False,
+            fold_batch_norm: bool = False) -> None:
+    """At the end of a HAT class's constructor: analyse the plain forward, create the task
+    embeddings, the per-task batch norms, and the masked forward."""
+    network._specc_plain = plain_cls
+    network._specc_options = {"protect_shortcuts": protect_shortcuts, "fold_batch_norm": fold_batch_norm}
+    graph, agraph, facts = _analyse(network)
+    blocks = _hat_blocks(network)
+    block_layers = {name for _, b in blocks for name in b.weighted_layer_names}
+    names = facts.weighted_layer_names
+    # The analysis of the traced graph is the authority; generated constructors list the same.
+    network.weighted_layer_names = list(names)
+    # CLArena's HAT ResNets collect their blocks' embeddings first, then create their own.
+    for _, block in blocks:
+        network.task_embedding_t.update(block.task_embedding_t)
+    for name in names:
+        if name in block_layers or name in facts.tied_to:
+            continue
+        units = network.get_layer_by_name(name).weight.shape[0]
+        network.task_embedding_t[name] = nn.Embedding(num_embeddings=1, embedding_dim=units)
+    for name, owner in facts.tied_to.items():
+        network.task_embedding_t[name] = network.task_embedding_t[owner]
+    network.batch_normalization = batch_normalization
+    network._specc_independent = batch_normalization == "independent"
+    in_blocks = {path for path, _ in blocks}
+    network._specc_bn_groups = [g for g in batchnorm.groups(network) if not _inside(g.owner, in_blocks)] \
+        if batch_normalization == "independent" else []
+    batchnorm.create_copies(network, network._specc_bn_groups)
+    _compile(network, graph, agraph, facts)
+
+
+def _inside(owner: tuple[str, ...], block_paths: set[str]) -> bool:
+    return any(".".join(owner[:k]) in block_paths for k in range(1, len(owner) + 1))
+
+
+def _analyse(network: nn.Module):
+    graph = trace(network, network._specc_plain)
+    agraph = analysis_graph(graph, network)
+    facts = analyse(agraph, include_shortcuts=network._specc_options.get("protect_shortcuts", False))
+    network._specc_facts = facts
+    return graph, agraph, facts
+
+
+def _rewrite(network: nn.Module) -> None:
+    graph, agraph, facts = _analyse(network)
+    _compile(network, graph, agraph, facts)
+
+
+def _compile(network: nn.Module, graph: fx.Graph, agraph, facts) -> None:
+    mask_graph(network, graph, agraph, facts, block_masks=type(network)._specc_block_masks)
+    network._specc_forward, network._specc_forward_source = compile_forward(graph, type(network).__name__)
+
+
+PLACEHOLDERS = ("mask", "bn_task", "stage", "s_max", "batch_idx", "num_batches", "test_task_id")
+
+
+def mask_graph(network: nn.Module, graph: fx.Graph, agraph, facts, block_masks: bool, route: bool = True,
+               fold: bool | None = None) -> dict[str, fx.Node]:
+    """Rewrite `graph` in place: the forward `(input, mask, bn_task, stage, s_max, batch_idx,
+    num_batches, test_task_id) -> (feature, activations)` with every weighted layer's units
+    masked at its mask point (and batch norms routed per task in independent mode). Returns the
+    placeholders."""
+    (inp,) = [n for n in graph.nodes if n.op == "placeholder"]
+    ph = {}
+    last = inp
+    for name in PLACEHOLDERS:
+        with graph.inserting_after(last):
+            ph[name] = last = graph.placeholder(name)
+    blocks = dict(_hat_blocks(network)) if block_masks else {}
+    layer_block = {layer: path for path, b in blocks.items() for layer in b.weighted_layer_names}
+    block_mask: dict[str, fx.Node] = {}
+    if fold is None:
+        fold = network._specc_options.get("fold_batch_norm", False)
+    for layer, point_id in facts.mask_points.items():
+        point = agraph.nodes[point_id].where
+        source = ph["mask"]
+        path = layer_block.get(layer)
+        if path is not None:
+            if path not in block_mask:
+                block_mask[path] = _block_get_mask(graph, path, ph)
+            source = block_mask[path]
+        image = agraph.nodes[point_id].meta.get("image", False)
+        if fold and _foldable(network, point):
+            _fold(graph, network, point, source, layer)
+            continue
+        with graph.inserting_after(point):
+            m = graph.call_function(operator.getitem, (source, layer))
+        if image:
+            with graph.inserting_after(m):
+                m = graph.call_method("view", (m, 1, -1, 1, 1))
+        with graph.inserting_after(m):
+            masked = graph.call_function(operator.mul, (point, m))
+        point.replace_all_uses_with(masked, delete_user_cb=lambda user: user is not masked)
+        masked.meta["hat_mask"] = layer
+        masked.meta["spec_position"] = point.meta.get("spec_position")
+        masked.stack_trace = point.stack_trace
+    if route and network._specc_independent:
+        route_batch_norms(network, graph, ph["bn_task"])
+    graph.lint()
+    return ph
+
+
+def _block_get_mask(graph: fx.Graph, path: str, ph: dict) -> fx.Node:
+    """`block.get_mask(...)` at the block's first node, as CLArena's block forward starts."""
+    first = next((n for n in graph.nodes if any(v[0] == path for v in n.meta.get("nn_module_stack", {}).values())),
+                 None)
+    with graph.inserting_before(first) if first is not None else graph.inserting_after(ph["test_task_id"]):
+        block = graph.get_attr(path)
+        return graph.call_method("get_mask", (block,), {k: ph[k] for k in PLACEHOLDERS[2:]})
+
+
+def route_batch_norms(network: nn.Module, graph: fx.Graph, bn_task: fx.Node) -> None:
+    """Every batch-norm call routed through `independent_bn`: the live module, or the copy of the
+    task `bn_task` names."""
+    for node in list(graph.nodes):
+        if node.op != "call_module" or not isinstance(network.get_submodule(node.target), batchnorm.NORMS):
+            continue
+        g = batchnorm.group_of(network, tuple(node.target.split(".")))
+        with graph.inserting_before(node):
+            live = graph.get_attr(node.target)
+            copies = graph.get_attr(".".join(g.owner + (g.attr + "s",)))
+            routed = graph.call_function(batchnorm.independent_bn, (node.args[0], live, copies, bn_task, g.sub))
+        routed.meta.update(node.meta)
+        routed.stack_trace = node.stack_trace
+        node.replace_all_uses_with(routed)
+        graph.erase_node(node)
+
+
+def _foldable(network: nn.Module, point: fx.Node) -> bool:
+    """With `fold_batch_norm`, a mask right after an affine batch norm is folded into its weight
+    and bias. After a residual add it is not: the add's other operand must be masked too."""
+    return point.op == "call_module" and isinstance(network.get_submodule(point.target), batchnorm.NORMS) \
+        and network.get_submodule(point.target).affine
+
+
+def _fold(graph: fx.Graph, network: nn.Module, point: fx.Node, source: fx.Node, layer: str) -> None:
+    with graph.inserting_before(point):
+        m = graph.call_function(operator.getitem, (source, layer))
+        bn = graph.get_attr(point.target)
+        folded = graph.call_function(batchnorm.batch_norm_masked, (bn, point.args[0], m))
+    folded.meta.update(point.meta)
+    folded.meta["hat_mask"] = layer
+    folded.stack_trace = point.stack_trace
+    point.replace_all_uses_with(folded)
+    graph.erase_node(point)
+
+
+def _graph_measure(neuron_wise_measure: dict[str, Tensor], layer_name: str, layer: nn.Module, segments,
+                   aggregation_mode: str):
+    aggregate = {"min": torch.minimum, "max": torch.maximum, "mean": lambda a, b: (a + b) / 2}.get(aggregation_mode)
+    if aggregate is None:
+        raise ValueError(f"The aggregation method {aggregation_mode} is not supported.")
+    weight = layer.weight
+    own = neuron_wise_measure[layer_name]
+    spread = (-1, 1) + (1,) * (weight.dim() - 2)
+    own_b = own.view(*spread).expand(weight.shape)
+    # The measure of every input unit of the layer (NaN-free: unowned inputs get a flag instead).
+    values, owned = [], []
+    for seg in segments:
+        count = seg.size * seg.repeat
+        if seg.owner is None:
+            values.append(torch.zeros(count, device=own.device, dtype=own.dtype))
+            owned.append(torch.zeros(count, device=own.device, dtype=torch.bool))
+        else:
+            values.append(neuron_wise_measure[seg.owner].repeat_interleave(seg.repeat))
+            owned.append(torch.ones(count, device=own.device, dtype=torch.bool))
+    pre, has = torch.cat(values), torch.cat(owned)
+    groups = getattr(layer, "groups", 1)
+    out_units, in_per_group = weight.shape[0], weight.shape[1]
+    if groups != 1:
+        # output channel i of a grouped convolution reads input channels of its group only
+        base = (torch.arange(out_units, device=own.device) // (out_units // groups)) * in_per_group
+        index = base[:, None] + torch.arange(in_per_group, device=own.device)[None, :]
+        pre, has = pre[index], has[index]
+        shape = (out_units, in_per_group) + (1,) * (weight.dim() - 2)
+    else:
+        shape = (1, -1) + (1,) * (weight.dim() - 2)
+    pre_b = pre.view(*shape).expand(weight.shape)
+    has_b = has.view(*shape).expand(weight.shape)
+    weight_measure = torch.where(has_b, aggregate(own_b, pre_b), own_b)
+    return weight_measure, own

@@ -1,0 +1,135 @@
+"""WSN: every weighted layer computed on its parameters multiplied by binary masks of the
+top-scored fraction (the gate, specc.runtime.gates), the stored parameters untouched.
+
+`install(network, PlainClass)` traces the plain forward, makes every linear/conv a weighted layer
+(shortcut projections included: a parameter left out of the masks is a source of forgetting),
+creates one score per parameter (`weight_score_t[name] = nn.Embedding(out, in / groups * kh * kw)`,
+`bias_score_t[name] = nn.Embedding(1, out)`, as CLArena creates them, whether or not the layer has
+a bias) and rewrites each weighted module call into `linear` / `conv2d` on masked parameters."""
+from __future__ import annotations
+
+import operator
+
+import torch.nn.functional as F
+from torch import Tensor, fx, nn
+
+from ...analysis import analyse
+from .. import batchnorm
+from ..codegen import compile_forward
+from ..fx_graph import analysis_graph, trace
+from .hat import _Masked, route_batch_norms
+
+BN_MODES = (None, "shared", "independent")
+
+
+def uses_batch_norm(mode) -> bool:
+    if mode not in BN_MODES:
+        raise ValueError(f"batch_normalization must be None, 'shared' or 'independent', not {mode!r}")
+    return mode is not None
+
+
+def _masked_bias(bias: Tensor | None, mask: Tensor | None) -> Tensor | None:
+    # As CLArena's WSNMaskMLP: no bias mask (or no bias) means the layer runs without bias.
+    if bias is None or mask is None:
+        return None
+    return bias * mask
+
+
+def wsn_linear(x: Tensor, weight: Tensor, bias: Tensor | None, weight_mask: Tensor,
+               bias_mask: Tensor | None) -> Tensor:
+    return F.linear(x, weight * weight_mask, _masked_bias(bias, bias_mask))
+
+
+def wsn_conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, weight_mask: Tensor, bias_mask: Tensor | None,
+               stride, padding, dilation, groups: int) -> Tensor:
+    # The mask comes in its score's layout (out, in / groups * kh * kw): the weight's own memory order.
+    return F.conv2d(x, weight * weight_mask.view_as(weight), _masked_bias(bias, bias_mask), stride, padding,
+                    dilation, groups)
+
+
+class WSNMasked(_Masked):
+    """WSN for a traced network. `test_task_id` (beyond CLArena's signature, optional) picks the
+    per-task batch-norm copy in the test stage when `batch_normalization == "independent"`;
+    without it, the current task's."""
+
+    def forward(self, input: Tensor, stage: str, mask_percentage: float,
+                test_mask: tuple[dict[str, Tensor], dict[str, Tensor]] | None = None,
+                test_task_id: int | None = None):
+        weight_mask, bias_mask = self.get_mask(stage, mask_percentage=mask_percentage, test_mask=test_mask)
+        bn_task = batchnorm.task_key(stage, test_task_id, getattr(self, "task_id", None)) \
+            if self._specc_bn_groups else None
+        feature, activations = self._specc_forward(self, input, weight_mask, bias_mask, bn_task)
+        return feature, weight_mask, bias_mask, activations
+
+    def setup_task_id(self, task_id: int) -> None:
+        super().setup_task_id(task_id)
+        batchnorm.copy_for_task(self, self._specc_bn_groups, task_id)
+
+    def store_bn(self) -> None:
+        """Store a copy of the live batch norms under the current task (independent mode only)."""
+        batchnorm.store(self, self._specc_bn_groups, self.task_id)
+
+    def initialize_independent_bn(self) -> None:
+        """Reset the live batch norms to their state at construction (independent mode only)."""
+        batchnorm.reset(self, self._specc_bn_groups)
+
+    def _specc_rewrite(self) -> None:
+        _rewrite(self)
+
+
+def install(network: nn.Module, plain_cls: type, batch_normalization=None) -> None:
+    network._specc_plain = plain_cls
+    graph, agraph, facts = _analyse(network)
+    network.weighted_layer_names = list(facts.weighted_layer_names)
+    for name in facts.weighted_layer_names:
+        weight = network.get_layer_by_name(name).weight
+        network.weight_score_t[name] = nn.Embedding(num_embeddings=weight.size(0), embedding_dim=weight[0].numel())
+        network.bias_score_t[name] = nn.Embedding(num_embeddings=1, embedding_dim=weight.size(0))
+    if batch_normalization is not None:
+        network.batch_normalization = batch_normalization
+    network._specc_bn_groups = batchnorm.groups(network) if batch_normalization == "independent" else []
+    batchnorm.create_copies(network, network._specc_bn_groups)
+    _compile(network, graph, agraph, facts)
+
+
+def _analyse(network: nn.Module):
+    graph = trace(network, network._specc_plain)
+    agraph = analysis_graph(graph, network)
+    facts = analyse(agraph, include_shortcuts=True)
+    network._specc_facts = facts
+    return graph, agraph, facts
+
+
+def _rewrite(network: nn.Module) -> None:
+    _compile(network, *_analyse(network))
+
+
+def _compile(network: nn.Module, graph: fx.Graph, agraph, facts) -> None:
+    (inp,) = [n for n in graph.nodes if n.op == "placeholder"]
+    with graph.inserting_after(inp):
+        weight_mask = graph.placeholder("weight_mask")
+    with graph.inserting_after(weight_mask):
+        bias_mask = graph.placeholder("bias_mask")
+    with graph.inserting_after(bias_mask):
+        bn_task = graph.placeholder("bn_task")
+    for name in facts.weighted_layer_names:
+        node = agraph.nodes[facts.layer_nodes[name]].where
+        layer = network.get_submodule(node.target)
+        with graph.inserting_before(node):
+            w = graph.get_attr(f"{node.target}.weight")
+            b = graph.get_attr(f"{node.target}.bias") if layer.bias is not None else None
+            wm = graph.call_function(operator.getitem, (weight_mask, name))
+            bm = graph.call_function(operator.getitem, (bias_mask, name))
+            if isinstance(layer, nn.Linear):
+                new = graph.call_function(wsn_linear, (node.args[0], w, b, wm, bm))
+            else:
+                new = graph.call_function(wsn_conv2d, (node.args[0], w, b, wm, bm, layer.stride, layer.padding,
+                                                       layer.dilation, layer.groups))
+        new.meta.update(node.meta)
+        new.stack_trace = node.stack_trace
+        node.replace_all_uses_with(new)
+        graph.erase_node(node)
+    if network._specc_bn_groups:
+        route_batch_norms(network, graph, bn_task)
+    graph.lint()
+    network._specc_forward, network._specc_forward_source = compile_forward(graph, type(network).__name__)

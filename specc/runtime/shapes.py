@@ -1,0 +1,45 @@
+"""Shape arithmetic for generated constructors: the spec language's own rules (specc.core.layers),
+on plain tuples: `(features,)` or `(channels, height, width)`, height and width None when the spec
+leaves them open. A layer that does not fit its input raises ValueError naming the layer."""
+from __future__ import annotations
+
+from ..core.layers import OPS, REQUIRED, Shape, check, out_shape
+from . import positions
+
+
+def _apply(op: str, where: str, shape: tuple, **given) -> tuple:
+    args = {name: given[name] if name in given else default
+            for name, _, default in OPS[op].params if name in given or default is not REQUIRED}
+    s = Shape(tuple(shape))
+    problem = check(op, args, s)
+    if problem:
+        at = positions.of_caller(depth=3)
+        raise ValueError(f"{where}: {problem}" + (f" (at {at})" if at else ""))
+    return out_shape(op, args, s).dims
+
+
+def linear(shape: tuple, out_features: int, where: str = "linear") -> tuple:
+    return _apply("linear", where, shape, out_features=out_features)
+
+
+def conv2d(shape: tuple, out_channels: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1,
+           groups: int = 1, where: str = "conv2d") -> tuple:
+    return _apply("conv2d", where, shape, out_channels=out_channels, kernel=kernel, stride=stride,
+                  padding=padding, dilation=dilation, groups=groups)
+
+
+def pool2d(shape: tuple, kernel: int, stride: int | None = None, padding: int = 0, where: str = "pool") -> tuple:
+    return _apply("maxpool2d", where, shape, kernel=kernel, stride=stride, padding=padding)
+
+
+def adaptive_pool2d(shape: tuple, size: int, where: str = "pool") -> tuple:
+    return _apply("adaptive_avgpool2d", where, shape, size=size)
+
+
+def flatten(shape: tuple) -> tuple:
+    return _apply("flatten", "flatten", shape)
+
+
+def check_add(main: tuple, shortcut: tuple, where: str) -> None:
+    if tuple(main) != tuple(shortcut):
+        raise ValueError(f"{where}: the add joins shapes {Shape(tuple(main))} and {Shape(tuple(shortcut))}")

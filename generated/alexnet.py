@@ -33,6 +33,8 @@ class AlexNet(Backbone):
         activation_layer: type[nn.Module] | None = nn.ReLU,
         batch_normalization: bool = False,
         bias: bool = True,
+        *,
+        disable_unlearning: bool = False,
     ) -> None:
         input_channels = check_argument("input_channels", input_channels, "int")  # alexnet.cl:6
         input_size = check_argument("input_size", input_size, "int")  # alexnet.cl:7

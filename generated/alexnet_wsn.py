@@ -34,6 +34,8 @@ class AlexNet(Backbone):
         activation_layer: type[nn.Module] | None = nn.ReLU,
         batch_normalization: bool = False,
         bias: bool = True,
+        *,
+        disable_unlearning: bool = False,
     ) -> None:
         input_channels = check_argument("input_channels", input_channels, "int")  # alexnet.cl:6
         input_size = check_argument("input_size", input_size, "int")  # alexnet.cl:7
@@ -151,6 +153,8 @@ class WSNMaskAlexNet(wsn.WSNMasked, AlexNet, WSNMaskBackbone):
         output_dim: int = 2048,
         activation_layer: type[nn.Module] | None = nn.ReLU,
         bias: bool = True,
+        *,
+        disable_unlearning: bool = False,
     ) -> None:
         super().__init__(
             output_dim=output_dim,

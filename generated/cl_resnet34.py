@@ -113,6 +113,8 @@ class ResNet34(Backbone):
         activation_layer: type[nn.Module] | None = nn.ReLU,
         batch_normalization: bool = True,
         bias: bool = False,
+        *,
+        disable_unlearning: bool = False,
     ) -> None:
         input_channels = check_argument("input_channels", input_channels, "int")  # resnet34.cl:6
         output_dim = check_argument("output_dim", output_dim, "int")  # resnet34.cl:7
@@ -264,6 +266,8 @@ class CLResNet34(CLBackbone, ResNet34):
         activation_layer: type[nn.Module] | None = nn.ReLU,
         batch_normalization: bool = True,
         bias: bool = False,
+        *,
+        disable_unlearning: bool = False,
     ) -> None:
         super().__init__(
             output_dim=output_dim,

@@ -126,6 +126,8 @@ class ResNet50(Backbone):
         activation_layer: type[nn.Module] | None = nn.ReLU,
         batch_normalization: bool = True,
         bias: bool = False,
+        *,
+        disable_unlearning: bool = False,
     ) -> None:
         input_channels = check_argument("input_channels", input_channels, "int")  # resnet50.cl:6
         output_dim = check_argument("output_dim", output_dim, "int")  # resnet50.cl:7
@@ -277,6 +279,8 @@ class CLResNet50(CLBackbone, ResNet50):
         activation_layer: type[nn.Module] | None = nn.ReLU,
         batch_normalization: bool = True,
         bias: bool = False,
+        *,
+        disable_unlearning: bool = False,
     ) -> None:
         super().__init__(
             output_dim=output_dim,

@@ -31,6 +31,8 @@ class MLP(Backbone):
         batch_normalization: bool = False,
         bias: bool = True,
         dropout: float | None = None,
+        *,
+        disable_unlearning: bool = False,
     ) -> None:
         input_dim = check_argument("input_dim", input_dim, "int")  # mlp.cl:3
         hidden_dims = check_argument("hidden_dims", hidden_dims, "list[int]")  # mlp.cl:4
@@ -95,6 +97,8 @@ class HATMaskMLP(hat.HATMasked, HATMaskBackbone, MLP):
         batch_normalization: str | None = None,
         bias: bool = True,
         dropout: float | None = None,
+        *,
+        disable_unlearning: bool = False,
     ) -> None:
         super().__init__(
             output_dim=output_dim,

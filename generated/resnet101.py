@@ -126,6 +126,8 @@ class ResNet101(Backbone):
         activation_layer: type[nn.Module] | None = nn.ReLU,
         batch_normalization: bool = True,
         bias: bool = False,
+        *,
+        disable_unlearning: bool = False,
     ) -> None:
         input_channels = check_argument("input_channels", input_channels, "int")  # resnet101.cl:6
         output_dim = check_argument("output_dim", output_dim, "int")  # resnet101.cl:7

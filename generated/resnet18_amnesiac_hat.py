@@ -15,7 +15,7 @@ from specc import require_runtime
 require_runtime("0.2.0")
 
 from specc.runtime.bases import AmnesiacHATBackbone, Backbone
-from specc.runtime import check_argument, shapes
+from specc.runtime import check_argument, pretrained, shapes
 from specc.runtime.schemes import amnesiac_hat
 
 
@@ -106,6 +106,10 @@ class ResNet18(Backbone):
     """`network ResNet18` (resnet18.cl:5)."""
 
     block_small = Small
+    pretrained_from = pretrained.Source(  # resnet18.cl:28
+        "resnet18",
+        (("bn1", "conv_bn1"), ("bn2", "conv_bn2"), ("layer1", "conv2x"), ("layer2", "conv3x"), ("layer3", "conv4x"), ("layer4", "conv5x"), ("downsample.0", "identity_downsample"), ("downsample.1", None), ("fc", None)),
+    )
 
     def __init__(
         self,
@@ -114,30 +118,35 @@ class ResNet18(Backbone):
         activation_layer: type[nn.Module] | None = nn.ReLU,
         batch_normalization: bool = True,
         bias: bool = False,
+        pretrained_weights: str | None = None,
+        *,
+        disable_unlearning: bool = False,
     ) -> None:
         input_channels = check_argument("input_channels", input_channels, "int")  # resnet18.cl:6
         output_dim = check_argument("output_dim", output_dim, "int")  # resnet18.cl:7
         activation_layer = check_argument("activation_layer", activation_layer, "activation?")  # resnet18.cl:8
         batch_normalization = check_argument("batch_normalization", batch_normalization, "bool")  # resnet18.cl:9
         bias = check_argument("bias", bias, "bool")  # resnet18.cl:10
+        pretrained_weights = check_argument("pretrained_weights", pretrained_weights, "str?")  # resnet18.cl:11
         super().__init__(output_dim=output_dim)
         self.input_channels = input_channels
         self.activation_layer = activation_layer
         self.batch_normalization = batch_normalization
         self.bias = bias
-        shape = (input_channels, None, None)  # resnet18.cl:12
-        self.conv1 = nn.Conv2d(shape[0], 64, kernel_size=7, stride=2, padding=3, bias=bias)  # resnet18.cl:13
-        shape = shapes.conv2d(shape, 64, kernel=7, stride=2, padding=3, where="conv1")  # resnet18.cl:13
+        self.pretrained_weights = pretrained_weights
+        shape = (input_channels, None, None)  # resnet18.cl:13
+        self.conv1 = nn.Conv2d(shape[0], 64, kernel_size=7, stride=2, padding=3, bias=bias)  # resnet18.cl:14
+        shape = shapes.conv2d(shape, 64, kernel=7, stride=2, padding=3, where="conv1")  # resnet18.cl:14
         self.weighted_layer_names.append("conv1")
-        if batch_normalization:  # resnet18.cl:14
+        if batch_normalization:  # resnet18.cl:15
             self.conv_bn1 = nn.BatchNorm2d(shape[0])
-        if activation_layer is not None:  # resnet18.cl:15
+        if activation_layer is not None:  # resnet18.cl:16
             self.conv_activation1 = activation_layer()
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)  # resnet18.cl:17
-        shape = shapes.pool2d(shape, 3, stride=2, padding=1, where="maxpool")  # resnet18.cl:17
-        self.conv2x = nn.Sequential()  # resnet18.cl:18
-        for _ in range(2):  # resnet18.cl:18
-            block = self.block_small(  # resnet18.cl:18
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)  # resnet18.cl:18
+        shape = shapes.pool2d(shape, 3, stride=2, padding=1, where="maxpool")  # resnet18.cl:18
+        self.conv2x = nn.Sequential()  # resnet18.cl:19
+        for _ in range(2):  # resnet18.cl:19
+            block = self.block_small(  # resnet18.cl:19
                 f"conv2x/{len(self.conv2x)}",
                 shape,
                 64,
@@ -149,8 +158,8 @@ class ResNet18(Backbone):
             self.conv2x.append(block)
             self.weighted_layer_names += block.weighted_layer_names
             shape = block.out_shape
-        self.conv3x = nn.Sequential()  # resnet18.cl:19
-        block = self.block_small(  # resnet18.cl:19
+        self.conv3x = nn.Sequential()  # resnet18.cl:20
+        block = self.block_small(  # resnet18.cl:20
             f"conv3x/{len(self.conv3x)}",
             shape,
             128,
@@ -162,7 +171,7 @@ class ResNet18(Backbone):
         self.conv3x.append(block)
         self.weighted_layer_names += block.weighted_layer_names
         shape = block.out_shape
-        block = self.block_small(  # resnet18.cl:19
+        block = self.block_small(  # resnet18.cl:20
             f"conv3x/{len(self.conv3x)}",
             shape,
             128,
@@ -173,8 +182,8 @@ class ResNet18(Backbone):
         self.conv3x.append(block)
         self.weighted_layer_names += block.weighted_layer_names
         shape = block.out_shape
-        self.conv4x = nn.Sequential()  # resnet18.cl:20
-        block = self.block_small(  # resnet18.cl:20
+        self.conv4x = nn.Sequential()  # resnet18.cl:21
+        block = self.block_small(  # resnet18.cl:21
             f"conv4x/{len(self.conv4x)}",
             shape,
             256,
@@ -186,7 +195,7 @@ class ResNet18(Backbone):
         self.conv4x.append(block)
         self.weighted_layer_names += block.weighted_layer_names
         shape = block.out_shape
-        block = self.block_small(  # resnet18.cl:20
+        block = self.block_small(  # resnet18.cl:21
             f"conv4x/{len(self.conv4x)}",
             shape,
             256,
@@ -197,8 +206,8 @@ class ResNet18(Backbone):
         self.conv4x.append(block)
         self.weighted_layer_names += block.weighted_layer_names
         shape = block.out_shape
-        self.conv5x = nn.Sequential()  # resnet18.cl:21
-        block = self.block_small(  # resnet18.cl:21
+        self.conv5x = nn.Sequential()  # resnet18.cl:22
+        block = self.block_small(  # resnet18.cl:22
             f"conv5x/{len(self.conv5x)}",
             shape,
             512,
@@ -210,7 +219,7 @@ class ResNet18(Backbone):
         self.conv5x.append(block)
         self.weighted_layer_names += block.weighted_layer_names
         shape = block.out_shape
-        block = self.block_small(  # resnet18.cl:21
+        block = self.block_small(  # resnet18.cl:22
             f"conv5x/{len(self.conv5x)}",
             shape,
             512,
@@ -221,34 +230,36 @@ class ResNet18(Backbone):
         self.conv5x.append(block)
         self.weighted_layer_names += block.weighted_layer_names
         shape = block.out_shape
-        self.avepool = nn.AdaptiveAvgPool2d((1, 1))  # resnet18.cl:23
-        shape = shapes.adaptive_pool2d(shape, 1, where="avepool")  # resnet18.cl:23
-        shape = shapes.flatten(shape)  # resnet18.cl:23
+        self.avepool = nn.AdaptiveAvgPool2d((1, 1))  # resnet18.cl:24
+        shape = shapes.adaptive_pool2d(shape, 1, where="avepool")  # resnet18.cl:24
+        shape = shapes.flatten(shape)  # resnet18.cl:24
+        if pretrained_weights is not None:  # resnet18.cl:28
+            pretrained.load(self, self.pretrained_from, pretrained_weights)
 
     def forward(self, input: Tensor, stage: str | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         activations = {}
         x = input
-        x = self.conv1(x)  # resnet18.cl:13
-        if self.batch_normalization:  # resnet18.cl:14
+        x = self.conv1(x)  # resnet18.cl:14
+        if self.batch_normalization:  # resnet18.cl:15
             x = self.conv_bn1(x)
-        if self.activation_layer is not None:  # resnet18.cl:15
+        if self.activation_layer is not None:  # resnet18.cl:16
             x = self.conv_activation1(x)
-        activations["conv1"] = x  # resnet18.cl:16
-        x = self.maxpool(x)  # resnet18.cl:17
-        for block in self.conv2x:  # resnet18.cl:18
+        activations["conv1"] = x  # resnet18.cl:17
+        x = self.maxpool(x)  # resnet18.cl:18
+        for block in self.conv2x:  # resnet18.cl:19
             x, block_activations = block(x)
             activations.update(block_activations)
-        for block in self.conv3x:  # resnet18.cl:19
+        for block in self.conv3x:  # resnet18.cl:20
             x, block_activations = block(x)
             activations.update(block_activations)
-        for block in self.conv4x:  # resnet18.cl:20
+        for block in self.conv4x:  # resnet18.cl:21
             x, block_activations = block(x)
             activations.update(block_activations)
-        for block in self.conv5x:  # resnet18.cl:21
+        for block in self.conv5x:  # resnet18.cl:22
             x, block_activations = block(x)
             activations.update(block_activations)
-        x = self.avepool(x)  # resnet18.cl:23
-        x = torch.flatten(x, 1)  # resnet18.cl:23
+        x = self.avepool(x)  # resnet18.cl:24
+        x = torch.flatten(x, 1)  # resnet18.cl:24
         return x, activations
 
 
@@ -266,6 +277,7 @@ class AmnesiacHATResNet18(amnesiac_hat.AmnesiacHATMasked, AmnesiacHATBackbone, R
         activation_layer: type[nn.Module] | None = nn.ReLU,
         batch_normalization: str | None = None,
         bias: bool = False,
+        pretrained_weights: str | None = None,
         disable_unlearning: bool = False,
     ) -> None:
         super().__init__(
@@ -276,5 +288,8 @@ class AmnesiacHATResNet18(amnesiac_hat.AmnesiacHATMasked, AmnesiacHATBackbone, R
             activation_layer=activation_layer,
             batch_normalization=amnesiac_hat.uses_batch_norm(batch_normalization),
             bias=bias,
+            pretrained_weights=None,
         )
         amnesiac_hat.install(self, ResNet18, batch_normalization=batch_normalization)
+        if pretrained_weights is not None:  # as CLArena's HAT ResNets: linear/conv weights only
+            pretrained.load(self, self.pretrained_from, pretrained_weights, projections_only=True)

@@ -114,6 +114,8 @@ class ResNet34(Backbone):
         activation_layer: type[nn.Module] | None = nn.ReLU,
         batch_normalization: bool = True,
         bias: bool = False,
+        *,
+        disable_unlearning: bool = False,
     ) -> None:
         input_channels = check_argument("input_channels", input_channels, "int")  # resnet34.cl:6
         output_dim = check_argument("output_dim", output_dim, "int")  # resnet34.cl:7
@@ -265,6 +267,8 @@ class WSNMaskResNet34(wsn.WSNMasked, ResNet34, WSNMaskBackbone):
         activation_layer: type[nn.Module] | None = nn.ReLU,
         batch_normalization: str | None = 'independent',
         bias: bool = False,
+        *,
+        disable_unlearning: bool = False,
     ) -> None:
         super().__init__(
             output_dim=output_dim,

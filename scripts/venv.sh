@@ -10,7 +10,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     python3 -m venv "$VENV"
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
     "$VENV/bin/python" -m pip install --quiet "torch==2.13.0" numpy
-    "$VENV/bin/python" -m pip install --quiet -e ".[test]"
+    "$VENV/bin/python" -m pip install --quiet -e ".[test,clarena]"
     echo "$want" > "$stamp"
 fi
 export PATH="$PWD/$VENV/bin:$PATH"

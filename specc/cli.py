@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
                        description="Compile each SPEC into a Python module defining its backbone class. "
                                    "Nothing is written unless every spec compiles.")
     c.add_argument("specs", nargs="+", metavar="SPEC")
+    c.add_argument("--base", choices=("specc", "clarena"), default="specc",
+                   help="base classes of the generated classes: specc's runtime (default, no other "
+                        "dependency) or CLArena's (clarena.backbones), so that they are CLArena classes")
     c.add_argument("-o", dest="out", metavar="OUT",
                    help="output file (one spec) or folder (default: generated/<stem>.py)")
     defines(c)
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         overrides = _defines(args.defines)
         if args.command == "compile":
-            return _compile(args.specs, args.out, overrides)
+            return _compile(args.specs, args.out, overrides, args.base)
         if args.command == "check":
             return _check(args.specs, overrides)
         if args.command == "graph":
@@ -101,7 +104,7 @@ def _defines(items: list[str]) -> dict:
     return out
 
 
-def _compile(specs: list[str], out: str | None, overrides: dict) -> int:
+def _compile(specs: list[str], out: str | None, overrides: dict, base: str = "specc") -> int:
     from .emit import emit
     from .frontend.load import load_program
 
@@ -110,7 +113,7 @@ def _compile(specs: list[str], out: str | None, overrides: dict) -> int:
     results = []
     for spec in specs:
         program = load_program(spec)
-        results.append((_target(spec, out), emit(program, overrides)))
+        results.append((_target(spec, out), emit(program, overrides, base)))
     for target, text in results:
         _write_atomically(target, text)
         print(f"{target}")

@@ -17,6 +17,24 @@ for p in (str(REPO), str(TESTS)):
         sys.path.insert(0, p)
 
 
+def constructor_parameters(cls) -> list[tuple[str, object]]:
+    """(name, default) of a class's positional-or-keyword constructor parameters; its keyword-only
+    ones must be exactly `disable_unlearning=False`, which CLArena's pipelines pass to every backbone
+    they build (CLArena's classes take it through **kwargs)."""
+    import inspect
+
+    params = [p for p in inspect.signature(cls).parameters.values() if p.name != "self"]
+    keyword_only = [(p.name, p.default) for p in params if p.kind == p.KEYWORD_ONLY]
+    assert keyword_only == [("disable_unlearning", False)], keyword_only
+    assert not any(p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) for p in params), "an open signature swallows typos"
+    return [(p.name, p.default) for p in params if p.kind == p.POSITIONAL_OR_KEYWORD]
+
+
+# CLArena's ResNet-18 classes (ResNet18, CLResNet18, HATMaskResNet18, AmnesiacHATResNet18) also take
+# `pretrained_weights` after `bias` (torchvision's resnet18 weights; the contract's list omits it).
+PRETRAINED = [("pretrained_weights", None)]
+
+
 def top_level_specs() -> list[Path]:
     """Every spec in specs/ (not specs/lib/), sorted."""
     return sorted(SPECS.glob("*.cl"))

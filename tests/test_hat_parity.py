@@ -27,7 +27,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import SPECS
+from conftest import PRETRAINED, SPECS, constructor_parameters
 from reference import hat as ref
 
 import specc
@@ -233,6 +233,7 @@ CONTRACT_SIGNATURES = {
     **{f"resnet{d}_hat": [("input_channels", inspect.Parameter.empty),
                           ("output_dim", inspect.Parameter.empty), ("gate", inspect.Parameter.empty),
                           ("activation_layer", nn.ReLU), ("batch_normalization", None), ("bias", False)]
+       + (PRETRAINED if d == 18 else [])
        for d in (18, 34, 50, 101, 152)},
 }
 
@@ -244,9 +245,7 @@ def test_constructor_signature(stem):
     rt = runtime_class(load_program(SPECS / f"{stem}.cl"))
     for cls in (gen, rt):
         assert cls.__name__ == cls_name
-        params = [(p.name, p.default) for p in inspect.signature(cls).parameters.values()
-                  if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
-        assert params == CONTRACT_SIGNATURES[stem]
+        assert constructor_parameters(cls) == CONTRACT_SIGNATURES[stem]
 
 
 @pytest.mark.parametrize("kind,bn", [(k, b) for k in ("mlp", "resnet18", "resnet50")

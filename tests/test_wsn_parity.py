@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import SPECS
+from conftest import PRETRAINED, SPECS, constructor_parameters
 from reference import wsn as ref
 
 import specc
@@ -143,7 +143,7 @@ SIGNATURES = {
         ("dropout", None)],
     ("resnet18_wsn", "WSNMaskResNet18"): [
         ("input_channels", inspect.Parameter.empty), ("output_dim", inspect.Parameter.empty),
-        ("activation_layer", nn.ReLU), ("batch_normalization", "independent"), ("bias", False)],
+        ("activation_layer", nn.ReLU), ("batch_normalization", "independent"), ("bias", False)] + PRETRAINED,
 }
 
 
@@ -153,9 +153,7 @@ def test_constructor_signature(stem, cls_name):
     rt = runtime_class(load_program(SPECS / f"{stem}.cl"))
     for cls in (gen, rt):
         assert cls.__name__ == cls_name
-        params = [(p.name, p.default) for p in inspect.signature(cls).parameters.values()
-                  if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
-        assert params == SIGNATURES[(stem, cls_name)]
+        assert constructor_parameters(cls) == SIGNATURES[(stem, cls_name)]
 
 
 @pytest.mark.parametrize("variant", sorted(MLP_VARIANTS))

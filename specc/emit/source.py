@@ -192,6 +192,17 @@ class _Writer:
         visit_body(self.network.body)
         return order
 
+    def weighted_blocks(self) -> list[A.BlockDef]:
+        """The blocks used that build weighted layers (main-path linear/conv), directly or through
+        the blocks they instantiate; dependencies first."""
+        out: list[A.BlockDef] = []
+        for b in self.blocks_used:
+            own = any(op.name in PROJECTION_OPS for s in b.body if isinstance(s, (A.Chain, A.ForLoop))
+                      for op in _chain_ops([s]))
+            if own or any(x.name in set(_ops_in(b.body)) for x in out):
+                out.append(b)
+        return out
+
     def _block_params(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for b in self.blocks_used:  # dependencies come first
@@ -659,16 +670,26 @@ class _Writer:
         fwd.add("activations = {}")
         fwd.add("x = input")
         self.body(scope, net.body, init, fwd)
+        decl = net.pretrained
+        if decl is not None:
+            init.add(f"if {decl.param} is not None:", self.where(decl.pos))
+            init.add(f"    pretrained.load(self, self.pretrained_from, {decl.param})")
         fwd.add("return x, activations")
-        sig = ["self"] + params
+        sig = ["self"] + params + ["*"]
         if "output_dim" not in self.net_params:
-            sig += ["*", "output_dim: int | None = None"]
+            sig.append("output_dim: int | None = None")
+        sig.append(_DISABLE_UNLEARNING)
         head = [f"class {name}(Backbone):",
                 *_doc(self.network_doc(name)),
                 ""]
         for b in self.blocks_used:
             head.append(f"    block_{b.name} = {self.class_names[b.name]}")
-        if self.blocks_used:
+        if net.pretrained is not None:
+            renames = ", ".join(f"({escape.string(a)}, {escape.literal(b)})" for a, b in net.pretrained.renames)
+            head += _wrap("    ", f"pretrained_from = pretrained.Source({escape.string(net.pretrained.model)}, "
+                                  f"({renames}{',' if len(net.pretrained.renames) == 1 else ''}))  "
+                                  f"# {self.where(net.pretrained.pos)}")
+        if self.blocks_used or net.pretrained is not None:
             head.append("")
         head += _wrap("    ", f"def __init__({', '.join(sig)}) -> None:")
         return (head + init.lines + ["", "    def forward(self, input: Tensor, stage: str | None = None) "
@@ -733,6 +754,17 @@ def _ops_in(body) -> list[str]:
     return out
 
 
+def _chain_ops(body) -> list[A.Op]:
+    """The ops of the main-path chains (not branches) of a statement list."""
+    out = []
+    for s in body:
+        if isinstance(s, A.ForLoop):
+            out += _chain_ops(s.body)
+        elif isinstance(s, A.Chain):
+            out += [op for el in s.elements if isinstance(el, A.Layer) for op in el.ops]
+    return out
+
+
 def _adds_in(s) -> list[str]:
     if isinstance(s, A.ForLoop):
         return [n for st in s.body for n in _adds_in(st)]
@@ -794,8 +826,12 @@ def emit_source(program: Program, overrides: dict | None = None, base: str = "sp
     scheme = program.mask.scheme if program.mask else None
     if scheme is not None:
         runtime_module, _, base_cls, _ = _SCHEME_CLASSES[scheme]
-        chunks.append(_masked_class(w, program, overrides, final, plain))
+        hat_blocks = w.weighted_blocks() if base == "clarena" and scheme in ("hat", "amnesiac_hat") else []
+        chunks += [_hat_block_class(w, b, hat_blocks) for b in hat_blocks]
+        chunks.append(_masked_class(w, program, overrides, final, plain, hat_blocks))
         bases_used.append(base_cls)
+        if hat_blocks:
+            bases_used.append("HATMaskBackbone")
     elif program.continual:
         chunks.append(_continual_class(w, program, overrides, final, plain))
         bases_used.append("CLBackbone")
@@ -803,7 +839,7 @@ def emit_source(program: Program, overrides: dict | None = None, base: str = "sp
         chunks.append([f"class {final}({plain}):", *_doc(f"{final}: the network {plain}.")])
     body = "\n\n\n".join("\n".join(c) for c in chunks)
     imports = ["import torch", "from torch import Tensor, nn", ""]
-    runtime = [n for n in ("check_argument", "indexed", "shapes") if f"{n}(" in body or f"{n}." in body]
+    runtime = [n for n in ("check_argument", "indexed", "pretrained", "shapes") if f"{n}(" in body or f"{n}." in body]
     imports.append("from specc import require_runtime")
     imports.append("")
     imports.append(f"require_runtime({escape.string(__version__)})")
@@ -812,7 +848,8 @@ def emit_source(program: Program, overrides: dict | None = None, base: str = "sp
     if runtime:
         imports.append(f"from specc.runtime import {', '.join(runtime)}")
     if scheme is not None:
-        imports.append(f"from specc.runtime.schemes import {_SCHEME_CLASSES[scheme][0]}")
+        modules = sorted({_SCHEME_CLASSES[scheme][0]} | ({"hat"} if "(hat.HATBlock" in body else set()))
+        imports.append(f"from specc.runtime.schemes import {', '.join(modules)}")
     spec_name = escape.display_path(PurePosixPath(program.path).name)
     doc = f"{final}, compiled by specc from {spec_name}.\n\n{_summary(program, overrides)}\n"
     header = [escape.CODING_LINE,
@@ -842,9 +879,17 @@ def _summary(program: Program, overrides: dict | None) -> str:
     return "\n".join(lines)
 
 
+# CLArena's pipelines pass `disable_unlearning` to every backbone they build (its classes take any
+# keyword through **kwargs); only AmnesiacHAT uses it, every other class accepts and ignores it.
+_DISABLE_UNLEARNING = "disable_unlearning: bool = False"
+
+
 def _signature(program: Program, overrides: dict | None) -> list[str]:
-    return [f"{escape.identifier(d.name)}: {d.annotation}" + ("" if d.default is NO_DEFAULT else f" = {d.default_src}")
-            for d in class_def(program, overrides).params]
+    sig = [f"{escape.identifier(d.name)}: {d.annotation}" + ("" if d.default is NO_DEFAULT else f" = {d.default_src}")
+           for d in class_def(program, overrides).params]
+    if not any(d.startswith("disable_unlearning:") for d in sig):
+        sig += ["*", _DISABLE_UNLEARNING]
+    return sig
 
 
 def _continual_class(w: _Writer, program: Program, overrides, final: str, plain: str) -> list[str]:
@@ -863,7 +908,47 @@ def _continual_class(w: _Writer, program: Program, overrides, final: str, plain:
             f"        return {plain}.forward(self, input, stage)"]
 
 
-def _masked_class(w: _Writer, program: Program, overrides, final: str, plain: str) -> list[str]:
+def _hat_block_class(w: _Writer, b: A.BlockDef, hat_blocks: list[A.BlockDef]) -> list[str]:
+    """A block as a HAT backbone of its own, as CLArena's HAT ResNet blocks are (`--base clarena`):
+    it holds the task embeddings of its layers, drawn right after its layers are built (shared with
+    the network's `task_embedding_t`), its gate and stored masks, and its per-task batch norms."""
+    plain = w.class_names[b.name]
+    name = f"HATMask{plain}"
+    net_names = w.block_net_params[b.name]
+    sig = ["self", "path: str", "in_shape: tuple"]
+    for p in b.params:
+        default = "" if p.default is None else f" = {literal(w._value(p.default))}"
+        sig.append(f"{escape.identifier(p.name)}: {annotation(p.type)}{default}")
+    sig += ["*", "gate: str"]
+    call = ["output_dim=None", "gate=gate", "path=path", "in_shape=in_shape"]
+    call += [f"{p.name}={p.name}" for p in b.params]
+    for n in net_names:
+        if n == "batch_normalization":
+            sig.append("batch_normalization: str | None")
+            call.append("batch_normalization=hat.uses_batch_norm(batch_normalization)")
+        else:
+            sig.append(f"{n}: {annotation(w.net_params[n].type)}")
+            call.append(f"{n}={n}")
+    sig.append("output_dim: int | None = None")
+    mode = "batch_normalization" if "batch_normalization" in net_names else "None"
+    doc = (f"{plain} as a HAT backbone of its own, as the blocks of CLArena's HAT ResNets are: it holds the "
+           "task embeddings of its layers (drawn right after its layers are built; the network's "
+           "`task_embedding_t` shares them), its gate, its stored masks and its per-task batch norms.")
+    lines = [f"class {name}(hat.HATBlock, HATMaskBackbone, {plain}):", *_doc(doc), ""]
+    lines += [f"    forward = {plain}.forward  # the network applies the masks; the block's computation is {plain}'s"]
+    inner = [x for x in hat_blocks if x.name in set(_ops_in(b.body))]
+    lines += [f"    block_{x.name} = hat.nested(HATMask{w.class_names[x.name]})" for x in inner]
+    lines += ["", *_wrap("    ", f"def __init__({', '.join(sig)}) -> None:")]
+    if inner:
+        lines += ["        self.gate = gate  # its own blocks are built (as HAT backbones) by the constructor below",
+                  f"        self.batch_normalization_mode = {mode}"]
+    lines += [*_wrap("        ", f"super().__init__({', '.join(call)})"),
+              f"        hat.install_block(self, {mode})"]
+    return lines
+
+
+def _masked_class(w: _Writer, program: Program, overrides, final: str, plain: str,
+                  hat_blocks: list[A.BlockDef] = ()) -> list[str]:
     scheme = program.mask.scheme
     runtime_module, mixin, base_cls, plain_first = _SCHEME_CLASSES[scheme]
     opts = options(program)
@@ -873,8 +958,12 @@ def _masked_class(w: _Writer, program: Program, overrides, final: str, plain: st
         call.append("gate=gate")
     if scheme == "amnesiac_hat":
         call.append("disable_unlearning=disable_unlearning")
+    weights = w.network.pretrained.param if w.network.pretrained is not None else None
     for p in w.network.params:
         if p.name == "output_dim":
+            continue
+        if p.name == weights:
+            call.append(f"{p.name}=None")  # loaded below, once the masking scheme has set up its parameters
             continue
         if p.name == "batch_normalization":
             if "batch_normalization" in class_names:
@@ -896,10 +985,26 @@ def _masked_class(w: _Writer, program: Program, overrides, final: str, plain: st
            "wsn": f"{final}: the network {plain} with WSN's parameter masks (specc.runtime.schemes.wsn)."}[scheme]
     lines = [f"class {final}({', '.join(bases)}):", *_doc(doc), ""]
     if scheme == "amnesiac_hat":
-        lines += [f"    original_backbone_class = {plain}", ""]
-    lines += [*_wrap("    ", f"def __init__({', '.join(['self'] + _signature(program, overrides))}) -> None:"),
+        lines += [f"    original_backbone_class = {plain}"]
+    direct = [b for b in hat_blocks if b.name in set(_ops_in(w.network.body))]
+    lines += [f"    block_{b.name} = hat.nested(HATMask{w.class_names[b.name]})  # blocks are HAT backbones, as in CLArena"
+              for b in direct]
+    if lines[-1] != "":
+        lines.append("")
+    lines += [*_wrap("    ", f"def __init__({', '.join(['self'] + _signature(program, overrides))}) -> None:")]
+    if hat_blocks:
+        mode = "batch_normalization" if "batch_normalization" in class_names else "None"
+        lines += ["        # The blocks are built as HAT backbones by the plain constructor: they need these first.",
+                  "        self.gate = gate",
+                  f"        self.batch_normalization_mode = {mode}"]
+    lines += [
               *_wrap("        ", f"super().__init__({', '.join(call)})"),
               *_wrap("        ", f"{runtime_module}.install({', '.join(install)})")]
+    if weights is not None:
+        only = ", projections_only=True" if scheme in ("hat", "amnesiac_hat") else ""
+        comment = "  # as CLArena's HAT ResNets: linear/conv weights only" if only else ""
+        lines += [f"        if {weights} is not None:{comment}",
+                  f"            pretrained.load(self, self.pretrained_from, {weights}{only})"]
     return lines
 
 

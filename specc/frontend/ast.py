@@ -204,6 +204,19 @@ class NetworkDef:
     input: InputDecl
     body: list[Stmt]
     pos: Pos
+    pretrained: "Pretrained | None" = None
+
+
+@dataclass
+class Pretrained:
+    """`pretrained PARAM from "MODEL" { "old" -> "new" ... }`: when the network's `str?` parameter
+    PARAM is not none, load torchvision's MODEL with those weights, its state-dict keys renamed
+    (runs of whole dotted segments, first matching rule; `-> none` drops the key)."""
+
+    param: str
+    model: str
+    renames: list[tuple[str, str | None]]
+    pos: Pos
 
 
 @dataclass

@@ -116,7 +116,16 @@ class _Builder(Transformer):
 
     def network(self, meta, c):
         name, params, inp, *body = c
-        return A.NetworkDef(str(name), params or [], inp, body, self._pos(meta))
+        pretrained = body.pop() if body and (body[-1] is None or isinstance(body[-1], A.Pretrained)) else None
+        return A.NetworkDef(str(name), params or [], inp, body, self._pos(meta), pretrained)
+
+    def pretrained(self, meta, c):
+        param, model, *renames = c
+        return A.Pretrained(str(param), _unquote(model), renames, self._pos(meta))
+
+    def rename(self, meta, c):
+        old, new = c
+        return (_unquote(old), None if new.type == "NONE" else _unquote(new))
 
     def block(self, meta, c):
         name, params, *body = c

@@ -18,7 +18,32 @@ def probe_values(program: Program, overrides: dict) -> dict:
             if p.default is None and p.name not in overrides}
 
 
+def check_pretrained(program: Program) -> None:
+    """A `pretrained` declaration names a `str?` parameter, a torchvision model (an identifier)
+    and renames of dotted key segments."""
+    import re
+
+    from .errors import SpecError
+
+    decl = program.network.pretrained
+    if decl is None:
+        return
+    src = program.sources.get(decl.pos.file)
+    param = next((p for p in program.network.params if p.name == decl.param), None)
+    if param is None or param.type.name != "str" or not param.type.optional:
+        raise SpecError(f"`pretrained {decl.param}` needs a parameter '{decl.param}: str?' (the name of the "
+                        "weights, none for none)", decl.pos, source=src)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", decl.model):
+        raise SpecError(f"'{decl.model}' is not a torchvision model name", decl.pos, source=src)
+    for old, new in decl.renames:
+        for key in (old, new):
+            if key is not None and not re.fullmatch(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*", key):
+                raise SpecError(f"'{key}' is not a state-dict key or part of one (names and indices "
+                                "separated by dots)", decl.pos, source=src)
+
+
 def probe(program: Program, overrides: dict | None = None, image_size: int | None = None) -> Network:
     """The analysed IR of `program` for its defaults, `overrides` and probe values."""
     overrides = overrides or {}
+    check_pretrained(program)
     return analyse(elaborate(program, {}, {**probe_values(program, overrides), **overrides}, image_size=image_size))

@@ -143,6 +143,7 @@ ATTRIBUTES = frozenset({
     "weight_score_t",
     "block_name",
     "path",
+    "pretrained_from",
     "in_shape",
     "out_shape",
     "batch_normalization_mode",

@@ -6,8 +6,9 @@ forward also runs one backup path per backup task b, from the same input, along 
 except that:
 - each weighted layer, with the batch norm that follows it, is the routed mix
   `m_b * backup(x_b) + (1 - m_b) * main(x_b)`, `m_b` being task b's stored mask of the layer;
-- a shortcut projection is routed the same way with the mask of the layer owning its add (with
-  `route_identity_shortcuts`, as CLArena's ResNets do, an identity shortcut too);
+- a shortcut projection is routed the same way with the mask of the layer owning its add (CLArena's
+  ResNets also route an identity shortcut, `m_b * x + (1 - m_b) * x`: with binary masks that is
+  the identity, to the bit, gradients included; tests/test_clarena_client.py compares);
 - the current mask multiplies every layer's units at its mask point, as on the main path;
 - every other module (activation, pooling, dropout) is the main network's own.
 The backup ops of a layer are computed after the main path's ops of that layer, as CLArena's
@@ -59,9 +60,8 @@ class AmnesiacHATMasked(HATMasked):
 
 
 def install(network: nn.Module, plain_cls: type, batch_normalization=None, protect_shortcuts: bool = False,
-            fold_batch_norm: bool = False, route_identity_shortcuts: bool = False) -> None:
+            fold_batch_norm: bool = False) -> None:
     hat.install(network, plain_cls, batch_normalization, protect_shortcuts, fold_batch_norm)
-    network._specc_options["route_identity_shortcuts"] = route_identity_shortcuts
     network._specc_backup_forward = None
     if not network.disable_unlearning:
         # The plain constructor's arguments, as this network was built with them.
@@ -90,7 +90,6 @@ def _compile_backups(network: nn.Module) -> None:
 
 def _backup_paths(network, graph: fx.Graph, agraph, facts, backup_masks: fx.Node, ids: list[str]) -> dict:
     """Insert the backup paths; returns {task id string: backup feature node}."""
-    by_fx = {n.where: n for n in agraph.nodes}
     inp = agraph.nodes[0].where
     output = next(n for n in graph.nodes if n.op == "output")
     feature = output.args[0][0]
@@ -111,7 +110,6 @@ def _backup_paths(network, graph: fx.Graph, agraph, facts, backup_masks: fx.Node
     segment_of = _segments(data, layers)
     values = {b: {inp: inp} for b in ids}
     consumed: set[fx.Node] = set()
-    identity = network._specc_options.get("route_identity_shortcuts", False)
     for seg in sorted(set(segment_of.values())):
         nodes = [n for n in data if segment_of[n] == seg]
         anchor = _next_anchor(data, layers, nodes[-1], output)
@@ -137,13 +135,6 @@ def _backup_paths(network, graph: fx.Graph, agraph, facts, backup_masks: fx.Node
                         if bn is not None:
                             val[bn] = v
                         continue
-                    if identity and _is_identity_shortcut(node, by_fx):
-                        add_owner = by_fx[node].meta.get("chain_of")
-                        shortcut = node.args[1]
-                        routed = _routed(graph, b, [], val[shortcut], masks_b, add_owner,
-                                         by_fx[node].meta.get("image", False))
-                        val[node] = graph.call_function(operator.add, (val[node.args[0]], routed))
-                        continue
                     val[node] = graph.node_copy(node, lambda a: val.get(a, a))
     return {b: values[b][feature] for b in ids}
 
@@ -168,15 +159,6 @@ def _following_batch_norm(network: nn.Module, node: fx.Node) -> fx.Node | None:
             isinstance(network.get_submodule(users[0].target), batchnorm.NORMS):
         return users[0]
     return None
-
-
-def _is_identity_shortcut(node: fx.Node, by_fx: dict) -> bool:
-    """A residual add whose shortcut operand carries no projection."""
-    a = by_fx.get(node)
-    if a is None or a.role != "add":
-        return False
-    shortcut = node.args[1 - a.meta["main_operand"]]
-    return not any(by_fx.get(n) is not None and by_fx[n].role == "projection" for n in [shortcut])
 
 
 def _routed(graph: fx.Graph, b: str, run: list[fx.Node], x: fx.Node, masks_b: fx.Node, layer: str,

@@ -1,0 +1,54 @@
+"""Pretrained weights for a spec's `pretrained PARAM from "MODEL" { ... }` declaration: torchvision's
+MODEL built with the weights PARAM names (torchvision downloads or reads its cache, as CLArena's
+ResNet18 does), its state-dict keys renamed, loaded with strict=False (keys the network does not
+have are left out; a shape that does not fit is an error)."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from torch import nn
+
+
+class Source(NamedTuple):
+    model: str  # a torchvision.models constructor, e.g. "resnet18"
+    renames: tuple[tuple[str, str | None], ...]  # dotted-segment runs -> replacement (None: drop)
+
+
+def rename(key: str, renames) -> str | None:
+    """`key` with every run of whole dotted segments that a rule names replaced (the first rule
+    that matches at a position wins); None when a matching rule drops it."""
+    parts = key.split(".")
+    out: list[str] = []
+    i = 0
+    while i < len(parts):
+        for old, new in renames:
+            run = old.split(".")
+            if parts[i:i + len(run)] == run:
+                if new is None:
+                    return None
+                out += new.split(".")
+                i += len(run)
+                break
+        else:
+            out.append(parts[i])
+            i += 1
+    return ".".join(out)
+
+
+def load(module: nn.Module, source: Source, weights: str, projections_only: bool = False) -> None:
+    """Load torchvision's `source.model` with `weights` into `module`. With `projections_only`
+    (HAT's networks, as CLArena's HAT ResNets load them) only linear/conv parameters are taken."""
+    import torchvision  # only needed when weights are asked for
+
+    state = getattr(torchvision.models, source.model)(weights=weights).state_dict()
+    modules = dict(module.named_modules())
+    converted = {}
+    for key, value in state.items():
+        new = rename(key, source.renames)
+        if new is None:
+            continue
+        owner = modules.get(new.rpartition(".")[0])
+        if projections_only and not isinstance(owner, (nn.Linear, nn.Conv2d)):
+            continue
+        converted[new] = value
+    module.load_state_dict(converted, strict=False)

@@ -9,7 +9,7 @@ their unit owners and mask points.
 from __future__ import annotations
 
 import linecache
-import re
+import sys
 from contextlib import contextmanager
 
 from torch import fx, nn
@@ -21,9 +21,31 @@ from . import positions
 
 
 class _Tracer(fx.Tracer):
-    def __init__(self):
-        super().__init__()
-        self.record_stack_traces = True
+    """fx's tracer, recording for each node the spec line of the generated code that made it: the
+    nearest calling frame whose line ends with a `# file:line` comment (a walk up a few frames,
+    much cheaper than fx's full stack traces)."""
+
+    def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, *rest, **kw):
+        proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, *rest, **kw)
+        frame = sys._getframe(1)
+        for _ in range(_FRAMES):
+            if frame is None:
+                break
+            code = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+            found = positions.in_line(code) if "#" in code else None
+            if found:
+                file, spec_line, start = found
+                proxy.node.meta["spec_position"] = (file, spec_line)
+                # The spec's name comes from the generated file's comment, where it is escaped (no
+                # quote, no line break); the code line is the generated file's own.
+                proxy.node.stack_trace = (f'File "{file}", line {spec_line}, in {frame.f_code.co_name}\n'
+                                          f'    {code[:start].strip()}\n')
+                break
+            frame = frame.f_back
+        return proxy
+
+
+_FRAMES = 12  # fx's own frames between the generated line and create_proxy, with room to spare
 
 
 @contextmanager
@@ -57,29 +79,7 @@ def trace(module: nn.Module, plain_cls: type | None = None) -> fx.Graph:
         for user in list(node.users):
             graph.erase_node(user)
         graph.erase_node(node)
-    _spec_positions(graph)
     return graph
-
-
-def _spec_positions(graph: fx.Graph) -> None:
-    """Where a node's code line in a generated file names its spec line (`# mlp.cl:14`), the node's
-    stack trace names that spec line, so printed and rewritten forwards point at the spec."""
-    for node in graph.nodes:
-        trace_text = node.stack_trace
-        if not trace_text:
-            continue
-        frames = re.findall(r'File "([^"]+)", line (\d+), in (\w+)', trace_text)
-        for filename, line, function in reversed(frames):
-            code = linecache.getline(filename, int(line))
-            found = positions.in_line(code)
-            if found:
-                file, spec_line, start = found
-                node.meta["spec_position"] = (file, spec_line)
-                # The spec's name comes from the generated file's comment, where it is escaped (no
-                # quote, no line break); the code line is the generated file's own.
-                node.stack_trace = (f'File "{file}", line {spec_line}, in {function}\n'
-                                    f'    {code[:start].strip()}\n')
-                break
 
 
 # Tensor methods that only read a tensor's metadata: their results are not data.

@@ -21,7 +21,7 @@ import operator
 
 from torch import Tensor, fx, nn
 
-from .. import batchnorm
+from .. import batchnorm, structure
 from ..codegen import compile_forward
 from . import hat
 from .hat import BN_MODES, HATMasked, uses_batch_norm  # noqa: F401  (used by generated code)
@@ -75,6 +75,11 @@ def install(network: nn.Module, plain_cls: type, batch_normalization=None, prote
 def _compile_backups(network: nn.Module) -> None:
     """The forward of stage 'train_with_backup' (always a training stage: batch norms are the live
     ones, so no per-task routing; no folding, so that each batch norm can be routed)."""
+    key = None if network._specc_key is None else network._specc_key + (tuple(network._specc_backup_ids),)
+    known = structure.recall(key)
+    if known is not None:
+        network._specc_backup_forward, network._specc_backup_source = known
+        return
     graph, agraph, facts = hat._analyse(network)
     ph = hat.mask_graph(network, graph, agraph, facts, block_masks=False, route=False, fold=False)
     with graph.inserting_after(ph["test_task_id"]):
@@ -86,6 +91,7 @@ def _compile_backups(network: nn.Module) -> None:
     graph.lint()
     network._specc_backup_forward, network._specc_backup_source = compile_forward(
         graph, f"{type(network).__name__}.train_with_backup")
+    structure.remember(key, (network._specc_backup_forward, network._specc_backup_source))
 
 
 def _backup_paths(network, graph: fx.Graph, agraph, facts, backup_masks: fx.Node, ids: list[str]) -> dict:

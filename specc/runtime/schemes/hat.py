@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, fx, nn
 
 from ...analysis import analyse
-from .. import batchnorm
+from .. import batchnorm, structure
 from ..codegen import compile_forward
 from ..fx_graph import analysis_graph, trace
 
@@ -59,6 +59,17 @@ def _hat_blocks(network: nn.Module) -> list[tuple[str, nn.Module]]:
 class _Masked:
     """What every masked backbone of specc shares: its forward is compiled from a rewritten graph,
     which is left out of the pickled state and made again on load."""
+
+    def get_layer_by_name(self, layer_name: str | None) -> nn.Module | None:
+        # The base class scans named_modules() (CLArena's does, with a suffix-match fallback); a
+        # weighted layer's name is its module path, found directly. HAT's test stage looks up every
+        # layer on every forward.
+        if layer_name is not None:
+            try:
+                return self.get_submodule(layer_name.replace("/", "."))
+            except AttributeError:
+                pass
+        return super().get_layer_by_name(layer_name)
 
     def print_readable(self, print_output: bool = True) -> str:
         """The source of the rewritten forward (as torch.fx's GraphModule.print_readable)."""
@@ -178,7 +189,7 @@ def install_block(block: nn.Module, batch_normalization) -> None:
     """At the end of a HAT block's constructor: its embeddings (right after its layers, as
     CLArena's blocks draw them) and its per-task batch norms."""
     for name in block.weighted_layer_names:
-        units = block.get_layer_by_name(name).weight.shape[0]
+        units = block.get_submodule(name[len(block.path) + 1:].replace("/", ".")).weight.shape[0]
         block.task_embedding_t[name] = nn.Embedding(num_embeddings=1, embedding_dim=units)
     block.batch_normalization = batch_normalization
     block._specc_bn_groups = batchnorm.groups(block) if batch_normalization == "independent" else []
@@ -191,7 +202,12 @@ def install(network: nn.Module, plain_cls: type, batch_normalization=None, prote
     embeddings, the per-task batch norms, and the masked forward."""
     network._specc_plain = plain_cls
     network._specc_options = {"protect_shortcuts": protect_shortcuts, "fold_batch_norm": fold_batch_norm}
-    graph, agraph, facts = _analyse(network)
+    # Keyed before this set-up changes attributes the plain constructor set (batch_normalization).
+    network._specc_key = structure.key(network, plain_cls, sorted(network._specc_options.items()),
+                                       batch_normalization, type(network)._specc_block_masks)
+    network._specc_independent = batch_normalization == "independent"
+    _rewrite(network)  # traced, analysed and compiled once per structure
+    facts = network._specc_facts
     blocks = _hat_blocks(network)
     block_layers = {name for _, b in blocks for name in b.weighted_layer_names}
     names = facts.weighted_layer_names
@@ -203,17 +219,15 @@ def install(network: nn.Module, plain_cls: type, batch_normalization=None, prote
     for name in names:
         if name in block_layers or name in facts.tied_to:
             continue
-        units = network.get_layer_by_name(name).weight.shape[0]
+        units = network.get_submodule(name.replace("/", ".")).weight.shape[0]
         network.task_embedding_t[name] = nn.Embedding(num_embeddings=1, embedding_dim=units)
     for name, owner in facts.tied_to.items():
         network.task_embedding_t[name] = network.task_embedding_t[owner]
     network.batch_normalization = batch_normalization
-    network._specc_independent = batch_normalization == "independent"
     in_blocks = {path for path, _ in blocks}
     network._specc_bn_groups = [g for g in batchnorm.groups(network) if not _inside(g.owner, in_blocks)] \
         if batch_normalization == "independent" else []
     batchnorm.create_copies(network, network._specc_bn_groups)
-    _compile(network, graph, agraph, facts)
 
 
 def _inside(owner: tuple[str, ...], block_paths: set[str]) -> bool:
@@ -229,13 +243,15 @@ def _analyse(network: nn.Module):
 
 
 def _rewrite(network: nn.Module) -> None:
+    """The masked forward (made once per structure)."""
+    known = structure.recall(network._specc_key)
+    if known is not None and known[1] is not None:
+        network._specc_facts, network._specc_forward, network._specc_forward_source = known
+        return
     graph, agraph, facts = _analyse(network)
-    _compile(network, graph, agraph, facts)
-
-
-def _compile(network: nn.Module, graph: fx.Graph, agraph, facts) -> None:
     mask_graph(network, graph, agraph, facts, block_masks=type(network)._specc_block_masks)
     network._specc_forward, network._specc_forward_source = compile_forward(graph, type(network).__name__)
+    structure.remember(network._specc_key, (facts, network._specc_forward, network._specc_forward_source))
 
 
 PLACEHOLDERS = ("mask", "bn_task", "stage", "s_max", "batch_idx", "num_batches", "test_task_id")

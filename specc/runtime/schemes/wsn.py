@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
 from ...analysis import analyse
-from .. import batchnorm
+from .. import batchnorm, structure
 from ..codegen import compile_forward
 from ..fx_graph import analysis_graph, trace
 from .hat import _Masked, route_batch_norms
@@ -79,17 +79,18 @@ class WSNMasked(_Masked):
 
 def install(network: nn.Module, plain_cls: type, batch_normalization=None) -> None:
     network._specc_plain = plain_cls
-    graph, agraph, facts = _analyse(network)
+    network._specc_key = structure.key(network, plain_cls, batch_normalization)
+    network._specc_bn_groups = batchnorm.groups(network) if batch_normalization == "independent" else []
+    _rewrite(network)  # traced, analysed and compiled once per structure
+    facts = network._specc_facts
     network.weighted_layer_names = list(facts.weighted_layer_names)
     for name in facts.weighted_layer_names:
-        weight = network.get_layer_by_name(name).weight
+        weight = network.get_submodule(name.replace("/", ".")).weight
         network.weight_score_t[name] = nn.Embedding(num_embeddings=weight.size(0), embedding_dim=weight[0].numel())
         network.bias_score_t[name] = nn.Embedding(num_embeddings=1, embedding_dim=weight.size(0))
     if batch_normalization is not None:
         network.batch_normalization = batch_normalization
-    network._specc_bn_groups = batchnorm.groups(network) if batch_normalization == "independent" else []
     batchnorm.create_copies(network, network._specc_bn_groups)
-    _compile(network, graph, agraph, facts)
 
 
 def _analyse(network: nn.Module):
@@ -101,7 +102,14 @@ def _analyse(network: nn.Module):
 
 
 def _rewrite(network: nn.Module) -> None:
-    _compile(network, *_analyse(network))
+    """The masked forward (made once per structure)."""
+    known = structure.recall(network._specc_key)
+    if known is not None and known[1] is not None:
+        network._specc_facts, network._specc_forward, network._specc_forward_source = known
+        return
+    graph, agraph, facts = _analyse(network)
+    _compile(network, graph, agraph, facts)
+    structure.remember(network._specc_key, (facts, network._specc_forward, network._specc_forward_source))
 
 
 def _compile(network: nn.Module, graph: fx.Graph, agraph, facts) -> None:

@@ -18,6 +18,13 @@ def require_runtime(version: str) -> None:
                           "regenerate the module with the installed specc (`specc compile`)")
 
 
+def mask(model, scheme: str = "hat", **options):
+    """Make a hand-written (traceable) model a masked backbone in place: see specc.runtime.mask."""
+    from .runtime.mask import mask as _mask
+
+    return _mask(model, scheme, **options)
+
+
 def build(spec_path, /, **constructor_args):
     """Compile the spec at `spec_path` in memory and construct its class with `constructor_args`."""
     from .builder import build as _build

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import linecache
 import sys
+from pathlib import Path
 from contextlib import contextmanager
 
 from torch import fx, nn
@@ -28,10 +29,14 @@ class _Tracer(fx.Tracer):
     def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, *rest, **kw):
         proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, *rest, **kw)
         frame = sys._getframe(1)
+        own = None  # the nearest frame of the model's own code (a hand-written model has no spec)
         for _ in range(_FRAMES):
             if frame is None:
-                break
-            code = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+                continue
+            filename = frame.f_code.co_filename
+            if own is None and not filename.startswith(_LIBRARY_DIRS):
+                own = frame
+            code = linecache.getline(filename, frame.f_lineno)
             found = positions.in_line(code) if "#" in code else None
             if found:
                 file, spec_line, start = found
@@ -42,10 +47,16 @@ class _Tracer(fx.Tracer):
                                           f'    {code[:start].strip()}\n')
                 break
             frame = frame.f_back
+        else:
+            if own is not None:
+                code = linecache.getline(own.f_code.co_filename, own.f_lineno).strip()
+                proxy.node.stack_trace = (f'File "{own.f_code.co_filename}", line {own.f_lineno}, in '
+                                          f'{own.f_code.co_name}\n    {code}\n')
         return proxy
 
 
 _FRAMES = 12  # fx's own frames between the generated line and create_proxy, with room to spare
+_LIBRARY_DIRS = (str(Path(fx.__file__).parent.parent), str(Path(__file__).parent))
 
 
 @contextmanager

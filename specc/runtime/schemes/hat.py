@@ -197,14 +197,15 @@ def install_block(block: nn.Module, batch_normalization) -> None:
 
 
 def install(network: nn.Module, plain_cls: type, batch_normalization=None, protect_shortcuts: bool = False,
-            fold_batch_norm: bool = False) -> None:
+            fold_batch_norm: bool = False, cache: bool = True) -> None:
     """At the end of a HAT class's constructor: analyse the plain forward, create the task
-    embeddings, the per-task batch norms, and the masked forward."""
+    embeddings, the per-task batch norms, and the masked forward. `cache`: the plain class's
+    constructor arguments, kept as attributes, determine its structure (generated classes)."""
     network._specc_plain = plain_cls
     network._specc_options = {"protect_shortcuts": protect_shortcuts, "fold_batch_norm": fold_batch_norm}
     # Keyed before this set-up changes attributes the plain constructor set (batch_normalization).
     network._specc_key = structure.key(network, plain_cls, sorted(network._specc_options.items()),
-                                       batch_normalization, type(network)._specc_block_masks)
+                                       batch_normalization, type(network)._specc_block_masks) if cache else None
     network._specc_independent = batch_normalization == "independent"
     _rewrite(network)  # traced, analysed and compiled once per structure
     facts = network._specc_facts
@@ -249,7 +250,9 @@ def _rewrite(network: nn.Module) -> None:
         network._specc_facts, network._specc_forward, network._specc_forward_source = known
         return
     graph, agraph, facts = _analyse(network)
-    mask_graph(network, graph, agraph, facts, block_masks=type(network)._specc_block_masks)
+    ph = mask_graph(network, graph, agraph, facts, block_masks=type(network)._specc_block_masks)
+    if getattr(network, "_specc_derive_records", False):
+        record_activations(graph, agraph, facts, {n.meta["hat_mask"]: n for n in graph.nodes if "hat_mask" in n.meta})
     network._specc_forward, network._specc_forward_source = compile_forward(graph, type(network).__name__)
     structure.remember(network._specc_key, (facts, network._specc_forward, network._specc_forward_source))
 
@@ -301,6 +304,25 @@ def mask_graph(network: nn.Module, graph: fx.Graph, agraph, facts, block_masks: 
         route_batch_norms(network, graph, ph["bn_task"])
     graph.lint()
     return ph
+
+
+def record_activations(graph: fx.Graph, agraph, facts, points: dict[str, fx.Node]) -> None:
+    """A model that records no activations (a hand-written one) returns, per weighted layer, its
+    units after the activation that follows its mask point (`points`: the rewritten layer, or its
+    masking; the point itself when no activation follows): the graph's output becomes
+    `(feature, activations)`."""
+    output = next(n for n in graph.nodes if n.op == "output")
+    value = output.args[0]
+    if isinstance(value, (tuple, list)) and len(value) == 2 and isinstance(value[1], dict) \
+            and list(value[1]) == list(facts.weighted_layer_names):
+        return  # the model records its weighted layers' activations itself (CLArena's layout)
+    feature = value[0] if isinstance(value, (tuple, list)) else value
+    records = {}
+    for layer in facts.weighted_layer_names:
+        point = points.get(layer, agraph.nodes[facts.layer_nodes[layer]].where)
+        after = [n for n in agraph.nodes if n.meta.get("chain_of") == layer and n.role == "activation"]
+        records[layer] = after[-1].where if after else point
+    output.args = ((feature, records),)
 
 
 def _block_get_mask(graph: fx.Graph, path: str, ph: dict) -> fx.Node:

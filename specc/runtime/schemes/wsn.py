@@ -17,7 +17,7 @@ from ...analysis import analyse
 from .. import batchnorm, structure
 from ..codegen import compile_forward
 from ..fx_graph import analysis_graph, trace
-from .hat import _Masked, route_batch_norms
+from .hat import _Masked, record_activations, route_batch_norms
 
 BN_MODES = (None, "shared", "independent")
 
@@ -77,9 +77,9 @@ class WSNMasked(_Masked):
         _rewrite(self)
 
 
-def install(network: nn.Module, plain_cls: type, batch_normalization=None) -> None:
+def install(network: nn.Module, plain_cls: type, batch_normalization=None, cache: bool = True) -> None:
     network._specc_plain = plain_cls
-    network._specc_key = structure.key(network, plain_cls, batch_normalization)
+    network._specc_key = structure.key(network, plain_cls, batch_normalization) if cache else None
     network._specc_bn_groups = batchnorm.groups(network) if batch_normalization == "independent" else []
     _rewrite(network)  # traced, analysed and compiled once per structure
     facts = network._specc_facts
@@ -120,6 +120,7 @@ def _compile(network: nn.Module, graph: fx.Graph, agraph, facts) -> None:
         bias_mask = graph.placeholder("bias_mask")
     with graph.inserting_after(bias_mask):
         bn_task = graph.placeholder("bn_task")
+    rewritten = {}
     for name in facts.weighted_layer_names:
         node = agraph.nodes[facts.layer_nodes[name]].where
         layer = network.get_submodule(node.target)
@@ -137,7 +138,10 @@ def _compile(network: nn.Module, graph: fx.Graph, agraph, facts) -> None:
         new.stack_trace = node.stack_trace
         node.replace_all_uses_with(new)
         graph.erase_node(node)
+        rewritten[name] = new
     if network._specc_bn_groups:
         route_batch_norms(network, graph, bn_task)
+    if getattr(network, "_specc_derive_records", False):
+        record_activations(graph, agraph, facts, rewritten)
     graph.lint()
     network._specc_forward, network._specc_forward_source = compile_forward(graph, type(network).__name__)

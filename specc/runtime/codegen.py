@@ -37,7 +37,7 @@ def compile_forward(graph: fx.Graph, owner: str):
     name that tracebacks show."""
     _carry_positions(graph)
     code = graph.python_code(root_module="self", verbose=True)
-    src = code.src
+    src = code.src.strip("\n").rstrip() + "\n"  # the function alone, as inspect and print_readable show it
     hit = _cache.get(src)
     if hit is not None:
         _cache.move_to_end(src)

@@ -18,6 +18,7 @@ from torch import fx, nn
 from ..analysis import Graph, Node
 from ..core.roles import FUNCTIONS, METHODS, MODULES, PROJECTIONS, Kind
 from . import positions
+from .. import require_runtime as _require_runtime
 
 
 
@@ -25,6 +26,10 @@ class _Tracer(fx.Tracer):
     """fx's tracer, recording for each node the spec line of the generated code that made it: the
     nearest calling frame whose line ends with a `# file:line` comment (a walk up a few frames,
     much cheaper than fx's full stack traces)."""
+
+    def __init__(self):
+        super().__init__()
+        self.generated_files = _generated_files()
 
     def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, *rest, **kw):
         proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, *rest, **kw)
@@ -36,15 +41,14 @@ class _Tracer(fx.Tracer):
             filename = frame.f_code.co_filename
             if own is None and not filename.startswith(_LIBRARY_DIRS):
                 own = frame
-            code = linecache.getline(filename, frame.f_lineno)
-            found = positions.in_line(code) if "#" in code else None
+            found = positions.of_frame(frame) if filename in self.generated_files else None
             if found:
-                file, spec_line, start = found
+                file, spec_line = found
+                code = linecache.getline(filename, frame.f_lineno).partition("  # ")[0].strip()
                 proxy.node.meta["spec_position"] = (file, spec_line)
                 # The spec's name comes from the generated file's comment, where it is escaped (no
                 # quote, no line break); the code line is the generated file's own.
-                proxy.node.stack_trace = (f'File "{file}", line {spec_line}, in {frame.f_code.co_name}\n'
-                                          f'    {code[:start].strip()}\n')
+                proxy.node.stack_trace = f'File "{file}", line {spec_line}, in {frame.f_code.co_name}\n    {code}\n'
                 break
             frame = frame.f_back
         else:
@@ -57,6 +61,12 @@ class _Tracer(fx.Tracer):
 
 _FRAMES = 12  # fx's own frames between the generated line and create_proxy, with room to spare
 _LIBRARY_DIRS = (str(Path(fx.__file__).parent.parent), str(Path(__file__).parent))
+
+
+def _generated_files() -> set[str]:
+    """Files of the generated modules imported so far (they check the runtime version first)."""
+    return {getattr(m, "__file__", None) for m in list(sys.modules.values())
+            if getattr(m, "require_runtime", None) is _require_runtime}
 
 
 @contextmanager

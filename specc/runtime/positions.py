@@ -18,13 +18,19 @@ def in_line(code: str) -> tuple[str, int, int] | None:
     return m.group("file"), int(m.group("line")), m.start()
 
 
-def of_caller(depth: int = 2, lookback: int = 4) -> str | None:
-    """`file:line` of the spec statement the generated code calling us comes from: the comment on
-    the calling line, or on the closest line above it in the same function."""
-    frame = sys._getframe(depth)
+def of_frame(frame, lookback: int = 4) -> tuple[str, int] | None:
+    """(spec file, spec line) of the generated statement `frame` is executing: the comment on its
+    line, or on the closest line above it in the same function (a statement under an `if` that
+    names the same spec line has its comment on the `if`)."""
     filename, line, first = frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_firstlineno
     for n in range(line, max(first, line - lookback) - 1, -1):
         found = in_line(linecache.getline(filename, n))
         if found is not None:
-            return f"{found[0]}:{found[1]}"
+            return found[0], found[1]
     return None
+
+
+def of_caller(depth: int = 2, lookback: int = 4) -> str | None:
+    """`file:line` of the spec statement the generated code calling us comes from."""
+    found = of_frame(sys._getframe(depth), lookback)
+    return f"{found[0]}:{found[1]}" if found else None

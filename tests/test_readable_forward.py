@@ -78,16 +78,21 @@ def test_equal_builds_give_equal_code_and_one_compiled_function():
 
 
 def test_compiled_code_cache_is_bounded(monkeypatch):
+    from collections import OrderedDict
+
+    from generated.mlp_hat import HATMaskMLP
     from specc.runtime import codegen, structure
 
     monkeypatch.setattr(codegen, "CACHE_SIZE", 3)
     monkeypatch.setattr(structure, "SIZE", 3)
-    for width in range(2, 9):
-        _hat_mlp() if width == 2 else None
-        from generated.mlp_hat import HATMaskMLP
-
-        HATMaskMLP(input_dim=6, hidden_dims=[width], output_dim=4, gate="sigmoid")
-    assert len(codegen._cache) <= 3 and len(structure._memo) <= 3
+    monkeypatch.setattr(codegen, "_cache", OrderedDict())
+    monkeypatch.setattr(structure, "_memo", OrderedDict())
+    for depth in range(1, 8):  # each depth is another structure and another code text
+        HATMaskMLP(input_dim=6, hidden_dims=[5] * depth, output_dim=4, gate="sigmoid")
+    assert len(codegen._cache) == 3 and len(structure._memo) == 3
+    # widths change the structure, not the code: one function serves them all
+    HATMaskMLP(input_dim=6, hidden_dims=[9] * 7, output_dim=4, gate="sigmoid")
+    assert len(codegen._cache) == 3 and len(structure._memo) == 3
 
 
 def test_generated_module_refuses_an_older_runtime(monkeypatch):

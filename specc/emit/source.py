@@ -707,9 +707,13 @@ class _Writer:
         return f"({', '.join(dims)},)" if len(dims) == 1 else f"({', '.join(dims)})"
 
     def plain_params(self) -> list[str]:
+        # A `-D` value sets the plain network's default too, unless the masking scheme changed
+        # that parameter (HAT's batch_normalization: a mode for the masked class, a bool here).
+        same = {p.name for p in class_params(self.program)
+                if p.name in self.net_params and type_name(p.type) == type_name(self.net_params[p.name].type)}
         out = []
         for p in self.network.params:
-            if p.name in self.overrides:
+            if p.name in self.overrides and p.name in same:
                 default = literal(_coerced(self.program, p, self.overrides[p.name]))
             elif p.default is not None:
                 default = literal(_coerced(self.program, p, self._value(p.default)))

@@ -36,6 +36,9 @@ def compile_forward(graph: fx.Graph, owner: str):
     """(function forward(self, ...), its source) for `graph`; `owner` names the class in the file
     name that tracebacks show."""
     _carry_positions(graph)
+    for node in graph.nodes:
+        if node.op in ("placeholder", "output"):
+            node.type = None  # fx would print its own aliases of the traced annotations (`_Tensor_`)
     code = graph.python_code(root_module="self", verbose=True)
     src = code.src.strip("\n").rstrip() + "\n"  # the function alone, as inspect and print_readable show it
     hit = _cache.get(src)

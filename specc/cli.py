@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import stat
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from . import __version__
-from .frontend.errors import SpecError, UsageError
+from .frontend.errors import SpecError, UsageError, clip, display_path, printable
 
 PROBE_VALUES = {"int": 64, "float": 0.5, "bool": False, "str": "probe", "list": [64], "activation": "ReLU"}
 
@@ -46,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
                        description="Print SPEC's weighted layers in order with shapes, parameter counts "
                                    "and preceding/next layers.")
     s.add_argument("spec", metavar="SPEC")
-    s.add_argument("--image-size", type=int, metavar="N",
+    s.add_argument("--image-size", type=_image_size, metavar="N",
                    help="height and width of an image input whose spec leaves them open")
     defines(s)
 
@@ -57,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "`dot`, Debian package graphviz). Without -o, DOT goes to stdout.")
     g.add_argument("spec", metavar="SPEC")
     g.add_argument("-o", dest="out", metavar="OUT", help="output file: .dot, .svg or .png")
-    g.add_argument("--image-size", type=int, metavar="N",
+    g.add_argument("--image-size", type=_image_size, metavar="N",
                    help="height and width of an image input whose spec leaves them open")
     g.add_argument("--focus", metavar="PATH",
                    help="draw only the nodes under module PATH (e.g. conv3x/0) and their inputs/outputs")
@@ -65,31 +68,104 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _image_size(text: str) -> int:
+    from .core.limits import INT_MAX
+
+    try:
+        value = int(text) if len(text) <= 20 else None
+    except ValueError:
+        value = None
+    if value is None or not 0 < value <= INT_MAX:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {clip(printable(text), 40)!r}")
+    return value
+
+
+class OutputError(Exception):
+    """An output that cannot be written (exit status 1). The message names the user's path."""
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI. Ctrl-C anywhere prints one line and exits 130, leaving no file behind (the
+    writer removes its temporary files on any exception)."""
+    _tolerant_streams()
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        _say("specc: interrupted")
+        return 130
+    except (RecursionError, MemoryError) as e:  # not expected within the limits (README, "Limits")
+        _say(f"specc: error: the spec is too large or too deeply nested to process ({type(e).__name__})")
+        return 1
+    except Exception as e:  # a bug of specc: one line, not a traceback (SPECC_TRACEBACK=1 shows it)
+        if os.environ.get("SPECC_TRACEBACK"):
+            raise
+        _say(f"specc: internal error: {type(e).__name__}: {clip(printable(str(e)), 300)} "
+             "(a bug in specc; SPECC_TRACEBACK=1 shows where)")
+        return 1
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         overrides = _defines(args.defines)
         if args.command == "compile":
-            return _compile(args.specs, args.out, overrides, args.base)
-        if args.command == "check":
-            return _check(args.specs, overrides)
-        if args.command == "graph":
-            return _graph(args.spec, overrides, args.image_size, args.focus, args.out)
-        return _show(args.spec, overrides, args.image_size)
+            rc = _compile(args.specs, args.out, overrides, args.base)
+        elif args.command == "check":
+            rc = _check(args.specs, overrides)
+        elif args.command == "graph":
+            rc = _graph(args.spec, overrides, args.image_size, args.focus, args.out)
+        else:
+            rc = _show(args.spec, overrides, args.image_size)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # a full disk or a closed pipe shows here, not at exit
+        return rc
     except SpecError as e:
-        print(e.render(), file=sys.stderr)
+        _say(e.render())
         return 1
     except UsageError as e:
-        print(f"specc: error: {e}", file=sys.stderr)
+        _say(f"specc: error: {clip(printable(str(e)))}")
         return 2
     except BrokenPipeError:
         # `specc show ... | head`: the reader left; not an error of ours. Keep Python from
         # complaining again when it flushes stdout at exit.
         sys.stdout = open(os.devnull, "w")
         return 0
-    except OSError as e:  # an output that cannot be written (permissions, a full disk, ...)
-        print(f"specc: error: cannot write {e.filename or 'output'}: {e.strerror or e}", file=sys.stderr)
+    except OutputError as e:
+        _say(f"specc: error: {e}")
         return 1
+    except OSError as e:  # standard output that cannot be written (a full disk, ...)
+        sys.stdout = open(os.devnull, "w")
+        _say(f"specc: error: cannot write {display_path(e.filename) if e.filename else 'the output'}: "
+             f"{e.strerror or e}")
+        return 1
+
+
+def _tolerant_streams() -> None:
+    """Text that the terminal's encoding cannot show (a file name with 'é' under
+    PYTHONIOENCODING=ascii, an undecodable byte) is written as escapes, not raised as an error."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (OSError, ValueError):
+                pass
+
+
+def _say(text: str) -> None:
+    """One message on standard error (nothing when it is closed)."""
+    if sys.stderr is None:
+        return
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
+def _stdout(text: str) -> None:
+    """The product of `show` and `graph` on standard output; an error when it is closed."""
+    if sys.stdout is None:
+        raise OutputError("cannot write the output: standard output is closed (use -o FILE, or redirect it)")
+    sys.stdout.write(text)
 
 
 def _defines(items: list[str]) -> dict:
@@ -100,24 +176,68 @@ def _defines(items: list[str]) -> dict:
         name, sep, value = item.partition("=")
         if not sep or not name.strip().isidentifier():
             raise UsageError(f"-D expects NAME=VALUE, got {item!r}")
-        out[name.strip()] = parse_cli_value(value)
+        try:
+            out[name.strip()] = parse_cli_value(value)
+        except ValueError as e:
+            raise UsageError(f"-D {name.strip()}: {e}") from None
     return out
 
 
 def _compile(specs: list[str], out: str | None, overrides: dict, base: str = "specc") -> int:
-    from .emit import emit
     from .frontend.load import load_program
 
     if out is not None and len(specs) > 1 and not (Path(out).is_dir() or out.endswith(os.sep)):
         raise UsageError("with several specs, -o must name a folder")
     results = []
+    read: dict[tuple[int, int], str] = {}  # every file read (specs and includes): identity -> path
     for spec in specs:
         program = load_program(spec)
-        results.append((_target(spec, out), emit(program, overrides, base)))
-    for target, text in results:
-        _write_atomically(target, text)
-        print(f"{target}")
+        for path in program.sources:
+            ident = _identity(path)
+            if ident is not None:
+                read.setdefault(ident, path)
+        results.append((spec, _target(spec, out), _emit_checked(program, overrides, base)))
+    _check_targets([(spec, target) for spec, target, _ in results], read)
+    write_all([(target, text.encode("utf-8")) for _, target, text in results])
+    for _, target, _ in results:
+        print(display_path(target))
     return 0
+
+
+def _identity(path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _check_targets(plan: list[tuple[str, Path]], read: dict) -> None:
+    """Refuse, before anything is written: two specs writing one file, an output that is a file
+    the compiler read (a spec or an include), an output that exists and is not a regular file (a
+    device such as /dev/null, a folder, a pipe)."""
+    seen: dict[str, str] = {}
+    for spec, target in plan:
+        key = os.path.normcase(os.path.abspath(target))
+        ident = _identity(target)
+        if ident is not None:
+            key = f"{ident}"
+        if key in seen:
+            raise UsageError(f"{display_path(seen[key])} and {display_path(spec)} would both be written to "
+                             f"{display_path(target)}; compile them into different folders")
+        seen[key] = spec
+        if ident is not None and ident in read:
+            raise UsageError(f"the output {display_path(target)} is the spec file {display_path(read[ident])}; "
+                             "refusing to overwrite it")
+        try:
+            mode = os.stat(target).st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise OutputError(f"cannot write {display_path(target)}: {e.strerror or e}") from None
+        if not stat.S_ISREG(mode):
+            what = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+            raise UsageError(f"the output {display_path(target)} exists and is {what}; refusing to replace it")
 
 
 def _target(spec: str, out: str | None) -> Path:
@@ -130,39 +250,171 @@ def _target(spec: str, out: str | None) -> Path:
     return p
 
 
-def _write_atomically(target: Path, text: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+def write_all(files: list[tuple[Path, bytes]]) -> None:
+    """Write every file or none: each goes to a temporary file next to its target, and only when
+    all are written are they renamed over their targets (with Ctrl-C held back during the renames).
+    On any failure or interrupt the temporary files, and the folders made for them, are removed. A
+    target keeps its mode; a new one gets 0o666 minus the umask, like any file the user creates.
+    Errors name the target, never a temporary file."""
+    made_dirs: list[Path] = []
+    temps: list[tuple[str, Path]] = []
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, target)
+        for target, data in files:
+            shown = display_path(target)
+            try:
+                made_dirs += _make_parents(target.parent)
+                mode = _mode_for(target)
+                fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:64]}.", suffix=".tmp", dir=target.parent)
+                temps.append((tmp, target))
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.chmod(tmp, mode)
+            except OSError as e:
+                raise OutputError(f"cannot write {shown}: {e.strerror or e}") from None
+        _test_pause("write")
+        with _interrupts_held():
+            _test_pause("rename", 3)
+            for i, (tmp, target) in enumerate(temps):
+                try:
+                    os.replace(tmp, target)
+                except OSError as e:
+                    raise OutputError(f"cannot write {display_path(target)}: {e.strerror or e}") from None
+                temps[i] = ("", target)
     except BaseException:
-        os.unlink(tmp)
+        for tmp, _ in temps:
+            if tmp:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+        for d in reversed(made_dirs):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
         raise
 
 
-def _network(spec: str, overrides: dict, image_size: int | None = None):
+def _make_parents(folder: Path) -> list[Path]:
+    """Create `folder` and its missing parents; returns those created, outermost first."""
+    missing = []
+    p = folder
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    made = []
+    for d in reversed(missing):
+        d.mkdir()
+        made.append(d)
+    return made
+
+
+def _mode_for(target: Path) -> int:
+    try:
+        st = os.stat(target)
+        if stat.S_ISREG(st.st_mode):
+            return stat.S_IMODE(st.st_mode)
+    except OSError:
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+class _interrupts_held:
+    """Hold SIGINT back while the renames run, so that Ctrl-C cannot leave some outputs replaced
+    and others not. A Ctrl-C that came during the renames is dropped when they all succeeded (the
+    command is done: every output is written), and delivered when one failed."""
+
+    def __enter__(self):
+        self.old = None
+        if hasattr(signal, "pthread_sigmask"):
+            self.old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        if self.old is None:
+            return False
+        if exc_type is None and signal.SIGINT not in self.old and signal.SIGINT in signal.sigpending():
+            signal.sigwait({signal.SIGINT})  # consumed while still blocked: never delivered
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
+        return False
+
+
+def _test_pause(stage: str, seconds: float = 60) -> None:
+    """A hook for the test suite: with SPECC_TEST_PAUSE=STAGE, say so on stderr and wait at that
+    stage (`seconds` at most), so that a test can send SIGINT at a known point: "write" (every
+    temporary file written, before the renames) or "rename" (with SIGINT held back)."""
+    if os.environ.get("SPECC_TEST_PAUSE") == stage:
+        _say(f"specc: test pause at {stage}")
+        time.sleep(seconds)
+
+
+def _network(spec: str, overrides: dict, image_size: int | None = None, files: list | None = None):
     """Load, elaborate (missing parameters: -D, else probe values) and analyse; returns the IR and
-    the names of the parameters that took probe values."""
-    from .frontend.facts import analyse
-    from .frontend.elaborate import elaborate
+    the names of the parameters that took probe values. `files`, when given, receives the paths
+    of every file read."""
     from .frontend.load import load_program
-    from .frontend.masking import class_params
+
+    from .frontend.masking import check_gate_default
 
     program = load_program(spec)
-    probed = {}
-    for p in class_params(program):
-        if p.default is None and p.name not in overrides:
-            probed[p.name] = PROBE_VALUES[p.type.name]
-    return analyse(elaborate(program, {}, {**probed, **overrides}, image_size=image_size)), probed
+    if files is not None:
+        files.extend(program.sources)
+    if "gate" in overrides:
+        check_gate_default(program, overrides["gate"])
+    probed = _probes(program, overrides)
+    return _analysed(program, {**probed, **overrides}, image_size), probed
+
+
+def _probes(program, overrides: dict) -> dict:
+    """Probe values for the parameters that have neither a default nor a -D value."""
+    from .frontend.probe import probe_values
+
+    return probe_values(program, overrides)
+
+
+def _analysed(program, values: dict, image_size: int | None = None):
+    from .frontend.elaborate import elaborate
+    from .frontend.facts import analyse
+
+    return analyse(elaborate(program, {}, values, image_size=image_size))
+
+
+def _emit_checked(program, overrides: dict, base: str = "specc") -> str:
+    """The module of `program`, after everything `check` checks: the emitter is only given specs
+    that elaborate. When some parameter had to take a probe value, an error may come from that
+    value and not from the spec; the emitter then decides, and its own failure reports the check's
+    error."""
+    from .emit import emit
+    from .frontend.elaborate import check_no_recursive_blocks
+    from .frontend.masking import check_scheme_names
+
+    check_no_recursive_blocks(program)  # what holds whatever the arguments: never deferred
+    check_scheme_names(program)
+    probed = _probes(program, overrides)
+    try:
+        _analysed(program, {**probed, **overrides})
+        problem = None
+    except SpecError as e:
+        if not probed:
+            raise
+        problem = e
+    try:
+        return emit(program, overrides, base)
+    except SpecError:
+        raise
+    except Exception:
+        if problem is not None:
+            raise problem from None
+        raise
 
 
 def _check(specs: list[str], overrides: dict) -> int:
     for spec in specs:
         net, probed = _network(spec, overrides)
         note = f" (probe values: {', '.join(f'{k}={v!r}' for k, v in probed.items())})" if probed else ""
-        print(f"{spec}: ok: {net.class_name}, {len(net.weighted_layer_names)} weighted layers{note}")
+        print(f"{display_path(spec)}: ok: {net.class_name}, {len(net.weighted_layer_names)} weighted layers{note}")
     return 0
 
 
@@ -170,10 +422,11 @@ def _show(spec: str, overrides: dict, image_size: int | None) -> int:
     from .report import weighted_layer_table
 
     net, probed = _network(spec, overrides, image_size)
+    table = weighted_layer_table(net)
     if probed:
-        print(f"# probe values for parameters without default: "
-              f"{', '.join(f'{k}={v!r}' for k, v in probed.items())} (set them with -D)")
-    print(weighted_layer_table(net))
+        table = (f"# probe values for parameters without default: "
+                 f"{', '.join(f'{k}={v!r}' for k, v in probed.items())} (set them with -D)\n{table}")
+    _stdout(table + "\n")
     return 0
 
 
@@ -181,24 +434,24 @@ def _graph(spec: str, overrides: dict, image_size: int | None, focus: str | None
     from . import graph
 
     fmt = graph.output_format(out) if out is not None else None
-    net, probed = _network(spec, overrides, image_size)
+    files: list[str] = []
+    net, probed = _network(spec, overrides, image_size, files)
     if probed:
-        print(f"# probe values for parameters without default: "
-              f"{', '.join(f'{k}={v!r}' for k, v in probed.items())} (set them with -D)", file=sys.stderr)
+        _say(f"# probe values for parameters without default: "
+             f"{', '.join(f'{k}={v!r}' for k, v in probed.items())} (set them with -D)")
     text = graph.to_dot(net, graph.focus_path(net, focus) if focus is not None else None)
     if out is None:
-        sys.stdout.write(text)
+        _stdout(text)
         return 0
     try:
         data = graph.render(text, fmt) if fmt is not None else None
     except graph.RenderError as e:
-        print(f"specc: error: {e}", file=sys.stderr)
+        _say(f"specc: error: {clip(printable(str(e)))}")
         return 1
-    if fmt in (None, "svg"):
-        _write_atomically(Path(out), text if fmt is None else data.decode("utf-8"))
-    else:
-        graph.write_bytes_atomically(Path(out), data)
-    print(out)
+    target = Path(out)
+    _check_targets([(spec, target)], {i: p for p in files if (i := _identity(p)) is not None})
+    write_all([(target, text.encode("utf-8") if fmt is None else data)])
+    print(display_path(out))
     return 0
 
 

@@ -125,11 +125,29 @@ def check(op: str, a: dict, s: Shape) -> str | None:
         return f"{op} expects an image (channels, height, width) but gets features of shape {s}"
     if spec.torch_class is not None and s.units is None:
         return f"cannot infer the input size of {op}: the incoming shape is {s}"
+    # Every argument is checked here, at check time and with the spec's position, never left to
+    # torch at build time (and none may reach a division by zero below).
     if op == "conv2d":
         if a["out_channels"] <= 0 or a["kernel"] <= 0 or a["stride"] <= 0 or a["padding"] < 0:
             return "conv2d needs out_channels, kernel and stride > 0 and padding >= 0"
+        if a["dilation"] <= 0:
+            return f"conv2d needs dilation > 0, got {a['dilation']}"
+        if a["groups"] <= 0:
+            return f"conv2d needs groups > 0, got {a['groups']}"
         if s.units % a["groups"] or a["out_channels"] % a["groups"]:
             return f"conv2d groups={a['groups']} must divide in_channels={s.units} and out_channels"
+    if op in ("maxpool2d", "avgpool2d"):
+        if a["kernel"] <= 0 or (a["stride"] is not None and a["stride"] <= 0) or a["padding"] < 0:
+            return f"{op} needs kernel and stride > 0 and padding >= 0"
+        if 2 * a["padding"] > a["kernel"]:
+            return f"{op} padding must be at most half the kernel, got padding={a['padding']} for kernel={a['kernel']}"
+    if op == "adaptive_avgpool2d" and a["size"] <= 0:
+        return f"adaptive_avgpool2d needs size > 0, got {a['size']}"
+    if op in ("batchnorm1d", "batchnorm2d"):
+        if not a["eps"] > 0:
+            return f"{op} needs eps > 0, got {a['eps']}"
+        if not 0.0 <= a["momentum"] <= 1.0:
+            return f"{op} momentum must be in [0, 1], got {a['momentum']}"
     if op == "linear" and a["out_features"] <= 0:
         return "linear needs out_features > 0"
     if op == "dropout" and not 0.0 <= a["p"] <= 1.0:
@@ -137,4 +155,25 @@ def check(op: str, a: dict, s: Shape) -> str | None:
     out = out_shape(op, a, s)
     if out.is_image and any(d is not None and d <= 0 for d in out.dims[1:]):
         return f"{op} leaves no spatial extent: {s} -> {out}"
+    if any(d is not None and d >= 1 << 63 for d in out.dims):
+        return f"{op} makes a shape too large: {out}"
+    return None
+
+
+# Values an activation's string arguments may take (torch checks them only when it runs).
+_CHOICES = {("GELU", "approximate"): ("none", "tanh")}
+
+
+def check_activation(name: str, a: dict) -> str | None:
+    """A problem with the arguments of catalogue activation `name`, or None."""
+    for arg, value in a.items():
+        choices = _CHOICES.get((name, arg))
+        if choices is not None and value not in choices:
+            return f"{name} {arg} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}"
+    if name == "Hardtanh" and not a["min_val"] < a["max_val"]:
+        return f"Hardtanh needs min_val < max_val, got {a['min_val']} and {a['max_val']}"
+    if name == "CELU" and a["alpha"] == 0:
+        return "CELU needs alpha != 0"
+    if name == "Softplus" and a["beta"] == 0:
+        return "Softplus needs beta != 0"
     return None

@@ -250,3 +250,4 @@ class SpecFile:
     networks: list[NetworkDef] = field(default_factory=list)
     backbone: BackboneDecl | None = None
     mask: MaskDecl | None = None
+    tokens: int = 0  # tokens of the text (limits.TOKENS)

@@ -10,7 +10,7 @@ from .elaborate import Evaluator, bind_arguments
 from .errors import SpecError
 from ..core.layers import ACTIVATIONS
 from .load import Program
-from .masking import class_params
+from .masking import check_gate_default, class_params, network_args
 from ..core.values import Activation, coerce, type_name
 
 NO_DEFAULT = object()
@@ -51,6 +51,11 @@ def class_def(program: Program, overrides: dict | None = None) -> ClassDef:
         params.append(ParamDef(p.name, annotation(p.type), default,
                                None if default is NO_DEFAULT else literal(default)))
     scheme = program.mask.scheme if program.mask else None
+    # A default the masked class would refuse (`-D gate=tanh`) is refused here, not at run time.
+    if "gate" in overrides:
+        check_gate_default(program, overrides["gate"])
+    network_args(program, {d.name: d.default for d in params if d.name == "batch_normalization"
+                           and d.default is not NO_DEFAULT})
     defaulted = None
     for p, d in zip(params_ast, params):
         if d.default is not NO_DEFAULT:
@@ -98,6 +103,8 @@ def literal(v) -> str:
     if v is None or isinstance(v, (bool, int, str)):
         return repr(v)
     if isinstance(v, float):
+        if v != v or v in (float("inf"), float("-inf")):  # `inf` and `nan` are not literals
+            raise ValueError(f"{v!r} has no source form")
         return repr(v)
     if isinstance(v, list):
         return "[" + ", ".join(literal(x) for x in v) + "]"

@@ -7,14 +7,16 @@ with a source-positioned SpecError. Pure Python: no torch import.
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field
 
 from . import ast as A
 from .errors import Pos, SpecError
+from ..core.limits import BLOCK_DEPTH, INT_BITS, LIST_LENGTH, MODULES, NESTING, NODES, Budget, int_in_range
 from .ir import ModuleDecl, Network, Node, Param, Shape
-from ..core.layers import ACTIVATIONS, OPS, REQUIRED, check, out_shape, torch_kwargs
+from ..core.layers import ACTIVATIONS, OPS, REQUIRED, check, check_activation, out_shape, torch_kwargs
 from .load import Program
-from .masking import check_name, class_params, network_args, options, weights_branches
+from .masking import check_name, check_scheme_names, class_params, network_args, options, weights_branches
 from .reserved import MODULE_NAMES
 from ..core.values import Activation, coerce, type_name
 
@@ -58,7 +60,7 @@ def elaborate(program: Program, args: dict | None = None, overrides: dict | None
     `image_size` fills in the height and width of an `input image(c)` that leaves them open, so
     that reports can show spatial sizes; the modules built do not depend on it."""
     bound = bind_arguments(program, args or {}, overrides)
-    net = _Elaborator(program, network_args(program, bound), image_size, weights_branches(program)).run()
+    net = _Elaborator(program, network_args(program, bound), image_size, weights_branches(program)).run_guarded()
     net.params = [Param(p.name, type_name(p.type), p.default is not None,
                         Evaluator(program, {}).eval(p.default) if p.default is not None else None,
                         bound[p.name]) for p in class_params(program)]
@@ -77,23 +79,49 @@ class _Scope:
     branches: dict = field(default_factory=dict)  # name -> (ast.Branch, key)
     branch_values: dict = field(default_factory=dict)  # name -> node id
     block: str | None = None
+    evaluator: "Evaluator | None" = None  # made once per scope: its env and `in` do not change
 
 
 class Evaluator:
     """Evaluates spec expressions over an environment of values. Specs are data: only the
     language's own operators and the functions in _FUNCS exist."""
 
-    def __init__(self, program: Program, env: dict, in_shape: Shape | None = None):
+    def __init__(self, program: Program, env: dict, in_shape: Shape | None = None, budget: Budget | None = None):
         self.program = program
         self.env = env
         self.in_shape = in_shape
+        # Elaboration steps left (shared by every evaluator of one elaboration); see limits.STEPS.
+        self.budget = budget if budget is not None else new_budget(program)
 
     def err(self, msg: str, pos: Pos, hint: str | None = None):
         return SpecError(msg, pos, hint=hint, source=self.program.sources.get(pos.file))
 
     def eval(self, e: A.Expr):
-        m = getattr(self, "_" + type(e).__name__)
-        return m(e)
+        # The parser bounds expression nesting (limits.NESTING), so this recursion stays shallow.
+        budget = self.budget
+        budget.left -= 1
+        if budget.left < 0:
+            budget.charge(0, e.pos)
+        t = type(e)
+        if t is A.Lit:
+            return e.value
+        return _DISPATCH[t](self, e)
+
+    def _list(self, items: list, pos: Pos) -> list:
+        """A list value the spec made: its length is bounded, its elements are paid for."""
+        if len(items) > LIST_LENGTH:
+            raise self.err(f"list too long: {len(items):,} elements (limit {LIST_LENGTH:,})", pos)
+        self.budget.charge(len(items), pos)
+        return items
+
+    def _number(self, v, pos: Pos):
+        """An arithmetic result: ints below 2**63 in magnitude, floats finite."""
+        if isinstance(v, int):
+            if not int_in_range(v):
+                raise self.err(f"integer too large (limit: below 2**{INT_BITS})", pos)
+        elif not math.isfinite(v):
+            raise self.err(f"number too large: the result is not a finite float", pos)
+        return v
 
     def _Lit(self, e):
         return e.value
@@ -137,7 +165,9 @@ class Evaluator:
             raise self.err(f"unknown function '{e.func}'", e.pos, f"functions: {', '.join(_FUNCS)}")
         if e.kwargs:
             raise self.err(f"{e.func}() takes no keyword arguments", e.pos)
-        args = [self.eval(a) for a in e.args]
+        args = []
+        for a in e.args:  # a loop, not a comprehension: one frame less per level of nesting
+            args.append(self.eval(a))
         if e.func == "len":
             if len(args) != 1 or not isinstance(args[0], list):
                 raise self.err("len() takes one list", e.pos)
@@ -145,10 +175,22 @@ class Evaluator:
         if e.func == "range":
             if not 1 <= len(args) <= 3 or not all(_is_int(a) for a in args):
                 raise self.err("range() takes one to three ints", e.pos)
-            return list(range(*args))
+            if len(args) == 3 and args[2] == 0:
+                raise self.err("range() step must not be zero", e.args[2].pos)
+            r = range(*args)
+            # Sized before it is made: range(10**9) must not take the memory of a billion ints.
+            try:
+                length = len(r)
+            except OverflowError:  # more than sys.maxsize elements
+                length = None
+            if length is None or length > LIST_LENGTH:
+                raise self.err(f"range() too long: more than {LIST_LENGTH:,} elements (the limit of a list)",
+                               e.pos)
+            return self._list(list(r), e.pos)
         if not args or (len(args) == 1 and not isinstance(args[0], list)):
             raise self.err(f"{e.func}() takes a list or several numbers", e.pos)
         items = args[0] if len(args) == 1 else args
+        self.budget.charge(len(items), e.pos)
         if not items or not all(_is_num(a) for a in items):
             raise self.err(f"{e.func}() needs numbers", e.pos)
         return min(items) if e.func == "min" else max(items)
@@ -156,16 +198,30 @@ class Evaluator:
     def _BinOp(self, e):
         a, b = self.eval(e.left), self.eval(e.right)
         if e.op == "+" and isinstance(a, list) and isinstance(b, list):
-            return a + b
+            if len(a) + len(b) > LIST_LENGTH:
+                raise self.err(f"list too long: {len(a) + len(b):,} elements (limit {LIST_LENGTH:,})", e.pos)
+            return self._list(a + b, e.pos)
         if not (_is_num(a) and _is_num(b)):
             raise self.err(f"'{e.op}' needs numbers, not {_show(a)} and {_show(b)}", e.pos)
         if e.op in ("//", "%") and b == 0:
             raise self.err("division by zero", e.pos)
-        return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b,
-                "//": lambda: a // b, "%": lambda: a % b}[e.op]()
+        if e.op == "+":
+            v = a + b
+        elif e.op == "-":
+            v = a - b
+        elif e.op == "*":
+            v = a * b
+        elif e.op == "//":
+            v = a // b
+        else:
+            v = a % b
+        return self._number(v, e.pos)
 
     def _Compare(self, e):
         a, b = self.eval(e.left), self.eval(e.right)
+        if isinstance(a, list) or isinstance(b, list):
+            self.budget.charge(max(len(a) if isinstance(a, list) else 0, len(b) if isinstance(b, list) else 0),
+                               e.pos)
         if e.op == "==":
             return a == b
         if e.op == "!=":
@@ -187,13 +243,16 @@ class Evaluator:
         v = self.eval(e.operand)
         if not _is_num(v):
             raise self.err(f"cannot negate {_show(v)}", e.pos)
-        return -v
+        return self._number(-v, e.pos)
 
     def _Ternary(self, e):
         return self.eval(e.then) if self._truth(e.cond) else self.eval(e.otherwise)
 
     def _ListLit(self, e):
-        return [self.eval(x) for x in e.items]
+        out = []
+        for x in e.items:  # a loop, not a comprehension: one frame less per level of nesting
+            out.append(self.eval(x))
+        return self._list(out, e.pos)
 
     def _truth(self, e) -> bool:
         v = self.eval(e)
@@ -201,6 +260,83 @@ class Evaluator:
             raise self.err(f"a condition must be true or false, not {_show(v)}", e.pos,
                            "compare explicitly, e.g. `dropout != none`")
         return v
+
+
+# Expression type -> Evaluator method (a dict lookup, not a getattr of a built name, per node).
+_DISPATCH = {getattr(A, name[1:]): method for name, method in vars(Evaluator).items()
+             if name[:1] == "_" and name[1:2].isupper() and isinstance(getattr(A, name[1:], None), type)}
+
+
+def _element_ops(stmts):
+    """Every (op, element) of `stmts`, loops and branches included, without recursion into blocks."""
+    todo = list(stmts)
+    while todo:
+        st = todo.pop()
+        if isinstance(st, A.ForLoop):
+            todo.extend(st.body)
+        elif isinstance(st, (A.Chain, A.Branch)):
+            for el in st.elements:
+                if isinstance(el, A.Layer):
+                    for op in el.ops:
+                        yield op, el
+
+
+def check_no_recursive_blocks(program: Program) -> None:
+    """A block may not instantiate itself, directly or through others: its expansion would only end
+    through a condition on its arguments, which the compiler cannot check before elaborating. So
+    every block's instantiation graph must be a DAG, whatever the arguments."""
+    calls: dict[str, list[tuple[str, A.Op]]] = {}
+    for name, block in program.blocks.items():
+        calls[name] = sorted(((op.name, op) for op, _ in _element_ops(block.body)
+                              if op.name in program.blocks and op.name not in ACTIVATIONS and op.name not in OPS),
+                             key=lambda c: (c[1].pos.file, c[1].pos.line, c[1].pos.column))
+    done: set[str] = set()
+    for root in calls:
+        if root in done:
+            continue
+        # Depth-first with an explicit stack: (block, index of its next call).
+        path, on_path, stack = [root], {root}, [(root, 0)]
+        while stack:
+            name, i = stack[-1]
+            if i == len(calls[name]):
+                stack.pop()
+                path.pop()
+                on_path.discard(name)
+                done.add(name)
+                continue
+            stack[-1] = (name, i + 1)
+            callee, op = calls[name][i]
+            if callee in on_path:
+                chain = " -> ".join(path[path.index(callee):] + [callee])
+                raise SpecError(f"recursive block: {chain}", op.pos,
+                                hint="a block cannot instantiate itself, directly or through other blocks; "
+                                     "write the levels out as separate blocks or use a loop",
+                                source=program.sources.get(op.pos.file))
+            if callee not in done:
+                path.append(callee)
+                on_path.add(callee)
+                stack.append((callee, 0))
+
+
+_TYPE_REFS: dict[str, A.TypeRef] = {}
+# The argument names of the catalogue's layers and activations (their tuples live as long as it).
+_NAMES = {id(params): [n for n, _, _ in params]
+          for params in [spec.params for spec in OPS.values()] + list(ACTIVATIONS.values())}
+
+
+def _type_ref(typ: str) -> A.TypeRef:
+    """The TypeRef of a type written as text ("int?", "list[int]"), shared (they are only read)."""
+    t = _TYPE_REFS.get(typ)
+    if t is None:
+        base, optional = typ.rstrip("?"), typ.endswith("?")
+        name, _, arg = base.partition("[")
+        t = _TYPE_REFS[typ] = A.TypeRef(name, arg.rstrip("]") or None, optional, Pos("<builtin>", 1, 1))
+    return t
+
+
+def new_budget(program: Program) -> Budget:
+    """A fresh budget of elaboration steps whose errors are positioned in `program`'s files."""
+    return Budget(lambda msg, pos: SpecError(msg, pos, source=program.sources.get(pos.file) if pos else None))
 
 
 def _is_int(v) -> bool:
@@ -216,7 +352,12 @@ def _show(v) -> str:
         return "none"
     if isinstance(v, Shape):
         return f"a shape {v}"
-    return f"{type(v).__name__} {v!r}"
+    if isinstance(v, list) and len(v) > 8:
+        return f"a list of {len(v):,} elements"
+    text = repr(v)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return f"{type(v).__name__} {text}"
 
 
 class _Elaborator:
@@ -230,13 +371,30 @@ class _Elaborator:
         self.nodes: list[Node] = []
         self.modules: dict[tuple, ModuleDecl] = {}
         self.records: dict[str, int] = {}
+        self.budget = new_budget(program)
+        self.list_lengths: dict[tuple, int] = {}  # ModuleList path -> entries so far
+        self.names_ok: set[str] = set()  # module names already checked
+        self.depth = 0  # loops and block instances entered and not yet left
+        self.where: Pos = self.net.pos  # the statement being elaborated, for a last-resort error
 
     def err(self, msg: str, pos: Pos, hint: str | None = None) -> SpecError:
         return SpecError(msg, pos, hint=hint, source=self.program.sources.get(pos.file))
 
     # -- entry
+    def run_guarded(self) -> Network:
+        check_no_recursive_blocks(self.program)
+        check_scheme_names(self.program)
+        try:
+            return self.run()
+        except RecursionError:
+            # Not expected within the limits (NESTING, BLOCK_DEPTH); a caller deep in its own stack
+            # still gets a positioned error, not a traceback.
+            raise self.err("nested too deeply for this Python stack", self.where,
+                           f"nest fewer blocks, loops and expressions (limits: {BLOCK_DEPTH} blocks and loops, "
+                           f"{NESTING} levels in one expression)") from None
+
     def run(self) -> Network:
-        ev = Evaluator(self.program, dict(self.bound))
+        ev = Evaluator(self.program, dict(self.bound), budget=self.budget)
         shape = self._input_shape(ev)
         inp = self._node("input", None, [], shape, self.net.input.pos, (-1,))
         scope = _Scope((), (), inp, dict(self.bound))
@@ -264,6 +422,8 @@ class _Elaborator:
         return Shape(tuple(dims))
 
     def _node(self, op, module, inputs, shape, pos, order, **kw) -> int:
+        if len(self.nodes) >= NODES:
+            raise self.err(f"the network has too many layers: more than {NODES:,} calls in its graph (the limit)", pos)
         n = Node(len(self.nodes), op, module, list(inputs), shape, pos, order, **kw)
         self.nodes.append(n)
         return n.id
@@ -286,16 +446,19 @@ class _Elaborator:
         return stream
 
     def _loop(self, s: A.ForLoop, scope: _Scope, stream: int, key) -> int:
-        ev = Evaluator(self.program, scope.env, self.nodes[scope.input].shape if scope.block else None)
-        items = ev.eval(s.iterable)
+        self.where = s.pos
+        items = self._evaluator(scope).eval(s.iterable)
         if not isinstance(items, list):
             raise self.err(f"`for` iterates over a list, not {_show(items)}", s.iterable.pos,
                            "use a list parameter, a list literal or range(n)")
         for var in (s.index_var, s.item_var):
             if var is not None and var in self.bound:
                 raise self.err(f"loop variable '{var}' hides the parameter of the same name", s.pos)
+        self.budget.charge(len(scope.env), s.pos)  # the environment is saved and restored
         saved = dict(scope.env)
+        self._enter(s.pos, "loops and blocks nested")
         for it, item in enumerate(items):
+            self.budget.charge(1, s.pos)
             if s.index_var is not None:
                 scope.env[s.index_var] = it
             scope.env[s.item_var] = item
@@ -303,9 +466,21 @@ class _Elaborator:
                 if not isinstance(st, (A.Chain, A.ForLoop)):
                     raise self.err("only chains and loops may appear inside a `for` body", st.pos)
                 stream = self._statement(st, scope, stream, key + (it, j))
+        self.depth -= 1
         scope.env.clear()
         scope.env.update(saved)
         return stream
+
+    def _evaluator(self, scope: _Scope) -> Evaluator:
+        if scope.evaluator is None:
+            scope.evaluator = Evaluator(self.program, scope.env, self.nodes[scope.input].shape if scope.block else None,
+                                        budget=self.budget)
+        return scope.evaluator
+
+    def _enter(self, pos: Pos, what: str) -> None:
+        self.depth += 1
+        if self.depth > BLOCK_DEPTH:
+            raise self.err(f"{what} too deeply while elaborating (limit {BLOCK_DEPTH} levels)", pos)
 
     def _statement(self, s: A.Chain | A.ForLoop, scope: _Scope, stream: int, key) -> int:
         if isinstance(s, A.Chain):
@@ -328,6 +503,10 @@ class _Elaborator:
     def _chain(self, elements, scope: _Scope, stream: int, key, in_branch: bool) -> int:
         current_layer: str | None = None
         for e_idx, el in enumerate(elements):
+            budget = self.budget  # an element is the costliest step: two
+            budget.left -= 2
+            if budget.left < 0:
+                budget.charge(0, el.pos)
             k = key + (e_idx,)
             if isinstance(el, A.Record):
                 if in_branch:
@@ -353,7 +532,8 @@ class _Elaborator:
         return stream
 
     def _layer(self, el: A.Layer, scope: _Scope, stream: int, key, in_branch, current_layer):
-        ev = Evaluator(self.program, scope.env, self.nodes[scope.input].shape if scope.block else None)
+        self.where = el.pos
+        ev = self._evaluator(scope)
         if el.cond is not None and not ev._truth(el.cond):
             return stream, None
         if len(el.ops) == 1 and el.ops[0].repeat is None:
@@ -376,6 +556,10 @@ class _Elaborator:
                 times = ev.eval(op.repeat)
                 if not _is_int(times) or times < 0:
                     raise self.err(f"a repetition count must be an int >= 0, got {_show(times)}", op.repeat.pos)
+                if times > LIST_LENGTH:
+                    raise self.err(f"a repetition count of {times:,} is more than the limit of {LIST_LENGTH:,}",
+                                   op.repeat.pos)
+                self.budget.charge(times, op.repeat.pos)
             kind = self._op_kind(op, ev)
             for _ in range(times):
                 child = path + (str(index),)
@@ -419,7 +603,9 @@ class _Elaborator:
         if not needed:
             raise self.err(f"{what} has no module, so it takes no name", el.path.pos)
         p = el.path
-        check_name(self.program, p.name, p.pos, "module", MODULE_NAMES)
+        if p.name not in self.names_ok:
+            check_name(self.program, p.name, p.pos, "module", MODULE_NAMES)
+            self.names_ok.add(p.name)
         if not scope.prefix and p.name in self.bound:
             raise self.err(f"module '{p.name}' has the name of a parameter", p.pos,
                            "parameters become attributes of the backbone: rename one of them")
@@ -436,22 +622,32 @@ class _Elaborator:
         existing = self.modules.get(container)
         if existing is not None and existing.cls != "ModuleList":
             raise self.err(f"'{p.name}' is already a single module, not a list", p.pos)
-        count = sum(1 for m in self.modules if len(m) == len(container) + 1 and m[:-1] == container)
+        count = self.list_lengths.get(container, 0)
         if idx != count:
             raise self.err(f"'{p.name}[{idx}]' must follow '{p.name}[{count - 1}]'" if count else
                            f"'{p.name}' must start at index 0, not {idx}", p.index.pos,
                            "module lists are filled in order, like nn.ModuleList.append")
         if existing is None:
             self._declare(container, "ModuleList", {}, p.pos, key)
+        self.list_lengths[container] = count + 1
         return container + (str(idx),)
 
     def _declare(self, path, cls, kwargs, pos, key, block=None) -> None:
         if path in self.modules:
             raise self.err(f"module '{'/'.join(path)}' is declared twice", pos)
+        if len(self.modules) >= MODULES:
+            raise self.err(f"the network has too many modules: more than {MODULES:,} (the limit)", pos)
         self.modules[path] = ModuleDecl(path, cls, kwargs, pos, key, block)
 
-    def _bind_op_args(self, spec_params, op: A.Op, ev: Evaluator, what: str) -> dict:
-        names = [n for n, _, _ in spec_params]
+    def _bind_op_args(self, spec_params, op: A.Op, ev: Evaluator, what: str, declared: bool = False) -> dict:
+        if not op.args and not op.kwargs:  # the common case (`ReLU()`, `batchnorm1d()`), kept cheap
+            for name, _, default in spec_params:
+                if default is REQUIRED:
+                    raise self.err(f"{what} needs argument '{name}'", op.pos)
+            return {name: default for name, _, default in spec_params}
+        names = _NAMES.get(id(spec_params))  # ids of live catalogue tuples: never another's
+        if names is None:
+            names = [n for n, _, _ in spec_params]
         if len(op.args) > len(spec_params):
             raise self.err(f"{what} takes at most {len(spec_params)} positional arguments, got {len(op.args)}", op.pos,
                            f"arguments: {', '.join(names)}" if names else None)
@@ -471,9 +667,9 @@ class _Elaborator:
         for name, typ, default in spec_params:
             if name in out:
                 value, pos = out[name]
-                tref = A.TypeRef(typ.rstrip("?"), None, typ.endswith("?"), pos)
+                tref = _type_ref(typ)
                 try:
-                    bound[name] = coerce(value, tref, f"argument '{name}' of {what}")
+                    bound[name] = coerce(value, tref, f"argument '{name}' of {what}", declared)
                 except TypeError as e:
                     raise self.err(str(e), pos) from None
             elif default is REQUIRED:
@@ -488,6 +684,9 @@ class _Elaborator:
             act: Activation = kind[1]
             params = ACTIVATIONS.get(act.name, ()) if act.cls is None else ()
             a = self._bind_op_args(params, op, ev, act.name)
+            problem = check_activation(act.name, a) if act.cls is None else None
+            if problem:
+                raise self.err(problem, op.pos)
             self._declare(path, act.cls if act.cls is not None else act.name, a, op.pos, key)
             n = self._node("call_module", path, [stream], shape, op.pos, key,
                            in_branch=in_branch, chain_layer=current_layer)
@@ -511,11 +710,16 @@ class _Elaborator:
         return n, (name if weighted else None)
 
     def _instantiate(self, block: A.BlockDef, op: A.Op, ev: Evaluator, path, stream, key, pos) -> int:
+        defaults = Evaluator(self.program, {}, budget=self.budget)
         params = tuple((p.name, type_name(p.type), REQUIRED if p.default is None else
-                        Evaluator(self.program, {}).eval(p.default)) for p in block.params)
-        args = self._bind_op_args(params, op, ev, f"block '{block.name}'")
+                        defaults.eval(p.default)) for p in block.params)
+        args = self._bind_op_args(params, op, ev, f"block '{block.name}'", declared=True)
         self._declare(path, "Block", {}, pos, key, block=block.name)
         # Blocks see the network's parameters, then their own (which take precedence).
+        self.budget.charge(len(self.bound) + len(args), pos)
         env = {**self.bound, **args}
         scope = _Scope(path, key, stream, env, block=block.name)
-        return self._body(block.body, scope, stream)
+        self._enter(pos, "blocks and loops nested")
+        out = self._body(block.body, scope, stream)
+        self.depth -= 1
+        return out

@@ -86,7 +86,10 @@ class Network:
     facts: object = None  # the analysis' specc.analysis.Facts
 
     def module(self, path: tuple[str, ...]) -> ModuleDecl:
-        for m in self.modules:
-            if m.path == path:
-                return m
-        raise KeyError(path)
+        # An index by path, rebuilt when `modules` changes length: one lookup per layer must not
+        # scan every module (a 30,000-layer network would take minutes).
+        index = self.__dict__.get("_module_index")
+        if index is None or index[0] is not self.modules or index[1] != len(self.modules):
+            index = (self.modules, len(self.modules), {m.path: m for m in self.modules})
+            self.__dict__["_module_index"] = index
+        return index[2][path]

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from . import ast as A
 from .errors import SpecError
 from .load import Program
-from .reserved import GENERATED_NAMES, PARAMETER_NAMES
+from .reserved import GENERATED_NAMES, METHODS, PARAMETER_NAMES, SCHEME_ATTRIBUTES
 
 BN_MODES = (None, "shared", "independent")
+GATES = ("sigmoid",)  # HAT's gate functions (specc/runtime/base.py)
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,13 @@ def options(program: Program) -> dict:
         value, pos = out.get(o.name, (o.default, m.pos))
         ok = (value is None and o.type.endswith("?")) or isinstance(value, {"str": str, "str?": str, "bool": bool}[o.type])
         if not ok:
-            raise _err(program, f"option '{o.name}' must be {o.type}, got {value!r}", pos)
+            words = {"str?": "a string or none", "str": "a string", "bool": "true or false"}[o.type]
+            shown = "none" if value is None else repr(value)
+            raise _err(program, f"option '{o.name}' must be {words}, got {shown}", pos)
         result[o.name] = value
+    if result.get("gate") not in GATES + (None,):
+        raise _err(program, f"gate must be {' or '.join(repr(g) for g in GATES)}, got {result['gate']!r}",
+                   out.get("gate", (None, m.pos))[1])
     allowed = BN_MODES + (("off",) if m.scheme == "wsn" else ())
     if result["batch_normalization"] not in allowed:
         raise _err(program, "batch_normalization must be " + ", ".join(
@@ -129,12 +135,67 @@ def check_interface(program: Program, params: list[A.Param]) -> None:
 
 def check_name(program: Program, name: str, pos, what: str, reserved: frozenset) -> None:
     """A name that becomes a Python identifier (parameter, module attribute, class)."""
-    if not name.isidentifier() or keyword.iskeyword(name) or name in ("self", "kwargs"):
-        raise _err(program, f"'{name}' cannot be a {what} name: it is a Python keyword", pos,
-                   "choose another name")
-    if name in reserved:
-        raise _err(program, f"'{name}' cannot be a {what} name: the backbone already has an attribute '{name}'",
-                   pos, "choose another name")
+    reason = name_problem(name, reserved)
+    if reason is not None:
+        raise _err(program, f"'{name}' cannot be a {what} name: {reason}", pos, "choose another name")
+
+
+def name_problem(name: str, reserved: frozenset) -> str | None:
+    """Why `name` cannot be a Python name of the generated class (`reserved`: the names taken where
+    it would live), or None."""
+    if not name.isidentifier() or keyword.iskeyword(name):
+        return "it is a Python keyword"
+    if name.startswith("__"):
+        return ("Python mangles names that start with two underscores inside a class, and those that also "
+                "end with two are its special names (__init__, __class__, __dict__, ...)")
+    if name == "self":
+        return "the generated constructor calls the instance `self`"
+    if name == "kwargs":
+        return "the generated constructor passes on other keyword arguments as `kwargs`"
+    if name not in reserved:
+        return None
+    if name in GENERATED_NAMES:
+        return f"the generated module uses the name '{name}' (an import or a builtin its constructor calls)"
+    if name in METHODS:
+        return f"the backbone has a method '{name}' (of torch.nn.Module or the backbone classes)"
+    if name in SCHEME_ATTRIBUTES:
+        return f"{SCHEME_ATTRIBUTES[name]} keeps its own attribute '{name}' on the backbone"
+    return f"the backbone already has an attribute '{name}'"
+
+
+_BATCH_NORM_OPS = ("batchnorm1d", "batchnorm2d")
+
+
+def check_scheme_names(program: Program) -> None:
+    """Names the masking scheme gives attributes of its own must be free: with per-task batch
+    norms ("independent"), a batch norm (or a module list of them) `X` of a module gets siblings
+    `Xs` (its per-task copies) and `original_X_state_dict` (specc/runtime/compiled.py), as in
+    CLArena. Checked on the spec text, so it holds whatever the arguments."""
+    m = program.mask
+    if m is None or options(program)["batch_normalization"] == "off":
+        return
+    scopes = [(program.network.body, list(class_params(program)))]
+    scopes += [(b.body, []) for b in program.blocks.values()]
+    for body, params in scopes:
+        names: dict[str, object] = {p.name: p.pos for p in params}
+        norms: list[str] = []
+        todo = list(body)
+        while todo:
+            st = todo.pop()
+            if isinstance(st, A.ForLoop):
+                todo.extend(st.body)
+            elif isinstance(st, (A.Chain, A.Branch)):
+                for el in st.elements:
+                    if isinstance(el, A.Layer) and el.path is not None:
+                        names.setdefault(el.path.name, el.path.pos)
+                        if len(el.ops) == 1 and el.ops[0].name in _BATCH_NORM_OPS and el.ops[0].repeat is None:
+                            norms.append(el.path.name)
+        for bn in norms:
+            for taken in (f"{bn}s", f"original_{bn}_state_dict"):
+                if taken in names:
+                    raise _err(program, f"'{taken}' cannot be a module or parameter name here: the {m.scheme} "
+                                        f"scheme keeps the per-task copies of batch norm '{bn}' under it",
+                               names[taken], "choose another name")
 
 
 def _scheme_params(program: Program) -> list[A.Param]:
@@ -172,6 +233,15 @@ def _scheme_params(program: Program) -> list[A.Param]:
 def _gate_param(m: A.MaskDecl, opts: dict) -> A.Param:
     default = A.Lit(m.pos, opts["gate"]) if opts["gate"] is not None else None
     return A.Param("gate", A.TypeRef("str", None, False, m.pos), default, m.pos)
+
+
+def check_gate_default(program: Program, value) -> None:
+    """A gate given as a default (`-D gate=...`) must be one there is: a class whose default cannot
+    be constructed is not emitted. (A gate passed to the constructor is the runtime's to refuse,
+    with CLArena's ValueError.)"""
+    m = program.mask
+    if m is not None and m.scheme in HAT_LIKE and value not in GATES:
+        raise _err(program, f"gate must be {' or '.join(repr(g) for g in GATES)}, not {value!r}", m.pos)
 
 
 def network_args(program: Program, class_values: dict) -> dict:

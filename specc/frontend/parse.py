@@ -1,13 +1,16 @@
 """Spec text -> AST (specc.ast), with source positions and friendly syntax errors."""
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 
 import lark
-from lark import Token, Transformer, v_args
+from lark import Token, Tree
 
 from . import ast as A
 from .errors import Pos, SpecError
+from ..core.limits import INT_BITS, NESTING, SPEC_BYTES, TOKENS, int_in_range
 from .tables import parser as _parser
 
 # Token names as Lark reports them -> what a user would call them.
@@ -28,32 +31,76 @@ def _describe(expected: set[str]) -> str:
     return ", ".join(words)
 
 
-def parse_text(text: str, path: str) -> A.SpecFile:
-    """Parse one spec file's text. Raises SpecError (positioned) on a syntax error."""
+# What the lexer makes a token of, roughly (comments count as one): counted with a regular
+# expression, at C speed, before the parser (tens of microseconds a token) sees the text.
+_TOKEN = re.compile(r'"[^"\n]*"|#[^\n]*|[A-Za-z0-9_.]+|->|==|!=|<=|>=|//|\S')
+
+
+def count_tokens(text: str) -> int:
+    return _TOKEN.subn("", text)[1]
+
+
+def parse_text(text: str, path: str, tokens_before: int = 0) -> A.SpecFile:
+    """Parse one spec file's text. Raises SpecError (positioned) on a syntax error, and when the
+    text, with the `tokens_before` of the files read before it, is past the TOKENS limit."""
+    if len(text) > SPEC_BYTES:
+        raise SpecError(f"the spec is larger than the limit of {SPEC_BYTES:,} bytes", Pos(path, 1, 1),
+                        excerpt=False)
+    tokens = count_tokens(text)
+    if tokens_before + tokens > TOKENS:
+        whose = "this spec and the files read before it have" if tokens_before else "this spec has"
+        raise SpecError(f"{whose} {tokens_before + tokens:,} tokens, more than the limit of {TOKENS:,}",
+                        Pos(path, 1, 1), hint="a network of many layers is written with a loop", excerpt=False)
     try:
         tree = _parser().parse(text)
     except lark.exceptions.UnexpectedCharacters as e:
-        raise SpecError(f"unexpected character {text[e.pos_in_stream]!r}", Pos(path, e.line, e.column),
-                        hint="names are letters, digits and '_'; strings use double quotes",
-                        source=text) from None
+        if not _shown(path):
+            raise _not_shown(path, e.line, e.column, "unexpected character") from None
+        raise _bad_character(text, path, e) from None
     except lark.exceptions.UnexpectedToken as e:
         tok = e.token
-        what = "end of file" if tok.type == "$END" else repr(str(tok))
         line = tok.line if tok.line is not None else text.count("\n") + 1
         col = tok.column if tok.column is not None else 1
+        if not _shown(path) and tok.type != "$END":
+            raise _not_shown(path, line, col, "unexpected text") from None
+        what = "end of file" if tok.type == "$END" else _short(repr(str(tok)))
         raise SpecError(f"unexpected {what}; expected {_describe(set(e.expected))}",
                         Pos(path, line, col), hint=_hint_for(tok, e.expected), source=text) from None
     except lark.exceptions.UnexpectedEOF as e:
-        lines = text.splitlines() or [""]
+        # Lines end at "\n" only, as the parser counts them.
+        last = text.rsplit("\n", 1)[-1]
         raise SpecError(f"unexpected end of file; expected {_describe(set(e.expected))}",
-                        Pos(path, len(lines), len(lines[-1]) + 1), source=text) from None
-    try:
-        return _Builder(path, text).transform(tree)
-    except lark.exceptions.VisitError as e:
-        # Lark wraps what a transformer method raises; ours raise positioned SpecErrors.
-        if isinstance(e.orig_exc, SpecError):
-            raise e.orig_exc from None
-        raise
+                        Pos(path, text.count("\n") + 1, len(last) + 1), source=text) from None
+    spec = _Builder(path, text).transform(tree)
+    spec.tokens = tokens
+    return spec
+
+
+def _shown(path: str) -> bool:
+    """Whether a syntax error quotes the file: only spec files (named *.cl) are quoted, so that a
+    file that is not a spec (/etc/passwd, /proc/self/environ) named by mistake is never printed."""
+    return path.endswith(".cl")
+
+
+def _not_shown(path: str, line: int, column: int, what: str) -> SpecError:
+    return SpecError(f"{what}: this file does not parse as a spec", Pos(path, line, column),
+                     hint="its name does not end in .cl, so its contents are not shown", excerpt=False)
+
+
+def _bad_character(text: str, path: str, e) -> SpecError:
+    at = e.pos_in_stream
+    pos = Pos(path, e.line, e.column)
+    if text[at] == '"':
+        line_end = text.find("\n", at + 1)
+        line_end = len(text) if line_end < 0 else line_end
+        close = text.find('"', at + 1, line_end)
+        if close < 0:
+            return SpecError("unterminated string", pos, hint='a string ends with \'"\' on the line it starts on',
+                             source=text)
+        return SpecError("a string cannot contain a backslash", pos,
+                         hint="strings have no escape sequences", source=text)
+    return SpecError(f"unexpected character {text[at]!r}", pos,
+                     hint="names are letters, digits and '_'; strings use double quotes", source=text)
 
 
 def _hint_for(tok: Token, expected) -> str | None:
@@ -66,24 +113,52 @@ def _hint_for(tok: Token, expected) -> str | None:
 
 
 def parse_file(path: str | Path) -> A.SpecFile:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"no such spec file: {p}", None) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"cannot read spec file {p}: {e}", None) from None
-    return parse_text(text, str(path))
+    from .load import read_spec
+
+    return parse_text(read_spec(str(path), None), str(path))
 
 
-@v_args(meta=True)
-class _Builder(Transformer):
-    """Lark tree -> AST dataclasses. One method per `-> alias` in the grammar."""
+# Rules that nest: expressions, lists and loops. NESTING bounds how many enclose one another, so
+# that the evaluator's and elaborator's recursion stays far below Python's limit.
+_NESTING_RULES = frozenset({"ternary", "or_", "and_", "not_", "compare", "binop", "neg", "index", "attr",
+                            "funcall", "list_lit", "for_loop"})
+
+
+class _Builder:
+    """Lark tree -> AST dataclasses. One method per `-> alias` in the grammar, called as
+    method(meta, children) in post-order by `transform`, which walks the tree with an explicit
+    stack (a deep expression must not exhaust Python's recursion)."""
 
     def __init__(self, path: str, text: str):
-        super().__init__()
         self.file = path
         self.text = text
+
+    def transform(self, root: Tree):
+        # Frames: [tree, index of the next child, results of the children so far, nesting].
+        stack = [[root, 0, [], 0]]
+        while True:
+            frame = stack[-1]
+            tree, i, done, nest = frame
+            children = tree.children
+            if i < len(children):
+                frame[1] = i + 1
+                child = children[i]
+                if isinstance(child, Tree):
+                    inner = nest + (child.data in _NESTING_RULES)
+                    if inner > NESTING:
+                        raise SpecError(f"nested too deeply (limit {NESTING} levels of expressions, lists "
+                                        "and loops)", self._pos(child.meta),
+                                        hint="each operator of a long chain like `a + b + c + ...` is one "
+                                             "level: use a list parameter or fewer terms", source=self.text)
+                    stack.append([child, 0, [], inner])
+                else:
+                    done.append(child)
+                continue
+            stack.pop()
+            value = getattr(self, tree.data)(tree.meta, done)
+            if not stack:
+                return value
+            stack[-1][2].append(value)
 
     def _pos(self, meta) -> Pos:
         return Pos(self.file, getattr(meta, "line", 1), getattr(meta, "column", 1))
@@ -112,7 +187,11 @@ class _Builder(Transformer):
         return spec
 
     def include(self, meta, c):
-        return A.Include(_unquote(c[0]), self._pos(meta))
+        name, pos = _unquote(c[0]), self._tpos(c[0])
+        problem = _include_problem(name)
+        if problem:
+            raise SpecError(problem[0], pos, hint=problem[1], source=self.text)
+        return A.Include(name, self._pos(meta))
 
     def network(self, meta, c):
         name, params, inp, *body = c
@@ -249,10 +328,18 @@ class _Builder(Transformer):
         return A.FunCall(self._pos(meta), str(name), pos_args, kwargs)
 
     def int_lit(self, meta, c):
-        return A.Lit(self._pos(meta), int(c[0]))
+        digits = str(c[0]).lstrip("0") or "0"
+        # Checked before int(): Python refuses to convert more than 4300 digits.
+        if len(digits) > 19 or not int_in_range(int(digits)):
+            raise SpecError(f"integer too large (limit: below 2**{INT_BITS})", self._pos(meta), source=self.text)
+        return A.Lit(self._pos(meta), int(digits))
 
     def float_lit(self, meta, c):
-        return A.Lit(self._pos(meta), float(c[0]))
+        value = float(c[0])
+        if not math.isfinite(value):
+            raise SpecError(f"number too large: {_short(c[0])} is not a finite float", self._pos(meta),
+                            source=self.text)
+        return A.Lit(self._pos(meta), value)
 
     def str_lit(self, meta, c):
         return A.Lit(self._pos(meta), _unquote(c[0]))
@@ -276,5 +363,19 @@ class _Builder(Transformer):
         return A.ListLit(self._pos(meta), [x for x in c if x is not None])
 
 
+def _include_problem(name: str) -> tuple[str, str] | None:
+    """Why `include "name"` cannot name a spec file, or None."""
+    if not name.endswith(".cl") or name.endswith("/.cl"):
+        return ("an include names a spec file, ending in .cl", 'e.g. `include "lib/blocks.cl"`')
+    if not name.isprintable():
+        return ("an include path cannot contain control characters", "rename the file")
+    return None
+
+
 def _unquote(tok: Token) -> str:
     return str(tok)[1:-1]
+
+
+def _short(text, limit: int = 40) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

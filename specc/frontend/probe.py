@@ -13,9 +13,12 @@ PROBE_VALUES = {"int": 64, "float": 0.5, "bool": False, "str": "probe", "list": 
 
 
 def probe_values(program: Program, overrides: dict) -> dict:
-    """Values for the parameters that have neither a default nor a `-D` value."""
-    return {p.name: PROBE_VALUES[p.type.name] for p in class_params(program)
-            if p.default is None and p.name not in overrides}
+    """Values for the parameters that have neither a default nor a `-D` value (a masked class's
+    `gate`: a gate the scheme knows)."""
+    from .masking import GATES
+
+    return {p.name: GATES[0] if p.name == "gate" and program.mask else PROBE_VALUES[p.type.name]
+            for p in class_params(program) if p.default is None and p.name not in overrides}
 
 
 def check_pretrained(program: Program) -> None:

@@ -124,6 +124,7 @@ ATTRIBUTES = frozenset({
     "_non_persistent_buffers_set",
     "_parameters",
     "_specc_backup_forward",
+    "_specc_backup_ids",
     "_specc_backup_source",
     "_specc_bn_groups",
     "_specc_facts",
@@ -167,6 +168,19 @@ GENERATED_NAMES = frozenset({
     "CompiledBackbone", "CompiledCLBackbone", "CompiledHATBackbone", "CompiledWSNBackbone",
     "CompiledAmnesiacHATBackbone",
 })
+
+# Attributes a masking scheme keeps on the backbone, and the scheme (for messages). Each is also in
+# ATTRIBUTES. Per-task batch-norm copies (`fc_bns`, `original_fc_bn_state_dict`) are named after
+# the spec's own batch norms: specc.frontend.masking.check_scheme_names checks those.
+SCHEME_ATTRIBUTES = {
+    "task_embedding_t": "HAT", "gate_fn": "HAT (and WSN)", "masks": "HAT",
+    "backup_backbones": "AmnesiacHAT", "backup_backbone_kwargs": "AmnesiacHAT",
+    "backup_state_dicts": "AmnesiacHAT", "backup_task_ids": "AmnesiacHAT",
+    "_specc_backup_forward": "AmnesiacHAT", "_specc_backup_ids": "AmnesiacHAT",
+    "weight_score_t": "WSN", "bias_score_t": "WSN",
+    "_bn_groups": "the per-task batch norm of a masked backbone",
+    "processed_task_ids": "a continual-learning backbone", "task_id": "a continual-learning backbone",
+}
 
 # A module may not take any of these names; a parameter may not take a method's name (parameters
 # become attributes of the same name, as in CLArena, so `output_dim` or `gate` are fine there).

@@ -16,7 +16,7 @@ from pathlib import Path
 from . import __version__
 from .frontend.errors import SpecError, UsageError, clip, display_path, printable
 
-PROBE_VALUES = {"int": 64, "float": 0.5, "bool": False, "str": "probe", "list": [64], "activation": "ReLU"}
+from .frontend.probe import PROBE_VALUES  # noqa: E402,F401  (documented by `check --help`)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +38,16 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-o", dest="out", metavar="OUT",
                    help="output file (one spec) or folder (default: generated/<stem>.py)")
     defines(c)
+
+    x = sub.add_parser("export", help="write one backbone, for fixed arguments, as a module importing torch only",
+                       description="Export SPEC's class with every parameter fixed (its defaults and the -D "
+                                   "values; a parameter without a default needs one) as a standalone module: "
+                                   "explicit construction, the traced and rewritten forward as source, the "
+                                   "backbone API copied in; it imports torch only (for vendoring). Same "
+                                   "state_dict and outputs as specc.build with those arguments.")
+    x.add_argument("spec", metavar="SPEC")
+    x.add_argument("-o", dest="out", metavar="OUT.py", required=True, help="the module to write")
+    defines(x)
 
     k = sub.add_parser("check", help="parse, elaborate and analyse each spec (no torch; instant)",
                        description="Check each SPEC. Parameters without a default take -D values, else "
@@ -110,6 +120,8 @@ def _main(argv: list[str] | None) -> int:
         overrides = _defines(args.defines)
         if args.command == "compile":
             rc = _compile(args.specs, args.out, overrides, args.base)
+        elif args.command == "export":
+            rc = _export(args.spec, args.out, overrides)
         elif args.command == "check":
             rc = _check(args.specs, overrides)
         elif args.command == "graph":
@@ -184,6 +196,7 @@ def _defines(items: list[str]) -> dict:
 
 
 def _compile(specs: list[str], out: str | None, overrides: dict, base: str = "specc") -> int:
+    from .emit import emit
     from .frontend.load import load_program
 
     if out is not None and len(specs) > 1 and not (Path(out).is_dir() or out.endswith(os.sep)):
@@ -196,11 +209,25 @@ def _compile(specs: list[str], out: str | None, overrides: dict, base: str = "sp
             ident = _identity(path)
             if ident is not None:
                 read.setdefault(ident, path)
-        results.append((spec, _target(spec, out), _emit_checked(program, overrides, base)))
+        results.append((spec, _target(spec, out), emit(program, overrides, base)))
     _check_targets([(spec, target) for spec, target, _ in results], read)
     write_all([(target, text.encode("utf-8")) for _, target, text in results])
     for _, target, _ in results:
         print(display_path(target))
+    return 0
+
+
+def _export(spec: str, out: str, overrides: dict) -> int:
+    from .emit.export import export_source
+    from .frontend.load import load_program
+    from .frontend.probe import probe
+
+    program = load_program(spec)
+    probe(program, overrides)  # what `check` checks, before torch is imported
+    read = {ident: path for path in program.sources if (ident := _identity(path)) is not None}
+    _check_targets([(spec, Path(out))], read)
+    write_all([(Path(out), export_source(program, overrides).encode("utf-8"))])
+    print(display_path(out))
     return 0
 
 
@@ -351,63 +378,16 @@ def _test_pause(stage: str, seconds: float = 60) -> None:
 
 
 def _network(spec: str, overrides: dict, image_size: int | None = None, files: list | None = None):
-    """Load, elaborate (missing parameters: -D, else probe values) and analyse; returns the IR and
-    the names of the parameters that took probe values. `files`, when given, receives the paths
-    of every file read."""
+    """Load, check and analyse with -D values, else probe values (specc.frontend.probe); returns
+    the IR and the parameters that took probe values. `files`, when given, receives the paths of
+    every file read."""
     from .frontend.load import load_program
-
-    from .frontend.masking import check_gate_default
+    from .frontend.probe import probe, probe_values
 
     program = load_program(spec)
     if files is not None:
         files.extend(program.sources)
-    if "gate" in overrides:
-        check_gate_default(program, overrides["gate"])
-    probed = _probes(program, overrides)
-    return _analysed(program, {**probed, **overrides}, image_size), probed
-
-
-def _probes(program, overrides: dict) -> dict:
-    """Probe values for the parameters that have neither a default nor a -D value."""
-    from .frontend.probe import probe_values
-
-    return probe_values(program, overrides)
-
-
-def _analysed(program, values: dict, image_size: int | None = None):
-    from .frontend.elaborate import elaborate
-    from .frontend.facts import analyse
-
-    return analyse(elaborate(program, {}, values, image_size=image_size))
-
-
-def _emit_checked(program, overrides: dict, base: str = "specc") -> str:
-    """The module of `program`, after everything `check` checks: the emitter is only given specs
-    that elaborate. When some parameter had to take a probe value, an error may come from that
-    value and not from the spec; the emitter then decides, and its own failure reports the check's
-    error."""
-    from .emit import emit
-    from .frontend.elaborate import check_no_recursive_blocks
-    from .frontend.masking import check_scheme_names
-
-    check_no_recursive_blocks(program)  # what holds whatever the arguments: never deferred
-    check_scheme_names(program)
-    probed = _probes(program, overrides)
-    try:
-        _analysed(program, {**probed, **overrides})
-        problem = None
-    except SpecError as e:
-        if not probed:
-            raise
-        problem = e
-    try:
-        return emit(program, overrides, base)
-    except SpecError:
-        raise
-    except Exception:
-        if problem is not None:
-            raise problem from None
-        raise
+    return probe(program, overrides, image_size), probe_values(program, overrides)
 
 
 def _check(specs: list[str], overrides: dict) -> int:

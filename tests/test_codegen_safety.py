@@ -130,3 +130,17 @@ def test_parsing_creates_no_file_in_the_temp_folder(tmp_path):
     done = subprocess.run(SPECC + ["check", str(spec)], capture_output=True, text=True, env=env, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_spec_line_comments_name_includes_relative_to_the_compiled_spec(tmp_path):
+    (tmp_path / "common").mkdir()
+    (tmp_path / "nets").mkdir()
+    (tmp_path / "common" / "blocks.cl").write_text("block two(w: int) {\n    a: linear(w) -> record\n}\n")
+    (tmp_path / "nets" / "net.cl").write_text(
+        'include "../common/blocks.cl"\nnetwork N(w: int = 4) {\n    input features(3)\n    b: two(w)\n}\n')
+    done = subprocess.run(SPECC + ["compile", str(tmp_path / "nets" / "net.cl"), "-o", str(tmp_path / "out.py")],
+                          capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "out.py").read_text()
+    assert "# ../common/blocks.cl:2" in text and "# net.cl:4" in text
+    assert str(tmp_path) not in text

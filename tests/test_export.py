@@ -105,3 +105,18 @@ def test_export_needs_every_argument_and_refuses_amnesiac_hat():
     with pytest.raises(SpecError, match="AmnesiacHAT"):
         export_source(load_program(SPECS / "mlp_amnesiac_hat.cl"),
                       dict(input_dim=6, hidden_dims=[5], output_dim=4, gate="sigmoid"))
+
+
+def test_cli_export_writes_a_torch_only_module_and_needs_every_argument(tmp_path, capsys):
+    from specc.cli import main
+
+    out = tmp_path / "mlp_hat_export.py"
+    assert main(["export", str(SPECS / "mlp_hat.cl"), "-o", str(out), "-D", "input_dim=6", "-D", "hidden_dims=[5]",
+                 "-D", "output_dim=3", "-D", "gate=sigmoid"]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    mod = _load(out, "mlp_hat_export")
+    net = mod.HATMaskMLP()
+    assert net.weighted_layer_names == ["fc/0", "fc/1"] and "specc" not in out.read_text().split('"""', 2)[2]
+    assert main(["export", str(SPECS / "mlp_hat.cl"), "-o", str(tmp_path / "x.py")]) == 1
+    assert "export fixes every argument" in capsys.readouterr().err
+    assert not (tmp_path / "x.py").exists()

@@ -35,7 +35,8 @@ def scratch(tmp_path_factory):
 
 def test_tutorial_commands_run(scratch):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "PYTHONPATH": str(scratch)}
+           # the scratch folder (its generated modules), then the specc under test
+           "PYTHONPATH": os.pathsep.join([str(scratch), str(ROOT)])}
     outputs = []
     for kind, info, body in _blocks():
         if kind == "spec":

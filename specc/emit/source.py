@@ -15,6 +15,7 @@ literal goes through escape.literal: no spec text reaches the output any other w
 """
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -144,10 +145,11 @@ class _Writer:
         if pos is None:
             return None
         p = PurePosixPath(pos.file)
-        try:
-            rel = p.relative_to(self.spec_root).as_posix() if str(self.spec_root) != "." else p.as_posix()
-        except ValueError:
-            rel = p.name
+        if pos.file not in self.program.absolute_includes and p.is_absolute() == self.spec_root.is_absolute():
+            # relative to the compiled spec (an include outside its folder: `../common/b.cl`)
+            rel = posixpath.relpath(p.as_posix(), self.spec_root.as_posix())
+        else:
+            rel = p.name  # an absolute include of a relative spec: not the build machine's path
         return f"{escape.display_path(rel)}:{pos.line}"
 
     def _spec_names(self) -> list[str]:

@@ -26,6 +26,9 @@ class Program:
     # Every file read, in the order first read: path -> text. Generated modules embed these.
     sources: dict[str, str] = field(default_factory=dict)
     backbone_pos: Pos | None = None  # where the class is named (`backbone NAME = ...`), if it is
+    # Files a spec includes by an absolute path: where they lie depends on the machine, so generated
+    # code names them by their file name only.
+    absolute_includes: frozenset = frozenset()
 
 
 def load_program(path: str | Path, sources: dict[str, str] | None = None) -> Program:
@@ -61,7 +64,9 @@ def load_program(path: str | Path, sources: dict[str, str] | None = None) -> Pro
         raise SpecError("this spec defines no network and no backbone to compile", Pos(path, 1, 1),
                         hint="add `network NAME(...) { ... }` or `backbone NAME = NETWORK`", source=top.source)
     return Program(path, class_name, network, continual, top.mask, blocks, networks,
-                   {p: files[p].source for p in order}, top.backbone.pos if top.backbone else None)
+                   {p: files[p].source for p in order}, top.backbone.pos if top.backbone else None,
+                   frozenset(_include_path(p, inc.path) for p in order for inc in files[p].includes
+                             if posixpath.isabs(inc.path)))
 
 
 def _define(table: dict, name: str, node, what: str, source: str) -> None:

@@ -45,8 +45,22 @@ def check_pretrained(program: Program) -> None:
                                 "separated by dots)", decl.pos, source=src)
 
 
-def probe(program: Program, overrides: dict | None = None, image_size: int | None = None) -> Network:
-    """The analysed IR of `program` for its defaults, `overrides` and probe values."""
-    overrides = overrides or {}
+def check_statically(program: Program, overrides: dict) -> None:
+    """What holds whatever the arguments, checked on the spec text: no recursive block, names the
+    masking scheme keeps free, a known gate as a default, a well-formed `pretrained` declaration."""
+    from .elaborate import check_no_recursive_blocks
+    from .masking import check_gate_default, check_scheme_names
+
+    check_no_recursive_blocks(program)
+    check_scheme_names(program)
+    if "gate" in overrides:
+        check_gate_default(program, overrides["gate"])
     check_pretrained(program)
+
+
+def probe(program: Program, overrides: dict | None = None, image_size: int | None = None) -> Network:
+    """The analysed IR of `program` for its defaults, `overrides` and probe values, after the
+    static checks: what `check`, `show`, `graph` and `compile` check."""
+    overrides = overrides or {}
+    check_statically(program, overrides)
     return analyse(elaborate(program, {}, {**probe_values(program, overrides), **overrides}, image_size=image_size))

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from .frontend.errors import UsageError
 from .frontend.ir import ModuleDecl, Network, Node
+from .schemes import SCHEMES
 
 # Output suffix -> Graphviz output format (None: the DOT text itself).
 FORMATS = {".dot": None, ".svg": "svg", ".png": "png"}
@@ -41,7 +42,6 @@ _TIE_COLOUR = "#b8860b"
 _SHORTCUT_COLOUR = "#6a8fc8"
 _MUTED = "#777777"
 _BACKUP_COLOUR = "#7a3e9d"
-_SCHEME_NAMES = {"hat": "HAT", "amnesiac_hat": "AmnesiacHAT", "wsn": "WSN"}
 
 
 class RenderError(Exception):
@@ -172,10 +172,11 @@ class _Drawing:
         self.net = net
         self.focus = focus
         self.decls = {m.path: m for m in net.modules}
-        self.unit_masks = net.mask_scheme is not None and net.mask_scheme != "wsn"
-        self.weight_masks = net.mask_scheme == "wsn"
-        self.backups = net.mask_scheme == "amnesiac_hat"
-        self.scheme = _SCHEME_NAMES.get(net.mask_scheme or "", (net.mask_scheme or "").upper())
+        scheme = SCHEMES[net.mask_scheme] if net.mask_scheme is not None else None
+        self.unit_masks = scheme is not None and scheme.unit_masks
+        self.weight_masks = scheme is not None and scheme.weight_masks
+        self.backups = scheme is not None and scheme.backups
+        self.scheme = scheme.title if scheme is not None else ""
         self.consumers: dict[int, list[int]] = {n.id: [] for n in net.nodes}
         for n in net.nodes:
             for i in n.inputs:
@@ -348,8 +349,9 @@ class _Drawing:
             lines.append(_line(f"module {'/'.join(self.focus)} (dashed boxes: what feeds it and reads it)", 10))
         lines.append(_line("blue boxes: weighted layers; blue edges: shortcuts", 9, "#555555"))
         if self.unit_masks:
-            lines.append(_line(f"× mask[L]: the {self.scheme} mask of layer L's units "
-                               "(after batch norm and residual add)", 9, "#555555"))
+            lines.append(_line(f"× mask[L]: the {self.scheme} mask of layer L's units (after the last "
+                               "operation of L's chain that can make a zero non-zero: bias, batch norm, "
+                               "residual add)", 9, "#555555"))
         elif self.weight_masks:
             lines.append(_line("WSN masks the weights of every weighted layer", 9, "#555555"))
         if self.backups:

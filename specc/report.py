@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .frontend.ir import Network
+from .schemes import SCHEMES
 
 
 def parameter_count(cls: str, kw: dict) -> int:
@@ -25,7 +26,7 @@ def _mask_point(net: Network, layer: str) -> str:
 
 def weighted_layer_table(net: Network) -> str:
     by_name = {n.name: n for n in net.nodes if n.weighted}
-    masked = net.mask_scheme == "hat"
+    masked = net.mask_scheme is not None and SCHEMES[net.mask_scheme].unit_masks
     header = ("#", "layer", "kind", "input", "output", "params", "preceding", "next")
     rows = [header + (("mask point", "input units gated by") if masked else ())]
     total = 0

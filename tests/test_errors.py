@@ -727,10 +727,10 @@ def test_default_parameter_before_required_one(tmp_path):
     assert info.value.pos.line == 1
 
 
-@pytest.mark.parametrize("name", ["assemble", "nn", "super"])
+@pytest.mark.parametrize("name", ["shapes", "check_argument", "nn", "super"])
 def test_name_that_would_shadow_the_generated_module_is_a_spec_error(tmp_path, name):
-    # A constructor parameter named `assemble` would shadow the function the generated
-    # constructor calls; a class named `nn` the module it imports.
+    # A constructor parameter named `shapes` would shadow the module the generated constructor
+    # calls; a class named `nn` the module it imports.
     p = write(tmp_path, f"""
         network A({name}: int = 4) {{
             input features(3)

@@ -151,3 +151,40 @@ def test_measure_unknown_layer_error(form):
     with pytest.raises(ValueError) as e:
         model.get_layer_measure_parameter_wise(measure, "fc/9", "min")
     assert str(e.value) == "The layer name fc/9 doesn't exist in weighted layer names."
+
+
+def test_grouped_convs_measure_by_their_groups(tmp_path):
+    """Output channel i of a grouped conv reads only its group's input channels: the measure at
+    (i, j) aggregates unit i with the input channel j stands for in i's group. The first layer reads
+    the network's input (grouped too): its own measure everywhere. Direct loop over (i, j)."""
+    spec = tmp_path / "g.cl"
+    spec.write_text("network G() {\n"
+                    "    input image(4, 6, 6)\n"
+                    "    c0: conv2d(8, kernel=3, padding=1, groups=2) -> r0: ReLU() -> record\n"
+                    "    c1: conv2d(16, kernel=3, padding=1, groups=4, bias=false) -> b1: batchnorm2d() -> record\n"
+                    "    c2: conv2d(4, kernel=1, groups=4) -> record\n"
+                    "    flatten\n"
+                    "    fc: linear(5) -> record\n"
+                    "}\n"
+                    "backbone HATMaskG = G\n"
+                    'mask hat(gate="sigmoid")\n')
+    model = specc.build(spec)
+    assert model.weighted_layer_names == ["c0", "c1", "c2", "fc"]
+    measure = random_measure(model, 3)
+    for mode in AGG:
+        for layer, preceding in (("c0", None), ("c1", "c0"), ("c2", "c1")):
+            conv = model.get_layer_by_name(layer)
+            out_units, per_group = conv.weight.shape[:2]
+            out_per_group = out_units // conv.groups
+            expected = []
+            for i in range(out_units):
+                row = []
+                for j in range(per_group):
+                    own = measure[layer][i].item()
+                    if preceding is None:
+                        row.append(own)
+                    else:
+                        source = (i // out_per_group) * per_group + j
+                        row.append(AGG[mode](own, measure[preceding][source].item()))
+                expected.append(row)
+            assert_matches(model, measure, layer, mode, expected)

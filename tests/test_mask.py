@@ -144,6 +144,23 @@ def test_mask_keeps_a_models_own_modules_first_and_refuses_twice():
         specc.mask(AlexNetLike(), "nope")
 
 
+def test_mask_takes_the_options_the_schemes_declaration_gives():
+    """The options are those of `mask SCHEME(...)` in a spec (specc/schemes), checked the same way."""
+    with pytest.raises(TypeError, match="hat has no option 'gates'"):
+        specc.mask(AlexNetLike(), "hat", gates="sigmoid")
+    with pytest.raises(ValueError, match="gate must be 'sigmoid', got 'tanh'"):
+        specc.mask(AlexNetLike(), "hat", gate="tanh")
+    with pytest.raises(ValueError, match="batch_normalization must be none or 'shared' or 'independent' or 'off', got 'per-task'"):
+        specc.mask(AlexNetLike(), "wsn", batch_normalization="per-task")
+    with pytest.raises(ValueError, match="AmnesiacHAT cannot mask a built model: it builds its backups"):
+        specc.mask(AlexNetLike(), "amnesiac_hat")
+    # an option the declaration has and the old hand-listed signature did not
+    folded = specc.mask(AlexNetLike(), "hat", fold_batch_norm=True, batch_normalization="independent")
+    assert folded._specc_options["fold_batch_norm"] is True
+    wsn = specc.mask(AlexNetLike(), "wsn", batch_normalization="off")
+    assert not hasattr(wsn, "batch_normalization") or wsn.batch_normalization is None
+
+
 def test_masked_forward_shows_the_models_own_source_lines():
     model = specc.mask(AlexNetLike(), "hat", output_dim=64)
     src = model.print_readable(print_output=False)

@@ -15,10 +15,12 @@ import inspect
 import re
 from pathlib import PurePosixPath
 
+from ..frontend import masking
 from ..frontend.classdef import NO_DEFAULT, class_def
 from ..frontend.elaborate import elaborate
 from ..frontend.errors import SpecError
 from ..frontend.load import Program
+from ..schemes import Scheme
 from . import escape
 from .source import _doc, _wrap
 
@@ -109,10 +111,9 @@ def export_source(program: Program, overrides: dict | None = None) -> str:
     if missing:
         raise SpecError(f"export fixes every argument: give {', '.join(missing)} with -D name=value",
                         program.backbone_pos or program.network.pos)
-    scheme = program.mask.scheme if program.mask else None
-    if scheme == "amnesiac_hat":
-        raise SpecError("AmnesiacHAT backbones cannot be exported: their backup paths depend on the tasks "
-                        "backed up at run time", program.mask.pos)
+    scheme = masking.scheme(program)
+    if scheme is not None and scheme.exportable is not None:
+        raise SpecError(f"{scheme.title} backbones cannot be exported: {scheme.exportable}", program.mask.pos)
     args = {d.name: d.default for d in cdef.params}
     net = analyse(elaborate(program, {}, overrides))
     model = runtime_class(program, overrides)()
@@ -164,7 +165,7 @@ def export_source(program: Program, overrides: dict | None = None) -> str:
               "", "import torch", "import torch.nn.functional as F", "from torch import Tensor, nn", "",
               "pylogger = logging.getLogger(__name__)"]
     parts = ["\n".join(header), *_runtime_sources(), *_function_sources(helpers)]
-    if scheme == "hat" and _measure_inputs(model):
+    if scheme is not None and scheme.unit_masks and _measure_inputs(model):
         from ..runtime.schemes import hat
 
         parts.append("class Segment(NamedTuple):\n    owner: str | None\n    size: int | None\n    repeat: int | None = 1")
@@ -203,9 +204,11 @@ def _bn_lines(groups, what: str) -> list[str]:
     return out
 
 
-def _masked_class(model, net, scheme: str, name: str, plain: str, args: dict) -> list[str]:
+def _masked_class(model, net, scheme: Scheme, name: str, plain: str, args: dict) -> list[str]:
     groups = model._specc_bn_groups
-    if scheme == "hat":
+    # The base classes' own code is copied in (specc/runtime/bases.py): the exported class is one
+    # of unit masks (HAT's API) or of parameter masks (WSN's).
+    if scheme.unit_masks:
         base = "HATMaskBackbone"
         init = [f"        super().__init__(output_dim={escape.literal(model.output_dim)}, gate={escape.literal(model.gate)})"]
         for layer, te in model.task_embedding_t.items():
@@ -243,12 +246,11 @@ def _masked_class(model, net, scheme: str, name: str, plain: str, args: dict) ->
                *_bn_lines(groups, "setup"),
                "", "    def store_bn(self) -> None:", *(_bn_lines(groups, "store") or ["        pass"]),
                "", "    def initialize_independent_bn(self) -> None:", *(_bn_lines(groups, "reset") or ["        pass"])]
-    bases = [base, plain] if scheme == "hat" else [plain, base]
-    lines = [f"class {name}({', '.join(bases)}):", *_doc(f"{name}: {plain} with {scheme.upper()}'s masks."), ""]
-    inputs = _measure_inputs(model) if scheme == "hat" else {}
+    bases = [plain, base] if scheme.plain_first else [base, plain]
+    lines = [f"class {name}({', '.join(bases)}):", *_doc(f"{name}: {plain} with {scheme.summary}."), ""]
+    inputs = _measure_inputs(model) if scheme.unit_masks else {}
     if inputs:
-        lines += _wrap("    ", f"_MEASURE_INPUTS = {escape.literal({k: [list(s) for s in v] for k, v in inputs.items()})}"
-                       if False else f"_MEASURE_INPUTS = {_literal_dict(inputs)}")
+        lines += _wrap("    ", f"_MEASURE_INPUTS = {_literal_dict(inputs)}")
         lines.append("")
     lines += ["    def __init__(self) -> None:", *init, "", *forward, "", *_method(model._specc_forward_source,
                                                                            "_masked_forward"), *methods]

@@ -24,7 +24,8 @@ from ..frontend import ast as A
 from ..frontend.classdef import NO_DEFAULT, annotation, class_def, literal
 from ..frontend.errors import Pos, SpecError
 from ..frontend.load import Program
-from ..frontend.masking import class_params, options
+from ..frontend.reserved import GENERATED_NAMES
+from ..frontend import masking
 from ..core.values import type_name
 from . import escape
 from .pyexpr import ExprWriter, free_names
@@ -58,9 +59,7 @@ PROJECTION_OPS = ("linear", "conv2d")
 
 # Names the generated module binds at module level (imports); a spec name equal to one of them is
 # renamed where it would shadow it (loop variables, branches).
-_MODULE_NAMES = {"torch", "nn", "Tensor", "annotations", "shapes", "check_argument", "hat", "wsn",
-                 "amnesiac_hat", "require_runtime", "Backbone", "CLBackbone", "HATMaskBackbone",
-                 "AmnesiacHATBackbone", "WSNMaskBackbone", "indexed"}
+_MODULE_NAMES = GENERATED_NAMES
 # Locals the generated methods use.
 _LOCALS = ("self", "x", "input", "shape", "activations", "block", "block_activations", "child", "path",
            "in_shape", "input_shape", "stage")
@@ -711,7 +710,7 @@ class _Writer:
     def plain_params(self) -> list[str]:
         # A `-D` value sets the plain network's default too, unless the masking scheme changed
         # that parameter (HAT's batch_normalization: a mode for the masked class, a bool here).
-        same = {p.name for p in class_params(self.program)
+        same = {p.name for p in masking.class_params(self.program)
                 if p.name in self.net_params and type_name(p.type) == type_name(self.net_params[p.name].type)}
         out = []
         for p in self.network.params:
@@ -803,14 +802,6 @@ def _is_sequence(layer: A.Layer) -> bool:
 
 # -- the module ------------------------------------------------------------------------------------
 
-# Per masking scheme: the runtime module, its mixin, the base class, and whether the plain network
-# comes before the base in the class's bases (CLArena's WSNMaskMLP(MLP, WSNMaskBackbone) registers
-# the score dicts before the architecture; HATMaskMLP(HATMaskBackbone, MLP) after).
-_SCHEME_CLASSES = {
-    "hat": ("hat", "hat.HATMasked", "HATMaskBackbone", False),
-    "amnesiac_hat": ("amnesiac_hat", "amnesiac_hat.AmnesiacHATMasked", "AmnesiacHATBackbone", False),
-    "wsn": ("wsn", "wsn.WSNMasked", "WSNMaskBackbone", True),
-}
 _BASE_IMPORT = {"specc": "specc.runtime.bases", "clarena": "clarena.backbones"}
 
 
@@ -829,13 +820,13 @@ def emit_source(program: Program, overrides: dict | None = None, base: str = "sp
     chunks = [w.block_class(b) for b in w.blocks_used]
     chunks.append(w.network_class(plain))
     bases_used = ["Backbone"]
-    scheme = program.mask.scheme if program.mask else None
+    scheme = masking.scheme(program)
     if scheme is not None:
-        runtime_module, _, base_cls, _ = _SCHEME_CLASSES[scheme]
-        hat_blocks = w.weighted_blocks() if base == "clarena" and scheme in ("hat", "amnesiac_hat") else []
+        # CLArena's HAT ResNets' blocks are HAT backbones of their own
+        hat_blocks = w.weighted_blocks() if base == "clarena" and scheme.unit_masks else []
         chunks += [_hat_block_class(w, b, hat_blocks) for b in hat_blocks]
         chunks.append(_masked_class(w, program, overrides, final, plain, hat_blocks))
-        bases_used.append(base_cls)
+        bases_used.append(scheme.base)
         if hat_blocks:
             bases_used.append("HATMaskBackbone")
     elif program.continual:
@@ -854,7 +845,7 @@ def emit_source(program: Program, overrides: dict | None = None, base: str = "sp
     if runtime:
         imports.append(f"from specc.runtime import {', '.join(runtime)}")
     if scheme is not None:
-        modules = sorted({_SCHEME_CLASSES[scheme][0]} | ({"hat"} if "(hat.HATBlock" in body else set()))
+        modules = sorted({scheme.runtime} | ({"hat"} if "(hat.HATBlock" in body else set()))
         imports.append(f"from specc.runtime.schemes import {', '.join(modules)}")
     spec_name = escape.display_path(PurePosixPath(program.path).name)
     doc = f"{final}, compiled by specc from {spec_name}.\n\n{_summary(program, overrides)}\n"
@@ -955,15 +946,14 @@ def _hat_block_class(w: _Writer, b: A.BlockDef, hat_blocks: list[A.BlockDef]) ->
 
 def _masked_class(w: _Writer, program: Program, overrides, final: str, plain: str,
                   hat_blocks: list[A.BlockDef] = ()) -> list[str]:
-    scheme = program.mask.scheme
-    runtime_module, mixin, base_cls, plain_first = _SCHEME_CLASSES[scheme]
-    opts = options(program)
-    class_names = [p.name for p in class_params(program)]
+    scheme = masking.scheme(program)
+    runtime_module = scheme.runtime
+    opts = masking.options(program)
+    class_names = [p.name for p in masking.class_params(program)]
     call = ["output_dim=output_dim" if "output_dim" in class_names else "output_dim=None"]
-    if scheme in ("hat", "amnesiac_hat"):
+    if scheme.unit_masks:
         call.append("gate=gate")
-    if scheme == "amnesiac_hat":
-        call.append("disable_unlearning=disable_unlearning")
+    call += [f"{name}={name}" for name, _, _ in scheme.extra_params]
     weights = w.network.pretrained.param if w.network.pretrained is not None else None
     for p in w.network.params:
         if p.name == "output_dim":
@@ -984,13 +974,10 @@ def _masked_class(w: _Writer, program: Program, overrides, final: str, plain: st
     for key in ("protect_shortcuts", "fold_batch_norm"):
         if opts.get(key):
             install.append(f"{key}=True")
-    bases = [mixin] + ([plain, base_cls] if plain_first else [base_cls, plain])
-    doc = {"hat": f"{final}: the network {plain} with HAT's unit masks (specc.runtime.schemes.hat).",
-           "amnesiac_hat": f"{final}: the network {plain} with HAT's unit masks and AmnesiacHAT's backup "
-                           "backbones (specc.runtime.schemes.amnesiac_hat).",
-           "wsn": f"{final}: the network {plain} with WSN's parameter masks (specc.runtime.schemes.wsn)."}[scheme]
+    bases = [f"{runtime_module}.{scheme.mixin}"] + ([plain, scheme.base] if scheme.plain_first else [scheme.base, plain])
+    doc = f"{final}: the network {plain} with {scheme.summary} (specc.runtime.schemes.{runtime_module})."
     lines = [f"class {final}({', '.join(bases)}):", *_doc(doc), ""]
-    if scheme == "amnesiac_hat":
+    if scheme.backups:
         lines += [f"    original_backbone_class = {plain}"]
     direct = [b for b in hat_blocks if b.name in set(_ops_in(w.network.body))]
     lines += [f"    block_{b.name} = hat.nested(HATMask{w.class_names[b.name]})  # blocks are HAT backbones, as in CLArena"
@@ -1007,7 +994,7 @@ def _masked_class(w: _Writer, program: Program, overrides, final: str, plain: st
               *_wrap("        ", f"super().__init__({', '.join(call)})"),
               *_wrap("        ", f"{runtime_module}.install({', '.join(install)})")]
     if weights is not None:
-        only = ", projections_only=True" if scheme in ("hat", "amnesiac_hat") else ""
+        only = ", projections_only=True" if scheme.unit_masks else ""
         comment = "  # as CLArena's HAT ResNets: linear/conv weights only" if only else ""
         lines += [f"        if {weights} is not None:{comment}",
                   f"            pretrained.load(self, self.pretrained_from, {weights}{only})"]

@@ -27,9 +27,7 @@ class ParamDef:
 @dataclass(frozen=True)
 class ClassDef:
     name: str
-    base: str  # a class of specc.runtime.compiled
     params: tuple[ParamDef, ...]
-    base_args: tuple[tuple[str, str], ...]  # keyword -> parameter name (or "None") for the base __init__
 
 
 def class_def(program: Program, overrides: dict | None = None) -> ClassDef:
@@ -50,7 +48,6 @@ def class_def(program: Program, overrides: dict | None = None) -> ClassDef:
             default = NO_DEFAULT
         params.append(ParamDef(p.name, annotation(p.type), default,
                                None if default is NO_DEFAULT else literal(default)))
-    scheme = program.mask.scheme if program.mask else None
     # A default the masked class would refuse (`-D gate=tanh`) is refused here, not at run time.
     if "gate" in overrides:
         check_gate_default(program, overrides["gate"])
@@ -64,16 +61,7 @@ def class_def(program: Program, overrides: dict | None = None) -> ClassDef:
             raise SpecError(f"-D gives '{defaulted.name}' a default, but '{p.name}' after it has none",
                             p.pos, hint=f"set it too (-D {p.name}=...): constructor arguments without a "
                                         "default come first", source=program.sources.get(p.pos.file))
-    base = {"hat": "CompiledHATBackbone", "wsn": "CompiledWSNBackbone",
-            "amnesiac_hat": "CompiledAmnesiacHATBackbone"}.get(scheme) or (
-        "CompiledCLBackbone" if program.continual else "CompiledBackbone")
-    names = {p.name for p in params_ast}
-    base_args = [("output_dim", "output_dim" if "output_dim" in names else "None")]
-    if scheme in ("hat", "amnesiac_hat"):
-        base_args.append(("gate", "gate"))
-    if scheme == "amnesiac_hat":
-        base_args.append(("disable_unlearning", "disable_unlearning"))
-    return ClassDef(program.class_name, base, tuple(params), tuple(base_args))
+    return ClassDef(program.class_name, tuple(params))
 
 
 def _coerce(program: Program, p, value, origin: str):

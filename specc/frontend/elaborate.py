@@ -65,6 +65,7 @@ def elaborate(program: Program, args: dict | None = None, overrides: dict | None
                         Evaluator(program, {}).eval(p.default) if p.default is not None else None,
                         bound[p.name]) for p in class_params(program)]
     net.scheme_options = options(program)
+    net.weights_branches = weights_branches(program)
     return net
 
 

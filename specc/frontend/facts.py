@@ -86,10 +86,8 @@ def analyse(net: Network) -> Network:
     """Run the analysis on `net` and record its facts on the IR (fields of `net`, `node.meta`)."""
     order = topological_order(net)
     graph = _graph(net, order)
-    # WSN scores every parameter; HAT's protect_shortcuts masks shortcut projections too.
-    include_shortcuts = net.mask_scheme == "wsn" or bool(net.scheme_options.get("protect_shortcuts"))
     try:
-        facts = analyse_graph(graph, include_shortcuts)
+        facts = analyse_graph(graph, net.weights_branches)
     except AnalysisError as e:
         where = e.node.where if e.node is not None else None
         pos = where.pos if where is not None else net.nodes[net.output].pos

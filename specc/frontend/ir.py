@@ -74,6 +74,8 @@ class Network:
     output: int  # id of the node whose value is the output feature
     records: dict[str, int]  # weighted layer name -> node whose value is recorded as its activation
     scheme_options: dict = field(default_factory=dict)  # the `mask` declaration's options
+    # Shortcut projections are weighted layers too (WSN; HAT's protect_shortcuts).
+    weights_branches: bool = False
     # Filled by the analysis (specc/analysis, through specc/frontend/facts.py):
     topo_order: list[int] = field(default_factory=list)
     weighted_layer_names: list[str] = field(default_factory=list)

@@ -3,55 +3,35 @@
 A scheme rewrites the constructor parameters of the architecture (CLArena's masked classes differ
 from the plain ones: HAT adds `gate` after `output_dim` and turns `batch_normalization: bool` into
 None / "shared" / "independent"), and maps the masked class's arguments back to the architecture's.
-The masking itself is done by the fx passes (specc/passes/)."""
+What each scheme adds is its declaration's (specc/schemes); the masking itself is done by its pass
+(specc/runtime/schemes)."""
 from __future__ import annotations
 
 import difflib
 import keyword
-from dataclasses import dataclass
 
 from . import ast as A
 from .errors import SpecError
 from .load import Program
 from .reserved import GENERATED_NAMES, METHODS, PARAMETER_NAMES, SCHEME_ATTRIBUTES
-
-BN_MODES = (None, "shared", "independent")
-GATES = ("sigmoid",)  # HAT's gate functions (specc/runtime/base.py)
+from ..schemes import BN_MODES, SCHEMES, Scheme
 
 
-@dataclass(frozen=True)
-class Option:
-    name: str
-    type: str
-    default: object
-
-
-# Options each scheme's declaration accepts. `gate` and `batch_normalization` set the defaults of
-# the constructor parameters of the same name (CLArena's classes have no default for `gate`).
-# WSN's `batch_normalization` option is "off" (CLArena's WSNMaskMLP: no such parameter, no batch
-# norm) or the default of a None / "shared" / "independent" parameter, as in HAT.
-SCHEMES: dict[str, tuple[Option, ...]] = {
-    "hat": (Option("gate", "str?", None), Option("batch_normalization", "str?", None),
-            Option("protect_shortcuts", "bool", False), Option("fold_batch_norm", "bool", False)),
-    "wsn": (Option("batch_normalization", "str?", "off"),),
-}
-# `fold_batch_norm` folds a mask that follows a batch norm into its affine weight and bias: one
-# pass over the activations instead of two, but not bit-identical to CLArena's bn(x) * m with
-# fractional masks (see specc/passes/hat.py), hence off by default.
-# AmnesiacHAT is HAT plus backups: HAT's options, and a `disable_unlearning` parameter.
-SCHEMES["amnesiac_hat"] = SCHEMES["hat"]
-HAT_LIKE = ("hat", "amnesiac_hat")
-# Schemes under which a branch's linear/conv (a shortcut projection) is a weighted layer too: WSN
-# scores every parameter, since a parameter left out of the masks is a source of forgetting.
-# HAT does so with `protect_shortcuts = true` (off in the parity specs, which keep CLArena's lists).
-WEIGHTS_BRANCHES = ("wsn",)
+def scheme(program: Program) -> Scheme | None:
+    """The declaration of the spec's masking scheme (None: no `mask` line), checked to exist."""
+    m = program.mask
+    if m is None:
+        return None
+    if m.scheme not in SCHEMES:
+        close = difflib.get_close_matches(m.scheme, list(SCHEMES), n=1)
+        raise _err(program, f"unknown masking scheme '{m.scheme}'", m.pos,
+                   f"did you mean '{close[0]}'?" if close else f"schemes: {', '.join(SCHEMES)}")
+    return SCHEMES[m.scheme]
 
 
 def weights_branches(program: Program) -> bool:
-    m = program.mask
-    if m is None:
-        return False
-    return m.scheme in WEIGHTS_BRANCHES or bool(options(program).get("protect_shortcuts"))
+    s = scheme(program)
+    return s is not None and (s.weights_branches or bool(options(program).get("protect_shortcuts")))
 
 
 def _err(program: Program, msg: str, pos, hint=None) -> SpecError:
@@ -61,17 +41,14 @@ def _err(program: Program, msg: str, pos, hint=None) -> SpecError:
 def options(program: Program) -> dict:
     """The declaration's options, checked (literals only), with defaults for the ones not given."""
     m = program.mask
-    if m is None:
+    s = scheme(program)
+    if s is None:
         return {}
-    if m.scheme not in SCHEMES:
-        close = difflib.get_close_matches(m.scheme, list(SCHEMES), n=1)
-        raise _err(program, f"unknown masking scheme '{m.scheme}'", m.pos,
-                   f"did you mean '{close[0]}'?" if close else f"schemes: {', '.join(SCHEMES)}")
-    opts = {o.name: o for o in SCHEMES[m.scheme]}
+    opts = {o.name: o for o in s.options}
     if m.args:
         raise _err(program, f"mask {m.scheme}(...) takes keyword options only", m.args[0].pos,
                    f"options: {', '.join(opts)}")
-    out = {}
+    given = {}
     for name, expr in m.kwargs:
         if name not in opts:
             close = difflib.get_close_matches(name, list(opts), n=1)
@@ -79,23 +56,14 @@ def options(program: Program) -> dict:
                        f"did you mean '{close[0]}'?" if close else f"options: {', '.join(opts)}")
         if not isinstance(expr, A.Lit):
             raise _err(program, f"option '{name}' must be a literal", expr.pos)
-        out[name] = (expr.value, expr.pos)
+        given[name] = (expr.value, expr.pos)
     result = {}
-    for o in SCHEMES[m.scheme]:
-        value, pos = out.get(o.name, (o.default, m.pos))
-        ok = (value is None and o.type.endswith("?")) or isinstance(value, {"str": str, "str?": str, "bool": bool}[o.type])
-        if not ok:
-            words = {"str?": "a string or none", "str": "a string", "bool": "true or false"}[o.type]
-            shown = "none" if value is None else repr(value)
-            raise _err(program, f"option '{o.name}' must be {words}, got {shown}", pos)
+    for o in s.options:
+        value, pos = given.get(o.name, (o.default, m.pos))
+        problem = o.problem(value)
+        if problem is not None:
+            raise _err(program, problem, pos)
         result[o.name] = value
-    if result.get("gate") not in GATES + (None,):
-        raise _err(program, f"gate must be {' or '.join(repr(g) for g in GATES)}, got {result['gate']!r}",
-                   out.get("gate", (None, m.pos))[1])
-    allowed = BN_MODES + (("off",) if m.scheme == "wsn" else ())
-    if result["batch_normalization"] not in allowed:
-        raise _err(program, "batch_normalization must be " + ", ".join(
-            "none" if a is None else f'"{a}"' for a in allowed), m.pos)
     return result
 
 
@@ -113,6 +81,8 @@ _TYPES = {"int", "float", "bool", "str", "list", "activation"}
 def check_interface(program: Program, params: list[A.Param]) -> None:
     """The class name and constructor parameters must make a valid, unshadowed Python class."""
     check_name(program, program.class_name, program.backbone_pos or program.network.pos, "class", GENERATED_NAMES)
+    # the network's own class too, when the backbone derives from it under another name
+    check_name(program, program.network.name, program.network.pos, "network", GENERATED_NAMES)
     seen: dict[str, A.Param] = {}
     defaulted: A.Param | None = None
     for p in params:
@@ -201,10 +171,11 @@ def check_scheme_names(program: Program) -> None:
 def _scheme_params(program: Program) -> list[A.Param]:
     params = list(program.network.params)
     m = program.mask
-    if m is None:
+    s = scheme(program)
+    if s is None:
         return params
     opts = options(program)
-    gate = _gate_param(m, opts) if m.scheme in HAT_LIKE else None
+    gate = _gate_param(m, opts) if s.unit_masks else None
     out = []
     for p in params:
         if p.name == "batch_normalization":
@@ -225,8 +196,8 @@ def _scheme_params(program: Program) -> list[A.Param]:
             first_default = next((i for i, p in enumerate(out) if p.default is not None), len(out))
             at = min(at, first_default)
         out.insert(at, gate)
-    if m.scheme == "amnesiac_hat":
-        out.append(A.Param("disable_unlearning", A.TypeRef("bool", None, False, m.pos), A.Lit(m.pos, False), m.pos))
+    for name, type_, default in s.extra_params:
+        out.append(A.Param(name, A.TypeRef(type_, None, False, m.pos), A.Lit(m.pos, default), m.pos))
     return out
 
 
@@ -239,17 +210,20 @@ def check_gate_default(program: Program, value) -> None:
     """A gate given as a default (`-D gate=...`) must be one there is: a class whose default cannot
     be constructed is not emitted. (A gate passed to the constructor is the runtime's to refuse,
     with CLArena's ValueError.)"""
-    m = program.mask
-    if m is not None and m.scheme in HAT_LIKE and value not in GATES:
-        raise _err(program, f"gate must be {' or '.join(repr(g) for g in GATES)}, not {value!r}", m.pos)
+    s = scheme(program)
+    if s is not None and s.unit_masks and value not in s.gates:
+        raise _err(program, f"gate must be {' or '.join(repr(g) for g in s.gates)}, not {value!r}", program.mask.pos)
 
 
 def network_args(program: Program, class_values: dict) -> dict:
     """The architecture's arguments for the masked class's (already type-checked) arguments."""
     m = program.mask
-    if m is None:
+    s = scheme(program)
+    if s is None:
         return dict(class_values)
-    out = {k: v for k, v in class_values.items() if k not in ("gate", "disable_unlearning")}
+    added = {"gate"} if s.unit_masks else set()
+    added |= {name for name, _, _ in s.extra_params}
+    out = {k: v for k, v in class_values.items() if k not in added}
     if options(program)["batch_normalization"] == "off" and any(
             p.name == "batch_normalization" for p in program.network.params):
         out["batch_normalization"] = False

@@ -7,7 +7,7 @@ from .elaborate import elaborate
 from .facts import analyse
 from .ir import Network
 from .load import Program
-from .masking import class_params
+from .masking import class_params, scheme
 
 PROBE_VALUES = {"int": 64, "float": 0.5, "bool": False, "str": "probe", "list": [64], "activation": "ReLU"}
 
@@ -15,9 +15,8 @@ PROBE_VALUES = {"int": 64, "float": 0.5, "bool": False, "str": "probe", "list": 
 def probe_values(program: Program, overrides: dict) -> dict:
     """Values for the parameters that have neither a default nor a `-D` value (a masked class's
     `gate`: a gate the scheme knows)."""
-    from .masking import GATES
-
-    return {p.name: GATES[0] if p.name == "gate" and program.mask else PROBE_VALUES[p.type.name]
+    s = scheme(program)
+    return {p.name: s.gates[0] if p.name == "gate" and s is not None and s.unit_masks else PROBE_VALUES[p.type.name]
             for p in class_params(program) if p.default is None and p.name not in overrides}
 
 

@@ -3,6 +3,7 @@ of the compiled backbone classes (a module named `forward` or `training` would s
 
 Kept as data so that `specc check` needs no torch import; tests/test_reserved.py checks that it
 still covers every such name of the installed torch and of specc's runtime classes."""
+from ..schemes import SCHEMES
 
 # Methods and class attributes (of nn.Module and the compiled backbone classes).
 METHODS = frozenset({
@@ -161,12 +162,14 @@ ATTRIBUTES = frozenset({
     "weighted_layer_names",
 })
 
-# Names the generated module and its constructor use: a class or parameter of that name would
-# shadow them there.
+# Names a generated module binds at module level (its imports) and its constructors call: a class,
+# parameter or module of that name would shadow them there (specc/emit/source.py also renames loop
+# variables and branches that would).
 GENERATED_NAMES = frozenset({
-    "annotations", "nn", "torch", "assemble", "load_program", "super", "_SOURCES", "_PROGRAM",
-    "CompiledBackbone", "CompiledCLBackbone", "CompiledHATBackbone", "CompiledWSNBackbone",
-    "CompiledAmnesiacHATBackbone",
+    "annotations", "torch", "nn", "Tensor", "super",
+    "require_runtime", "shapes", "check_argument", "indexed", "pretrained",
+    "Backbone", "CLBackbone",
+    *(s.base for s in SCHEMES.values()), *(s.runtime for s in SCHEMES.values()),
 })
 
 # Attributes a masking scheme keeps on the backbone, and the scheme (for messages). Each is also in

@@ -9,45 +9,61 @@ follows its mask (or after the mask when none does), as CLArena's backbones reco
 """
 from __future__ import annotations
 
+import importlib
+
 from torch import nn
 
-from .bases import HATMaskBackbone, WSNMaskBackbone
-from .gates import PercentileLayerParameterMaskingByScore
-from .schemes import hat, wsn
+from . import bases
+from ..schemes import SCHEMES, Scheme
 
 _types: dict[tuple[type, str], type] = {}
 
 
-def _masked_type(cls: type, scheme: str) -> type:
-    key = (cls, scheme)
+def _masked_type(cls: type, scheme: Scheme) -> type:
+    key = (cls, scheme.name)
     if key not in _types:
-        mixin, base, prefix = {"hat": (hat.HATMasked, HATMaskBackbone, "HATMask"),
-                               "wsn": (wsn.WSNMasked, WSNMaskBackbone, "WSNMask")}[scheme]
-        _types[key] = type(f"{prefix}{cls.__name__}", (mixin, base, cls),
+        runtime = importlib.import_module(f"specc.runtime.schemes.{scheme.runtime}")
+        bases_ = (getattr(runtime, scheme.mixin), getattr(bases, scheme.base), cls)
+        prefix = scheme.class_prefix
+        _types[key] = type(f"{prefix}{cls.__name__}", bases_,
                            {"__module__": cls.__module__, "__qualname__": f"{prefix}{cls.__qualname__}"})
     return _types[key]
 
 
-def mask(model: nn.Module, scheme: str = "hat", *, gate: str = "sigmoid", batch_normalization: str | None = None,
-         output_dim: int | None = None, protect_shortcuts: bool = False) -> nn.Module:
-    """Make `model` (in place; also returned) a backbone of masking scheme `scheme`:
+def mask(model: nn.Module, scheme: str = "hat", *, output_dim: int | None = None, **options) -> nn.Module:
+    """Make `model` (in place; also returned) a backbone of masking scheme `scheme`, with the
+    options a spec's `mask SCHEME(...)` takes:
 
     - "hat": HAT's unit masks (HATMaskBackbone's API: setup_task_id, get_mask, store_mask,
-      get_layer_measure_parameter_wise, ...); `gate`, `batch_normalization` (None: the model's
-      batch norms, if any, are shared by all tasks; "independent": per-task copies),
-      `protect_shortcuts` as for specs;
-    - "wsn": WSN's parameter masks (WSNMaskBackbone's API), every linear/conv scored.
+      get_layer_measure_parameter_wise, ...); `gate` (default "sigmoid"), `batch_normalization`
+      (None: the model's batch norms, if any, are shared by all tasks; "independent": per-task
+      copies), `protect_shortcuts`, `fold_batch_norm` as for specs;
+    - "wsn": WSN's parameter masks (WSNMaskBackbone's API), every linear/conv scored;
+      `batch_normalization` as for HAT.
 
     `output_dim` is the backbone's `output_dim` (the heads' input size)."""
-    if scheme not in ("hat", "wsn"):
-        raise ValueError(f"specc.mask: unknown scheme {scheme!r}; schemes: 'hat', 'wsn' "
-                         "(AmnesiacHAT builds backups from the network's constructor: compile a spec for it)")
-    if isinstance(model, (HATMaskBackbone, WSNMaskBackbone)) or hasattr(model, "_specc_plain"):
+    s = SCHEMES.get(scheme)
+    if s is None:
+        raise ValueError(f"specc.mask: unknown scheme {scheme!r}; schemes: "
+                         + ", ".join(repr(n) for n, d in SCHEMES.items() if d.maskable is None))
+    if s.maskable is not None:
+        raise ValueError(f"specc.mask: {s.title} cannot mask a built model: {s.maskable}")
+    known = {o.name: o for o in s.options}
+    for name, value in options.items():
+        if name not in known:
+            raise TypeError(f"specc.mask: {scheme} has no option {name!r}; options: {', '.join(known)}")
+    if s.gates:
+        options.setdefault("gate", s.gates[0])
+    for name, value in options.items():
+        problem = known[name].problem(value)
+        if problem is not None:
+            raise ValueError(f"specc.mask: {problem}")
+    if isinstance(model, (bases.HATMaskBackbone, bases.WSNMaskBackbone)) or hasattr(model, "_specc_plain"):
         raise ValueError("specc.mask: the model is a masked backbone already")
     plain = type(model)
-    model.__class__ = _masked_type(plain, scheme)
+    model.__class__ = _masked_type(plain, s)
     # The state the backbone base classes' constructors set (their __init__ would also re-run the
-    # model's own): Backbone, CLBackbone, then the scheme's base.
+    # model's own): Backbone, CLBackbone here, the scheme's base in its `adopt`.
     # (A model that has some of these already, such as a CLArena-style network, keeps them.)
     if output_dim is not None or not hasattr(model, "output_dim"):
         model.output_dim = output_dim
@@ -55,16 +71,5 @@ def mask(model: nn.Module, scheme: str = "hat", *, gate: str = "sigmoid", batch_
         model.weighted_layer_names = []
     model.processed_task_ids = []
     model._specc_derive_records = True
-    if scheme == "hat":
-        model.gate = gate
-        model.gate_fn = nn.Sigmoid() if gate == "sigmoid" else None
-        model.task_embedding_t = nn.ModuleDict()
-        model.masks = {}
-        HATMaskBackbone.sanity_check(model)
-        hat.install(model, plain, batch_normalization, protect_shortcuts=protect_shortcuts, cache=False)
-    else:
-        model.gate_fn = PercentileLayerParameterMaskingByScore
-        model.weight_score_t = nn.ModuleDict()
-        model.bias_score_t = nn.ModuleDict()
-        wsn.install(model, plain, batch_normalization, cache=False)
+    importlib.import_module(f"specc.runtime.schemes.{s.runtime}").adopt(model, plain, **options)
     return model

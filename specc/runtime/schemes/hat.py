@@ -141,12 +141,12 @@ class HATMasked(_Masked):
         return _graph_measure(neuron_wise_measure, layer_name, layer, segments, aggregation_mode)
 
     def _measure_is_by_list(self, layer_name: str, segments, layer) -> bool:
-        if getattr(layer, "groups", 1) != 1:
-            return False
         preceding = self.preceding_layer_name(layer_name)
         owned = [s for s in segments if s.owner is not None]
-        if not owned:
+        if not owned:  # inputs that are data: the layer's own measure, grouped or not
             return preceding is None
+        if getattr(layer, "groups", 1) != 1:
+            return False
         return len(segments) == 1 and segments[0].owner == preceding and segments[0].repeat == 1
 
     # -- the forward --------------------------------------------------------------------------
@@ -381,8 +381,11 @@ def _graph_measure(neuron_wise_measure: dict[str, Tensor], layer_name: str, laye
     own_b = own.view(*spread).expand(weight.shape)
     # The measure of every input unit of the layer (NaN-free: unowned inputs get a flag instead).
     values, owned = [], []
+    inputs = weight.shape[1] * getattr(layer, "groups", 1)
+    known = sum(seg.size * seg.repeat for seg in segments if seg.size is not None)
     for seg in segments:
-        count = seg.size * seg.repeat
+        # an input of unknown size (the network's input) is what the others leave of the layer's inputs
+        count = seg.size * seg.repeat if seg.size is not None else inputs - known
         if seg.owner is None:
             values.append(torch.zeros(count, device=own.device, dtype=own.dtype))
             owned.append(torch.zeros(count, device=own.device, dtype=torch.bool))
@@ -404,3 +407,18 @@ def _graph_measure(neuron_wise_measure: dict[str, Tensor], layer_name: str, laye
     has_b = has.view(*shape).expand(weight.shape)
     weight_measure = torch.where(has_b, aggregate(own_b, pre_b), own_b)
     return weight_measure, own
+
+
+def adopt(model: nn.Module, plain_cls: type, gate: str = "sigmoid", batch_normalization=None,
+          protect_shortcuts: bool = False, fold_batch_norm: bool = False) -> None:
+    """`specc.mask(model, "hat")`: the state HATMaskBackbone's constructor sets (which cannot run on
+    a built model: it would re-run the model's own), then `install`."""
+    from ..bases import HATMaskBackbone
+
+    model.gate = gate
+    model.gate_fn = nn.Sigmoid()
+    model.task_embedding_t = nn.ModuleDict()
+    model.masks = {}
+    HATMaskBackbone.sanity_check(model)
+    install(model, plain_cls, batch_normalization, protect_shortcuts=protect_shortcuts,
+            fold_batch_norm=fold_batch_norm, cache=False)

@@ -145,3 +145,14 @@ def _compile(network: nn.Module, graph: fx.Graph, agraph, facts) -> None:
         record_activations(graph, agraph, facts, rewritten)
     graph.lint()
     network._specc_forward, network._specc_forward_source = compile_forward(graph, type(network).__name__)
+
+
+def adopt(model: nn.Module, plain_cls: type, batch_normalization=None) -> None:
+    """`specc.mask(model, "wsn")`: the state WSNMaskBackbone's constructor sets (which cannot run on
+    a built model: it would re-run the model's own), then `install`."""
+    from ..gates import PercentileLayerParameterMaskingByScore
+
+    model.gate_fn = PercentileLayerParameterMaskingByScore
+    model.weight_score_t = nn.ModuleDict()
+    model.bias_score_t = nn.ModuleDict()
+    install(model, plain_cls, None if batch_normalization == "off" else batch_normalization, cache=False)

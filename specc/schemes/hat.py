@@ -1,0 +1,16 @@
+"""HAT (Serra et al., 2018): a task-conditioned mask on every weighted layer's units."""
+from .declaration import BN_MODES, Option, Scheme
+
+# `gate` and `batch_normalization` set the defaults of the constructor parameters of the same name
+# (CLArena's classes have no default for `gate`). `fold_batch_norm` folds a mask that follows a batch
+# norm into its affine weight and bias: one pass over the activations instead of two, but not
+# bit-identical to CLArena's bn(x) * m with fractional masks, hence off by default.
+OPTIONS = (Option("gate", "str?", None, choices=("sigmoid",)),
+           Option("batch_normalization", "str?", None, choices=BN_MODES),
+           Option("protect_shortcuts", "bool", False),
+           Option("fold_batch_norm", "bool", False))
+
+SCHEME = Scheme(
+    name="hat", title="HAT", summary="HAT's unit masks", options=OPTIONS,
+    runtime="hat", mixin="HATMasked", base="HATMaskBackbone", class_prefix="HATMask",
+    unit_masks=True, gates=("sigmoid",))

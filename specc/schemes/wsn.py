@@ -1,0 +1,10 @@
+"""WSN (Kang et al., 2022): a task's subnetwork, the top-scoring share of every weight and bias."""
+from .declaration import BN_MODES, Option, Scheme
+
+# `batch_normalization`: "off" (CLArena's WSNMaskMLP: no such parameter, no batch norm) or the
+# default of a None / "shared" / "independent" parameter, as in HAT.
+SCHEME = Scheme(
+    name="wsn", title="WSN", summary="WSN's parameter masks",
+    options=(Option("batch_normalization", "str?", "off", choices=BN_MODES + ("off",)),),
+    runtime="wsn", mixin="WSNMasked", base="WSNMaskBackbone", class_prefix="WSNMask",
+    plain_first=True, weight_masks=True, weights_branches=True)

@@ -15,11 +15,11 @@ from specc import require_runtime
 require_runtime("0.2.0")
 
 from specc.runtime.bases import Backbone, CLBackbone
-from specc.runtime import check_argument, shapes
+from specc.runtime import check_argument, module_name, shapes
 
 
 class Large(Backbone):
-    """`block large` (lib/resnet_blocks.cl:20): a building block. `path` is its module path
+    """`block large` (lib/resnet_blocks.cl:16): a building block. `path` is its module path
     ('/'-separated), which prefixes the names of its weighted layers; `in_shape` the shape of its input,
     without the batch dimension."""
 
@@ -44,31 +44,31 @@ class Large(Backbone):
         self.batch_normalization = batch_normalization
         self.bias = bias
         shape = in_shape
-        self.conv1 = nn.Conv2d(shape[0], width, kernel_size=1, bias=bias)  # lib/resnet_blocks.cl:21
-        shape = shapes.conv2d(shape, width, kernel=1, where=f"{path}/conv1")  # lib/resnet_blocks.cl:21
+        self.conv1 = nn.Conv2d(shape[0], width, kernel_size=1, bias=bias)  # lib/resnet_blocks.cl:17
+        shape = shapes.conv2d(shape, width, kernel=1, where=f"{path}/conv1")  # lib/resnet_blocks.cl:17
         self.weighted_layer_names.append(f"{path}/conv1")
-        if batch_normalization:  # lib/resnet_blocks.cl:22
+        if batch_normalization:  # lib/resnet_blocks.cl:18
             self.conv_bn1 = nn.BatchNorm2d(shape[0])
-        if activation_layer is not None:  # lib/resnet_blocks.cl:23
+        if activation_layer is not None:  # lib/resnet_blocks.cl:18
             self.conv_activation1 = activation_layer()
-        self.conv2 = nn.Conv2d(shape[0], width, kernel_size=3, stride=stride, padding=1, bias=bias)  # lib/resnet_blocks.cl:25
-        shape = shapes.conv2d(shape, width, kernel=3, stride=stride, padding=1, where=f"{path}/conv2")  # lib/resnet_blocks.cl:25
+        self.conv2 = nn.Conv2d(shape[0], width, kernel_size=3, stride=stride, padding=1, bias=bias)  # lib/resnet_blocks.cl:19
+        shape = shapes.conv2d(shape, width, kernel=3, stride=stride, padding=1, where=f"{path}/conv2")  # lib/resnet_blocks.cl:19
         self.weighted_layer_names.append(f"{path}/conv2")
-        if batch_normalization:  # lib/resnet_blocks.cl:26
+        if batch_normalization:  # lib/resnet_blocks.cl:20
             self.conv_bn2 = nn.BatchNorm2d(shape[0])
-        if activation_layer is not None:  # lib/resnet_blocks.cl:27
+        if activation_layer is not None:  # lib/resnet_blocks.cl:20
             self.conv_activation2 = activation_layer()
-        self.conv3 = nn.Conv2d(shape[0], 4 * width, kernel_size=1, bias=bias)  # lib/resnet_blocks.cl:29
-        shape = shapes.conv2d(shape, 4 * width, kernel=1, where=f"{path}/conv3")  # lib/resnet_blocks.cl:29
+        self.conv3 = nn.Conv2d(shape[0], 4 * width, kernel_size=1, bias=bias)  # lib/resnet_blocks.cl:21
+        shape = shapes.conv2d(shape, 4 * width, kernel=1, where=f"{path}/conv3")  # lib/resnet_blocks.cl:21
         self.weighted_layer_names.append(f"{path}/conv3")
-        if batch_normalization:  # lib/resnet_blocks.cl:30
+        if batch_normalization:  # lib/resnet_blocks.cl:22
             self.conv_bn3 = nn.BatchNorm2d(shape[0])
         shortcut_main_shape = shape  # checked against branch shortcut below
-        if activation_layer is not None:  # lib/resnet_blocks.cl:32
+        if activation_layer is not None:  # lib/resnet_blocks.cl:23
             self.conv_activation3 = activation_layer()
-        # branch shortcut  # lib/resnet_blocks.cl:34
+        # branch shortcut  # lib/resnet_blocks.cl:24
         shortcut_shape = in_shape
-        if in_shape[0] != 4 * width or stride != 1:  # lib/resnet_blocks.cl:34
+        if in_shape[0] != 4 * width or stride != 1:  # lib/resnet_blocks.cl:24
             self.identity_downsample = nn.Conv2d(
                 shortcut_shape[0],
                 4 * width,
@@ -83,39 +83,40 @@ class Large(Backbone):
                 stride=stride,
                 where=f"{path}/identity_downsample",
             )
-        shapes.check_add(shortcut_main_shape, shortcut_shape, "lib/resnet_blocks.cl:34")
+        shapes.check_add(shortcut_main_shape, shortcut_shape, "lib/resnet_blocks.cl:24")
         self.out_shape = shape
 
     def forward(self, input: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         activations = {}
         x = input
-        x = self.conv1(x)  # lib/resnet_blocks.cl:21
-        if self.batch_normalization:  # lib/resnet_blocks.cl:22
+        x = self.conv1(x)  # lib/resnet_blocks.cl:17
+        if self.batch_normalization:  # lib/resnet_blocks.cl:18
             x = self.conv_bn1(x)
-        if self.activation_layer is not None:  # lib/resnet_blocks.cl:23
+        if self.activation_layer is not None:  # lib/resnet_blocks.cl:18
             x = self.conv_activation1(x)
-        activations[f"{self.path}/conv1"] = x  # lib/resnet_blocks.cl:24
-        x = self.conv2(x)  # lib/resnet_blocks.cl:25
-        if self.batch_normalization:  # lib/resnet_blocks.cl:26
+        activations[f"{self.path}/conv1"] = x  # lib/resnet_blocks.cl:18
+        x = self.conv2(x)  # lib/resnet_blocks.cl:19
+        if self.batch_normalization:  # lib/resnet_blocks.cl:20
             x = self.conv_bn2(x)
-        if self.activation_layer is not None:  # lib/resnet_blocks.cl:27
+        if self.activation_layer is not None:  # lib/resnet_blocks.cl:20
             x = self.conv_activation2(x)
-        activations[f"{self.path}/conv2"] = x  # lib/resnet_blocks.cl:28
-        x = self.conv3(x)  # lib/resnet_blocks.cl:29
-        if self.batch_normalization:  # lib/resnet_blocks.cl:30
+        activations[f"{self.path}/conv2"] = x  # lib/resnet_blocks.cl:20
+        x = self.conv3(x)  # lib/resnet_blocks.cl:21
+        if self.batch_normalization:  # lib/resnet_blocks.cl:22
             x = self.conv_bn3(x)
-        shortcut = input  # lib/resnet_blocks.cl:34
-        if self.in_shape[0] != 4 * self.width or self.stride != 1:  # lib/resnet_blocks.cl:34
+        shortcut = input  # lib/resnet_blocks.cl:24
+        if self.in_shape[0] != 4 * self.width or self.stride != 1:  # lib/resnet_blocks.cl:24
             shortcut = self.identity_downsample(shortcut)
-        x = x + shortcut  # lib/resnet_blocks.cl:31
-        if self.activation_layer is not None:  # lib/resnet_blocks.cl:32
+        x = x + shortcut  # lib/resnet_blocks.cl:23
+        if self.activation_layer is not None:  # lib/resnet_blocks.cl:23
             x = self.conv_activation3(x)
-        activations[f"{self.path}/conv3"] = x  # lib/resnet_blocks.cl:33
+        activations[f"{self.path}/conv3"] = x  # lib/resnet_blocks.cl:23
         return x, activations
 
 
 class ResNet101(Backbone):
-    """`network ResNet101` (resnet101.cl:5)."""
+    """`network ResNet` (lib/resnet.cl:7), with blocks=[3, 4, 23, 3], block=large, pretrained_weights=None
+    fixed (`backbone ResNet101`, resnet101.cl:2)."""
 
     block_large = Large
 
@@ -129,143 +130,77 @@ class ResNet101(Backbone):
         *,
         disable_unlearning: bool = False,
     ) -> None:
-        input_channels = check_argument("input_channels", input_channels, "int")  # resnet101.cl:6
-        output_dim = check_argument("output_dim", output_dim, "int")  # resnet101.cl:7
-        activation_layer = check_argument("activation_layer", activation_layer, "activation?")  # resnet101.cl:8
-        batch_normalization = check_argument("batch_normalization", batch_normalization, "bool")  # resnet101.cl:9
-        bias = check_argument("bias", bias, "bool")  # resnet101.cl:10
+        input_channels = check_argument("input_channels", input_channels, "int")  # lib/resnet.cl:8
+        output_dim = check_argument("output_dim", output_dim, "int")  # lib/resnet.cl:8
+        activation_layer = check_argument("activation_layer", activation_layer, "activation?")  # lib/resnet.cl:8
+        batch_normalization = check_argument("batch_normalization", batch_normalization, "bool")  # lib/resnet.cl:9
+        bias = check_argument("bias", bias, "bool")  # lib/resnet.cl:9
+        blocks = [3, 4, 23, 3]  # resnet101.cl:2
+        pretrained_weights = None  # resnet101.cl:2
         super().__init__(output_dim=output_dim)
         self.input_channels = input_channels
         self.activation_layer = activation_layer
         self.batch_normalization = batch_normalization
         self.bias = bias
-        shape = (input_channels, None, None)  # resnet101.cl:12
-        self.conv1 = nn.Conv2d(shape[0], 64, kernel_size=7, stride=2, padding=3, bias=bias)  # resnet101.cl:13
-        shape = shapes.conv2d(shape, 64, kernel=7, stride=2, padding=3, where="conv1")  # resnet101.cl:13
+        self.blocks = blocks
+        self.pretrained_weights = pretrained_weights
+        shape = (input_channels, None, None)  # lib/resnet.cl:13
+        self.conv1 = nn.Conv2d(shape[0], 64, kernel_size=7, stride=2, padding=3, bias=bias)  # lib/resnet.cl:14
+        shape = shapes.conv2d(shape, 64, kernel=7, stride=2, padding=3, where="conv1")  # lib/resnet.cl:14
         self.weighted_layer_names.append("conv1")
-        if batch_normalization:  # resnet101.cl:14
+        if batch_normalization:  # lib/resnet.cl:15
             self.conv_bn1 = nn.BatchNorm2d(shape[0])
-        if activation_layer is not None:  # resnet101.cl:15
+        if activation_layer is not None:  # lib/resnet.cl:15
             self.conv_activation1 = activation_layer()
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)  # resnet101.cl:17
-        shape = shapes.pool2d(shape, 3, stride=2, padding=1, where="maxpool")  # resnet101.cl:17
-        self.conv2x = nn.Sequential()  # resnet101.cl:18
-        for _ in range(3):  # resnet101.cl:18
-            block = self.block_large(  # resnet101.cl:18
-                f"conv2x/{len(self.conv2x)}",
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)  # lib/resnet.cl:16
+        shape = shapes.pool2d(shape, 3, stride=2, padding=1, where="maxpool")  # lib/resnet.cl:16
+        for i, width in enumerate([64, 128, 256, 512]):  # lib/resnet.cl:17
+            sequence = nn.Sequential()  # lib/resnet.cl:18
+            self.add_module(module_name("conv", i + 2, "x"), sequence)
+            block = self.block_large(  # lib/resnet.cl:18
+                f"conv{i + 2}x/{len(sequence)}",
                 shape,
-                64,
-                stride=1,
+                width,
+                stride=1 if i == 0 else 2,
                 activation_layer=activation_layer,
                 batch_normalization=batch_normalization,
                 bias=bias,
             )
-            self.conv2x.append(block)
+            sequence.append(block)
             self.weighted_layer_names += block.weighted_layer_names
             shape = block.out_shape
-        self.conv3x = nn.Sequential()  # resnet101.cl:19
-        block = self.block_large(  # resnet101.cl:19
-            f"conv3x/{len(self.conv3x)}",
-            shape,
-            128,
-            stride=2,
-            activation_layer=activation_layer,
-            batch_normalization=batch_normalization,
-            bias=bias,
-        )
-        self.conv3x.append(block)
-        self.weighted_layer_names += block.weighted_layer_names
-        shape = block.out_shape
-        for _ in range(3):  # resnet101.cl:19
-            block = self.block_large(  # resnet101.cl:19
-                f"conv3x/{len(self.conv3x)}",
-                shape,
-                128,
-                activation_layer=activation_layer,
-                batch_normalization=batch_normalization,
-                bias=bias,
-            )
-            self.conv3x.append(block)
-            self.weighted_layer_names += block.weighted_layer_names
-            shape = block.out_shape
-        self.conv4x = nn.Sequential()  # resnet101.cl:20
-        block = self.block_large(  # resnet101.cl:20
-            f"conv4x/{len(self.conv4x)}",
-            shape,
-            256,
-            stride=2,
-            activation_layer=activation_layer,
-            batch_normalization=batch_normalization,
-            bias=bias,
-        )
-        self.conv4x.append(block)
-        self.weighted_layer_names += block.weighted_layer_names
-        shape = block.out_shape
-        for _ in range(22):  # resnet101.cl:20
-            block = self.block_large(  # resnet101.cl:20
-                f"conv4x/{len(self.conv4x)}",
-                shape,
-                256,
-                activation_layer=activation_layer,
-                batch_normalization=batch_normalization,
-                bias=bias,
-            )
-            self.conv4x.append(block)
-            self.weighted_layer_names += block.weighted_layer_names
-            shape = block.out_shape
-        self.conv5x = nn.Sequential()  # resnet101.cl:21
-        block = self.block_large(  # resnet101.cl:21
-            f"conv5x/{len(self.conv5x)}",
-            shape,
-            512,
-            stride=2,
-            activation_layer=activation_layer,
-            batch_normalization=batch_normalization,
-            bias=bias,
-        )
-        self.conv5x.append(block)
-        self.weighted_layer_names += block.weighted_layer_names
-        shape = block.out_shape
-        for _ in range(2):  # resnet101.cl:21
-            block = self.block_large(  # resnet101.cl:21
-                f"conv5x/{len(self.conv5x)}",
-                shape,
-                512,
-                activation_layer=activation_layer,
-                batch_normalization=batch_normalization,
-                bias=bias,
-            )
-            self.conv5x.append(block)
-            self.weighted_layer_names += block.weighted_layer_names
-            shape = block.out_shape
-        self.avepool = nn.AdaptiveAvgPool2d((1, 1))  # resnet101.cl:23
-        shape = shapes.adaptive_pool2d(shape, 1, where="avepool")  # resnet101.cl:23
-        shape = shapes.flatten(shape)  # resnet101.cl:23
+            for _ in range(blocks[i] - 1):  # lib/resnet.cl:18
+                block = self.block_large(  # lib/resnet.cl:18
+                    f"conv{i + 2}x/{len(sequence)}",
+                    shape,
+                    width,
+                    activation_layer=activation_layer,
+                    batch_normalization=batch_normalization,
+                    bias=bias,
+                )
+                sequence.append(block)
+                self.weighted_layer_names += block.weighted_layer_names
+                shape = block.out_shape
+        self.avepool = nn.AdaptiveAvgPool2d((1, 1))  # lib/resnet.cl:20
+        shape = shapes.adaptive_pool2d(shape, 1, where="avepool")  # lib/resnet.cl:20
+        shape = shapes.flatten(shape)  # lib/resnet.cl:20
 
     def forward(self, input: Tensor, stage: str | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         activations = {}
         x = input
-        x = self.conv1(x)  # resnet101.cl:13
-        if self.batch_normalization:  # resnet101.cl:14
+        x = self.conv1(x)  # lib/resnet.cl:14
+        if self.batch_normalization:  # lib/resnet.cl:15
             x = self.conv_bn1(x)
-        if self.activation_layer is not None:  # resnet101.cl:15
+        if self.activation_layer is not None:  # lib/resnet.cl:15
             x = self.conv_activation1(x)
-        activations["conv1"] = x  # resnet101.cl:16
-        x = self.maxpool(x)  # resnet101.cl:17
-        for block in self.conv2x:  # resnet101.cl:18
-            x, block_activations = block(x)
-            activations.update(block_activations)
-        for block in self.conv3x:  # resnet101.cl:19
-            x, block_activations = block(x)
-            activations.update(block_activations)
-        for block in self.conv4x:  # resnet101.cl:20
-            x, block_activations = block(x)
-            activations.update(block_activations)
-        for block in self.conv5x:  # resnet101.cl:21
-            x, block_activations = block(x)
-            activations.update(block_activations)
-        x = self.avepool(x)  # resnet101.cl:23
-        x = torch.flatten(x, 1)  # resnet101.cl:23
+        activations["conv1"] = x  # lib/resnet.cl:15
+        x = self.maxpool(x)  # lib/resnet.cl:16
+        for i, width in enumerate([64, 128, 256, 512]):  # lib/resnet.cl:17
+            for block in getattr(self, f"conv{i + 2}x"):  # lib/resnet.cl:18
+                x, block_activations = block(x)
+                activations.update(block_activations)
+        x = self.avepool(x)  # lib/resnet.cl:20
+        x = torch.flatten(x, 1)  # lib/resnet.cl:20
         return x, activations
 
 

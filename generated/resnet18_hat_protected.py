@@ -15,7 +15,7 @@ from specc import require_runtime
 require_runtime("0.2.0")
 
 from specc.runtime.bases import Backbone, HATMaskBackbone
-from specc.runtime import check_argument, pretrained, shapes
+from specc.runtime import check_argument, module_name, pretrained, shapes
 from specc.runtime.schemes import hat
 
 
@@ -50,19 +50,19 @@ class Small(Backbone):
         self.weighted_layer_names.append(f"{path}/conv1")
         if batch_normalization:  # lib/resnet_blocks.cl:7
             self.conv_bn1 = nn.BatchNorm2d(shape[0])
-        if activation_layer is not None:  # lib/resnet_blocks.cl:8
+        if activation_layer is not None:  # lib/resnet_blocks.cl:7
             self.conv_activation1 = activation_layer()
-        self.conv2 = nn.Conv2d(shape[0], width, kernel_size=3, stride=stride, padding=1, bias=bias)  # lib/resnet_blocks.cl:10
-        shape = shapes.conv2d(shape, width, kernel=3, stride=stride, padding=1, where=f"{path}/conv2")  # lib/resnet_blocks.cl:10
+        self.conv2 = nn.Conv2d(shape[0], width, kernel_size=3, stride=stride, padding=1, bias=bias)  # lib/resnet_blocks.cl:8
+        shape = shapes.conv2d(shape, width, kernel=3, stride=stride, padding=1, where=f"{path}/conv2")  # lib/resnet_blocks.cl:8
         self.weighted_layer_names.append(f"{path}/conv2")
-        if batch_normalization:  # lib/resnet_blocks.cl:11
+        if batch_normalization:  # lib/resnet_blocks.cl:9
             self.conv_bn2 = nn.BatchNorm2d(shape[0])
         shortcut_main_shape = shape  # checked against branch shortcut below
-        if activation_layer is not None:  # lib/resnet_blocks.cl:13
+        if activation_layer is not None:  # lib/resnet_blocks.cl:10
             self.conv_activation2 = activation_layer()
-        # branch shortcut  # lib/resnet_blocks.cl:15
+        # branch shortcut  # lib/resnet_blocks.cl:11
         shortcut_shape = in_shape
-        if in_shape[0] != width or stride != 1:  # lib/resnet_blocks.cl:15
+        if in_shape[0] != width or stride != 1:  # lib/resnet_blocks.cl:11
             self.identity_downsample = nn.Conv2d(
                 shortcut_shape[0],
                 width,
@@ -77,7 +77,7 @@ class Small(Backbone):
                 stride=stride,
                 where=f"{path}/identity_downsample",
             )
-        shapes.check_add(shortcut_main_shape, shortcut_shape, "lib/resnet_blocks.cl:15")
+        shapes.check_add(shortcut_main_shape, shortcut_shape, "lib/resnet_blocks.cl:11")
         self.out_shape = shape
 
     def forward(self, input: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -86,27 +86,28 @@ class Small(Backbone):
         x = self.conv1(x)  # lib/resnet_blocks.cl:6
         if self.batch_normalization:  # lib/resnet_blocks.cl:7
             x = self.conv_bn1(x)
-        if self.activation_layer is not None:  # lib/resnet_blocks.cl:8
+        if self.activation_layer is not None:  # lib/resnet_blocks.cl:7
             x = self.conv_activation1(x)
-        activations[f"{self.path}/conv1"] = x  # lib/resnet_blocks.cl:9
-        x = self.conv2(x)  # lib/resnet_blocks.cl:10
-        if self.batch_normalization:  # lib/resnet_blocks.cl:11
+        activations[f"{self.path}/conv1"] = x  # lib/resnet_blocks.cl:7
+        x = self.conv2(x)  # lib/resnet_blocks.cl:8
+        if self.batch_normalization:  # lib/resnet_blocks.cl:9
             x = self.conv_bn2(x)
-        shortcut = input  # lib/resnet_blocks.cl:15
-        if self.in_shape[0] != self.width or self.stride != 1:  # lib/resnet_blocks.cl:15
+        shortcut = input  # lib/resnet_blocks.cl:11
+        if self.in_shape[0] != self.width or self.stride != 1:  # lib/resnet_blocks.cl:11
             shortcut = self.identity_downsample(shortcut)
-        x = x + shortcut  # lib/resnet_blocks.cl:12
-        if self.activation_layer is not None:  # lib/resnet_blocks.cl:13
+        x = x + shortcut  # lib/resnet_blocks.cl:10
+        if self.activation_layer is not None:  # lib/resnet_blocks.cl:10
             x = self.conv_activation2(x)
-        activations[f"{self.path}/conv2"] = x  # lib/resnet_blocks.cl:14
+        activations[f"{self.path}/conv2"] = x  # lib/resnet_blocks.cl:10
         return x, activations
 
 
 class ResNet18(Backbone):
-    """`network ResNet18` (resnet18.cl:5)."""
+    """`network ResNet` (lib/resnet.cl:7), with blocks=[2, 2, 2, 2], block=small fixed (`backbone
+    ResNet18`, resnet18.cl:2)."""
 
     block_small = Small
-    pretrained_from = pretrained.Source(  # resnet18.cl:28
+    pretrained_from = pretrained.Source(  # lib/resnet.cl:22
         "resnet18",
         (("bn1", "conv_bn1"), ("bn2", "conv_bn2"), ("layer1", "conv2x"), ("layer2", "conv3x"), ("layer3", "conv4x"), ("layer4", "conv5x"), ("downsample.0", "identity_downsample"), ("downsample.1", None), ("fc", None)),
     )
@@ -122,144 +123,79 @@ class ResNet18(Backbone):
         *,
         disable_unlearning: bool = False,
     ) -> None:
-        input_channels = check_argument("input_channels", input_channels, "int")  # resnet18.cl:6
-        output_dim = check_argument("output_dim", output_dim, "int")  # resnet18.cl:7
-        activation_layer = check_argument("activation_layer", activation_layer, "activation?")  # resnet18.cl:8
-        batch_normalization = check_argument("batch_normalization", batch_normalization, "bool")  # resnet18.cl:9
-        bias = check_argument("bias", bias, "bool")  # resnet18.cl:10
-        pretrained_weights = check_argument("pretrained_weights", pretrained_weights, "str?")  # resnet18.cl:11
+        input_channels = check_argument("input_channels", input_channels, "int")  # lib/resnet.cl:8
+        output_dim = check_argument("output_dim", output_dim, "int")  # lib/resnet.cl:8
+        activation_layer = check_argument("activation_layer", activation_layer, "activation?")  # lib/resnet.cl:8
+        batch_normalization = check_argument("batch_normalization", batch_normalization, "bool")  # lib/resnet.cl:9
+        bias = check_argument("bias", bias, "bool")  # lib/resnet.cl:9
+        pretrained_weights = check_argument("pretrained_weights", pretrained_weights, "str?")  # lib/resnet.cl:10
+        blocks = [2, 2, 2, 2]  # resnet18.cl:2
         super().__init__(output_dim=output_dim)
         self.input_channels = input_channels
         self.activation_layer = activation_layer
         self.batch_normalization = batch_normalization
         self.bias = bias
         self.pretrained_weights = pretrained_weights
-        shape = (input_channels, None, None)  # resnet18.cl:13
-        self.conv1 = nn.Conv2d(shape[0], 64, kernel_size=7, stride=2, padding=3, bias=bias)  # resnet18.cl:14
-        shape = shapes.conv2d(shape, 64, kernel=7, stride=2, padding=3, where="conv1")  # resnet18.cl:14
+        self.blocks = blocks
+        shape = (input_channels, None, None)  # lib/resnet.cl:13
+        self.conv1 = nn.Conv2d(shape[0], 64, kernel_size=7, stride=2, padding=3, bias=bias)  # lib/resnet.cl:14
+        shape = shapes.conv2d(shape, 64, kernel=7, stride=2, padding=3, where="conv1")  # lib/resnet.cl:14
         self.weighted_layer_names.append("conv1")
-        if batch_normalization:  # resnet18.cl:15
+        if batch_normalization:  # lib/resnet.cl:15
             self.conv_bn1 = nn.BatchNorm2d(shape[0])
-        if activation_layer is not None:  # resnet18.cl:16
+        if activation_layer is not None:  # lib/resnet.cl:15
             self.conv_activation1 = activation_layer()
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)  # resnet18.cl:18
-        shape = shapes.pool2d(shape, 3, stride=2, padding=1, where="maxpool")  # resnet18.cl:18
-        self.conv2x = nn.Sequential()  # resnet18.cl:19
-        for _ in range(2):  # resnet18.cl:19
-            block = self.block_small(  # resnet18.cl:19
-                f"conv2x/{len(self.conv2x)}",
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)  # lib/resnet.cl:16
+        shape = shapes.pool2d(shape, 3, stride=2, padding=1, where="maxpool")  # lib/resnet.cl:16
+        for i, width in enumerate([64, 128, 256, 512]):  # lib/resnet.cl:17
+            sequence = nn.Sequential()  # lib/resnet.cl:18
+            self.add_module(module_name("conv", i + 2, "x"), sequence)
+            block = self.block_small(  # lib/resnet.cl:18
+                f"conv{i + 2}x/{len(sequence)}",
                 shape,
-                64,
-                stride=1,
+                width,
+                stride=1 if i == 0 else 2,
                 activation_layer=activation_layer,
                 batch_normalization=batch_normalization,
                 bias=bias,
             )
-            self.conv2x.append(block)
+            sequence.append(block)
             self.weighted_layer_names += block.weighted_layer_names
             shape = block.out_shape
-        self.conv3x = nn.Sequential()  # resnet18.cl:20
-        block = self.block_small(  # resnet18.cl:20
-            f"conv3x/{len(self.conv3x)}",
-            shape,
-            128,
-            stride=2,
-            activation_layer=activation_layer,
-            batch_normalization=batch_normalization,
-            bias=bias,
-        )
-        self.conv3x.append(block)
-        self.weighted_layer_names += block.weighted_layer_names
-        shape = block.out_shape
-        block = self.block_small(  # resnet18.cl:20
-            f"conv3x/{len(self.conv3x)}",
-            shape,
-            128,
-            activation_layer=activation_layer,
-            batch_normalization=batch_normalization,
-            bias=bias,
-        )
-        self.conv3x.append(block)
-        self.weighted_layer_names += block.weighted_layer_names
-        shape = block.out_shape
-        self.conv4x = nn.Sequential()  # resnet18.cl:21
-        block = self.block_small(  # resnet18.cl:21
-            f"conv4x/{len(self.conv4x)}",
-            shape,
-            256,
-            stride=2,
-            activation_layer=activation_layer,
-            batch_normalization=batch_normalization,
-            bias=bias,
-        )
-        self.conv4x.append(block)
-        self.weighted_layer_names += block.weighted_layer_names
-        shape = block.out_shape
-        block = self.block_small(  # resnet18.cl:21
-            f"conv4x/{len(self.conv4x)}",
-            shape,
-            256,
-            activation_layer=activation_layer,
-            batch_normalization=batch_normalization,
-            bias=bias,
-        )
-        self.conv4x.append(block)
-        self.weighted_layer_names += block.weighted_layer_names
-        shape = block.out_shape
-        self.conv5x = nn.Sequential()  # resnet18.cl:22
-        block = self.block_small(  # resnet18.cl:22
-            f"conv5x/{len(self.conv5x)}",
-            shape,
-            512,
-            stride=2,
-            activation_layer=activation_layer,
-            batch_normalization=batch_normalization,
-            bias=bias,
-        )
-        self.conv5x.append(block)
-        self.weighted_layer_names += block.weighted_layer_names
-        shape = block.out_shape
-        block = self.block_small(  # resnet18.cl:22
-            f"conv5x/{len(self.conv5x)}",
-            shape,
-            512,
-            activation_layer=activation_layer,
-            batch_normalization=batch_normalization,
-            bias=bias,
-        )
-        self.conv5x.append(block)
-        self.weighted_layer_names += block.weighted_layer_names
-        shape = block.out_shape
-        self.avepool = nn.AdaptiveAvgPool2d((1, 1))  # resnet18.cl:24
-        shape = shapes.adaptive_pool2d(shape, 1, where="avepool")  # resnet18.cl:24
-        shape = shapes.flatten(shape)  # resnet18.cl:24
-        if pretrained_weights is not None:  # resnet18.cl:28
+            for _ in range(blocks[i] - 1):  # lib/resnet.cl:18
+                block = self.block_small(  # lib/resnet.cl:18
+                    f"conv{i + 2}x/{len(sequence)}",
+                    shape,
+                    width,
+                    activation_layer=activation_layer,
+                    batch_normalization=batch_normalization,
+                    bias=bias,
+                )
+                sequence.append(block)
+                self.weighted_layer_names += block.weighted_layer_names
+                shape = block.out_shape
+        self.avepool = nn.AdaptiveAvgPool2d((1, 1))  # lib/resnet.cl:20
+        shape = shapes.adaptive_pool2d(shape, 1, where="avepool")  # lib/resnet.cl:20
+        shape = shapes.flatten(shape)  # lib/resnet.cl:20
+        if pretrained_weights is not None:  # lib/resnet.cl:22
             pretrained.load(self, self.pretrained_from, pretrained_weights)
 
     def forward(self, input: Tensor, stage: str | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         activations = {}
         x = input
-        x = self.conv1(x)  # resnet18.cl:14
-        if self.batch_normalization:  # resnet18.cl:15
+        x = self.conv1(x)  # lib/resnet.cl:14
+        if self.batch_normalization:  # lib/resnet.cl:15
             x = self.conv_bn1(x)
-        if self.activation_layer is not None:  # resnet18.cl:16
+        if self.activation_layer is not None:  # lib/resnet.cl:15
             x = self.conv_activation1(x)
-        activations["conv1"] = x  # resnet18.cl:17
-        x = self.maxpool(x)  # resnet18.cl:18
-        for block in self.conv2x:  # resnet18.cl:19
-            x, block_activations = block(x)
-            activations.update(block_activations)
-        for block in self.conv3x:  # resnet18.cl:20
-            x, block_activations = block(x)
-            activations.update(block_activations)
-        for block in self.conv4x:  # resnet18.cl:21
-            x, block_activations = block(x)
-            activations.update(block_activations)
-        for block in self.conv5x:  # resnet18.cl:22
-            x, block_activations = block(x)
-            activations.update(block_activations)
-        x = self.avepool(x)  # resnet18.cl:24
-        x = torch.flatten(x, 1)  # resnet18.cl:24
+        activations["conv1"] = x  # lib/resnet.cl:15
+        x = self.maxpool(x)  # lib/resnet.cl:16
+        for i, width in enumerate([64, 128, 256, 512]):  # lib/resnet.cl:17
+            for block in getattr(self, f"conv{i + 2}x"):  # lib/resnet.cl:18
+                x, block_activations = block(x)
+                activations.update(block_activations)
+        x = self.avepool(x)  # lib/resnet.cl:20
+        x = torch.flatten(x, 1)  # lib/resnet.cl:20
         return x, activations
 
 

@@ -31,11 +31,11 @@ from specc import require_runtime
 require_runtime("0.2.0")
 
 from specc.runtime.bases import Backbone
-from specc.runtime import check_argument, shapes
+from specc.runtime import check_argument, module_name, shapes
 
 
 class Basic(Backbone):
-    """`block basic` (torchvision_resnet18.cl:5): a building block. `path` is its module path
+    """`block basic` (torchvision_resnet18.cl:7): a building block. `path` is its module path
     ('/'-separated), which prefixes the names of its weighted layers; `in_shape` the shape of its input,
     without the batch dimension."""
 
@@ -54,20 +54,19 @@ class Basic(Backbone):
         self.planes = planes
         self.stride = stride
         shape = in_shape
-        self.conv1 = nn.Conv2d(shape[0], planes, kernel_size=3, stride=stride, padding=1, bias=False)  # torchvision_resnet18.cl:6
-        shape = shapes.conv2d(shape, planes, kernel=3, stride=stride, padding=1, where=f"{path}/conv1")  # torchvision_resnet18.cl:6
+        self.conv1 = nn.Conv2d(shape[0], planes, kernel_size=3, stride=stride, padding=1, bias=False)  # torchvision_resnet18.cl:8
+        shape = shapes.conv2d(shape, planes, kernel=3, stride=stride, padding=1, where=f"{path}/conv1")  # torchvision_resnet18.cl:8
         self.weighted_layer_names.append(f"{path}/conv1")
-        self.bn1 = nn.BatchNorm2d(shape[0])  # torchvision_resnet18.cl:6
-        self.relu = nn.ReLU()  # torchvision_resnet18.cl:7
-        self.conv2 = nn.Conv2d(shape[0], planes, kernel_size=3, padding=1, bias=False)  # torchvision_resnet18.cl:8
-        shape = shapes.conv2d(shape, planes, kernel=3, padding=1, where=f"{path}/conv2")  # torchvision_resnet18.cl:8
+        self.bn1 = nn.BatchNorm2d(shape[0])  # torchvision_resnet18.cl:8
+        self.relu = nn.ReLU(inplace=True)  # torchvision_resnet18.cl:9
+        self.conv2 = nn.Conv2d(shape[0], planes, kernel_size=3, padding=1, bias=False)  # torchvision_resnet18.cl:10
+        shape = shapes.conv2d(shape, planes, kernel=3, padding=1, where=f"{path}/conv2")  # torchvision_resnet18.cl:10
         self.weighted_layer_names.append(f"{path}/conv2")
-        self.bn2 = nn.BatchNorm2d(shape[0])  # torchvision_resnet18.cl:8
+        self.bn2 = nn.BatchNorm2d(shape[0])  # torchvision_resnet18.cl:10
         identity_main_shape = shape  # checked against branch identity below
-        self.relu2 = nn.ReLU()  # torchvision_resnet18.cl:9
-        # branch identity  # torchvision_resnet18.cl:10
+        # branch identity  # torchvision_resnet18.cl:12
         identity_shape = in_shape
-        if stride != 1 or in_shape[0] != planes:  # torchvision_resnet18.cl:10
+        if stride != 1 or in_shape[0] != planes:  # torchvision_resnet18.cl:12
             self.downsample = nn.Sequential()
             self.downsample.append(nn.Conv2d(identity_shape[0], planes, kernel_size=1, stride=stride, bias=False))
             identity_shape = shapes.conv2d(
@@ -78,29 +77,29 @@ class Basic(Backbone):
                 where=f"{path}/downsample/{len(self.downsample)}",
             )
             self.downsample.append(nn.BatchNorm2d(identity_shape[0]))
-        shapes.check_add(identity_main_shape, identity_shape, "torchvision_resnet18.cl:10")
+        shapes.check_add(identity_main_shape, identity_shape, "torchvision_resnet18.cl:12")
         self.out_shape = shape
 
     def forward(self, input: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         activations = {}
         x = input
-        x = self.conv1(x)  # torchvision_resnet18.cl:6
-        x = self.bn1(x)  # torchvision_resnet18.cl:6
-        x = self.relu(x)  # torchvision_resnet18.cl:7
-        activations[f"{self.path}/conv1"] = x  # torchvision_resnet18.cl:7
-        x = self.conv2(x)  # torchvision_resnet18.cl:8
-        x = self.bn2(x)  # torchvision_resnet18.cl:8
-        identity = input  # torchvision_resnet18.cl:10
-        if self.stride != 1 or self.in_shape[0] != self.planes:  # torchvision_resnet18.cl:10
+        x = self.conv1(x)  # torchvision_resnet18.cl:8
+        x = self.bn1(x)  # torchvision_resnet18.cl:8
+        x = self.relu(x)  # torchvision_resnet18.cl:9
+        activations[f"{self.path}/conv1"] = x  # torchvision_resnet18.cl:9
+        x = self.conv2(x)  # torchvision_resnet18.cl:10
+        x = self.bn2(x)  # torchvision_resnet18.cl:10
+        identity = input  # torchvision_resnet18.cl:12
+        if self.stride != 1 or self.in_shape[0] != self.planes:  # torchvision_resnet18.cl:12
             identity = self.downsample(identity)
-        x = x + identity  # torchvision_resnet18.cl:9
-        x = self.relu2(x)  # torchvision_resnet18.cl:9
-        activations[f"{self.path}/conv2"] = x  # torchvision_resnet18.cl:9
+        x = x + identity  # torchvision_resnet18.cl:11
+        x = self.relu(x)  # torchvision_resnet18.cl:11
+        activations[f"{self.path}/conv2"] = x  # torchvision_resnet18.cl:11
         return x, activations
 
 
 class TorchvisionResNet18(Backbone):
-    """`network TorchvisionResNet18` (torchvision_resnet18.cl:14)."""
+    """`network TorchvisionResNet18` (torchvision_resnet18.cl:16)."""
 
     block_basic = Basic
 
@@ -112,76 +111,51 @@ class TorchvisionResNet18(Backbone):
         output_dim: int | None = None,
         disable_unlearning: bool = False,
     ) -> None:
-        input_channels = check_argument("input_channels", input_channels, "int")  # torchvision_resnet18.cl:14
-        width = check_argument("width", width, "int")  # torchvision_resnet18.cl:14
+        input_channels = check_argument("input_channels", input_channels, "int")  # torchvision_resnet18.cl:16
+        width = check_argument("width", width, "int")  # torchvision_resnet18.cl:16
         super().__init__(output_dim=output_dim)
         self.input_channels = input_channels
         self.width = width
-        shape = (input_channels, None, None)  # torchvision_resnet18.cl:15
-        self.conv1 = nn.Conv2d(shape[0], width, kernel_size=7, stride=2, padding=3, bias=False)  # torchvision_resnet18.cl:16
-        shape = shapes.conv2d(shape, width, kernel=7, stride=2, padding=3, where="conv1")  # torchvision_resnet18.cl:16
+        shape = (input_channels, None, None)  # torchvision_resnet18.cl:17
+        self.conv1 = nn.Conv2d(shape[0], width, kernel_size=7, stride=2, padding=3, bias=False)  # torchvision_resnet18.cl:18
+        shape = shapes.conv2d(shape, width, kernel=7, stride=2, padding=3, where="conv1")  # torchvision_resnet18.cl:18
         self.weighted_layer_names.append("conv1")
-        self.bn1 = nn.BatchNorm2d(shape[0])  # torchvision_resnet18.cl:16
-        self.relu = nn.ReLU()  # torchvision_resnet18.cl:17
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)  # torchvision_resnet18.cl:18
-        shape = shapes.pool2d(shape, 3, stride=2, padding=1, where="maxpool")  # torchvision_resnet18.cl:18
-        self.layer1 = nn.Sequential()  # torchvision_resnet18.cl:19
-        for _ in range(2):  # torchvision_resnet18.cl:19
-            block = self.block_basic(f"layer1/{len(self.layer1)}", shape, width)  # torchvision_resnet18.cl:19
-            self.layer1.append(block)
+        self.bn1 = nn.BatchNorm2d(shape[0])  # torchvision_resnet18.cl:18
+        self.relu = nn.ReLU(inplace=True)  # torchvision_resnet18.cl:19
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)  # torchvision_resnet18.cl:20
+        shape = shapes.pool2d(shape, 3, stride=2, padding=1, where="maxpool")  # torchvision_resnet18.cl:20
+        for i, scale in enumerate([1, 2, 4, 8]):  # torchvision_resnet18.cl:21
+            sequence = nn.Sequential()  # torchvision_resnet18.cl:22
+            self.add_module(module_name("layer", i + 1), sequence)
+            block = self.block_basic(  # torchvision_resnet18.cl:22
+                f"layer{i + 1}/{len(sequence)}",
+                shape,
+                scale * width,
+                stride=1 if i == 0 else 2,
+            )
+            sequence.append(block)
             self.weighted_layer_names += block.weighted_layer_names
             shape = block.out_shape
-        self.layer2 = nn.Sequential()  # torchvision_resnet18.cl:20
-        block = self.block_basic(f"layer2/{len(self.layer2)}", shape, 2 * width, stride=2)  # torchvision_resnet18.cl:20
-        self.layer2.append(block)
-        self.weighted_layer_names += block.weighted_layer_names
-        shape = block.out_shape
-        block = self.block_basic(f"layer2/{len(self.layer2)}", shape, 2 * width)  # torchvision_resnet18.cl:20
-        self.layer2.append(block)
-        self.weighted_layer_names += block.weighted_layer_names
-        shape = block.out_shape
-        self.layer3 = nn.Sequential()  # torchvision_resnet18.cl:21
-        block = self.block_basic(f"layer3/{len(self.layer3)}", shape, 4 * width, stride=2)  # torchvision_resnet18.cl:21
-        self.layer3.append(block)
-        self.weighted_layer_names += block.weighted_layer_names
-        shape = block.out_shape
-        block = self.block_basic(f"layer3/{len(self.layer3)}", shape, 4 * width)  # torchvision_resnet18.cl:21
-        self.layer3.append(block)
-        self.weighted_layer_names += block.weighted_layer_names
-        shape = block.out_shape
-        self.layer4 = nn.Sequential()  # torchvision_resnet18.cl:22
-        block = self.block_basic(f"layer4/{len(self.layer4)}", shape, 8 * width, stride=2)  # torchvision_resnet18.cl:22
-        self.layer4.append(block)
-        self.weighted_layer_names += block.weighted_layer_names
-        shape = block.out_shape
-        block = self.block_basic(f"layer4/{len(self.layer4)}", shape, 8 * width)  # torchvision_resnet18.cl:22
-        self.layer4.append(block)
-        self.weighted_layer_names += block.weighted_layer_names
-        shape = block.out_shape
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))  # torchvision_resnet18.cl:23
-        shape = shapes.adaptive_pool2d(shape, 1, where="avgpool")  # torchvision_resnet18.cl:23
-        shape = shapes.flatten(shape)  # torchvision_resnet18.cl:23
+            block = self.block_basic(f"layer{i + 1}/{len(sequence)}", shape, scale * width)  # torchvision_resnet18.cl:22
+            sequence.append(block)
+            self.weighted_layer_names += block.weighted_layer_names
+            shape = block.out_shape
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))  # torchvision_resnet18.cl:24
+        shape = shapes.adaptive_pool2d(shape, 1, where="avgpool")  # torchvision_resnet18.cl:24
+        shape = shapes.flatten(shape)  # torchvision_resnet18.cl:24
 
     def forward(self, input: Tensor, stage: str | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         activations = {}
         x = input
-        x = self.conv1(x)  # torchvision_resnet18.cl:16
-        x = self.bn1(x)  # torchvision_resnet18.cl:16
-        x = self.relu(x)  # torchvision_resnet18.cl:17
-        activations["conv1"] = x  # torchvision_resnet18.cl:17
-        x = self.maxpool(x)  # torchvision_resnet18.cl:18
-        for block in self.layer1:  # torchvision_resnet18.cl:19
-            x, block_activations = block(x)
-            activations.update(block_activations)
-        for block in self.layer2:  # torchvision_resnet18.cl:20
-            x, block_activations = block(x)
-            activations.update(block_activations)
-        for block in self.layer3:  # torchvision_resnet18.cl:21
-            x, block_activations = block(x)
-            activations.update(block_activations)
-        for block in self.layer4:  # torchvision_resnet18.cl:22
-            x, block_activations = block(x)
-            activations.update(block_activations)
-        x = self.avgpool(x)  # torchvision_resnet18.cl:23
-        x = torch.flatten(x, 1)  # torchvision_resnet18.cl:23
+        x = self.conv1(x)  # torchvision_resnet18.cl:18
+        x = self.bn1(x)  # torchvision_resnet18.cl:18
+        x = self.relu(x)  # torchvision_resnet18.cl:19
+        activations["conv1"] = x  # torchvision_resnet18.cl:19
+        x = self.maxpool(x)  # torchvision_resnet18.cl:20
+        for i, scale in enumerate([1, 2, 4, 8]):  # torchvision_resnet18.cl:21
+            for block in getattr(self, f"layer{i + 1}"):  # torchvision_resnet18.cl:22
+                x, block_activations = block(x)
+                activations.update(block_activations)
+        x = self.avgpool(x)  # torchvision_resnet18.cl:24
+        x = torch.flatten(x, 1)  # torchvision_resnet18.cl:24
         return x, activations

@@ -40,8 +40,14 @@ def weighted_layer_table(net: Network) -> str:
         if masked:
             gated = net.graph_preceding[name]
             repeat = net.input_unit_repeat.get(name, 1)
-            spread = f" (each unit x{repeat}, through flatten)" if repeat != 1 else ""
-            row += (_mask_point(net, name), f"mask of {gated[0]}{spread}" if gated else "- (network input)")
+            if len(gated) > 1:  # a concatenation: each slice of the input carries one layer's units
+                source = f"masks of {', '.join(gated)} (concatenated)"
+            elif gated:
+                spread = f" (each unit x{repeat}, through flatten)" if repeat not in (1, None) else ""
+                source = f"mask of {gated[0]}{spread}"
+            else:
+                source = "- (network input)"
+            row += (_mask_point(net, name), source)
         rows.append(row)
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) if c not in (0, 5) else cell.rjust(w)

@@ -1,3 +1,2 @@
-# CLArena's `CLMLP`: the MLP architecture as a continual-learning backbone.
-include "mlp.cl"
+include "mlp.cl"  # CLArena's CLMLP: the MLP as a continual-learning backbone
 backbone CLMLP = continual MLP

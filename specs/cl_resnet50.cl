@@ -1,3 +1,2 @@
-# CLArena's `CLResNet50`: ResNet-50 as a continual-learning backbone.
-include "resnet50.cl"
+include "resnet50.cl"  # CLArena's CLResNet50: ResNet-50 as a continual-learning backbone
 backbone CLResNet50 = continual ResNet50

@@ -15,6 +15,6 @@ network MLP(
             -> fc_bn[i]: batchnorm1d() if batch_normalization
             -> fc_activation[i]: activation_layer()
             -> record
-            -> fc_dropout[i]: dropout(dropout) if dropout != none
+            -> (fc_dropout[i]: dropout(dropout) if dropout != none)
     }
 }

@@ -1,4 +1,3 @@
-# CLArena's `AmnesiacHATMLP`: HATMaskMLP plus backup backbones (plain MLPs) for unlearning.
-include "mlp.cl"
+include "mlp.cl"  # CLArena's AmnesiacHATMLP: HAT plus backup backbones (plain MLPs) for unlearning
 backbone AmnesiacHATMLP = MLP
 mask amnesiac_hat()

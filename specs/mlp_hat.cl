@@ -1,5 +1,3 @@
-# CLArena's `HATMaskMLP`: the MLP architecture with HAT unit masks.
-# The mask adds the `gate` parameter and turns `batch_normalization` into none / "shared" / "independent".
-include "mlp.cl"
+include "mlp.cl"  # CLArena's HATMaskMLP (adds `gate`; batch_normalization: none, "shared", "independent")
 backbone HATMaskMLP = MLP
 mask hat()

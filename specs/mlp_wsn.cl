@@ -1,4 +1,3 @@
-# CLArena's `WSNMaskMLP`: the MLP architecture with WSN parameter masks (no batch norm parameter).
-include "mlp.cl"
+include "mlp.cl"  # CLArena's WSNMaskMLP (no batch norm parameter)
 backbone WSNMaskMLP = MLP
 mask wsn()

@@ -1,4 +1,3 @@
-# CLArena's `AmnesiacHATResNet101`: HATMaskResNet101 plus backup backbones (plain ResNet-101) for unlearning.
-include "resnet101.cl"
+include "resnet101.cl"  # CLArena's AmnesiacHATResNet101: HAT plus backup backbones for unlearning
 backbone AmnesiacHATResNet101 = ResNet101
 mask amnesiac_hat()

@@ -1,4 +1,3 @@
-# CLArena's `HATMaskResNet101`: ResNet-101 with HAT unit masks (after batch norm and the residual add).
-include "resnet101.cl"
+include "resnet101.cl"  # CLArena's HATMaskResNet101: unit masks after batch norm and residual add
 backbone HATMaskResNet101 = ResNet101
 mask hat()

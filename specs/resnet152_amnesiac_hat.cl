@@ -1,4 +1,3 @@
-# CLArena's `AmnesiacHATResNet152`: HATMaskResNet152 plus backup backbones (plain ResNet-152) for unlearning.
-include "resnet152.cl"
+include "resnet152.cl"  # CLArena's AmnesiacHATResNet152: HAT plus backup backbones for unlearning
 backbone AmnesiacHATResNet152 = ResNet152
 mask amnesiac_hat()

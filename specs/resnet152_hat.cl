@@ -1,4 +1,3 @@
-# CLArena's `HATMaskResNet152`: ResNet-152 with HAT unit masks (after batch norm and the residual add).
-include "resnet152.cl"
+include "resnet152.cl"  # CLArena's HATMaskResNet152: unit masks after batch norm and residual add
 backbone HATMaskResNet152 = ResNet152
 mask hat()

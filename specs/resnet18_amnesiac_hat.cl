@@ -1,4 +1,3 @@
-# CLArena's `AmnesiacHATResNet18`: HATMaskResNet18 plus backup backbones (plain ResNet-18) for unlearning.
-include "resnet18.cl"
+include "resnet18.cl"  # CLArena's AmnesiacHATResNet18: HAT plus backup backbones for unlearning
 backbone AmnesiacHATResNet18 = ResNet18
 mask amnesiac_hat()

@@ -1,4 +1,3 @@
-# CLArena's `HATMaskResNet18`: ResNet-18 with HAT unit masks (after batch norm and the residual add).
-include "resnet18.cl"
+include "resnet18.cl"  # CLArena's HATMaskResNet18: unit masks after batch norm and residual add
 backbone HATMaskResNet18 = ResNet18
 mask hat()

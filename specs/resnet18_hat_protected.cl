@@ -1,7 +1,4 @@
-# HATMaskResNet18Protected (beyond CLArena): HATMaskResNet18 whose shortcut (downsample) convs are
-# weighted layers too. Each shares the mask and task embedding of the conv that owns its block's
-# residual add, and its preceding layer is the producer of the block's input, so HAT's gradient
-# rule protects it; in CLArena's lists it is missing and earlier tasks drift while later ones train.
+# Beyond CLArena: HATMaskResNet18 whose shortcut convs are weighted layers that share their block's mask.
 include "resnet18.cl"
 backbone HATMaskResNet18Protected = ResNet18
 mask hat(protect_shortcuts = true)

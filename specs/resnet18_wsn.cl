@@ -1,5 +1,3 @@
-# WSNMaskResNet18 (beyond CLArena): ResNet-18 with WSN parameter masks on every convolution,
-# shortcut projections included; batch norm none / "shared" / "independent" (default).
-include "resnet18.cl"
+include "resnet18.cl"  # beyond CLArena: WSN on every conv, shortcut projections included
 backbone WSNMaskResNet18 = ResNet18
 mask wsn(batch_normalization = "independent")

@@ -1,4 +1,3 @@
-# CLArena's `AmnesiacHATResNet34`: HATMaskResNet34 plus backup backbones (plain ResNet-34) for unlearning.
-include "resnet34.cl"
+include "resnet34.cl"  # CLArena's AmnesiacHATResNet34: HAT plus backup backbones for unlearning
 backbone AmnesiacHATResNet34 = ResNet34
 mask amnesiac_hat()

@@ -1,4 +1,3 @@
-# CLArena's `HATMaskResNet34`: ResNet-34 with HAT unit masks (after batch norm and the residual add).
-include "resnet34.cl"
+include "resnet34.cl"  # CLArena's HATMaskResNet34: unit masks after batch norm and residual add
 backbone HATMaskResNet34 = ResNet34
 mask hat()

@@ -1,24 +1,2 @@
-# ResNet-50, reproducing CLArena's `ResNet50` (clarena.backbones.ResNet50).
-# Blocks: 3-4-6-3 large blocks; each stage's stride sits in its first block only.
-include "lib/resnet_blocks.cl"
-
-network ResNet50(
-    input_channels: int,
-    output_dim: int,
-    activation_layer: activation? = ReLU,
-    batch_normalization: bool = true,
-    bias: bool = false,
-) {
-    input image(input_channels)
-    conv1: conv2d(64, kernel=7, stride=2, padding=3, bias=bias)
-        -> conv_bn1: batchnorm2d() if batch_normalization
-        -> conv_activation1: activation_layer()
-        -> record
-    maxpool: maxpool2d(3, stride=2, padding=1)
-    conv2x: large(64, stride=1) * 3
-    conv3x: large(128, stride=2), large(128) * 3
-    conv4x: large(256, stride=2), large(256) * 5
-    conv5x: large(512, stride=2), large(512) * 2
-    # CLArena records `output_dim` but builds no layer for it: the feature is the pooled map.
-    avepool: adaptive_avgpool2d(1) -> flatten
-}
+include "lib/resnet.cl"  # CLArena's ResNet50
+backbone ResNet50 = ResNet(blocks=[3, 4, 6, 3], block=large, pretrained_weights=none)

@@ -1,4 +1,3 @@
-# CLArena's `AmnesiacHATResNet50`: HATMaskResNet50 plus backup backbones (plain ResNet-50) for unlearning.
-include "resnet50.cl"
+include "resnet50.cl"  # CLArena's AmnesiacHATResNet50: HAT plus backup backbones for unlearning
 backbone AmnesiacHATResNet50 = ResNet50
 mask amnesiac_hat()

@@ -1,4 +1,3 @@
-# CLArena's `HATMaskResNet50`: ResNet-50 with HAT unit masks (after batch norm and the residual add).
-include "resnet50.cl"
+include "resnet50.cl"  # CLArena's HATMaskResNet50: unit masks after batch norm and residual add
 backbone HATMaskResNet50 = ResNet50
 mask hat()

@@ -1,5 +1,3 @@
-# WSNMaskResNet50 (beyond CLArena): ResNet-50 with WSN parameter masks on every convolution,
-# shortcut projections included; batch norm none / "shared" / "independent" (default).
-include "resnet50.cl"
+include "resnet50.cl"  # beyond CLArena: WSN on every conv, shortcut projections included
 backbone WSNMaskResNet50 = ResNet50
 mask wsn(batch_normalization = "independent")

@@ -433,7 +433,8 @@ def test_module_declared_twice_inside_a_loop_hints_at_indexing(tmp_path):
         """)
     err = error_of(p)
     assert_at(err, p, 4, 9)
-    assert "name[i]" in (err.hint or "")
+    assert "module 'fc' is declared in a loop without an index" in err.message
+    assert "`fc[i]: ...`" in (err.hint or "")
 
 
 def test_non_consecutive_module_index(tmp_path):

@@ -224,7 +224,12 @@ LAYERS = ["linear({a})", "conv2d({a}, kernel={b})", "conv2d({a}, kernel={b}, str
           "batchnorm1d()", "batchnorm2d(momentum={f})", "dropout({f})", "maxpool2d({b}, stride={c}, padding={c})",
           "avgpool2d({b})", "adaptive_avgpool2d({a})", "flatten", "identity", "ReLU()", "GELU(approximate={s})",
           "LeakyReLU({f})", "Hardtanh({f}, {f})", "CELU(alpha={f})", "Softplus(beta={f})", "act()", "blk({a})",
-          "blk({a}) * {c}", "blk({a}), blk({b}) * {c}", "nosuch({a})", "linear(out_features={a}, bias={e})"]
+          "blk({a}) * {c}", "blk({a}), blk({b}) * {c}", "nosuch({a})", "linear(out_features={a}, bias={e})",
+          # issue 12's operations and arguments
+          "subsample({c})", "pad_channels({c}, {b})", "adaptive_maxpool2d({a})", "ReLU(inplace={e})",
+          "maxpool2d({b}, dilation={c}, ceil_mode={e})", "avgpool2d({b}, ceil_mode={e}, count_include_pad={e})",
+          "batchnorm2d(affine={e}, track_running_stats={e}, momentum=none)", "dropout({f}, inplace={e})",
+          "concat({a})", "blkparam({a})"]
 INTS = ["0", "1", "2", "3", "4", "-1", "-2", "8", "64", "100000", "100001", "9223372036854775807",
         "9223372036854775808", "9" * 25, "9" * 5000, "0" * 50 + "1"]
 FLOATS = ["0.5", "0.0", "1.0", "2.5", "1e999", "1e-999", "0.1", "1e308 * 10.0", "-0.0"]
@@ -274,18 +279,29 @@ def expressions(draw, depth=3):
 def chains(draw, blocks: bool):
     elements = []
     for _ in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["layer", "layer", "layer", "record", "add", "cond"]))
+        kind = draw(st.sampled_from(["layer", "layer", "layer", "record", "add", "cond", "group", "use", "concat",
+                                     "record_if"]))
         if kind == "record":
             elements.append("record")
+        elif kind == "record_if":
+            elements.append(f"record if {draw(expressions(1))}")
         elif kind == "add":
             elements.append(f"add({draw(st.sampled_from(['sc', 'nosuch']))})")
+        elif kind == "concat":
+            elements.append(f"concat({draw(st.sampled_from(['sc', 'nosuch', 'sc, sc', 'sc, in']))})")
+        elif kind == "use":
+            elements.append(f"use {draw(st.sampled_from(HOSTILE_NAMES + ['y', 'z'] * 4))}")
+        elif kind == "group":
+            guard = draw(st.sampled_from(["", f" if {draw(expressions(1))}"]))
+            elements.append(f"({draw(chains(blocks))}){guard}")
         else:
             template = draw(st.sampled_from(LAYERS if blocks else [t for t in LAYERS if "blk" not in t]))
             layer = template.format(a=draw(expressions(1)), b=draw(st.sampled_from(INTS[:8])),
                                     c=draw(st.sampled_from(INTS[:7])), f=draw(st.sampled_from(FLOATS)),
                                     s=draw(st.sampled_from(STRINGS)), e=draw(st.sampled_from(["true", "false", "1"])))
             name = draw(st.sampled_from(HOSTILE_NAMES + ["y", "z"] * 8))
-            path = draw(st.sampled_from(["", f"{name}: ", f"{name}[i]: ", f"{name}[{draw(expressions(1))}]: "]))
+            path = draw(st.sampled_from(["", f"{name}: ", f"{name}[i]: ", f"{name}[{draw(expressions(1))}]: ",
+                                         f"{name}{{{draw(expressions(1))}}}: ", f"{name}{{i}}x{{i}}: "]))
             cond = f" if {draw(expressions(1))}" if kind == "cond" else ""
             elements.append(path + layer + cond)
     return " -> ".join(elements)
@@ -327,8 +343,9 @@ def spec_texts(draw):
             parts.append("block other(w: int) {\n    q: blk(w)\n}")
     params = []
     for _ in range(draw(st.integers(0, 4))):
-        name = draw(st.sampled_from(["n", "widths", "act", "batch_normalization", "output_dim"] + HOSTILE_NAMES))
-        typ = draw(st.sampled_from(TYPES))
+        name = draw(st.sampled_from(["n", "widths", "act", "batch_normalization", "output_dim", "blkparam"]
+                                    + HOSTILE_NAMES))
+        typ = draw(st.sampled_from(TYPES + ["block"]))
         default = draw(st.one_of(st.none(), expressions(1)))
         params.append(f"{name}: {typ}" + (f" = {default}" if default is not None else ""))
     inp = draw(st.sampled_from(["features(4)", "features(n)", "image(3, 8, 8)", "image(3)", "image(3, 0, 0)",
@@ -336,8 +353,10 @@ def spec_texts(draw):
     cls = draw(st.sampled_from(["A", "A", "A", "class", "nn", "self", "__init__", "Backbone"]))
     parts.append(f"network {cls}({', '.join(params)}) {{\n    input {inp}\n{draw(bodies(True))}\n}}")
     if draw(st.booleans()):
+        binding = draw(st.sampled_from(["", "", f"(n={draw(expressions(1))})", "(blkparam=blk)", "(nosuch=1)",
+                                        f"({draw(expressions(1))})", "(output_dim=1)"]))
         parts.append(f"backbone {draw(st.sampled_from(['H', 'H', 'super', 'forward']))} = "
-                     f"{draw(st.sampled_from(['', 'continual ']))}{cls}")
+                     f"{draw(st.sampled_from(['', 'continual ']))}{cls}{binding}")
         if draw(st.booleans()):
             opts = draw(st.sampled_from(['', 'gate="sigmoid"', 'gate="bogus"', 'batch_normalization="independent"',
                                          'gate="sigmoid", batch_normalization="shared"', 'gate=1', 'protect_shortcuts=true',

@@ -141,7 +141,7 @@ def test_expressions_within_the_nesting_limit_still_work(tmp_path, capsys):
 
 
 def test_recursive_block(tmp_path, capsys):
-    text = "block b(d: int) {\n    x: linear(4) -> y: b(d - 1) if d > 0\n}\n" + net("    z: b(200)")
+    text = "block b(d: int) {\n    x: linear(4) -> (y: b(d - 1) if d > 0)\n}\n" + net("    z: b(200)")
     err = check_error(tmp_path, capsys, text, "recursive block: b -> b", 2)
     assert "Traceback" not in err
 

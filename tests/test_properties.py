@@ -145,11 +145,12 @@ def resnet_specs(draw) -> Generated:
             chain.append("record")
         body.append("    " + "\n        -> ".join(chain))
     out_ch = "width * 2" if expansion == 2 else "width"
-    # A condition guards one element (`name: op if cond`), so each element of the branch carries it.
+    # A guard on a branch of several elements is written on a group: `(proj -> proj_bn) if cond`.
     cond = f"\n        if in.channels != {out_ch} or stride != 1" if shortcut == "conditional" else ""
-    branch = f"    branch sc = proj: conv2d({out_ch}, kernel=1, stride=stride, bias=false){cond}"
+    proj = f"proj: conv2d({out_ch}, kernel=1, stride=stride, bias=false)"
     if proj_bn:
-        branch += f"\n        -> proj_bn: batchnorm2d(){cond}"
+        proj = f"({proj} -> proj_bn: batchnorm2d())" if cond else f"{proj}\n        -> proj_bn: batchnorm2d()"
+    branch = f"    branch sc = {proj}{cond}"
     body = [branch] + body if branch_first else body + [branch]
     block = "block blk(width: int, stride: int = 1) {\n" + "\n".join(body) + "\n}\n"
 

@@ -184,3 +184,61 @@ def test_twenty_million_scores_beyond_torch_quantile():
 
     # A sort-based quantile alone takes ~3 s at this size on a laptop-class CPU.
     assert elapsed < 20.0
+
+
+RANK_BY_SPEC = """
+network Small() {
+    input features(6)
+    fc1: linear(5) -> relu: ReLU() -> record
+    fc2: linear(4) -> record
+}
+backbone WSNMaskSmall = Small
+mask wsn(rank_by = "magnitude")
+"""
+
+
+def test_rank_by_magnitude_keeps_the_largest_absolute_scores(tmp_path):
+    """`mask wsn(rank_by="magnitude")` (the WSN paper's ranking): each layer keeps the parameters whose
+    |score| reaches the (1 - c) quantile of all |score| (torch.quantile), and the straight-through
+    gradient reaches each score times its sign; the default ranking keeps the largest scores."""
+    import specc
+    from specc.emit.export import export_source
+    from specc.frontend.load import load_program
+
+    spec = tmp_path / "small_wsn.cl"
+    spec.write_text(RANK_BY_SPEC)
+    default_spec = tmp_path / "small_default.cl"
+    default_spec.write_text(RANK_BY_SPEC.replace('rank_by = "magnitude"', ""))
+    namespace: dict = {}
+    exec(compile(export_source(load_program(str(spec))), "exported", "exec"), namespace)
+    x = torch.randn(3, 6, generator=torch.Generator().manual_seed(1))
+    for model in (specc.build(spec), namespace["WSNMaskSmall"]()):
+        model.setup_task_id(1)
+        g = torch.Generator().manual_seed(2)
+        with torch.no_grad():
+            for name in model.weighted_layer_names:
+                s = model.weight_score_t[name].weight
+                s.copy_(torch.randn(s.shape, generator=g))
+        c = 0.4
+        feature, weight_mask, bias_mask, _ = model(x, "train", mask_percentage=c)
+        seeds = {}
+        for name in model.weighted_layer_names:
+            s = model.weight_score_t[name].weight
+            magnitude = s.detach().abs()
+            expected = (magnitude >= torch.quantile(magnitude.flatten(), 1 - c)).float()
+            assert torch.equal(weight_mask[name], expected), name
+            assert not torch.equal(expected, reference_mask(s.detach(), c))  # the ranking matters here
+            seeds[name] = torch.randn(s.shape, generator=g)
+        sum((weight_mask[n] * seeds[n]).sum() for n in seeds).backward()
+        for name in model.weighted_layer_names:
+            s = model.weight_score_t[name].weight
+            assert torch.equal(s.grad, seeds[name] * s.detach().sign()), name
+    plain = specc.build(default_spec)
+    plain.setup_task_id(1)
+    with torch.no_grad():
+        for name in plain.weighted_layer_names:
+            plain.weight_score_t[name].weight.copy_(model.weight_score_t[name].weight)
+    _, default_mask, _, _ = plain(x, "train", mask_percentage=0.4)
+    for name in plain.weighted_layer_names:
+        s = plain.weight_score_t[name].weight.detach()
+        assert torch.equal(default_mask[name], reference_mask(s, 0.4)), name

@@ -17,7 +17,11 @@ from .weighted import find_weighted
 __all__ = ["AnalysisError", "Facts", "Graph", "Node", "Segment", "analyse"]
 
 
-def analyse(graph: Graph, include_shortcuts: bool = False) -> Facts:
+def analyse(graph: Graph, include_shortcuts: bool = False, unit_masks: bool = True,
+            point: str = "earliest") -> Facts:
+    """The facts of `graph`. `unit_masks`: the network gets unit masks (HAT), so every mask point must
+    keep a masked unit zero up to the next layers (else AnalysisError); without, mask points are
+    still reported, unchecked. `point`: the mask point rule (mask_points.find_mask_points)."""
     mark_shortcuts(graph)
     names = find_weighted(graph, include_shortcuts)
     if len(set(names)) != len(names):
@@ -28,7 +32,7 @@ def analyse(graph: Graph, include_shortcuts: bool = False) -> Facts:
     assign_units(graph)
     # Ties first: a weighted shortcut projection shares the mask of the layer owning its add.
     chain_points = find_mask_points(graph, [n for n in names if not _is_shortcut(graph, layer_nodes[n])],
-                                    layer_nodes)
+                                    layer_nodes, check=unit_masks, point_rule=point)
     tied_to = find_ties(graph)
     inputs = {name: _input_segments(graph, graph.nodes[layer_nodes[name]]) for name in names}
     graph_preceding = {name: list(dict.fromkeys(s.owner for s in segs if s.owner is not None))
@@ -63,8 +67,12 @@ def _input_segments(graph: Graph, layer: Node) -> tuple[Segment, ...]:
     if not unknown:
         return segs
     known = sum(s.size * s.repeat for s in segs if s.repeat is not None and s.size is not None)
-    if len(unknown) == 1 and unknown[0].size and layer.in_units is not None \
-            and (layer.in_units - known) % unknown[0].size == 0:
-        r = (layer.in_units - known) // unknown[0].size
+    # The unknown repeats come from one flatten (the adapter could not size its image), which spreads
+    # every unit over the same height * width: one repeat for them all (a concatenation or a zero
+    # padding before the flatten makes several segments).
+    sizes = sum(s.size or 0 for s in unknown)
+    if all(s.size for s in unknown) and layer.in_units is not None and sizes \
+            and (layer.in_units - known) % sizes == 0 and layer.in_units > known:
+        r = (layer.in_units - known) // sizes
         return tuple(Segment(s.owner, s.size, r) if s.repeat is None else s for s in segs)
     raise AnalysisError(f"cannot tell how the inputs of '{layer.name}' map to the units before it", layer)

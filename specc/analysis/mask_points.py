@@ -28,7 +28,16 @@ def _data_users(graph: Graph, users: list[list[int]], nid: int) -> list[Node]:
     return [graph.nodes[u] for u in users[nid] if graph.nodes[u].role != "output"]
 
 
-def find_mask_points(graph: Graph, layers: list[str], layer_nodes: dict[str, int]) -> dict[str, int]:
+MASK_POINTS = ("earliest", "chain_end")
+
+
+def find_mask_points(graph: Graph, layers: list[str], layer_nodes: dict[str, int],
+                     check: bool = True, point_rule: str = "earliest") -> dict[str, int]:
+    """`point`: "earliest", after the chain's last op that could move a zero (CLArena's placement);
+    "chain_end", after the chain's last op (the HAT paper's AlexNet masks after ReLU, dropout and
+    max pool). Either keeps a masked unit zero: every zero-mover of the chain comes before it."""
+    if point_rule not in MASK_POINTS:
+        raise ValueError(f"mask point must be one of {MASK_POINTS}, got {point_rule!r}")
     users = graph.users()
     points = {}
     for layer in layers:
@@ -41,13 +50,14 @@ def find_mask_points(graph: Graph, layers: list[str], layer_nodes: dict[str, int
                 break
             cur = nxt[0]
             chain.append(cur)
-            if not cur.keeps_zero:
+            if not cur.keeps_zero or point_rule == "chain_end":
                 point = cur
         for n in chain:
             n.meta["chain_of"] = layer
         point.meta["mask_point_of"] = layer
         points[layer] = point.id
-        _check_beyond(graph, users, point, layer)
+        if check:
+            _check_beyond(graph, users, point, layer)
     return points
 
 

@@ -25,11 +25,16 @@ class Shape:
         return "(" + ", ".join("?" if d is None else str(d) for d in self.dims) + ")"
 
 # Activation classes of torch.nn a spec may name, with their (keyword, type, default) arguments.
+# `inplace` (where torch has it) is accepted and written out; it changes no result: the elaborator
+# refuses it where the overwritten input is read elsewhere.
+_INPLACE = ("inplace", "bool", False)
 ACTIVATIONS: dict[str, tuple[tuple[str, str, object], ...]] = {
-    "ReLU": (), "ReLU6": (), "GELU": (("approximate", "str", "none"),), "Tanh": (), "Sigmoid": (),
-    "SiLU": (), "Mish": (), "Hardswish": (), "Hardsigmoid": (), "Softplus": (("beta", "float", 1.0),),
-    "LeakyReLU": (("negative_slope", "float", 0.01),), "ELU": (("alpha", "float", 1.0),),
-    "CELU": (("alpha", "float", 1.0),), "SELU": (), "Hardtanh": (("min_val", "float", -1.0), ("max_val", "float", 1.0)),
+    "ReLU": (_INPLACE,), "ReLU6": (_INPLACE,), "GELU": (("approximate", "str", "none"),), "Tanh": (),
+    "Sigmoid": (), "SiLU": (_INPLACE,), "Mish": (_INPLACE,), "Hardswish": (_INPLACE,),
+    "Hardsigmoid": (_INPLACE,), "Softplus": (("beta", "float", 1.0),),
+    "LeakyReLU": (("negative_slope", "float", 0.01), _INPLACE), "ELU": (("alpha", "float", 1.0), _INPLACE),
+    "CELU": (("alpha", "float", 1.0), _INPLACE), "SELU": (_INPLACE,),
+    "Hardtanh": (("min_val", "float", -1.0), ("max_val", "float", 1.0), _INPLACE),
     "Identity": (),
 }
 
@@ -44,6 +49,9 @@ class OpSpec:
 
 
 REQUIRED = object()
+# Batch norm: torch.nn.BatchNorm{1,2}d's arguments (momentum none: a cumulative average).
+_BN = (("eps", "float", 1e-5), ("momentum", "float?", 0.1), ("affine", "bool", True),
+       ("track_running_stats", "bool", True))
 
 # torch.nn classes by role, for the analysis and the passes.
 BATCH_NORMS = ("BatchNorm1d", "BatchNorm2d")
@@ -54,23 +62,38 @@ OPS: dict[str, OpSpec] = {
     "conv2d": OpSpec("conv2d", (("out_channels", "int", REQUIRED), ("kernel", "int", REQUIRED), ("stride", "int", 1),
                                 ("padding", "int", 0), ("dilation", "int", 1), ("groups", "int", 1),
                                 ("bias", "bool", True)), "Conv2d", True, "image"),
-    "batchnorm1d": OpSpec("batchnorm1d", (("eps", "float", 1e-5), ("momentum", "float", 0.1)), "BatchNorm1d", False, "features"),
-    "batchnorm2d": OpSpec("batchnorm2d", (("eps", "float", 1e-5), ("momentum", "float", 0.1)), "BatchNorm2d", False, "image"),
-    "dropout": OpSpec("dropout", (("p", "float", 0.5),), "Dropout", False, "any"),
-    "maxpool2d": OpSpec("maxpool2d", (("kernel", "int", REQUIRED), ("stride", "int?", None), ("padding", "int", 0)),
+    "batchnorm1d": OpSpec("batchnorm1d", _BN, "BatchNorm1d", False, "features"),
+    "batchnorm2d": OpSpec("batchnorm2d", _BN, "BatchNorm2d", False, "image"),
+    "dropout": OpSpec("dropout", (("p", "float", 0.5), _INPLACE), "Dropout", False, "any"),
+    "maxpool2d": OpSpec("maxpool2d", (("kernel", "int", REQUIRED), ("stride", "int?", None), ("padding", "int", 0),
+                                      ("dilation", "int", 1), ("ceil_mode", "bool", False)),
                         "MaxPool2d", False, "image"),
-    "avgpool2d": OpSpec("avgpool2d", (("kernel", "int", REQUIRED), ("stride", "int?", None), ("padding", "int", 0)),
+    "avgpool2d": OpSpec("avgpool2d", (("kernel", "int", REQUIRED), ("stride", "int?", None), ("padding", "int", 0),
+                                      ("ceil_mode", "bool", False), ("count_include_pad", "bool", True)),
                         "AvgPool2d", False, "image"),
     "adaptive_avgpool2d": OpSpec("adaptive_avgpool2d", (("size", "int", REQUIRED),), "AdaptiveAvgPool2d", False, "image"),
+    "adaptive_maxpool2d": OpSpec("adaptive_maxpool2d", (("size", "int", REQUIRED),), "AdaptiveMaxPool2d", False, "image"),
     "flatten": OpSpec("flatten", (), None, False, "any"),
     "identity": OpSpec("identity", (), None, False, "any"),
+    # Option-A shortcuts (ResNet-32 on CIFAR): keep every stride-th row and column (x[:, :, ::s, ::s]),
+    # and zero channels added before and after the existing ones.
+    "subsample": OpSpec("subsample", (("stride", "int", REQUIRED),), None, False, "image"),
+    "pad_channels": OpSpec("pad_channels", (("before", "int", REQUIRED), ("after", "int", REQUIRED)), None, False,
+                           "image"),
 }
 
 
-def _window(size, kernel: int, stride: int, padding: int, dilation: int = 1):
+def _window(size, kernel: int, stride: int, padding: int, dilation: int = 1, ceil_mode: bool = False):
+    """torch's output size of a convolution or pooling window along one axis."""
     if size is None:
         return None
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    if not ceil_mode:
+        return span // stride + 1
+    out = -(-span // stride) + 1
+    if (out - 1) * stride >= size + padding:  # the last window would start in the padding only
+        out -= 1
+    return out
 
 
 def out_shape(op: str, a: dict, s: Shape) -> Shape:
@@ -84,9 +107,16 @@ def out_shape(op: str, a: dict, s: Shape) -> Shape:
     if op in ("maxpool2d", "avgpool2d"):
         c, h, w = s.dims
         st = a["stride"] if a["stride"] is not None else a["kernel"]
-        return Shape((c, _window(h, a["kernel"], st, a["padding"]), _window(w, a["kernel"], st, a["padding"])))
-    if op == "adaptive_avgpool2d":
+        k, p, d, ceil = a["kernel"], a["padding"], a.get("dilation", 1), a["ceil_mode"]
+        return Shape((c, _window(h, k, st, p, d, ceil), _window(w, k, st, p, d, ceil)))
+    if op in ("adaptive_avgpool2d", "adaptive_maxpool2d"):
         return Shape((s.dims[0], a["size"], a["size"]))
+    if op == "subsample":
+        c, h, w = s.dims
+        st = a["stride"]
+        return Shape((c, None if h is None else (h - 1) // st + 1, None if w is None else (w - 1) // st + 1))
+    if op == "pad_channels":
+        return Shape((s.dims[0] + a["before"] + a["after"],) + s.dims[1:])
     if op == "flatten":
         if not s.is_image:
             return s
@@ -104,12 +134,17 @@ def torch_kwargs(op: str, a: dict, s: Shape) -> dict:
                 "stride": a["stride"], "padding": a["padding"], "dilation": a["dilation"],
                 "groups": a["groups"], "bias": a["bias"]}
     if op in ("batchnorm1d", "batchnorm2d"):
-        return {"num_features": s.units, "eps": a["eps"], "momentum": a["momentum"]}
+        return {"num_features": s.units, "eps": a["eps"], "momentum": a["momentum"], "affine": a["affine"],
+                "track_running_stats": a["track_running_stats"]}
     if op == "dropout":
-        return {"p": a["p"]}
-    if op in ("maxpool2d", "avgpool2d"):
-        return {"kernel_size": a["kernel"], "stride": a["stride"], "padding": a["padding"]}
-    if op == "adaptive_avgpool2d":
+        return {"p": a["p"], "inplace": a["inplace"]}
+    if op == "maxpool2d":
+        return {"kernel_size": a["kernel"], "stride": a["stride"], "padding": a["padding"],
+                "dilation": a["dilation"], "ceil_mode": a["ceil_mode"]}
+    if op == "avgpool2d":
+        return {"kernel_size": a["kernel"], "stride": a["stride"], "padding": a["padding"],
+                "ceil_mode": a["ceil_mode"], "count_include_pad": a["count_include_pad"]}
+    if op in ("adaptive_avgpool2d", "adaptive_maxpool2d"):
         return {"output_size": (a["size"], a["size"])}
     raise KeyError(op)
 
@@ -141,13 +176,19 @@ def check(op: str, a: dict, s: Shape) -> str | None:
             return f"{op} needs kernel and stride > 0 and padding >= 0"
         if 2 * a["padding"] > a["kernel"]:
             return f"{op} padding must be at most half the kernel, got padding={a['padding']} for kernel={a['kernel']}"
-    if op == "adaptive_avgpool2d" and a["size"] <= 0:
-        return f"adaptive_avgpool2d needs size > 0, got {a['size']}"
+        if a.get("dilation", 1) <= 0:
+            return f"{op} needs dilation > 0, got {a['dilation']}"
+    if op in ("adaptive_avgpool2d", "adaptive_maxpool2d") and a["size"] <= 0:
+        return f"{op} needs size > 0, got {a['size']}"
+    if op == "subsample" and a["stride"] <= 0:
+        return f"subsample needs stride > 0, got {a['stride']}"
+    if op == "pad_channels" and (a["before"] < 0 or a["after"] < 0):
+        return f"pad_channels needs before and after >= 0, got {a['before']} and {a['after']}"
     if op in ("batchnorm1d", "batchnorm2d"):
         if not a["eps"] > 0:
             return f"{op} needs eps > 0, got {a['eps']}"
-        if not 0.0 <= a["momentum"] <= 1.0:
-            return f"{op} momentum must be in [0, 1], got {a['momentum']}"
+        if a["momentum"] is not None and not 0.0 <= a["momentum"] <= 1.0:
+            return f"{op} momentum must be in [0, 1] (or none: a cumulative average), got {a['momentum']}"
     if op == "linear" and a["out_features"] <= 0:
         return "linear needs out_features > 0"
     if op == "dropout" and not 0.0 <= a["p"] <= 1.0:

@@ -24,6 +24,17 @@ class Activation:
         return f"nn.{self.name}" if self.cls is None else self.name
 
 
+@dataclass(frozen=True)
+class BlockRef:
+    """The value of a block-typed parameter: a block defined in the spec, by name. Fixed when the
+    spec is compiled (a default or a backbone's binding), never a constructor argument."""
+
+    name: str
+
+    def __repr__(self) -> str:
+        return self.name
+
+
 def type_name(t) -> str:
     inner = f"[{t.arg}]" if t.arg else ""
     return f"{t.name}{inner}{'?' if t.optional else ''}"

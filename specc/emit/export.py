@@ -233,6 +233,8 @@ def _masked_class(model, net, scheme: Scheme, name: str, plain: str, args: dict)
             init.append(f"        self.bias_score_t[{escape.string(layer)}] = nn.Embedding("
                         f"num_embeddings=1, embedding_dim={model.bias_score_t[layer].weight.shape[1]})")
         init.append(f"        self.weighted_layer_names = {escape.literal(list(model.weighted_layer_names))}")
+        if model.gate_fn.__name__ != "PercentileLayerParameterMaskingByScore":  # `rank_by`
+            init.append(f"        self.gate_fn = {escape.identifier(model.gate_fn.__name__)}")
         forward = ["    def forward(self, input, stage, mask_percentage, test_mask=None, test_task_id=None):",
                    "        weight_mask, bias_mask = self.get_mask(stage, mask_percentage=mask_percentage, test_mask=test_mask)",
                    "        bn_task = " + ("(f\"{test_task_id if test_task_id is not None else self.task_id}\" "

@@ -22,6 +22,7 @@ from pathlib import PurePosixPath
 from ..core.layers import ACTIVATIONS, OPS
 from ..frontend import ast as A
 from ..frontend.classdef import NO_DEFAULT, annotation, class_def, literal
+from ..frontend.elaborate import block_parameters, branch_roles, fixed_values
 from ..frontend.errors import Pos, SpecError
 from ..frontend.load import Program
 from ..frontend.reserved import GENERATED_NAMES
@@ -38,12 +39,17 @@ _CONSTRUCT = {
     "conv2d": ("nn.Conv2d", (("in_channels", IN), ("out_channels", "out_channels"), ("kernel_size", "kernel"),
                              ("stride", "stride"), ("padding", "padding"), ("dilation", "dilation"),
                              ("groups", "groups"), ("bias", "bias"))),
-    "batchnorm1d": ("nn.BatchNorm1d", (("num_features", IN), ("eps", "eps"), ("momentum", "momentum"))),
-    "batchnorm2d": ("nn.BatchNorm2d", (("num_features", IN), ("eps", "eps"), ("momentum", "momentum"))),
-    "dropout": ("nn.Dropout", (("p", "p"),)),
-    "maxpool2d": ("nn.MaxPool2d", (("kernel_size", "kernel"), ("stride", "stride"), ("padding", "padding"))),
-    "avgpool2d": ("nn.AvgPool2d", (("kernel_size", "kernel"), ("stride", "stride"), ("padding", "padding"))),
+    "batchnorm1d": ("nn.BatchNorm1d", (("num_features", IN), ("eps", "eps"), ("momentum", "momentum"),
+                                       ("affine", "affine"), ("track_running_stats", "track_running_stats"))),
+    "batchnorm2d": ("nn.BatchNorm2d", (("num_features", IN), ("eps", "eps"), ("momentum", "momentum"),
+                                       ("affine", "affine"), ("track_running_stats", "track_running_stats"))),
+    "dropout": ("nn.Dropout", (("p", "p"), ("inplace", "inplace"))),
+    "maxpool2d": ("nn.MaxPool2d", (("kernel_size", "kernel"), ("stride", "stride"), ("padding", "padding"),
+                                   ("dilation", "dilation"), ("ceil_mode", "ceil_mode"))),
+    "avgpool2d": ("nn.AvgPool2d", (("kernel_size", "kernel"), ("stride", "stride"), ("padding", "padding"),
+                                   ("ceil_mode", "ceil_mode"), ("count_include_pad", "count_include_pad"))),
     "adaptive_avgpool2d": ("nn.AdaptiveAvgPool2d", (("output_size", ("pair", "size")),)),
+    "adaptive_maxpool2d": ("nn.AdaptiveMaxPool2d", (("output_size", ("pair", "size")),)),
 }
 # Torch arguments written positionally (the ones every reader knows by position).
 _POSITIONAL = {"in_features", "out_features", "in_channels", "out_channels", "num_features", "p", "output_size"}
@@ -51,9 +57,10 @@ _POSITIONAL = {"in_features", "out_features", "in_channels", "out_channels", "nu
 _SHAPE = {
     "linear": ("shapes.linear", ("out_features",)),
     "conv2d": ("shapes.conv2d", ("out_channels", "kernel", "stride", "padding", "dilation", "groups")),
-    "maxpool2d": ("shapes.pool2d", ("kernel", "stride", "padding")),
-    "avgpool2d": ("shapes.pool2d", ("kernel", "stride", "padding")),
+    "maxpool2d": ("shapes.pool2d", ("kernel", "stride", "padding", "dilation", "ceil_mode")),
+    "avgpool2d": ("shapes.pool2d", ("kernel", "stride", "padding", "ceil_mode")),
     "adaptive_avgpool2d": ("shapes.adaptive_pool2d", ("size",)),
+    "adaptive_maxpool2d": ("shapes.adaptive_pool2d", ("size",)),
 }
 PROJECTION_OPS = ("linear", "conv2d")
 
@@ -102,6 +109,7 @@ class Lines:
 class _Branch:
     decl: A.Branch
     index: int  # statement index in its scope
+    role: str = "add"  # how it is joined: "add" (a shortcut) or "concat" (a parallel path)
     var: str = ""  # forward: the local holding its value
     shape: str = ""  # __init__: the local holding its shape
     first_use: int | None = None  # statement index of the first add using it
@@ -109,6 +117,10 @@ class _Branch:
     computed: bool = False  # forward: already written
     declared: bool = False  # __init__: modules already written
     pending_check: str | None = None  # __init__: main-path shape to check against, once declared
+
+    @property
+    def kind(self) -> str:
+        return "parallel" if self.role == "concat" else "shortcut"
 
 
 @dataclass
@@ -120,6 +132,37 @@ class _Scope:
     branches: dict[str, _Branch] = field(default_factory=dict)
     declared: set = field(default_factory=set)  # module attribute names already created
     simple_append: set = field(default_factory=set)  # lists filled by one element, indexed by its loop
+    use_targets: dict = field(default_factory=dict)  # module name -> (its element, its groups' guards)
+
+
+@dataclass
+class _Computed:
+    """A computed module name (`fc{i + 1}`) as source: its pieces, each (source, is literal text);
+    literal pieces are the spec's NAME and INT tokens (identifier characters only)."""
+
+    pieces: list
+
+    def name(self, prefix: str | None = None, child: str | None = None) -> str:
+        """A string expression of the name, e.g. `f"fc{i + 1}"`; with the source of a block's path
+        `prefix`, `f"{path}/fc{i + 1}"`; with the source of a child's index, `.../{index}`."""
+        parts = ([(prefix, False), ("/", True)] if prefix else []) + list(self.pieces)
+        if child is not None:
+            parts += [("/", True), (child, False)]
+        return _join_source(parts)
+
+    def checked(self) -> str:
+        """The name, checked by the runtime (an identifier; its interpolations ints >= 0)."""
+        args = ", ".join(escape.string(s) if lit else s for s, lit in self.pieces)
+        return f"module_name({args})"
+
+
+def _join_source(parts: list[tuple[str, bool]]) -> str:
+    """An f-string of `parts` (literal text, or the source of a value), or a concatenation of
+    str() calls where a source holds quotes, braces or backslashes (which an f-string cannot hold
+    before Python 3.12)."""
+    if not any(c in s for s, lit in parts if not lit for c in "'\"{}\\"):
+        return 'f"' + "".join(s if lit else "{" + s + "}" for s, lit in parts) + '"'
+    return " + ".join(escape.string(s) if lit else f"str({s})" for s, lit in parts)
 
 
 class _Writer:
@@ -131,7 +174,13 @@ class _Writer:
         self.base = base
         self.spec_root = PurePosixPath(program.path).parent
         self.network = program.network
+        # Block-typed parameters are resolved here (name -> block); the others that are fixed
+        # (bound by the backbone) are locals of the constructor and attributes, like parameters.
+        self.block_params = block_parameters(program)
+        self.fixed = {p.name: (p, value) for (p, _, _), value in zip(self.network.fixed, fixed_values(program).values())
+                      if p.type.name != "block"}
         self.net_params = {p.name: p for p in self.network.params}
+        self.net_params.update({name: p for name, (p, _) in self.fixed.items()})
         self.blocks_used = self._blocks_used()
         names = self._spec_names()
         self.taken = set(names)
@@ -184,7 +233,7 @@ class _Writer:
         seen: set[str] = set()
 
         def visit_body(body):
-            for name in _ops_in(body):
+            for name in self.ops_in(body):
                 if name in blocks and name not in seen:
                     seen.add(name)
                     visit_body(blocks[name].body)
@@ -198,9 +247,11 @@ class _Writer:
         the blocks they instantiate; dependencies first."""
         out: list[A.BlockDef] = []
         for b in self.blocks_used:
-            own = any(op.name in PROJECTION_OPS for s in b.body if isinstance(s, (A.Chain, A.ForLoop))
+            parallel = {name for name, role in branch_roles(self.program, b.body).items() if role == "concat"}
+            own = any(op.name in PROJECTION_OPS for s in b.body
+                      if isinstance(s, (A.Chain, A.ForLoop)) or (isinstance(s, A.Branch) and s.name in parallel)
                       for op in _chain_ops([s]))
-            if own or any(x.name in set(_ops_in(b.body)) for x in out):
+            if own or any(x.name in set(self.ops_in(b.body)) for x in out):
                 out.append(b)
         return out
 
@@ -209,7 +260,7 @@ class _Writer:
         for b in self.blocks_used:  # dependencies come first
             own = {p.name for p in b.params}
             names = [n for n in free_names(b.body) if n in self.net_params and n not in own]
-            for name in _ops_in(b.body):
+            for name in self.ops_in(b.body):
                 if name in out:
                     names += [n for n in out[name] if n not in own]
             out[b.name] = list(dict.fromkeys(n for n in self.net_params if n in names))
@@ -228,6 +279,8 @@ class _Writer:
         in_shape = None
         if scope.kind == "block":
             in_shape = "self.in_shape" if forward else "in_shape"
+        elif not forward:
+            in_shape = "in_shape"  # at network level: the shape entering the element (see chain)
         return ExprWriter(name, in_shape)
 
     def param_type(self, scope: _Scope, name: str) -> A.TypeRef | None:
@@ -239,11 +292,13 @@ class _Writer:
 
     # -- statements -----------------------------------------------------------------------------
     def body(self, scope: _Scope, stmts: list, init: Lines, fwd: Lines) -> None:
+        roles = branch_roles(self.program, stmts)
         for i, s in enumerate(stmts):
             if isinstance(s, A.Branch):
-                scope.branches[s.name] = _Branch(s, i)
+                scope.branches[s.name] = _Branch(s, i, role=roles.get(s.name, "add"))
+        scope.use_targets.update(_use_targets(stmts))
         for i, s in enumerate(stmts):
-            for name in _adds_in(s):
+            for name in _joins_in(s):
                 b = scope.branches.get(name)
                 if b is not None and b.first_use is None:
                     b.first_use = i
@@ -296,19 +351,20 @@ class _Writer:
 
     def hoist_containers(self, scope: _Scope, loop: A.ForLoop, init: Lines) -> None:
         """Module lists filled in a loop are created before it, in order of first use, under the
-        element's condition when that does not depend on the loop (as CLArena's MLP creates
-        `fc_bn` only with batch norm)."""
+        element's condition (and its groups') when that does not depend on the loop (as CLArena's
+        MLP creates `fc_bn` only with batch norm)."""
         loop_vars = _loop_vars(loop)
-        loop_body_layers = [el for st in loop.body if isinstance(st, A.Chain) for el in st.elements
-                            if isinstance(el, A.Layer)]
+        loop_body_layers = [el for st in loop.body if isinstance(st, A.Chain)
+                            for el, _ in _flat_layers(st.elements)]
         hoisted: list[str] = []
-        for layer in _layers_in(loop.body):
+        for layer, groups in _layers_in(loop.body):
             p = layer.path
-            if p is None:
+            if p is None or p.parts is not None:  # computed names are modules of their own
                 continue
             if p.index is None:
                 raise _error(self.program, f"module '{p.name}' is declared in a loop without an index",
-                             p.pos, f"write `{p.name}[i]: ...` to make a module list")
+                             p.pos, f"write `{p.name}[i]: ...` to make a module list, or compute its name: "
+                                    f"`{p.name}{{i}}: ...`")
             if p.name in scope.declared:
                 scope.simple_append.discard(p.name)
                 continue
@@ -317,11 +373,12 @@ class _Writer:
                     and any(layer is other for other in loop_body_layers):
                 scope.simple_append.add(p.name)
                 hoisted.append(p.name)
-            if layer.cond is not None and set(free_names([layer.cond])) & loop_vars:
+            conds = [g for g in groups] + ([layer.cond] if layer.cond is not None else [])
+            if any(set(free_names([c])) & loop_vars for c in conds):
                 # The condition changes from iteration to iteration: the list always exists.
                 guard = self.implicit_guard(scope, layer, forward=False)
             else:
-                guard = self.guard(scope, layer, forward=False)
+                guard = self.guard(scope, layer, forward=False, extra=groups)
             kind = "nn.Sequential" if _is_sequence(layer) else "nn.ModuleList"
             if guard is not None:
                 init.add(f"if {guard}:")
@@ -335,7 +392,7 @@ class _Writer:
         init.add(f"# branch {escape.identifier(b.decl.name)}", self.where(b.decl.pos))
         # A branch starts from its scope's input: the block's, or the network's.
         init.add(f"{b.shape} = in_shape" if scope.kind == "block" else f"{b.shape} = input_shape")
-        self.chain(scope, b.decl.elements, init, None, b.var, b.shape, branch=True)
+        self.chain(scope, b.decl.elements, init, None, b.var, b.shape, branch=b.kind)
         b.declared = True
         if b.pending_check is not None:
             init.add(f"shapes.check_add({b.pending_check}, {b.shape}, "
@@ -343,40 +400,111 @@ class _Writer:
 
     def branch_forward(self, scope: _Scope, b: _Branch, fwd: Lines) -> None:
         fwd.add(f"{b.var} = input", self.where(b.decl.pos))
-        self.chain(scope, b.decl.elements, None, fwd, b.var, b.shape, branch=True)
+        self.chain(scope, b.decl.elements, None, fwd, b.var, b.shape, branch=b.kind)
         b.computed = True
 
     def chain(self, scope: _Scope, elements: list, init: Lines | None, fwd: Lines | None, var: str,
-              shape: str, branch: bool) -> None:
-        current: list[str | None] = [None]  # the name (source) of the chain's last weighted layer
+              shape: str, branch, current: list | None = None) -> None:
+        """Write a chain's elements (or a group's): `branch` is False on the main path, else the
+        branch's kind ("shortcut": joined by add; "parallel": joined by concat); `current` holds the
+        source of the name of the chain's last weighted layer (for `record`)."""
+        if current is None:
+            current = [None]
         for el in elements:
-            where = self.where(el.pos)
+            if init is not None and scope.kind == "network" and A.input_ref_in(el) is not None:
+                # `in` at network level: the shape entering this element
+                init.add(f"in_shape = {shape}  # `in` below: the shape here")
+            self.element(scope, el, init, fwd, var, shape, branch, current)
+
+    def element(self, scope: _Scope, el, init, fwd, var, shape, branch, current) -> None:
+        where = self.where(el.pos)
+        extra = self.use_guard(scope, el) if isinstance(el, A.Use) else []
+        guards = [(lines, self.guard(scope, el, lines is fwd, extra)) for lines in (init, fwd) if lines is not None]
+        opened = {}  # lines -> index of its `if` line
+        for lines, g in guards:
+            if g is not None:
+                opened[id(lines)] = len(lines.lines)
+                lines.add(f"if {g}:", where)
+                lines.depth += 1
+                lines.guard_where[lines.depth] = where
+        try:
             if isinstance(el, A.Record):
                 if fwd is not None and current[0] is not None:
                     fwd.add(f"activations[{current[0]}] = {var}", where)
             elif isinstance(el, A.Add):
-                b = scope.branches[el.branch]
-                if fwd is not None:
-                    if not b.computed:
-                        self.branch_forward(scope, b, fwd)
-                    fwd.add(f"{var} = {var} + {b.var}", where)
-                if init is not None:
-                    if b.declared:
-                        init.add(f"shapes.check_add({shape}, {b.shape}, {escape.string(where or 'add')})")
-                    else:
-                        b.pending_check = f"{b.var}_main_shape"
-                        init.add(f"{b.pending_check} = {shape}  # checked against branch "
-                                 f"{escape.identifier(b.decl.name)} below")
+                self.add(scope, el, init, fwd, var, shape, where)
+            elif isinstance(el, A.Concat):
+                self.concat(scope, el, init, fwd, var, shape, where)
+            elif isinstance(el, A.Use):
+                self.use(scope, el, init, fwd, var, shape, where)
+            elif isinstance(el, A.Group):
+                self.chain(scope, el.elements, init, fwd, var, shape, branch, current)
+            elif len(el.ops) == 1 and el.ops[0].repeat is None:
+                self.single(scope, el, el.ops[0], init, fwd, var, shape, branch, current)
             else:
-                self.layer(scope, el, init, fwd, var, shape, branch, current)
+                self.sequence(scope, el, init, fwd, var, shape, branch, current)
+        finally:
+            for lines, g in guards:
+                if g is not None:
+                    if len(lines.lines) == opened[id(lines)] + 1:  # nothing to do here (a record's __init__)
+                        del lines.lines[-1]
+                    lines.guard_where.pop(lines.depth, None)
+                    lines.depth -= 1
 
-    def guard(self, scope: _Scope, el: A.Layer, forward: bool) -> str | None:
+    def add(self, scope: _Scope, el: A.Add, init, fwd, var, shape, where) -> None:
+        b = scope.branches[el.branch]
+        if fwd is not None:
+            if not b.computed:
+                self.branch_forward(scope, b, fwd)
+            fwd.add(f"{var} = {var} + {b.var}", where)
+        if init is not None:
+            if b.declared:
+                init.add(f"shapes.check_add({shape}, {b.shape}, {escape.string(where or 'add')})")
+            else:
+                b.pending_check = f"{b.var}_main_shape"
+                init.add(f"{b.pending_check} = {shape}  # checked against branch "
+                         f"{escape.identifier(b.decl.name)} below")
+
+    def concat(self, scope: _Scope, el: A.Concat, init, fwd, var, shape, where) -> None:
+        branches = [scope.branches[name] for name in el.branches]
+        if fwd is not None:
+            for b in branches:
+                if not b.computed:
+                    self.branch_forward(scope, b, fwd)
+            fwd.add(f"{var} = torch.cat([{', '.join([var] + [b.var for b in branches])}], dim=1)", where)
+        if init is not None:  # the branches are declared before (specc.frontend.elaborate.branch_roles)
+            parts = ", ".join([shape] + [b.shape for b in branches])
+            init.add(f"{shape} = shapes.concat({parts}, where={escape.string(where or 'concat')})")
+
+    def use(self, scope: _Scope, el: A.Use, init, fwd, var, shape, where) -> None:
+        decl, _ = scope.use_targets[el.path.name]
+        op = decl.ops[0]
+        if fwd is not None:
+            fwd.add(f"{var} = self.{escape.identifier(el.path.name)}({var})", where)
+        if init is not None and self.op_kind(scope, op) == "builtin" and op.name in _SHAPE:
+            init.add(f"{shape} = {self.shape_update(scope, op, shape, None)}")
+
+    def use_guard(self, scope: _Scope, el: A.Use) -> list:
+        """The conditions under which the module `el` calls exists: its element's and groups'."""
+        decl, groups = scope.use_targets[el.path.name]
+        return list(groups) + ([decl.cond] if decl.cond is not None else []) + [("implicit", decl)]
+
+    def guard(self, scope: _Scope, el, forward: bool, extra=()) -> str | None:
         parts = []
+        ex = self.expr_writer(scope, forward)
+        for cond in extra:
+            if isinstance(cond, tuple):  # ("implicit", element): an activation parameter's guard
+                implicit = self.implicit_guard(scope, cond[1], forward)
+                if implicit is not None:
+                    parts.append(implicit)
+            else:
+                parts.append(ex(cond))
         if el.cond is not None:
-            parts.append(self.expr_writer(scope, forward)(el.cond))
-        implicit = self.implicit_guard(scope, el, forward)
+            parts.append(ex(el.cond))
+        implicit = self.implicit_guard(scope, el, forward) if isinstance(el, A.Layer) else None
         if implicit is not None:
             parts.append(implicit)
+        parts = list(dict.fromkeys(parts))
         if not parts:
             return None
         if len(parts) == 1:
@@ -388,7 +516,7 @@ class _Writer:
         if len(el.ops) != 1:
             return None
         op = el.ops[0]
-        if op.name in ACTIVATIONS or op.name in OPS or op.name in self.program.blocks:
+        if op.name in ACTIVATIONS or op.name in OPS or self.block_def(op.name) is not None:
             return None
         t = self.param_type(scope, op.name)
         if t is not None and t.name == "activation" and t.optional:
@@ -396,43 +524,37 @@ class _Writer:
             return f"{src} is not None"
         return None
 
-    def layer(self, scope: _Scope, el: A.Layer, init, fwd, var, shape, branch, current) -> None:
-        where = self.where(el.pos)
-        guards = [(lines, self.guard(scope, el, lines is fwd)) for lines in (init, fwd) if lines is not None]
-        for lines, g in guards:
-            if g is not None:
-                lines.add(f"if {g}:", where)
-                lines.depth += 1
-                lines.guard_where[lines.depth] = where
-        try:
-            if len(el.ops) == 1 and el.ops[0].repeat is None:
-                self.single(scope, el, el.ops[0], init, fwd, var, shape, branch, current)
-            else:
-                self.sequence(scope, el, init, fwd, var, shape, branch, current)
-        finally:
-            for lines, g in guards:
-                if g is not None:
-                    if lines.lines[-1].endswith(":"):
-                        lines.add("pass")
-                    lines.guard_where.pop(lines.depth, None)
-                    lines.depth -= 1
-
     def path_source(self, scope: _Scope, el: A.Layer, forward: bool):
-        """(attribute, index source or None, layer-name source) of an element's module."""
+        """(attribute, index source or None, layer-name source) of an element's module; for a
+        computed name, the attribute is a _Computed."""
         p = el.path
         if p is None:
             return None
+        prefix = ("self.path" if forward else "path") if scope.kind == "block" else None
+        if p.parts is not None:
+            computed = self.computed_name(scope, p, forward)
+            return computed, None, computed.name(prefix)
         if p.name.startswith("block_") and p.name[len("block_"):] in self.program.blocks:
             raise _error(self.program, f"module name '{p.name}' is taken by the generated class "
                          f"(the factory of block '{p.name[len('block_'):]}')", p.pos, "choose another name")
         idx = self.expr_writer(scope, forward)(p.index) if p.index is not None else None
-        prefix = ("self.path" if forward else "path") if scope.kind == "block" else None
         return p.name, idx, _name_source(prefix, p.name, idx)
 
-    def module_access(self, attr: str, idx: str | None) -> str:
+    def computed_name(self, scope: _Scope, p: A.PathRef, forward: bool) -> "_Computed":
+        ex = self.expr_writer(scope, forward)
+        pieces = [escape.identifier(x) if isinstance(x, str) and not x.isdigit() else
+                  (x if isinstance(x, str) else ex(x)) for x in p.parts]
+        return _Computed([(x, isinstance(part, str)) for x, part in zip(pieces, p.parts)])
+
+    def module_access(self, attr, idx: str | None) -> str:
+        if isinstance(attr, _Computed):
+            return f"getattr(self, {attr.name()})"
         return f"self.{attr}" if idx is None else f"self.{attr}[{idx}]"
 
-    def assign_module(self, scope: _Scope, init: Lines, attr: str, idx: str | None, value: str, where) -> None:
+    def assign_module(self, scope: _Scope, init: Lines, attr, idx: str | None, value: str, where) -> None:
+        if isinstance(attr, _Computed):
+            init.add(f"self.add_module({attr.checked()}, {value})", where)
+            return
         if idx is not None and attr not in scope.declared:
             scope.declared.add(attr)
             init.add(f"self.{attr} = nn.ModuleList()")
@@ -448,48 +570,86 @@ class _Writer:
         where = self.where(op.pos)
         kind = self.op_kind(scope, op)
         if kind == "function":
-            if op.name == "flatten":
-                if init is not None:
-                    init.add(f"{shape} = shapes.flatten({shape})", where)
-                if fwd is not None:
-                    fwd.add(f"{var} = torch.flatten({var}, 1)", where)
+            self.function(scope, op, init, fwd, var, shape, where)
             return
         init_path = self.path_source(scope, el, forward=False)
         fwd_path = self.path_source(scope, el, forward=True)
         attr, idx, name_src = init_path
-        _, fidx, fname_src = fwd_path
+        fattr, fidx, fname_src = fwd_path
         if kind == "block":
-            block = self.program.blocks[op.name]
+            block = self.block_def(op.name)
             if init is not None:
                 args = self.block_args(scope, block, op)
-                init.add(f"block = self.block_{op.name}({name_src}, {shape}{args})", where)
+                init.add(f"block = self.block_{block.name}({name_src}, {shape}{args})", where)
                 self.assign_module(scope, init, attr, idx, "block", None)
                 init.add("self.weighted_layer_names += block.weighted_layer_names")
                 init.add(f"{shape} = block.out_shape")
             if fwd is not None:
-                fwd.add(f"{var}, block_activations = {self.module_access(attr, fidx)}({var})", where)
+                fwd.add(f"{var}, block_activations = {self.module_access(fattr, fidx)}({var})", where)
                 fwd.add("activations.update(block_activations)")
             return
+        weighted = kind == "builtin" and op.name in PROJECTION_OPS and branch != "shortcut"
         if init is not None:
             self.assign_module(scope, init, attr, idx, self.construct(scope, op, kind, shape), where)
             if kind == "builtin" and op.name in _SHAPE:
                 init.add(f"{shape} = {self.shape_update(scope, op, shape, name_src)}", where)
-            if kind == "builtin" and op.name in PROJECTION_OPS and not branch:
+            if weighted:
                 init.add(f"self.weighted_layer_names.append({name_src})")
         if fwd is not None:
-            fwd.add(f"{var} = {self.module_access(attr, fidx)}({var})", where)
-        if kind == "builtin" and op.name in PROJECTION_OPS and not branch:
+            fwd.add(f"{var} = {self.module_access(fattr, fidx)}({var})", where)
+        if weighted:
             current[0] = fname_src
+
+    def function(self, scope, op: A.Op, init, fwd, var, shape, where) -> None:
+        """A builtin without a module: flatten, subsample, pad_channels (identity writes nothing)."""
+        if op.name == "identity":
+            return
+        if op.name == "flatten":
+            if init is not None:
+                init.add(f"{shape} = shapes.flatten({shape})", where)
+            if fwd is not None:
+                fwd.add(f"{var} = torch.flatten({var}, 1)", where)
+            return
+        names = [n for n, _, _ in OPS[op.name].params]
+        for lines, forward in ((init, False), (fwd, True)):
+            if lines is None:
+                continue
+            ex = self.expr_writer(scope, forward)
+            given = {n: ex(a) for n, a in zip(names, op.args)}
+            given.update({k: ex(v) for k, v in op.kwargs})
+            if op.name == "subsample":
+                s = given["stride"]
+                if not forward:
+                    lines.add(f"{shape} = shapes.subsample({shape}, {s})", where)
+                else:
+                    step = s if _is_simple(s) else f"({s})"
+                    lines.add(f"{var} = {var}[:, :, ::{step}, ::{step}]", where)
+            elif op.name == "pad_channels":
+                before, after = given["before"], given["after"]
+                if not forward:
+                    lines.add(f"{shape} = shapes.pad_channels({shape}, {before}, {after})", where)
+                else:
+                    lines.add(f"{var} = nn.functional.pad({var}, (0, 0, 0, 0, {before}, {after}))", where)
+            else:
+                raise _error(self.program, f"'{op.name}' has no source form", op.pos)
 
     def sequence(self, scope, el, init, fwd, var, shape, branch, current) -> None:
         attr, idx, name_src = self.path_source(scope, el, forward=False)
-        _, fidx, _ = self.path_source(scope, el, forward=True)
+        fattr, fidx, _ = self.path_source(scope, el, forward=True)
         if idx is not None:
             raise _error(self.program, "a sequence cannot be an element of a module list", el.path.pos)
         where = self.where(el.pos)
         kinds = [self.op_kind(scope, op) for op in el.ops]
+        computed = isinstance(attr, _Computed)
+        # the container, as the constructor fills it and as the forward reads it
+        holder = "sequence" if computed else f"self.{attr}"
+        read = self.module_access(fattr, None)
         if init is not None:
-            init.add(f"self.{attr} = nn.Sequential()", where)
+            if computed:
+                init.add("sequence = nn.Sequential()", where)
+                init.add(f"self.add_module({attr.checked()}, sequence)")
+            else:
+                init.add(f"self.{attr} = nn.Sequential()", where)
             for op, kind in zip(el.ops, kinds):
                 count = self.expr_writer(scope, False)(op.repeat) if op.repeat is not None else None
                 if count == "1":
@@ -497,18 +657,21 @@ class _Writer:
                 if count is not None:
                     init.add(f"for _ in range({count}):", self.where(op.pos))
                     init.depth += 1
-                child_name = _name_source("path" if scope.kind == "block" else None, attr, f"len(self.{attr})")
+                if computed:
+                    child_name = attr.name("path" if scope.kind == "block" else None, "len(sequence)")
+                else:
+                    child_name = _name_source("path" if scope.kind == "block" else None, attr, f"len(self.{attr})")
                 if kind == "block":
-                    block = self.program.blocks[op.name]
+                    block = self.block_def(op.name)
                     args = self.block_args(scope, block, op)
-                    init.add(f"block = self.block_{op.name}({child_name}, {shape}{args})", self.where(op.pos))
-                    init.add(f"self.{attr}.append(block)")
+                    init.add(f"block = self.block_{block.name}({child_name}, {shape}{args})", self.where(op.pos))
+                    init.add(f"{holder}.append(block)")
                     init.add("self.weighted_layer_names += block.weighted_layer_names")
                     init.add(f"{shape} = block.out_shape")
                 elif kind in ("builtin", "activation"):
-                    if kind == "builtin" and op.name in PROJECTION_OPS and not branch:
+                    if kind == "builtin" and op.name in PROJECTION_OPS and branch != "shortcut":
                         init.add(f"self.weighted_layer_names.append({child_name})")
-                    init.add(f"self.{attr}.append({self.construct(scope, op, kind, shape)})", self.where(op.pos))
+                    init.add(f"{holder}.append({self.construct(scope, op, kind, shape)})", self.where(op.pos))
                     if kind == "builtin" and op.name in _SHAPE:
                         init.add(f"{shape} = {self.shape_update(scope, op, shape, child_name)}")
                 else:
@@ -517,17 +680,18 @@ class _Writer:
                     init.depth -= 1
         if fwd is not None:
             if all(k == "block" for k in kinds):
-                fwd.add(f"for block in self.{attr}:", where)
+                fwd.add(f"for block in {read}:", where)
                 with fwd.indent():
                     fwd.add(f"{var}, block_activations = block({var})")
                     fwd.add("activations.update(block_activations)")
             elif all(k != "block" for k in kinds):
-                fwd.add(f"{var} = self.{attr}({var})", where)
+                fwd.add(f"{var} = {read}({var})", where)
             else:
-                fwd.add(f"for child in self.{attr}:", where)
+                classes = tuple(self.class_names[self.block_def(o.name).name] for o, k in zip(el.ops, kinds)
+                                if k == "block")
+                fwd.add(f"for child in {read}:", where)
                 with fwd.indent():
-                    fwd.add(f"if isinstance(child, {tuple(self.class_names[o.name] for o, k in zip(el.ops, kinds) if k == 'block')}):"
-                            .replace("'", ""))
+                    fwd.add(f"if isinstance(child, ({', '.join(classes)}{',' if len(classes) == 1 else ''})):")
                     with fwd.indent():
                         fwd.add(f"{var}, block_activations = child({var})")
                         fwd.add("activations.update(block_activations)")
@@ -535,13 +699,21 @@ class _Writer:
                     with fwd.indent():
                         fwd.add(f"{var} = child({var})")
 
+    def block_def(self, name: str) -> A.BlockDef | None:
+        """The block an operation name instantiates: a block, or a block-typed parameter's block."""
+        return self.program.blocks.get(self.block_params.get(name, name))
+
+    def ops_in(self, body) -> list[str]:
+        """The operation names of `body` (see _ops_in), block-typed parameters resolved."""
+        return [self.block_params.get(n, n) for n in _ops_in(body)]
+
     def op_kind(self, scope: _Scope, op: A.Op) -> str:
-        # The elaborator's order: activations, builtins, blocks, then activation parameters.
+        # The elaborator's order: activations, builtins, blocks, then parameters.
         if op.name in ACTIVATIONS:
             return "activation"
         if op.name in OPS:
             return "function" if OPS[op.name].torch_class is None else "builtin"
-        if op.name in self.program.blocks:
+        if self.block_def(op.name) is not None:
             return "block"
         t = self.param_type(scope, op.name)
         if t is not None and t.name == "activation":
@@ -635,9 +807,13 @@ class _Writer:
         for n in net_names:
             sig.append(f"{n}: {annotation(self.net_params[n].type)}")
         sig.append("output_dim: int | None = None")
+        used = set(self.ops_in(b.body))
+        inner = [x for x in self.blocks_used if x.name in used]  # defined above: dependencies come first
         head = [f"class {cls}(Backbone):",
                 *_doc(self.block_doc(b)),
                 "",
+                *[f"    block_{x.name} = {self.class_names[x.name]}" for x in inner],
+                *([""] if inner else []),
                 *_wrap("    ", f"def __init__({', '.join(sig)}) -> None:")]
         return head + init.lines + ["", "    def forward(self, input: Tensor) -> tuple[Tensor, dict[str, Tensor]]:"] + fwd.lines
 
@@ -660,8 +836,10 @@ class _Writer:
         for p in net.params:
             init.add(f"{p.name} = check_argument({escape.string(p.name)}, {p.name}, {escape.string(type_name(p.type))})",
                      self.where(p.pos))
+        for fixed, (_, value) in self.fixed.items():  # fixed by the backbone: not constructor arguments
+            init.add(f"{escape.identifier(fixed)} = {literal(value)}", self.where(self.fixed_pos(fixed)))
         init.add("super().__init__(output_dim=output_dim)")
-        for p in net.params:
+        for p in list(net.params) + [p for p, _ in self.fixed.values()]:
             if p.name != "output_dim":
                 init.add(f"self.{p.name} = {p.name}")
         shape_src = self.input_shape(scope)
@@ -696,8 +874,21 @@ class _Writer:
         return (head + init.lines + ["", "    def forward(self, input: Tensor, stage: str | None = None) "
                                          "-> tuple[Tensor, dict[str, Tensor]]:"] + fwd.lines)
 
+    def fixed_pos(self, name: str) -> Pos:
+        return next(pos for p, _, pos in self.network.fixed if p.name == name)
+
     def network_doc(self, name: str) -> str:
-        return f"`network {self.network.name}` ({self.where(self.network.pos)})."
+        net = self.network
+        origin = net.origin or net
+        doc = f"`network {origin.name}` ({self.where(origin.pos)})"
+        if net.fixed:
+            values = {p.name: self.fixed[p.name][1] if p.name in self.fixed else self.block_params.get(p.name)
+                      for p, _, _ in net.fixed}
+            shown = ", ".join(f"{n}={literal(v) if n in self.fixed else v}" for n, v in values.items())
+            doc += f", with {shown} fixed"
+            if net.bound_in is not None:
+                doc += f" (`backbone {net.bound_in.name}`, {self.where(net.bound_in.pos)})"
+        return doc + "."
 
     def input_shape(self, scope: _Scope) -> str:
         d = self.network.input
@@ -753,39 +944,75 @@ def _ops_in(body) -> list[str]:
         if isinstance(s, A.ForLoop):
             out += _ops_in(s.body)
         elif isinstance(s, (A.Chain, A.Branch)):
-            for el in s.elements:
+            for el in A.flat_elements(s.elements):
                 if isinstance(el, A.Layer):
                     out += [op.name for op in el.ops]
     return out
 
 
 def _chain_ops(body) -> list[A.Op]:
-    """The ops of the main-path chains (not branches) of a statement list."""
+    """The ops of the chains of a statement list (loops included; a branch when given itself)."""
     out = []
     for s in body:
         if isinstance(s, A.ForLoop):
             out += _chain_ops(s.body)
-        elif isinstance(s, A.Chain):
-            out += [op for el in s.elements if isinstance(el, A.Layer) for op in el.ops]
+        elif isinstance(s, (A.Chain, A.Branch)):
+            out += [op for el in A.flat_elements(s.elements) if isinstance(el, A.Layer) for op in el.ops]
     return out
 
 
-def _adds_in(s) -> list[str]:
+def _joins_in(s) -> list[str]:
+    """The branches a statement joins (by add or concat), in order."""
     if isinstance(s, A.ForLoop):
-        return [n for st in s.body for n in _adds_in(st)]
+        return [n for st in s.body for n in _joins_in(st)]
+    out = []
     if isinstance(s, (A.Chain, A.Branch)):
-        return [el.branch for el in s.elements if isinstance(el, A.Add)]
-    return []
+        for el in A.flat_elements(s.elements):
+            if isinstance(el, A.Add):
+                out.append(el.branch)
+            elif isinstance(el, A.Concat):
+                out += el.branches
+    return out
 
 
-def _layers_in(body) -> list[A.Layer]:
+def _flat_layers(elements, groups=()) -> list[tuple[A.Layer, tuple]]:
+    """The layers of a chain, each with the guards of the groups around it."""
+    out = []
+    for el in elements:
+        if isinstance(el, A.Layer):
+            out.append((el, tuple(groups)))
+        elif isinstance(el, A.Group):
+            out += _flat_layers(el.elements, tuple(groups) + ((el.cond,) if el.cond is not None else ()))
+    return out
+
+
+def _layers_in(body) -> list[tuple[A.Layer, tuple]]:
     out = []
     for s in body:
         if isinstance(s, A.ForLoop):
             out += _layers_in(s.body)
         elif isinstance(s, A.Chain):
-            out += [el for el in s.elements if isinstance(el, A.Layer)]
+            out += _flat_layers(s.elements)
     return out
+
+
+def _use_targets(stmts) -> dict:
+    """The modules a `use` of this scope may name: those of the scope's own chains (not in a loop
+    or a branch), with plain names, each with the guards of the groups around it."""
+    out = {}
+    for s in stmts:
+        if isinstance(s, A.Chain):
+            for layer, groups in _flat_layers(s.elements):
+                p = layer.path
+                if p is not None and p.index is None and p.parts is None and len(layer.ops) == 1 \
+                        and layer.ops[0].repeat is None:
+                    out.setdefault(p.name, (layer, groups))
+    return out
+
+
+def _is_simple(src: str) -> bool:
+    """Whether a source needs no parentheses as a slice's step: a name, attribute or number."""
+    return all(c.isalnum() or c in "_." for c in src)
 
 
 def _loop_vars(loop: A.ForLoop) -> set[str]:
@@ -836,7 +1063,8 @@ def emit_source(program: Program, overrides: dict | None = None, base: str = "sp
         chunks.append([f"class {final}({plain}):", *_doc(f"{final}: the network {plain}.")])
     body = "\n\n\n".join("\n".join(c) for c in chunks)
     imports = ["import torch", "from torch import Tensor, nn", ""]
-    runtime = [n for n in ("check_argument", "indexed", "pretrained", "shapes") if f"{n}(" in body or f"{n}." in body]
+    runtime = [n for n in ("check_argument", "indexed", "module_name", "pretrained", "shapes")
+               if f"{n}(" in body or f"{n}." in body]
     imports.append("from specc import require_runtime")
     imports.append("")
     imports.append(f"require_runtime({escape.string(__version__)})")
@@ -933,7 +1161,7 @@ def _hat_block_class(w: _Writer, b: A.BlockDef, hat_blocks: list[A.BlockDef]) ->
            "`task_embedding_t` shares them), its gate, its stored masks and its per-task batch norms.")
     lines = [f"class {name}(hat.HATBlock, HATMaskBackbone, {plain}):", *_doc(doc), ""]
     lines += [f"    forward = {plain}.forward  # the network applies the masks; the block's computation is {plain}'s"]
-    inner = [x for x in hat_blocks if x.name in set(_ops_in(b.body))]
+    inner = [x for x in hat_blocks if x.name in set(w.ops_in(b.body))]
     lines += [f"    block_{x.name} = hat.nested(HATMask{w.class_names[x.name]})" for x in inner]
     lines += ["", *_wrap("    ", f"def __init__({', '.join(sig)}) -> None:")]
     if inner:
@@ -974,12 +1202,16 @@ def _masked_class(w: _Writer, program: Program, overrides, final: str, plain: st
     for key in ("protect_shortcuts", "fold_batch_norm"):
         if opts.get(key):
             install.append(f"{key}=True")
+    if opts.get("rank_by", "score") != "score":
+        install.append(f"rank_by={escape.string(opts['rank_by'])}")
+    if opts.get("point", "earliest") != "earliest":
+        install.append(f"point={escape.string(opts['point'])}")
     bases = [f"{runtime_module}.{scheme.mixin}"] + ([plain, scheme.base] if scheme.plain_first else [scheme.base, plain])
     doc = f"{final}: the network {plain} with {scheme.summary} (specc.runtime.schemes.{runtime_module})."
     lines = [f"class {final}({', '.join(bases)}):", *_doc(doc), ""]
     if scheme.backups:
         lines += [f"    original_backbone_class = {plain}"]
-    direct = [b for b in hat_blocks if b.name in set(_ops_in(w.network.body))]
+    direct = [b for b in hat_blocks if b.name in set(w.ops_in(w.network.body))]
     lines += [f"    block_{b.name} = hat.nested(HATMask{w.class_names[b.name]})  # blocks are HAT backbones, as in CLArena"
               for b in direct]
     if lines[-1] != "":

@@ -95,7 +95,7 @@ class ListLit(Expr):
 # ---- declarations ------------------------------------------------------------------------------
 @dataclass
 class TypeRef:
-    name: str  # int | float | bool | str | list | activation
+    name: str  # int | float | bool | str | list | activation | block
     arg: str | None  # element type of list[...]
     optional: bool  # `T?`: None is also accepted
     pos: Pos
@@ -126,11 +126,14 @@ class Op:
 
 @dataclass
 class PathRef:
-    """The module path an element is stored under: `name` or `name[index]`."""
+    """The module path an element is stored under: `name`, `name[index]`, or a computed name such as
+    `fc{i + 1}` (`parts`: its pieces in order, literal text and interpolated expressions; `name` is
+    then its source text, for messages)."""
 
     name: str
     index: Expr | None
     pos: Pos
+    parts: list | None = None  # computed names only: [str | Expr, ...]
 
 
 @dataclass
@@ -139,20 +142,83 @@ class Layer:
     ops: list[Op]  # more than one only for a sequence of blocks: `a(...), b(...) * 2`
     cond: Expr | None  # present only when this holds; otherwise the element is skipped
     pos: Pos
+    cond_pos: Pos | None = None  # where its `if` is
 
 
 @dataclass
 class Record:
     pos: Pos
+    cond: Expr | None = None  # `record if c`
+    cond_pos: Pos | None = None
 
 
 @dataclass
 class Add:
     branch: str
     pos: Pos
+    cond: Expr | None = None  # never set: `add(...)` takes no guard (write `(add(b)) if c`)
+    cond_pos: Pos | None = None
 
 
-Element = Layer | Record | Add
+@dataclass
+class Concat:
+    """`concat(b1, b2, ...)`: the stream and the named branches, concatenated along the channels (or
+    features), in that order."""
+
+    branches: list[str]
+    pos: Pos
+    cond: Expr | None = None
+    cond_pos: Pos | None = None
+
+
+@dataclass
+class Use:
+    """`use NAME` / `use NAME[index]`: call a module declared earlier in the same block or network
+    once more (one module, several call sites: its parameters and state are shared)."""
+
+    path: PathRef
+    pos: Pos
+    cond: Expr | None = None
+    cond_pos: Pos | None = None
+
+
+@dataclass
+class Group:
+    """`(a -> b -> ...) if c`: a sub-chain, present only when its guard holds."""
+
+    elements: list["Element"]
+    pos: Pos
+    cond: Expr | None = None
+    cond_pos: Pos | None = None
+
+
+Element = Layer | Record | Add | Concat | Use | Group
+
+
+def flat_elements(elements):
+    """The elements of a chain with the elements of its groups (nested ones too) in their place,
+    groups themselves included (before their elements)."""
+    todo = list(reversed(elements))
+    while todo:
+        el = todo.pop()
+        yield el
+        if isinstance(el, Group):
+            todo.extend(reversed(el.elements))
+
+
+def input_ref_in(node) -> "InputRef | None":
+    """The first `in` that `node` (an expression, an element, a list of them) reads, if any; the
+    elements of a group are not the group's own (each is asked on its own)."""
+    todo = [node]
+    while todo:
+        x = todo.pop()
+        if isinstance(x, InputRef):
+            return x
+        if isinstance(x, (list, tuple)):
+            todo.extend(x)
+        elif hasattr(x, "__dataclass_fields__") and not isinstance(x, Group):
+            todo.extend(getattr(x, f) for f in x.__dataclass_fields__ if f != "pos")
+    return None
 
 
 @dataclass
@@ -205,6 +271,12 @@ class NetworkDef:
     body: list[Stmt]
     pos: Pos
     pretrained: "Pretrained | None" = None
+    # Parameters fixed when the spec is compiled (not constructor parameters): bound by a backbone
+    # (`backbone ResNet18 = ResNet(blocks=[2, 2, 2, 2])`) or block-typed: (parameter, value, where
+    # the value is written). A NetworkDef with fixed parameters is a view made by specc.frontend.load.
+    fixed: list[tuple[Param, Expr, Pos]] = field(default_factory=list)
+    origin: "NetworkDef | None" = None  # the network as written, for a view
+    bound_in: "BackboneDecl | None" = None  # the backbone declaration binding it, for a view
 
 
 @dataclass
@@ -231,6 +303,8 @@ class BackboneDecl:
     continual: bool
     network: str
     pos: Pos
+    # `backbone NAME = NETWORK(args)`: the arguments bound (fixed) in the class; None without `(...)`
+    binding: "tuple[list[Expr], list[tuple[str, Expr]]] | None" = None
 
 
 @dataclass

@@ -17,8 +17,8 @@ from .ir import ModuleDecl, Network, Node, Param, Shape
 from ..core.layers import ACTIVATIONS, OPS, REQUIRED, check, check_activation, out_shape, torch_kwargs
 from .load import Program
 from .masking import check_name, check_scheme_names, class_params, network_args, options, weights_branches
-from .reserved import MODULE_NAMES
-from ..core.values import Activation, coerce, type_name
+from .reserved import MODULE_NAMES, PARAMETER_NAMES
+from ..core.values import Activation, BlockRef, coerce, type_name
 
 _FUNCS = ("len", "range", "min", "max")
 
@@ -60,13 +60,143 @@ def elaborate(program: Program, args: dict | None = None, overrides: dict | None
     `image_size` fills in the height and width of an `input image(c)` that leaves them open, so
     that reports can show spatial sizes; the modules built do not depend on it."""
     bound = bind_arguments(program, args or {}, overrides)
-    net = _Elaborator(program, network_args(program, bound), image_size, weights_branches(program)).run_guarded()
+    env = network_args(program, bound)
+    env.update(fixed_values(program))
+    net = _Elaborator(program, env, image_size, weights_branches(program)).run_guarded()
     net.params = [Param(p.name, type_name(p.type), p.default is not None,
                         Evaluator(program, {}).eval(p.default) if p.default is not None else None,
                         bound[p.name]) for p in class_params(program)]
     net.scheme_options = options(program)
     net.weights_branches = weights_branches(program)
     return net
+
+
+def fixed_values(program: Program) -> dict:
+    """The values of the network's fixed parameters (bound by the backbone, or block-typed)."""
+    out = {}
+    for p, expr, pos in program.network.fixed:
+        src = program.sources.get(pos.file)
+        check_name(program, p.name, p.pos, "parameter", PARAMETER_NAMES)
+        if p.type.name == "block":
+            if p.name in OPS or p.name in ACTIVATIONS or p.name in program.blocks:
+                raise SpecError(f"block parameter '{p.name}' has the name of a layer or block, which it would "
+                                "hide", p.pos, hint="rename the parameter", source=program.sources.get(p.pos.file))
+            if not isinstance(expr, A.Name) or expr.id not in program.blocks:
+                known = ", ".join(sorted(program.blocks)) or "none"
+                raise SpecError(f"'{p.name}' takes a block defined in the spec, e.g. `{p.name}=NAME`", pos,
+                                hint=f"blocks in scope: {known}", source=src)
+            out[p.name] = BlockRef(expr.id)
+            continue
+        value = Evaluator(program, {}).eval(expr)
+        try:
+            out[p.name] = coerce(value, p.type, f"the value bound to '{p.name}'")
+        except TypeError as e:
+            raise SpecError(str(e), pos, source=src) from None
+    return out
+
+
+def block_parameters(program: Program) -> dict[str, str]:
+    """The network's block-typed parameters: name -> the block it is fixed to (unchecked: see
+    fixed_values)."""
+    return {p.name: expr.id for p, expr, _ in program.network.fixed
+            if p.type.name == "block" and isinstance(expr, A.Name)}
+
+
+# Modules `use` may call at a second point: no parameters, no state (activations, dropout, pooling).
+_REUSABLE = ("dropout", "maxpool2d", "avgpool2d", "adaptive_avgpool2d", "adaptive_maxpool2d")
+
+
+def _check_network_in(program: Program) -> None:
+    """At network level `in` is the shape entering the element it is written in. It may size
+    layers (arguments, repetitions), which the constructor computes; the parts the forward also
+    evaluates (conditions, loops, module-list indices, computed names) cannot read it there: the
+    generated forward does not track shapes."""
+    todo = list(program.network.body)
+    while todo:
+        st = todo.pop()
+        found = []
+        if isinstance(st, A.ForLoop):
+            todo.extend(st.body)
+            found.append(("a loop's list", st.iterable))
+        elif isinstance(st, (A.Chain, A.Branch)):
+            for el in A.flat_elements(st.elements):
+                if el.cond is not None:
+                    found.append(("a condition", el.cond))
+                path = getattr(el, "path", None)
+                if path is not None and path.index is not None:
+                    found.append(("a module-list index", path.index))
+                if path is not None and path.parts is not None:
+                    found += [("a computed name", x) for x in path.parts if not isinstance(x, str)]
+        for what, e in found:
+            ref = A.input_ref_in(e)
+            if ref is not None:
+                raise SpecError(f"at network level, `in` cannot be used in {what}: the forward evaluates it too, "
+                                "and does not track shapes", ref.pos,
+                                hint="use `in` in layer arguments here, or move this part into a block (whose "
+                                     "`in` is the block's input)", source=program.sources.get(ref.pos.file))
+
+
+def branch_roles(program: Program, stmts) -> dict[str, str]:
+    """How each branch of a scope is joined: "add" (a shortcut) or "concat" (a parallel path), from
+    the scope's text. A branch is joined one way; one joined by `concat` is declared before the
+    statement that joins it (its modules are built, and its weighted layers listed, before the
+    layers that read the concatenation)."""
+    roles: dict[str, str] = {}
+    declared = {s.name: i for i, s in enumerate(stmts) if isinstance(s, A.Branch)}
+    for i, st in enumerate(stmts):
+        todo = [st]
+        while todo:
+            s = todo.pop()
+            if isinstance(s, A.ForLoop):
+                todo.extend(s.body)
+                continue
+            if not isinstance(s, (A.Chain, A.Branch)):
+                continue
+            for el in A.flat_elements(s.elements):
+                if isinstance(el, A.Add):
+                    uses = [(el.branch, "add", el.pos)]
+                elif isinstance(el, A.Concat):
+                    uses = [(name, "concat", el.pos) for name in el.branches]
+                else:
+                    continue
+                for name, role, pos in uses:
+                    other = roles.setdefault(name, role)
+                    if other != role:
+                        raise SpecError(f"branch '{name}' is joined both by add and by concat", pos,
+                                        hint="a branch is a shortcut (add) or a parallel path (concat): declare two",
+                                        source=program.sources.get(pos.file))
+                    if role == "concat" and name in declared and declared[name] > i:
+                        raise SpecError(f"branch '{name}' is concatenated before it is declared", pos,
+                                        hint=f"declare `branch {name} = ...` before this statement",
+                                        source=program.sources.get(pos.file))
+    return roles
+
+
+def _check_records(elab, elements) -> None:
+    """Which layer a `record` stores the activation of is decided by the chain's text: a record after
+    a guarded weighted layer (or a guarded group holding one) would store one layer's activation
+    or another's depending on the guard, which the generated forward cannot follow. Refused."""
+    def weighted(el) -> bool:
+        return isinstance(el, A.Layer) and len(el.ops) == 1 and el.ops[0].repeat is None \
+            and el.ops[0].name in ("linear", "conv2d")
+
+    def walk(elements, state):
+        # state: None (no weighted layer yet), "sure", or the position of the guard that makes it unsure
+        for el in elements:
+            if weighted(el):
+                state = el.cond_pos if el.cond is not None else "sure"
+            elif isinstance(el, A.Group):
+                inner = walk(el.elements, state)
+                if el.cond is not None and any(weighted(x) for x in A.flat_elements(el.elements)):
+                    state = el.cond_pos
+                elif el.cond is None:
+                    state = inner
+            elif isinstance(el, A.Record) and state not in (None, "sure"):
+                raise elab.err("which layer's activation this `record` stores depends on the guard at "
+                               f"{state.line}:{state.column}", el.pos,
+                               "record inside the guarded part, or unguard the weighted layer")
+        return state
+    walk(elements, None)
 
 
 @dataclass
@@ -80,7 +210,8 @@ class _Scope:
     branches: dict = field(default_factory=dict)  # name -> (ast.Branch, key)
     branch_values: dict = field(default_factory=dict)  # name -> node id
     block: str | None = None
-    evaluator: "Evaluator | None" = None  # made once per scope: its env and `in` do not change
+    evaluator: "Evaluator | None" = None  # made once per scope: its env (and in a block `in`) does not change
+    branch_roles: dict = field(default_factory=dict)  # branch name -> "add" | "concat": how it is joined
 
 
 class Evaluator:
@@ -137,7 +268,8 @@ class Evaluator:
 
     def _InputRef(self, e):
         if self.in_shape is None:
-            raise self.err("`in` is only available inside a block", e.pos)
+            raise self.err("`in` (the shape of the data coming in) is not available here", e.pos,
+                           "`in` is available in a block's or network's body, not in defaults or bound values")
         return self.in_shape
 
     def _Attr(self, e):
@@ -276,7 +408,7 @@ def _element_ops(stmts):
         if isinstance(st, A.ForLoop):
             todo.extend(st.body)
         elif isinstance(st, (A.Chain, A.Branch)):
-            for el in st.elements:
+            for el in A.flat_elements(st.elements):
                 if isinstance(el, A.Layer):
                     for op in el.ops:
                         yield op, el
@@ -287,9 +419,11 @@ def check_no_recursive_blocks(program: Program) -> None:
     through a condition on its arguments, which the compiler cannot check before elaborating. So
     every block's instantiation graph must be a DAG, whatever the arguments."""
     calls: dict[str, list[tuple[str, A.Op]]] = {}
+    via = {name: block for name, block in block_parameters(program).items() if block in program.blocks}
     for name, block in program.blocks.items():
-        calls[name] = sorted(((op.name, op) for op, _ in _element_ops(block.body)
-                              if op.name in program.blocks and op.name not in ACTIVATIONS and op.name not in OPS),
+        calls[name] = sorted(((via.get(op.name, op.name), op) for op, _ in _element_ops(block.body)
+                              if (op.name in program.blocks or op.name in via) and op.name not in ACTIVATIONS
+                              and op.name not in OPS),
                              key=lambda c: (c[1].pos.file, c[1].pos.line, c[1].pos.column))
     done: set[str] = set()
     for root in calls:
@@ -375,6 +509,8 @@ class _Elaborator:
         self.budget = new_budget(program)
         self.list_lengths: dict[tuple, int] = {}  # ModuleList path -> entries so far
         self.names_ok: set[str] = set()  # module names already checked
+        self.skipped: set[tuple] = set()  # paths of named modules whose element was skipped (see _use)
+        self.module_ops: dict[tuple, tuple] = {}  # path of a single module -> (op name, kind, bound arguments)
         self.depth = 0  # loops and block instances entered and not yet left
         self.where: Pos = self.net.pos  # the statement being elaborated, for a last-resort error
 
@@ -395,16 +531,42 @@ class _Elaborator:
                            f"{NESTING} levels in one expression)") from None
 
     def run(self) -> Network:
+        _check_network_in(self.program)
         ev = Evaluator(self.program, dict(self.bound), budget=self.budget)
         shape = self._input_shape(ev)
         inp = self._node("input", None, [], shape, self.net.input.pos, (-1,))
         scope = _Scope((), (), inp, dict(self.bound))
         out = self._body(self.net.body, scope, inp)
+        self._check_inplace(out)
         base = "CLBackbone" if (self.program.continual or self.program.mask) else "Backbone"
         modules = sorted(self.modules.values(), key=lambda m: (m.order, len(m.path)))
         return Network(self.program.path, self.program.class_name, self.net.name, base,
                        self.program.mask.scheme if self.program.mask else None, [], modules,
                        self.nodes, out, self.records)
+
+    def _check_inplace(self, output: int) -> None:
+        """An activation (or dropout) with `inplace=true` overwrites its input: allowed only where
+        nothing else reads that value (no other layer, branch, record or the caller's input
+        tensor), so that it changes no result."""
+        users: dict[int, int] = {}
+        for n in self.nodes:
+            for i in set(n.inputs):
+                users[i] = users.get(i, 0) + 1
+        recorded = set(self.records.values()) | {output}
+        for n in self.nodes:
+            if n.op != "call_module" or not self.modules[n.module].kwargs.get("inplace"):
+                continue
+            src = self.nodes[n.inputs[0]]
+            reason = None
+            if src.op == "input":
+                reason = "the network's input, which belongs to the caller"
+            elif users.get(src.id, 0) > 1:
+                reason = "a value that other layers or branches read too"
+            elif src.id in recorded:
+                reason = "a value recorded as an activation"
+            if reason is not None:
+                raise self.err(f"'{n.name}' has inplace=true but its input is {reason}: overwriting it would "
+                               "change results", n.pos, "drop `inplace=true` here")
 
     def _input_shape(self, ev: Evaluator) -> Shape:
         d = self.net.input
@@ -423,6 +585,8 @@ class _Elaborator:
         return Shape(tuple(dims))
 
     def _node(self, op, module, inputs, shape, pos, order, **kw) -> int:
+        if "in_branch" in kw:  # the node's flag: on a shortcut (a branch joined by `add`)
+            kw["in_branch"] = kw["in_branch"] == "shortcut"
         if len(self.nodes) >= NODES:
             raise self.err(f"the network has too many layers: more than {NODES:,} calls in its graph (the limit)", pos)
         n = Node(len(self.nodes), op, module, list(inputs), shape, pos, order, **kw)
@@ -436,6 +600,7 @@ class _Elaborator:
                 if s.name in scope.branches:
                     raise self.err(f"branch '{s.name}' is declared twice in this scope", s.pos)
                 scope.branches[s.name] = (s, scope.key + (i,))
+        scope.branch_roles = branch_roles(self.program, stmts)
         for i, s in enumerate(stmts):
             if isinstance(s, A.BlockDef):
                 raise self.err("blocks are declared at the top level of a file", s.pos)
@@ -455,6 +620,7 @@ class _Elaborator:
         for var in (s.index_var, s.item_var):
             if var is not None and var in self.bound:
                 raise self.err(f"loop variable '{var}' hides the parameter of the same name", s.pos)
+        self._check_loop_names(s)
         self.budget.charge(len(scope.env), s.pos)  # the environment is saved and restored
         saved = dict(scope.env)
         self._enter(s.pos, "loops and blocks nested")
@@ -471,6 +637,19 @@ class _Elaborator:
         scope.env.clear()
         scope.env.update(saved)
         return stream
+
+    def _check_loop_names(self, s: A.ForLoop) -> None:
+        # A plain name would declare the same module once per iteration; the emitter cannot write
+        # that, so `check` refuses it too (even when a guard lets only one iteration declare it).
+        for st in s.body:
+            if not isinstance(st, A.Chain):
+                continue
+            for el in A.flat_elements(st.elements):
+                p = el.path if isinstance(el, A.Layer) else None
+                if p is not None and p.parts is None and p.index is None:
+                    raise self.err(f"module '{p.name}' is declared in a loop without an index", p.pos,
+                                   f"write `{p.name}[i]: ...` to make a module list, or compute its name: "
+                                   f"`{p.name}{{i}}: ...`")
 
     def _evaluator(self, scope: _Scope) -> Evaluator:
         if scope.evaluator is None:
@@ -495,23 +674,41 @@ class _Elaborator:
             raise self.err(f"unknown branch '{name}'", pos,
                            f"declare it in this scope: `branch {name} = ...`")
         b, key = scope.branches[name]
-        # A branch starts from the scope's input, whatever the main path did before the `add`.
-        value = self._chain(b.elements, scope, scope.input, key, in_branch=True)
+        # A branch starts from the scope's input, whatever the main path did before the `add`. A
+        # branch joined by `add` is a shortcut; one joined by `concat` is a parallel path of the
+        # main computation (its projections are weighted layers, its activations may be recorded).
+        role = "parallel" if scope.branch_roles.get(name) == "concat" else "shortcut"
+        value = self._chain(b.elements, scope, scope.input, key, in_branch=role)
         scope.branch_values[name] = value
         return value
 
     # -- chains
-    def _chain(self, elements, scope: _Scope, stream: int, key, in_branch: bool) -> int:
-        current_layer: str | None = None
+    def _chain(self, elements, scope: _Scope, stream: int, key, in_branch) -> int:
+        """Elaborate a chain's elements from `stream`; `in_branch` is False on the main path, else
+        the role of the branch ("shortcut" or "parallel")."""
+        _check_records(self, elements)
+        return self._elements(elements, scope, stream, key, in_branch, None)[0]
+
+    def _elements(self, elements, scope: _Scope, stream: int, key, in_branch, current_layer):
+        """(stream, current weighted layer) after `elements` (of a chain or a group)."""
+        ev = self._evaluator(scope)
         for e_idx, el in enumerate(elements):
             budget = self.budget  # an element is the costliest step: two
             budget.left -= 2
             if budget.left < 0:
                 budget.charge(0, el.pos)
             k = key + (e_idx,)
+            if scope.block is None:
+                ev.in_shape = self.nodes[stream].shape  # at network level, `in` is the current shape
+            if el.cond is not None and not isinstance(el, A.Layer):
+                self.where = el.pos
+                if not ev._truth(el.cond):
+                    if isinstance(el, A.Group):
+                        self._skipped(scope, el.elements)
+                    continue
             if isinstance(el, A.Record):
-                if in_branch:
-                    raise self.err("`record` is not allowed in a branch", el.pos)
+                if in_branch == "shortcut":
+                    raise self.err("`record` is not allowed in a branch joined by `add` (a shortcut)", el.pos)
                 if current_layer is None:
                     raise self.err("`record` needs a weighted layer (linear or conv2d) earlier in its chain", el.pos)
                 if current_layer in self.records:
@@ -526,21 +723,79 @@ class _Elaborator:
                                    "needs a projection in the branch)")
                 stream = self._node("add", None, [stream, other], a, el.pos, k,
                                     in_branch=in_branch, chain_layer=current_layer)
+            elif isinstance(el, A.Concat):
+                stream = self._concat(el, scope, stream, k, in_branch, current_layer)
+            elif isinstance(el, A.Use):
+                stream = self._use(el, scope, stream, k, in_branch, current_layer)
+            elif isinstance(el, A.Group):
+                stream, current_layer = self._elements(el.elements, scope, stream, k, in_branch, current_layer)
             else:
                 stream, weighted = self._layer(el, scope, stream, k, in_branch, current_layer)
                 if weighted is not None:
                     current_layer = weighted
-        return stream
+        return stream, current_layer
+
+    def _skipped(self, scope: _Scope, elements) -> None:
+        """The names of the modules of skipped elements (a false guard): a later `use` of one of
+        them is skipped too."""
+        for el in A.flat_elements(elements):
+            if isinstance(el, A.Layer) and el.path is not None and el.path.index is None and el.path.parts is None:
+                self.skipped.add(scope.prefix + (el.path.name,))
+
+    def _concat(self, el: A.Concat, scope: _Scope, stream: int, key, in_branch, current_layer) -> int:
+        inputs = [stream] + [self._branch_value(name, scope, el.pos) for name in el.branches]
+        shapes = [self.nodes[i].shape for i in inputs]
+        first = shapes[0]
+        for name, shape in zip(el.branches, shapes[1:]):
+            if shape.is_image != first.is_image or shape.dims[1:] != first.dims[1:]:
+                what = "spatial sizes" if first.is_image and shape.is_image else "kinds"
+                raise self.err(f"concat({', '.join(el.branches)}): branch '{name}' has shape {shape}, the stream "
+                               f"{first}: their {what} differ", el.pos,
+                               "concat joins along the channels (features): every other size must be equal")
+        units = None if any(s.units is None for s in shapes) else sum(s.units for s in shapes)
+        if units is not None and units >= 1 << 63:
+            raise self.err(f"concat makes a shape too large: {units} channels", el.pos)
+        out = Shape((units,) + first.dims[1:])
+        return self._node("concat", None, inputs, out, el.pos, key, in_branch=in_branch, chain_layer=current_layer)
+
+    def _use(self, el: A.Use, scope: _Scope, stream: int, key, in_branch, current_layer) -> int:
+        name = el.path.name
+        path = scope.prefix + (name,)
+        decl = self.modules.get(path)
+        where = "this block" if scope.block else "the network"
+        if decl is None:
+            if path in self.skipped:
+                return stream  # its element was skipped (a false guard, an activation parameter set to none)
+            raise self.err(f"`use {name}`: {where} has no module '{name}' declared before this point", el.path.pos,
+                           f"`use` calls a module declared earlier in {where} once more")
+        op = self.module_ops.get(path)
+        if op is None or not (op[1] == "activation" or op[0] in _REUSABLE):
+            what = "a block or a container" if op is None else f"'{op[0]}'"
+            raise self.err(f"`use {name}`: '{name}' is {what}; only activations, dropout and pooling (modules "
+                           "without parameters or state) can be called at several points", el.path.pos,
+                           "declare a second module for the second point")
+        kind, args = op[1], op[2]
+        shape = self.nodes[stream].shape
+        out = shape
+        if kind == "builtin":
+            problem = check(op[0], args, shape)
+            if problem:
+                raise self.err(problem, el.pos)
+            out = out_shape(op[0], args, shape)
+        return self._node("call_module", path, [stream], out, el.pos, key, in_branch=in_branch,
+                          chain_layer=current_layer)
 
     def _layer(self, el: A.Layer, scope: _Scope, stream: int, key, in_branch, current_layer):
         self.where = el.pos
         ev = self._evaluator(scope)
         if el.cond is not None and not ev._truth(el.cond):
+            self._skipped(scope, [el])
             return stream, None
         if len(el.ops) == 1 and el.ops[0].repeat is None:
             op = el.ops[0]
             kind = self._op_kind(op, ev)
             if kind[0] == "skip":  # an activation parameter that is None
+                self._skipped(scope, [el])
                 return stream, None
             if kind[0] == "block":
                 path = self._path(el, scope, ev, key, needed=True, what=f"block '{op.name}'")
@@ -590,6 +845,8 @@ class _Elaborator:
                 return ("skip",)
             if isinstance(v, Activation):
                 return ("activation", v)
+            if isinstance(v, BlockRef) and v.name in self.program.blocks:
+                return ("block", self.program.blocks[v.name])
             raise self.err(f"'{op.name}' is {_show(v)}, not a layer", op.pos)
         known = list(OPS) + list(ACTIVATIONS) + list(self.program.blocks)
         close = difflib.get_close_matches(op.name, known, n=1)
@@ -604,17 +861,20 @@ class _Elaborator:
         if not needed:
             raise self.err(f"{what} has no module, so it takes no name", el.path.pos)
         p = el.path
-        if p.name not in self.names_ok:
-            check_name(self.program, p.name, p.pos, "module", MODULE_NAMES)
-            self.names_ok.add(p.name)
-        if not scope.prefix and p.name in self.bound:
-            raise self.err(f"module '{p.name}' has the name of a parameter", p.pos,
+        name = self._computed_name(p, ev) if p.parts is not None else p.name
+        if name not in self.names_ok:
+            check_name(self.program, name, p.pos, "module", MODULE_NAMES)
+            if p.parts is not None:
+                self._check_computed_name(name, p)
+            self.names_ok.add(name)
+        if not scope.prefix and name in self.bound:
+            raise self.err(f"module '{name}' has the name of a parameter", p.pos,
                            "parameters become attributes of the backbone: rename one of them")
         if p.index is None:
-            path = scope.prefix + (p.name,)
+            path = scope.prefix + (name,)
             if path in self.modules:
                 raise self.err(f"module '{'/'.join(path)}' is declared twice", p.pos,
-                               "inside a loop, index the name: `name[i]: ...`")
+                               "rename one of them (an activation, dropout or pooling may be called again with `use NAME`)")
             return path
         idx = ev.eval(p.index)
         if not _is_int(idx):
@@ -632,6 +892,32 @@ class _Elaborator:
             self._declare(container, "ModuleList", {}, p.pos, key)
         self.list_lengths[container] = count + 1
         return container + (str(idx),)
+
+    def _computed_name(self, p: A.PathRef, ev: Evaluator) -> str:
+        """The name `fc{i + 1}` stands for: its pieces, each interpolation an int >= 0."""
+        out = []
+        for part in p.parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            v = ev.eval(part)
+            if not _is_int(v) or v < 0:
+                raise self.err(f"a computed module name puts ints >= 0 in its braces, got {_show(v)}", part.pos,
+                               "e.g. `fc{i + 1}` with `i` a loop index")
+            out.append(str(v))
+        return "".join(out)
+
+    def _check_computed_name(self, name: str, p: A.PathRef) -> None:
+        """What check_name and the masking scheme's static checks cannot see in a computed name."""
+        if name.startswith("block_") and name[len("block_"):] in self.program.blocks:
+            raise self.err(f"module name '{name}' is taken by the generated class (the factory of block "
+                           f"'{name[len('block_'):]}')", p.pos, "choose another name")
+        if self.program.mask is not None and options(self.program).get("batch_normalization") != "off":
+            for taken in ("s", "original_"):
+                if (name.endswith("s") and taken == "s") or (name.startswith("original_") and taken == "original_"):
+                    raise self.err(f"'{name}' cannot be a computed module name here: the masking scheme names "
+                                   "the per-task copies of a batch norm X `Xs` and `original_X_state_dict`", p.pos,
+                                   "choose a name that does not end in 's' or start with 'original_'")
 
     def _declare(self, path, cls, kwargs, pos, key, block=None) -> None:
         if path in self.modules:
@@ -689,6 +975,7 @@ class _Elaborator:
             if problem:
                 raise self.err(problem, op.pos)
             self._declare(path, act.cls if act.cls is not None else act.name, a, op.pos, key)
+            self.module_ops[path] = (act.name, "activation", a)
             n = self._node("call_module", path, [stream], shape, op.pos, key,
                            in_branch=in_branch, chain_layer=current_layer)
             return n, None
@@ -701,16 +988,23 @@ class _Elaborator:
         if spec.torch_class is None:
             if spec.name == "identity":
                 return stream, None
-            return self._node(spec.name, None, [stream], out, op.pos, key, in_branch=in_branch,
-                              chain_layer=current_layer), None
+            n = self._node(spec.name, None, [stream], out, op.pos, key, in_branch=in_branch,
+                           chain_layer=current_layer)
+            self.nodes[n].meta["args"] = a
+            return n, None
         self._declare(path, spec.torch_class, torch_kwargs(spec.name, a, shape), op.pos, key)
-        weighted = spec.weighted and (self.weight_branches or not in_branch)
+        self.module_ops[path] = (spec.name, "builtin", a)
+        weighted = spec.weighted and (self.weight_branches or in_branch != "shortcut")
         name = "/".join(path)
         n = self._node("call_module", path, [stream], out, op.pos, key, weighted=weighted,
                        in_branch=in_branch, chain_layer=name if weighted else current_layer)
         return n, (name if weighted else None)
 
     def _instantiate(self, block: A.BlockDef, op: A.Op, ev: Evaluator, path, stream, key, pos) -> int:
+        for p in block.params:
+            if p.type.name == "block":
+                raise self.err(f"block '{block.name}' has a parameter of type block, which only a network may have",
+                               p.pos, "give the network the block parameter: its blocks see it")
         defaults = Evaluator(self.program, {}, budget=self.budget)
         params = tuple((p.name, type_name(p.type), REQUIRED if p.default is None else
                         defaults.eval(p.default)) for p in block.params)

@@ -6,6 +6,7 @@ import heapq
 
 from ..analysis import AnalysisError, Graph, Node, analyse as analyse_graph
 from ..core.roles import MODULES, PROJECTIONS
+from ..schemes import SCHEMES
 from .errors import SpecError
 from .ir import Network
 
@@ -51,6 +52,13 @@ def _graph(net: Network, order: list[int]) -> Graph:
             src = net.nodes[n.inputs[0]].shape
             spatial = (src.dims[1] * src.dims[2] if src.is_image and None not in src.dims[1:] else None)
             node = Node(i, "flatten", inputs, "flatten", spatial=spatial)
+        elif n.op == "concat":
+            node = Node(i, "concat", inputs, "concat")
+        elif n.op == "subsample":
+            node = Node(i, "subsample", inputs, "subsample")
+        elif n.op == "pad_channels":
+            a = n.meta["args"]
+            node = Node(i, "pad", inputs, "pad_channels", pad=(a["before"], a["after"]))
         else:
             decl = modules[n.module]
             cls = decl.cls if isinstance(decl.cls, str) else decl.cls.__name__
@@ -87,7 +95,10 @@ def analyse(net: Network) -> Network:
     order = topological_order(net)
     graph = _graph(net, order)
     try:
-        facts = analyse_graph(graph, net.weights_branches)
+        # the zero-mover check of the mask points only where there are unit masks (HAT)
+        unit_masks = net.mask_scheme is not None and SCHEMES[net.mask_scheme].unit_masks
+        facts = analyse_graph(graph, net.weights_branches, unit_masks=unit_masks,
+                              point=net.scheme_options.get("point") or "earliest")
     except AnalysisError as e:
         where = e.node.where if e.node is not None else None
         pos = where.pos if where is not None else net.nodes[net.output].pos

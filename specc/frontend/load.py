@@ -2,6 +2,8 @@
 the backbone to emit and its masking declaration."""
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import os
 import posixpath
 import stat
@@ -50,15 +52,27 @@ def load_program(path: str | Path, sources: dict[str, str] | None = None) -> Pro
         for n in f.networks:
             _define(networks, n.name, n, "network", f.source)
     top = files[path]
+    # Backbones of included files name networks with arguments bound: `backbone ResNet18 =
+    # ResNet(blocks=[2, 2, 2, 2], block=small)` in resnet18.cl makes `ResNet18` a network for
+    # the files that include it.
+    backbones: dict[str, tuple[A.BackboneDecl, A.SpecFile]] = {}
+    for p in order:
+        f = files[p]
+        if f.backbone is not None and p != path:
+            b = f.backbone
+            if b.name in networks:
+                raise SpecError(f"backbone '{b.name}' has the name of a network (at {networks[b.name].pos})",
+                                b.pos, source=f.source)
+            if b.name in backbones and backbones[b.name][0] is not b:
+                raise SpecError(f"backbone '{b.name}' is defined twice (first at {backbones[b.name][0].pos})",
+                                b.pos, source=f.source)
+            backbones[b.name] = (b, f)
     if top.backbone is not None:
         decl = top.backbone
-        if decl.network not in networks:
-            known = ", ".join(sorted(networks)) or "none"
-            raise SpecError(f"backbone '{decl.name}' names unknown network '{decl.network}'", decl.pos,
-                            hint=f"networks in scope: {known}", source=top.source)
-        network, class_name, continual = networks[decl.network], decl.name, decl.continual
+        network = _resolve(decl, top, networks, backbones, blocks, [])
+        class_name, continual = decl.name, decl.continual
     elif top.networks:
-        network = top.networks[-1]
+        network = _fix_block_params(top.networks[-1], blocks, top.source)
         class_name, continual = network.name, False
     else:
         raise SpecError("this spec defines no network and no backbone to compile", Pos(path, 1, 1),
@@ -67,6 +81,79 @@ def load_program(path: str | Path, sources: dict[str, str] | None = None) -> Pro
                    {p: files[p].source for p in order}, top.backbone.pos if top.backbone else None,
                    frozenset(_include_path(p, inc.path) for p in order for inc in files[p].includes
                              if posixpath.isabs(inc.path)))
+
+
+def _resolve(decl: A.BackboneDecl, file: A.SpecFile, networks: dict, backbones: dict, blocks: dict,
+             seen: list) -> A.NetworkDef:
+    """The network `decl` makes a class of: the network it names (or the one an included backbone
+    makes), with the arguments `decl` binds fixed (a view of it)."""
+    if decl.network in networks:
+        base = networks[decl.network]
+    elif decl.network in backbones:
+        inner, inner_file = backbones[decl.network]
+        if inner_file.mask is not None or inner.continual:
+            what = "a masked" if inner_file.mask is not None else "a continual"
+            raise SpecError(f"'{decl.network}' is {what} backbone (at {inner.pos}); a backbone is made from a "
+                            "network, or from a backbone that only binds a network's arguments", decl.pos,
+                            hint="name the network it is made from", source=file.source)
+        if inner in seen:
+            raise SpecError(f"backbone '{inner.name}' is made from itself", decl.pos, source=file.source)
+        base = _resolve(inner, inner_file, networks, backbones, blocks, seen + [inner])
+    else:
+        known = ", ".join(sorted(list(networks) + list(backbones))) or "none"
+        raise SpecError(f"backbone '{decl.name}' names unknown network '{decl.network}'", decl.pos,
+                        hint=f"networks in scope: {known}", source=file.source)
+    if decl.binding is None:
+        return _fix_block_params(base, blocks, file.source)
+    args, kwargs = decl.binding
+    if args:
+        raise SpecError("a backbone binds arguments by name", args[0].pos,
+                        hint=f"e.g. `backbone {decl.name} = {decl.network}(name=value)`", source=file.source)
+    params = {p.name: p for p in base.params}
+    fixed = list(base.fixed)
+    for name, expr in kwargs:
+        if name == "output_dim":
+            raise SpecError("output_dim cannot be bound: it is the size of the backbone's output, which "
+                            "CLArena's classes take as a constructor argument", expr.pos, source=file.source)
+        if name not in params:
+            taken = next((p for p, _, _ in base.fixed if p.name == name), None)
+            if taken is not None:
+                raise SpecError(f"'{name}' of {decl.network} is already bound", expr.pos, source=file.source)
+            close = difflib.get_close_matches(name, list(params), n=1)
+            raise SpecError(f"{decl.network} has no parameter '{name}'", expr.pos,
+                            hint=f"did you mean '{close[0]}'?" if close else
+                            f"parameters: {', '.join(params) or 'none'}", source=file.source)
+        fixed.append((params[name], expr, expr.pos))
+    bound = {name for name, _ in kwargs}
+    origin = base.origin or base
+    view = dataclasses.replace(base, name=decl.name, params=[p for p in base.params if p.name not in bound],
+                               fixed=fixed, origin=origin, bound_in=decl)
+    view = _fix_block_params(view, blocks, file.source)
+    decl_pre = view.pretrained
+    if decl_pre is not None and decl_pre.param in bound:
+        expr = dict(kwargs)[decl_pre.param]
+        if not (isinstance(expr, A.Lit) and expr.value is None):
+            raise SpecError(f"'{decl_pre.param}' names the pretrained weights (`pretrained {decl_pre.param}` at "
+                            f"{decl_pre.pos}): bind it to none or leave it a constructor parameter", expr.pos,
+                            source=file.source)
+        view = dataclasses.replace(view, pretrained=None)  # bound to none: never loads
+    return view
+
+
+def _fix_block_params(net: A.NetworkDef, blocks: dict, source: str) -> A.NetworkDef:
+    """`net` with its block-typed parameters fixed (to their defaults, unless bound): the classes of
+    blocks are written out when the spec is compiled, so a block parameter is no constructor
+    parameter."""
+    loose = [p for p in net.params if p.type.name == "block"]
+    if not loose:
+        return net
+    for p in loose:
+        if p.default is None:
+            raise SpecError(f"block parameter '{p.name}' needs a value: a default (`{p.name}: block = NAME`) or "
+                            "a binding (`backbone B = NETWORK(name=NAME)`)", p.pos, source=source)
+    fixed = list(net.fixed) + [(p, p.default, p.default.pos) for p in loose]
+    return dataclasses.replace(net, params=[p for p in net.params if p.type.name != "block"], fixed=fixed,
+                               origin=net.origin or net)
 
 
 def _define(table: dict, name: str, node, what: str, source: str) -> None:

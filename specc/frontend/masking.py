@@ -155,7 +155,7 @@ def check_scheme_names(program: Program) -> None:
             if isinstance(st, A.ForLoop):
                 todo.extend(st.body)
             elif isinstance(st, (A.Chain, A.Branch)):
-                for el in st.elements:
+                for el in A.flat_elements(st.elements):  # groups' elements too
                     if isinstance(el, A.Layer) and el.path is not None:
                         names.setdefault(el.path.name, el.path.pos)
                         if len(el.ops) == 1 and el.ops[0].name in _BATCH_NORM_OPS and el.ops[0].repeat is None:

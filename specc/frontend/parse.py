@@ -19,7 +19,8 @@ _TOKEN_WORDS = {
     "LPAR": "'('", "RPAR": "')'", "LBRACE": "'{'", "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'",
     "COMMA": "','", "COLON": "':'", "EQUAL": "'='", "__ANON_0": "'->'", "MINUS": "'-'",
     "COMP_OP": "a comparison", "ADD_OP": "'+' or '-'", "MUL_OP": "'*', '//' or '%'",
-    "QMARK": "'?'", "DOT": "'.'", "STAR": "'*'", "$END": "the end of the file",
+    "QMARK": "'?'", "DOT": "'.'", "STAR": "'*'", "$END": "the end of the file", "_GLPAR": "'('",
+    "IF": "'if'",
 }
 
 
@@ -118,10 +119,10 @@ def parse_file(path: str | Path) -> A.SpecFile:
     return parse_text(read_spec(str(path), None), str(path))
 
 
-# Rules that nest: expressions, lists and loops. NESTING bounds how many enclose one another, so
+# Rules that nest: expressions, lists, loops and groups. NESTING bounds how many enclose one another, so
 # that the evaluator's and elaborator's recursion stays far below Python's limit.
 _NESTING_RULES = frozenset({"ternary", "or_", "and_", "not_", "compare", "binop", "neg", "index", "attr",
-                            "funcall", "list_lit", "for_loop"})
+                            "funcall", "list_lit", "for_loop", "group"})
 
 
 class _Builder:
@@ -132,6 +133,8 @@ class _Builder:
     def __init__(self, path: str, text: str):
         self.file = path
         self.text = text
+        self._spans: dict[int, tuple[int, int, int, int]] = {}  # id(element) -> offsets (see _span)
+        self._guards: dict[int, tuple[int, int]] = {}  # id(condition) -> offsets of its `if`
 
     def transform(self, root: Tree):
         # Frames: [tree, index of the next child, results of the children so far, nesting].
@@ -211,8 +214,11 @@ class _Builder:
         return A.BlockDef(str(name), params or [], body, self._pos(meta))
 
     def backbone(self, meta, c):
-        name, continual, net = c
-        return A.BackboneDecl(str(name), continual is not None, str(net), self._pos(meta))
+        name, continual, net, binding = c
+        return A.BackboneDecl(str(name), continual is not None, str(net), self._pos(meta), binding)
+
+    def binding(self, meta, c):
+        return c[0] if c[0] else ([], [])
 
     def mask(self, meta, c):
         name, args = c
@@ -239,11 +245,33 @@ class _Builder:
 
     # -- statements
     def chain(self, meta, c):
+        self._check_last_guard(list(c), "chain", meta)
         return A.Chain(list(c), self._pos(meta))
 
     def branch(self, meta, c):
         name, *elements = c
+        self._check_last_guard(elements, "branch", meta)
         return A.Branch(str(name), elements, self._tpos(name))
+
+    def _check_last_guard(self, elements, what: str, meta) -> None:
+        """A guard on the last element of a chain (branch, group) of several elements reads as
+        guarding the whole chain, but would guard that element only: refused, with both spellings
+        that say which is meant."""
+        if len(elements) < 2 or elements[-1].cond is None:
+            return
+        last = elements[-1]
+        start, end, if_at, cond_at = self._spans[id(last)]
+        element = _snippet(self.text[start:if_at])
+        cond = _snippet(self.text[cond_at:end])
+        head = _snippet(self.text[self._spans[id(elements[0])][0]:if_at], 70)
+        only = f"`-> ({element} if {cond})`"
+        whole = f"`({head}) if {cond}`"
+        if what == "branch":
+            whole = f"`branch ... = ({head}) if {cond}`"
+        raise SpecError(f"this `if` guards only the last element of the {what}, {element}, but reads as "
+                        f"guarding the whole {what}", last.cond_pos,
+                        hint=f"to guard only that element write {only}; to guard the whole {what} write {whole}",
+                        source=self.text)
 
     def for_loop(self, meta, c):
         first, second, iterable, *body = c
@@ -251,19 +279,103 @@ class _Builder:
             return A.ForLoop(None, str(first), iterable, body, self._pos(meta))
         return A.ForLoop(str(first), str(second), iterable, body, self._pos(meta))
 
+    def group(self, meta, c):
+        items, guard = c
+        cond, cond_pos = guard if guard is not None else (None, None)
+        el = A.Group(items, self._pos(meta), cond, cond_pos)
+        self._span(el, meta, guard)
+        return el
+
+    def group_items(self, meta, c):
+        items = list(c)
+        self._check_last_guard(items, "group", meta)
+        return items
+
+    def guard(self, meta, c):
+        tok, expr = c
+        self._guards[id(expr)] = (tok.start_pos, tok.end_pos)
+        return expr, self._tpos(tok)
+
+    def _span(self, el, meta, guard) -> None:
+        """Record where the element's text starts and ends, where its `if` is and where its
+        condition starts (both its end when it has no guard), for the hint of _check_last_guard."""
+        start, end = getattr(meta, "start_pos", 0), getattr(meta, "end_pos", 0)
+        if_at, cond_at = self._guards.get(id(guard[0]), (end, end)) if guard is not None else (end, end)
+        self._spans[id(el)] = (start, end, if_at, cond_at)
+
     def layer(self, meta, c):
-        path, ops, cond = c
-        return A.Layer(path, ops, cond, self._pos(meta))
+        path, ops, guard = c
+        cond, cond_pos = guard if guard is not None else (None, None)
+        if len(ops) == 1 and ops[0].name == "concat" and ops[0].repeat is None:
+            el = self._concat(path, ops[0], cond, cond_pos, meta)
+        else:
+            el = A.Layer(path, ops, cond, self._pos(meta), cond_pos)
+        self._span(el, meta, guard)
+        return el
+
+    def _concat(self, path, op: A.Op, cond, cond_pos, meta) -> A.Concat:
+        if path is not None:
+            raise SpecError("concat(...) builds no module, so it takes no name", path.pos,
+                            hint="write `concat(b1, b2)`", source=self.text)
+        if op.kwargs or not op.args or not all(isinstance(a, A.Name) for a in op.args):
+            raise SpecError("concat takes the names of one or more branches, e.g. `concat(b1, b2)`", op.pos,
+                            hint="the stream comes first, then the branches in the order named", source=self.text)
+        names = [a.id for a in op.args]
+        for i, n in enumerate(names):
+            if n in names[:i]:
+                raise SpecError(f"branch '{n}' is named twice in concat", op.args[i].pos, source=self.text)
+        return A.Concat(names, self._pos(meta), cond, cond_pos)
 
     def record(self, meta, c):
-        return A.Record(self._pos(meta))
+        guard = c[0] if c else None
+        cond, cond_pos = guard if guard is not None else (None, None)
+        el = A.Record(self._pos(meta), cond, cond_pos)
+        self._span(el, meta, guard)
+        return el
 
     def add(self, meta, c):
-        return A.Add(str(c[0]), self._pos(meta))
+        el = A.Add(str(c[0]), self._pos(meta))
+        self._span(el, meta, None)
+        return el
+
+    def use(self, meta, c):
+        name, guard = c
+        cond, cond_pos = guard if guard is not None else (None, None)
+        el = A.Use(A.PathRef(str(name), None, self._tpos(name)), self._pos(meta), cond, cond_pos)
+        self._span(el, meta, guard)
+        return el
 
     def path(self, meta, c):
-        name, index = c
-        return A.PathRef(str(name), index, self._tpos(name))
+        name, *interps, index = c
+        if not interps:
+            return A.PathRef(str(name), index, self._tpos(name))
+        parts: list = [str(name)]
+        at = name.end_pos  # where the next piece must start: the name is written without spaces
+        for expr, pieces, start, end in interps:
+            closing = pieces[0].start_pos - 1 if pieces else end - 1  # the `}`
+            if start != at or self.text[closing] != "}":
+                raise SpecError("a computed module name is written without spaces, e.g. `fc{i + 1}`",
+                                self._offset_pos(start if start != at else closing), source=self.text)
+            parts.append(expr)
+            at = closing + 1
+            for piece in pieces:
+                if piece.start_pos != at:
+                    raise SpecError("a computed module name is written without spaces, e.g. `fc{i + 1}_bn`",
+                                    self._offset_pos(piece.start_pos), source=self.text)
+                parts.append(str(piece))
+                at = piece.end_pos
+        if index is not None:
+            raise SpecError("a computed module name cannot also be indexed", index.pos,
+                            hint="put the index in the name, e.g. `fc{i}: ...`", source=self.text)
+        return A.PathRef(self.text[name.start_pos:at], None, self._tpos(name), parts)
+
+    def interp(self, meta, c):
+        expr, *pieces = c
+        return expr, pieces, meta.start_pos, meta.end_pos
+
+    def _offset_pos(self, offset: int) -> Pos:
+        line = self.text.count("\n", 0, offset) + 1
+        return Pos(self.file, line, offset - (self.text.rfind("\n", 0, offset) + 1) + 1)
 
     def op_seq(self, meta, c):
         return list(c)
@@ -370,6 +482,16 @@ def _include_problem(name: str) -> tuple[str, str] | None:
     if not name.isprintable():
         return ("an include path cannot contain control characters", "rename the file")
     return None
+
+
+def _snippet(text: str, limit: int = 50) -> str:
+    """Spec text for a hint: whitespace (line breaks, indentation) collapsed, comments dropped, cut
+    in the middle beyond `limit` characters."""
+    text = " ".join(re.sub(r"#[^\n]*", " ", text).split())
+    if len(text) > limit:
+        half = (limit - 5) // 2
+        text = f"{text[:half].rstrip()} ... {text[-half:].lstrip()}"
+    return text
 
 
 def _unquote(tok: Token) -> str:

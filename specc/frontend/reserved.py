@@ -167,7 +167,7 @@ ATTRIBUTES = frozenset({
 # variables and branches that would).
 GENERATED_NAMES = frozenset({
     "annotations", "torch", "nn", "Tensor", "super",
-    "require_runtime", "shapes", "check_argument", "indexed", "pretrained",
+    "require_runtime", "shapes", "check_argument", "indexed", "module_name", "pretrained",
     "Backbone", "CLBackbone",
     *(s.base for s in SCHEMES.values()), *(s.runtime for s in SCHEMES.values()),
 })

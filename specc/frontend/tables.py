@@ -23,13 +23,34 @@ TABLES = HERE / "specc.lark.json"
 _OPTIONS = {"parser": "lalr", "propagate_positions": True, "maybe_placeholders": True}
 
 
+class _Parentheses:
+    """The lexer's post-processing: a "(" is a call's (of an operation, function, block, network
+    or `add`) only when it directly follows a name or `add` on the same line; any other "(" opens
+    a group `(a -> b) if c` or a parenthesized expression, and becomes _GLPAR. Without this a
+    statement starting with a group after one ending in a name (`flatten`, `if batch_norm`) would
+    read as that name's call: the grammar alone cannot tell them apart (newlines are not tokens)."""
+
+    always_accept = ("LPAR",)  # the contextual lexer must make "(" wherever _GLPAR may come
+
+    def process(self, stream):
+        prev = None
+        for tok in stream:
+            if tok.type == "LPAR" and not (prev is not None and prev.type in _CALLERS and prev.end_line == tok.line):
+                tok = lark.Token.new_borrow_pos("_GLPAR", tok.value, tok)
+            prev = tok
+            yield tok
+
+
+_CALLERS = ("NAME", "ADD")
+
+
 def grammar_text() -> str:
     return GRAMMAR.read_text(encoding="utf-8")
 
 
 def build_parser(grammar: str | None = None) -> Lark:
     """The parser built from the grammar (about 0.1 s)."""
-    return Lark(grammar if grammar is not None else grammar_text(), **_OPTIONS)
+    return Lark(grammar if grammar is not None else grammar_text(), postlex=_Parentheses(), **_OPTIONS)
 
 
 def _key(grammar: str) -> dict:
@@ -61,9 +82,16 @@ def _decode(v):
 
 
 def tables_json(parser: Lark, grammar: str) -> str:
-    data, memo = parser.memo_serialize([lark.lexer.TerminalDef, lark.grammar.Rule])
-    return json.dumps({**_key(grammar), "tables": _encode({"data": data, "memo": memo})},
-                      separators=(",", ":")) + "\n"
+    """The tables of `parser`, built from `grammar` (its post-lexer is not data: `parser()` passes
+    it again when loading)."""
+    postlex = parser.options.postlex
+    parser.options.postlex = None
+    try:  # (the serialized options are the parser's own dict: encoded before it is restored)
+        data, memo = parser.memo_serialize([lark.lexer.TerminalDef, lark.grammar.Rule])
+        return json.dumps({**_key(grammar), "tables": _encode({"data": data, "memo": memo})},
+                          separators=(",", ":")) + "\n"
+    finally:
+        parser.options.postlex = postlex
 
 
 def _stored_tables(grammar: str):
@@ -82,7 +110,9 @@ def parser() -> Lark:
     """The spec parser: from the shipped tables when they match the grammar, else built."""
     grammar = grammar_text()
     tables = _stored_tables(grammar)
-    return Lark.load(_decode(tables)) if tables is not None else build_parser(grammar)
+    if tables is None:
+        return build_parser(grammar)
+    return Lark.__new__(Lark)._load(_decode(tables), postlex=_Parentheses())
 
 
 def tables_are_fresh() -> bool:

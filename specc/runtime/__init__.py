@@ -10,9 +10,9 @@ from . import shapes
 from .arguments import check_argument
 from .bases import AmnesiacHATBackbone, Backbone, CLBackbone, HATMaskBackbone, WSNMaskBackbone
 from .gates import PercentileLayerParameterMaskingByScore, quantile_threshold
-from .modules import indexed
+from .modules import indexed, module_name
 
 __all__ = [
     "Backbone", "CLBackbone", "HATMaskBackbone", "AmnesiacHATBackbone", "WSNMaskBackbone",
-    "PercentileLayerParameterMaskingByScore", "quantile_threshold", "check_argument", "indexed", "shapes",
+    "PercentileLayerParameterMaskingByScore", "quantile_threshold", "check_argument", "indexed", "module_name", "shapes",
 ]

@@ -114,6 +114,39 @@ class CLBackbone(Backbone):
         )
 
 
+def _whole(t: Tensor) -> Tensor:
+    r"""`t`, or the whole tensor that a sharded parameter (FSDP2's DTensor, outside its module's
+    forward) stands for, gathered from the ranks."""
+    full_tensor = getattr(t, "full_tensor", None)
+    return t if full_tensor is None else full_tensor()
+
+
+def check_mask_arguments(stage: str, s_max, batch_idx, num_batches, test_task_id) -> None:
+    r"""The argument checks of `HATMaskBackbone.get_mask` for `stage`."""
+    # The messages name `batch_num` and `task_mask`, as CLArena's do, though the arguments are
+    # `num_batches` and `test_task_id`: kept word for word for parity.
+    if stage == "train" and (
+        s_max is None or batch_idx is None or num_batches is None
+    ):
+        raise ValueError(
+            "The `s_max`, `batch_idx` and `batch_num` should be provided at training stage, instead of the default value `None`."
+        )
+    if stage == "validation" and (s_max is None):
+        raise ValueError(
+            "The `s_max` should be provided at validation stage, instead of the default value `None`."
+        )
+    if stage == "test" and (test_task_id is None):
+        raise ValueError(
+            "The `task_mask` should be provided at testing stage, instead of the default value `None`."
+        )
+
+
+def anneal_scalar(s_max: float, batch_idx: int, num_batches: int) -> float:
+    r"""HAT's Eq. (3): the gate's scale at training batch `batch_idx` (1-based) of `num_batches`,
+    from 1/s_max to s_max, in CLArena's operation order (so the float is bit-identical)."""
+    return 1 / s_max + (s_max - 1 / s_max) * (batch_idx - 1) / (num_batches - 1)
+
+
 class HATMaskBackbone(CLBackbone):
     r"""Backbone for HAT-style algorithms (HAT, AdaHAT, FG-AdaHAT): every weighted layer's units are
     gated by a mask derived from a learnable task embedding."""
@@ -173,40 +206,23 @@ class HATMaskBackbone(CLBackbone):
         - 'test': the stored mask of `test_task_id`, moved to each layer's device;
         - 'unlearning_test': all ones.
 
-        Any other stage gives an empty dict.
+        Any other stage gives an empty dict. Sharded embeddings (FSDP2 parameters outside their
+        forward, DTensors) are gathered first: masks are always whole tensors.
         """
-        # The messages name `batch_num` and `task_mask`, as CLArena's do, though the arguments are
-        # `num_batches` and `test_task_id`: kept word for word for parity.
-        if stage == "train" and (
-            s_max is None or batch_idx is None or num_batches is None
-        ):
-            raise ValueError(
-                "The `s_max`, `batch_idx` and `batch_num` should be provided at training stage, instead of the default value `None`."
-            )
-        if stage == "validation" and (s_max is None):
-            raise ValueError(
-                "The `s_max` should be provided at validation stage, instead of the default value `None`."
-            )
-        if stage == "test" and (test_task_id is None):
-            raise ValueError(
-                "The `task_mask` should be provided at testing stage, instead of the default value `None`."
-            )
+        check_mask_arguments(stage, s_max, batch_idx, num_batches, test_task_id)
 
         mask = {}
         if stage == "train":
             for layer_name in self.weighted_layer_names:
-                # HAT's Eq. (3), in CLArena's operation order (so the float is bit-identical) and
-                # place (so num_batches == 1 divides by zero exactly when CLArena's does).
-                anneal_scalar = 1 / s_max + (s_max - 1 / s_max) * (batch_idx - 1) / (
-                    num_batches - 1
-                )
+                # Computed per layer, where CLArena computes it (so num_batches == 1 divides by
+                # zero exactly when CLArena's does).
                 mask[layer_name] = self.gate_fn(
-                    self.task_embedding_t[layer_name].weight * anneal_scalar
+                    _whole(self.task_embedding_t[layer_name].weight) * anneal_scalar(s_max, batch_idx, num_batches)
                 ).squeeze()
         elif stage == "validation":
             for layer_name in self.weighted_layer_names:
                 mask[layer_name] = self.gate_fn(
-                    self.task_embedding_t[layer_name].weight * s_max
+                    _whole(self.task_embedding_t[layer_name].weight) * s_max
                 ).squeeze()
         elif stage == "test":
             # As in CLArena, the stored dict itself is returned and updated in place, so the device
@@ -229,7 +245,7 @@ class HATMaskBackbone(CLBackbone):
         r"""The current task's binary unit masks: 1 where the embedding is positive (the limit of
         the sigmoid gate as the scale grows)."""
         return {
-            layer_name: (self.task_embedding_t[layer_name].weight > 0)
+            layer_name: (_whole(self.task_embedding_t[layer_name].weight) > 0)
             .float()
             .squeeze()
             .detach()
@@ -493,7 +509,7 @@ class WSNMaskBackbone(CLBackbone):
                 if bias_score is not None:
                     # The score is stored as (1, out_features); the bias is (out_features,).
                     bias_mask[layer_name] = self.gate_fn.apply(
-                        bias_score.weight.squeeze(0), mask_percentage
+                        _whole(bias_score.weight).squeeze(0), mask_percentage
                     )
                 else:
                     bias_mask[layer_name] = None

@@ -10,8 +10,11 @@ from __future__ import annotations
 from copy import deepcopy
 from typing import NamedTuple
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from . import distributed
 
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
@@ -52,22 +55,54 @@ def create_copies(root: nn.Module, own: list[Group]) -> None:
         setattr(owner, f"original_{g.attr}_state_dict", deepcopy(getattr(owner, g.attr).state_dict()))
 
 
-def copy_for_task(root: nn.Module, own: list[Group], task_id: int, always: bool = False) -> None:
+def _frozen_copy(module: nn.Module) -> nn.Module:
+    """A copy of a live batch norm to keep for a task: its parameters whole (gathered where they
+    are FSDP2 shards: the copy is not FSDP's to unshard) and frozen. Copies are never trained
+    (training uses the live modules), so as trainable parameters they would be parameters without
+    gradients, which DistributedDataParallel stops on unless find_unused_parameters=True."""
+    # deepcopy cannot copy FSDP2's shards: their copies are given (the whole tensors) in the memo
+    memo = {id(p): nn.Parameter(distributed.full(p.detach()).clone()) for p in module.parameters()
+            if distributed.is_dtensor(p)}
+    copy = deepcopy(module, memo)
+    for p in copy.parameters():
+        p.requires_grad_(False)
+    return copy
+
+
+def copy_for_task(root: nn.Module, own: list[Group], task_id: int, always: bool = False,
+                  freeze: bool = False) -> None:
+    """Create the copy of task `task_id` (if missing, or `always`). `freeze`: specc's own bases
+    (see _frozen_copy); CLArena's bases keep CLArena's plain deep copies."""
     for g in own:
         owner = _owner(root, g)
         copies = getattr(owner, f"{g.attr}s")
         if always or f"{task_id}" not in copies:
-            copies[f"{task_id}"] = deepcopy(getattr(owner, g.attr))
+            live = getattr(owner, g.attr)
+            copies[f"{task_id}"] = _frozen_copy(live) if freeze else deepcopy(live)
 
 
-def store(root: nn.Module, own: list[Group], task_id: int) -> None:
-    copy_for_task(root, own, task_id, always=True)
+def store(root: nn.Module, own: list[Group], task_id: int, freeze: bool = False) -> None:
+    copy_for_task(root, own, task_id, always=True, freeze=freeze)
+
+
+def live_norms(root: nn.Module, own: list[Group]) -> list[nn.Module]:
+    """The batch norms of `root` that forward passes update (every one but the per-task copies)."""
+    copies = {id(m) for g in own for m in getattr(_owner(root, g), f"{g.attr}s").modules()}
+    return [m for m in root.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in copies]
 
 
 def reset(root: nn.Module, own: list[Group]) -> None:
     for g in own:
         owner = _owner(root, g)
-        getattr(owner, g.attr).load_state_dict(getattr(owner, f"original_{g.attr}_state_dict"))
+        live, state = getattr(owner, g.attr), getattr(owner, f"original_{g.attr}_state_dict")
+        if any(distributed.is_dtensor(p) for p in live.parameters()):
+            # FSDP2 shards: copy each tensor into its shard (load_state_dict would mix the two kinds)
+            targets = dict(live.named_parameters()) | dict(live.named_buffers())
+            with torch.no_grad():
+                for name, value in state.items():
+                    targets[name].copy_(distributed.like(targets[name], value))
+        else:
+            live.load_state_dict(state)
 
 
 def task_key(stage: str, test_task_id: int | None, task_id: int | None) -> str | None:

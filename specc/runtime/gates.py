@@ -10,7 +10,9 @@ interpolation, but it is computed without `torch.quantile`, which refuses inputs
 elements and sorts the whole tensor. Linear interpolation needs only two order statistics:
 
 1. `rank = q * (n - 1)`, computed like torch does: `q` is first rounded to the scores' dtype and the
-   product is taken in that dtype (so for float32 scores the rank is a float32 number).
+   product is taken in that dtype (so for float32 scores the rank is a float32 number). This is
+   done exactly in Python (`rank_parts`), so nothing is read back from a tensor: no device sync,
+   and no graph break under torch.compile.
 2. `lo = floor(rank)`, `hi = ceil(rank)`, `weight = rank - lo` (exact: a number minus its floor).
 3. The `lo`-th smallest score (0-based) comes from one `torch.kthvalue` (a selection, expected
    linear time). The `hi`-th one is needed only when `hi > lo`: it equals the `lo`-th when at least
@@ -34,11 +36,42 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["PercentileLayerParameterMaskingByScore", "quantile_threshold"]
+__all__ = ["PercentileLayerParameterMaskingByMagnitude", "PercentileLayerParameterMaskingByScore", "quantile_threshold", "rank_parts"]
 
 # torch.quantile's size limit: up to here, every index is exact in a float32 rank.
 _TORCH_QUANTILE_MAX_NUMEL = 2**24
 _TORCH_QUANTILE_DTYPES = (torch.float32, torch.float64)
+
+
+def _to_float32(x: float) -> float:
+    """The float32 nearest to the finite float `x` (ties to even, as C's double-to-float conversion
+    and torch's casts round), as a Python float; subnormal results included, no overflow below
+    2**128. Exact: scaling by powers of two is exact, and round() of a float rounds half to even."""
+    if x == 0.0:
+        return x
+    mantissa, exponent = math.frexp(x)  # x = mantissa * 2**exponent, 0.5 <= |mantissa| < 1
+    bits = 24 - max(0, -125 - exponent)  # float32 keeps 24 significant bits, fewer when subnormal
+    if bits < 0:
+        return 0.0 * x  # below half the smallest subnormal
+    return math.ldexp(round(math.ldexp(mantissa, bits)), exponent - bits)
+
+
+def rank_parts(q: float, n: int, dtype: torch.dtype) -> tuple[int, int, float]:
+    r"""`(lo, hi, weight)` of the rank `q * (n - 1)` of a quantile of `n` scores of `dtype`, as
+    torch.quantile computes the rank: in float32 for float32 scores within its domain (`q` rounded
+    to float32, the product rounded once), in float64 otherwise.
+
+    Plain Python arithmetic, so no tensor is read back (no device sync, no graph break under
+    torch.compile). It is exact: a float32 `q` times an index below 2**24 has at most 48
+    significant bits, so the float64 product is exact and rounding it to float32 is torch's
+    float32 multiplication; `rank - floor(rank)` is exact in any binary format."""
+    last_index = n - 1
+    if dtype == torch.float32 and n <= _TORCH_QUANTILE_MAX_NUMEL:
+        rank = _to_float32(_to_float32(q) * last_index)
+    else:
+        rank = q * last_index  # float64, as torch.tensor(q, dtype=torch.float64) * last_index
+    lo = math.floor(rank)
+    return lo, math.ceil(rank), rank - lo
 
 
 def quantile_threshold(scores: Tensor, q: float) -> Tensor:
@@ -60,15 +93,7 @@ def quantile_threshold(scores: Tensor, q: float) -> Tensor:
     if n == 0:
         raise ValueError("quantile_threshold() input tensor must be non-empty.")
 
-    last_index = n - 1
-    in_torch_domain = dtype in _TORCH_QUANTILE_DTYPES and n <= _TORCH_QUANTILE_MAX_NUMEL
-    rank_dtype = dtype if in_torch_domain else torch.float64
-    # The rank arithmetic is a handful of scalars: do it on the CPU (IEEE multiplication and
-    # subtraction round the same everywhere), so the indices are known without a device sync.
-    rank = torch.tensor(q, dtype=rank_dtype) * last_index
-    lo = int(rank.floor())
-    hi = int(rank.ceil())
-    weight = float(rank - lo)
+    lo, hi, weight = rank_parts(q, n, dtype)
 
     below = flat.kthvalue(lo + 1).values
     if hi == lo:
@@ -90,10 +115,18 @@ class PercentileLayerParameterMaskingByScore(torch.autograd.Function):
 
     `apply(scores, percentage)` returns a tensor shaped like `scores` (and of its dtype): 1 where the
     score is `>=` the `(1 - percentage)` quantile of all scores, else 0.
+
+    Sharded scores (an FSDP2 parameter outside its forward: a DTensor) give the whole mask, as a
+    plain tensor (a mask is a whole-layer quantity; stored and combined as such), and the
+    gradient goes back to them laid out as they are.
     """
 
     @staticmethod
     def forward(ctx, scores: Tensor, percentage: float) -> Tensor:
+        ctx.sharded = hasattr(scores, "full_tensor")  # a DTensor
+        if ctx.sharded:
+            ctx.layout = (scores.device_mesh, scores.placements)
+            scores = scores.detach().full_tensor()
         if scores.numel() == 0:
             # A layer without parameters has nothing to keep; there is no quantile to take.
             return torch.zeros_like(scores)
@@ -104,4 +137,25 @@ class PercentileLayerParameterMaskingByScore(torch.autograd.Function):
     def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None]:
         # The mask is piecewise constant, so its true gradient is zero almost everywhere; WSN trains
         # the scores by passing the gradient through as if the gate were the identity.
+        if ctx.sharded:  # each rank keeps its own shard of the whole gradient (no communication)
+            from torch.distributed.tensor import distribute_tensor
+
+            mesh, placements = ctx.layout
+            return distribute_tensor(grad_output, mesh, placements, src_data_rank=None), None
         return grad_output, None
+
+
+class PercentileLayerParameterMaskingByMagnitude:
+    r"""WSN's gate as the WSN paper's code ranks: by the scores' magnitude. `apply(scores, percentage)`
+    is `PercentileLayerParameterMaskingByScore.apply(scores.abs(), percentage)`: 1 where `|score|`
+    is `>=` the `(1 - percentage)` quantile of all `|score|`, else 0. The straight-through gradient
+    then reaches each score times its sign (`abs` lies outside the gate, as in that code)."""
+
+    @staticmethod
+    def apply(scores: Tensor, percentage: float) -> Tensor:
+        return PercentileLayerParameterMaskingByScore.apply(scores.abs(), percentage)
+
+
+# `mask wsn(rank_by=...)`: the gate of each ranking
+GATES_BY_RANKING = {"score": PercentileLayerParameterMaskingByScore,
+                    "magnitude": PercentileLayerParameterMaskingByMagnitude}

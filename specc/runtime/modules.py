@@ -1,7 +1,12 @@
 """Module containers as generated constructors fill them."""
 from __future__ import annotations
 
+import keyword
+import re
+
 from torch import nn
+
+_PIECE = re.compile(r"[A-Za-z0-9_]+\Z")
 
 
 def indexed(container: nn.ModuleList, index: int) -> nn.ModuleList:
@@ -11,3 +16,21 @@ def indexed(container: nn.ModuleList, index: int) -> nn.ModuleList:
         expected = len(container)
         raise ValueError(f"module list index {index} out of order: the next element is {expected}")
     return container
+
+
+def module_name(*pieces) -> str:
+    """A computed module name (`fc{i + 1}` in a spec: `module_name("fc", i + 1)`): its literal pieces
+    (checked by the compiler) and the values put in its braces, which must be ints >= 0; the name
+    must be a Python identifier that is no keyword and does not start with two underscores."""
+    out = []
+    for piece in pieces:
+        if isinstance(piece, str):
+            if not _PIECE.match(piece):
+                raise ValueError(f"not a piece of a module name: {piece!r}")
+        elif isinstance(piece, bool) or not isinstance(piece, int) or piece < 0:
+            raise ValueError(f"a computed module name takes ints >= 0 in its braces, got {piece!r}")
+        out.append(str(piece))
+    name = "".join(out)
+    if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("__") or not name.isascii():
+        raise ValueError(f"{name!r} is not a module name")
+    return name

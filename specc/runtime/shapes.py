@@ -28,12 +28,33 @@ def conv2d(shape: tuple, out_channels: int, kernel: int, stride: int = 1, paddin
                   padding=padding, dilation=dilation, groups=groups)
 
 
-def pool2d(shape: tuple, kernel: int, stride: int | None = None, padding: int = 0, where: str = "pool") -> tuple:
-    return _apply("maxpool2d", where, shape, kernel=kernel, stride=stride, padding=padding)
+def pool2d(shape: tuple, kernel: int, stride: int | None = None, padding: int = 0, dilation: int = 1,
+           ceil_mode: bool = False, where: str = "pool") -> tuple:
+    return _apply("maxpool2d", where, shape, kernel=kernel, stride=stride, padding=padding, dilation=dilation,
+                  ceil_mode=ceil_mode)
 
 
 def adaptive_pool2d(shape: tuple, size: int, where: str = "pool") -> tuple:
     return _apply("adaptive_avgpool2d", where, shape, size=size)
+
+
+def subsample(shape: tuple, stride: int, where: str = "subsample") -> tuple:
+    return _apply("subsample", where, shape, stride=stride)
+
+
+def pad_channels(shape: tuple, before: int, after: int, where: str = "pad_channels") -> tuple:
+    return _apply("pad_channels", where, shape, before=before, after=after)
+
+
+def concat(*shapes: tuple, where: str = "concat") -> tuple:
+    """The shape of the concatenation of `shapes` along the channels (features)."""
+    first = Shape(tuple(shapes[0]))
+    for other in shapes[1:]:
+        s = Shape(tuple(other))
+        if s.is_image != first.is_image or s.dims[1:] != first.dims[1:]:
+            raise ValueError(f"{where}: concat joins shapes {first} and {s}, whose other sizes differ")
+    units = [s[0] for s in shapes]
+    return (None if None in units else sum(units),) + tuple(first.dims[1:])
 
 
 def flatten(shape: tuple) -> tuple:

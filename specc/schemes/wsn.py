@@ -5,6 +5,9 @@ from .declaration import BN_MODES, Option, Scheme
 # default of a None / "shared" / "independent" parameter, as in HAT.
 SCHEME = Scheme(
     name="wsn", title="WSN", summary="WSN's parameter masks",
-    options=(Option("batch_normalization", "str?", "off", choices=BN_MODES + ("off",)),),
+    # `rank_by`: "score" keeps the largest scores (CLArena's WSN), "magnitude" the largest |score|
+    # (the WSN paper's code).
+    options=(Option("batch_normalization", "str?", "off", choices=BN_MODES + ("off",)),
+             Option("rank_by", "str", "score", choices=("score", "magnitude"))),
     runtime="wsn", mixin="WSNMasked", base="WSNMaskBackbone", class_prefix="WSNMask",
     plain_first=True, weight_masks=True, weights_branches=True)

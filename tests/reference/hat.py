@@ -433,3 +433,63 @@ class HATMaskResNet101(HATMaskResNet):
 
 class HATMaskResNet152(HATMaskResNet):
     depth = 152
+
+
+# ---------------------------------------------------------------------------------------------
+# HAT on any network: masks, their point of application and parameter-wise measures as plain
+# functions (used by the HAT variants of the peer backbones in reference/peers and by
+# tests/test_peer_specs.py). Same formulas as above, written without a backbone class.
+# ---------------------------------------------------------------------------------------------
+
+
+def annealed_scale(s_max: float, batch_idx: int, num_batches: int) -> float:
+    """HAT Eq. (3): s = 1/s_max + (s_max - 1/s_max) (b - 1) / (B - 1) (a Python float)."""
+    return 1 / s_max + (s_max - 1 / s_max) * (batch_idx - 1) / (num_batches - 1)
+
+
+def new_embeddings(units: dict[str, int], generator: torch.Generator | None = None) -> dict[str, nn.Parameter]:
+    """One (1, units) task embedding per weighted layer, N(0, 1) (so the sigmoid gate is fractional
+    for small scales and nearly binary for large ones)."""
+    return {name: nn.Parameter(torch.randn(1, n, generator=generator)) for name, n in units.items()}
+
+
+def gate_masks(embeddings: dict[str, Tensor], scale: float) -> dict[str, Tensor]:
+    """The unit masks sigmoid(embedding * scale), one vector per layer (train: the annealed scale,
+    validation: s_max)."""
+    return {name: torch.sigmoid(e * scale).squeeze() for name, e in embeddings.items()}
+
+
+def binary_masks(embeddings: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The stored (test) masks: 1 where the embedding is positive, else 0."""
+    return {name: (e > 0).float().squeeze().detach() for name, e in embeddings.items()}
+
+
+def apply_unit_mask(x: Tensor, mask: Tensor) -> Tensor:
+    """Multiply each unit (dim 1: a feature, or a channel of an image) by its mask."""
+    return x * mask.view(1, -1, *([1] * (x.dim() - 2)))
+
+
+def parameter_wise_measure(weight: Tensor, own: Tensor, inputs: Tensor | None, mode: str,
+                           groups: int = 1) -> tuple[Tensor, Tensor]:
+    """(weight measure, bias measure) of a weighted layer, entry by entry:
+
+    weight[i, j, ...] -> Agg(own[i], inputs[c(i, j)]) where c(i, j) is the network input unit that
+    weight entry (i, j) reads: j for an ungrouped layer, (i // (out / groups)) * (in / groups) + j
+    for a grouped convolution; own[i] alone where the inputs carry no layer's units (``inputs`` is
+    None, or the entry of ``inputs`` is NaN: network input, zero padding). Agg: 'min', 'max', or the
+    elementwise mean (a + b) / 2. The bias measure is ``own``."""
+    agg = {"min": min, "max": max, "mean": lambda a, b: (a + b) / 2}[mode]
+    out_units, in_per_group = weight.shape[0], weight.shape[1]
+    per_group_out = out_units // groups
+    own_l = own.tolist()
+    in_l = inputs.tolist() if inputs is not None else None
+    rows = []
+    for i in range(out_units):
+        row = []
+        for j in range(in_per_group):
+            c = (i // per_group_out) * in_per_group + j
+            v = in_l[c] if in_l is not None else float("nan")
+            row.append(own_l[i] if v != v else agg(own_l[i], v))
+        rows.append(row)
+    table = torch.tensor(rows, dtype=own.dtype)
+    return table.view(out_units, in_per_group, *([1] * (weight.dim() - 2))).expand(weight.shape), own

@@ -23,6 +23,8 @@ from torch import Tensor, fx, nn
 
 from .. import batchnorm, structure
 from ..codegen import compile_forward
+from ..compiling import eager, eager_frame
+from ..distributed import check_backups_synchronised, check_not_sharded
 from . import hat
 from .hat import BN_MODES, HATMasked, uses_batch_norm  # noqa: F401  (used by generated code)
 
@@ -34,6 +36,7 @@ class AmnesiacHATMasked(HATMasked):
 
     _specc_block_masks = False  # CLArena's AmnesiacHAT ResNets mask block layers with the network's masks
 
+    @eager_frame
     def forward(self, input: Tensor, stage: str, s_max: float | None = None, batch_idx: int | None = None,
                 num_batches: int | None = None, test_task_id: int | None = None):
         if stage != "train_with_backup":
@@ -41,14 +44,17 @@ class AmnesiacHATMasked(HATMasked):
         if getattr(self, "_specc_backup_forward", None) is None:
             raise ValueError("stage 'train_with_backup' needs backup backbones: call "
                              "instantiate_backup_backbones() first")
-        mask = self.get_mask(stage="train", s_max=s_max, batch_idx=batch_idx, num_batches=num_batches,
-                             test_task_id=test_task_id)
-        backup_masks = {f"{t}": self.masks[t] for t in self.backup_task_ids}
-        feature, backup_features, activations = self._specc_backup_forward(
-            self, input, mask, None, "train", s_max, batch_idx, num_batches, test_task_id, backup_masks)
-        return feature, {t: backup_features[f"{t}"] for t in self.backup_task_ids}, mask, activations
+        own, _, scale, mask, backup_masks = prepare_backups(self, s_max, batch_idx, num_batches, test_task_id)
+        if own:
+            feature, backup_features, mask, activations = run_with_backup(self, input, scale, backup_masks)
+        else:  # CLArena's base (or an overridden get_mask): its masks
+            feature, backup_features, activations = self._specc_backup_forward(
+                self, input, mask, None, "train", s_max, batch_idx, num_batches, test_task_id, backup_masks)
+        return feature, by_task_id(self, backup_features), mask, activations
 
     def instantiate_backup_backbones(self, backup_task_ids: list[int]) -> None:
+        if hat.specc_base(self):
+            check_not_sharded(self)
         super().instantiate_backup_backbones(backup_task_ids)
         self._specc_backup_ids = [f"{t}" for t in backup_task_ids]
         _compile_backups(self)
@@ -59,9 +65,34 @@ class AmnesiacHATMasked(HATMasked):
             _compile_backups(self)
 
 
+@eager
+def prepare_backups(network: nn.Module, s_max, batch_idx, num_batches, test_task_id):
+    """hat.prepare for stage 'train_with_backup' (masks as in 'train'), plus the stored masks of
+    the backup tasks keyed as the backup paths are, after checking that a data-parallel wrapper
+    knows the backups."""
+    if hat.specc_base(network):
+        check_backups_synchronised(network)
+    prepared = hat.prepare(network, "train", s_max, batch_idx, num_batches, test_task_id)
+    return prepared + ({f"{t}": network.masks[t] for t in network.backup_task_ids},)
+
+
+@eager
+def by_task_id(network: nn.Module, backup_features: dict) -> dict:
+    return {t: backup_features[f"{t}"] for t in network.backup_task_ids}
+
+
+def run_with_backup(network: nn.Module, input: Tensor, scale: Tensor, backup_masks: dict):
+    """Stage 'train_with_backup' with the masks made from the gate scale `scale` (hat.gate_scale):
+    the frame torch.compile captures (AmnesiacHATMasked.forward runs eagerly)."""
+    mask = hat.masks_from_scale(network, scale)
+    feature, backup_features, activations = network._specc_backup_forward(
+        network, input, mask, None, "train", None, None, None, None, backup_masks)
+    return feature, backup_features, mask, activations
+
+
 def install(network: nn.Module, plain_cls: type, batch_normalization=None, protect_shortcuts: bool = False,
-            fold_batch_norm: bool = False) -> None:
-    hat.install(network, plain_cls, batch_normalization, protect_shortcuts, fold_batch_norm)
+            fold_batch_norm: bool = False, point: str = "earliest") -> None:
+    hat.install(network, plain_cls, batch_normalization, protect_shortcuts, fold_batch_norm, point=point)
     network._specc_backup_forward = None
     if not network.disable_unlearning:
         # The plain constructor's arguments, as this network was built with them.

@@ -20,8 +20,10 @@ import torch
 from torch import Tensor, fx, nn
 
 from ...analysis import analyse
-from .. import batchnorm, structure
+from .. import batchnorm, distributed, structure
+from ..bases import CLBackbone, HATMaskBackbone, anneal_scalar, check_mask_arguments
 from ..codegen import compile_forward
+from ..compiling import eager, eager_frame
 from ..fx_graph import analysis_graph, trace
 
 BN_MODES = (None, "shared", "independent")
@@ -92,28 +94,33 @@ class HATMasked(_Masked):
 
     _specc_block_masks = True  # HAT: a HAT block's masks come from the block (CLArena's HAT ResNets)
 
+    @eager_frame
     def forward(self, input: Tensor, stage: str, s_max: float | None = None, batch_idx: int | None = None,
                 num_batches: int | None = None, test_task_id: int | None = None):
-        mask = self.get_mask(stage=stage, s_max=s_max, batch_idx=batch_idx, num_batches=num_batches,
-                             test_task_id=test_task_id)
-        bn_task = batchnorm.task_key(stage, test_task_id, getattr(self, "task_id", None)) \
-            if self._specc_independent else None
-        feature, activations = self._specc_forward(self, input, mask, bn_task, stage, s_max, batch_idx, num_batches,
-                                                   test_task_id)
+        own, bn_task, scale, mask = prepare(self, stage, s_max, batch_idx, num_batches, test_task_id)
+        if own:  # specc's get_mask: in 'train'/'validation' the masks are made from `scale` in `run`
+            return run(self, input, scale, mask, bn_task, stage)
+        # CLArena's base (or an overridden get_mask): its masks; its blocks' get_mask reads the numbers
+        feature, activations = self._specc_forward(self, input, mask, bn_task, stage, s_max, batch_idx,
+                                                   num_batches, test_task_id)
         return feature, mask, activations
 
     # -- per-task batch norm ------------------------------------------------------------------
     def setup_task_id(self, task_id: int) -> None:
         super().setup_task_id(task_id)
         if self._specc_bn_groups:
-            batchnorm.copy_for_task(self, self._specc_bn_groups, task_id)
+            batchnorm.copy_for_task(self, self._specc_bn_groups, task_id, freeze=specc_base(self))
             for _, block in _hat_blocks(self):
                 block.setup_task_id(task_id)
 
     def store_bn(self) -> None:
-        """Store a copy of the live batch norms under the current task (independent mode only)."""
+        """Store a copy of the live batch norms under the current task (independent mode only).
+        Under torch.distributed (specc's bases), first average the running statistics of the live
+        batch norms across ranks (every mode), so that every rank stores and tests with the same."""
+        if specc_base(self):
+            distributed.average_batch_norm_statistics_of(batchnorm.live_norms(self, self._specc_bn_groups))
         if self._specc_bn_groups:
-            batchnorm.store(self, self._specc_bn_groups, self.task_id)
+            batchnorm.store(self, self._specc_bn_groups, self.task_id, freeze=specc_base(self))
             for _, block in _hat_blocks(self):
                 block.store_bn()
 
@@ -152,6 +159,62 @@ class HATMasked(_Masked):
     # -- the forward --------------------------------------------------------------------------
     def _specc_rewrite(self) -> None:
         _rewrite(self)
+
+
+def specc_base(network: nn.Module) -> bool:
+    """Whether `network` derives from specc's base classes (not CLArena's: `--base clarena`)."""
+    return isinstance(network, CLBackbone)
+
+
+def _own_get_mask(network: nn.Module) -> bool:
+    """Whether `network` masks with specc's HATMaskBackbone.get_mask (not CLArena's, not an override)."""
+    return type(network).get_mask is HATMaskBackbone.get_mask
+
+
+@eager
+def prepare(network: nn.Module, stage: str, s_max, batch_idx, num_batches, test_task_id):
+    """What HATMasked.forward computes before the network runs: `(own, bn_task, scale, mask)`:
+    whether get_mask is specc's, the per-task batch-norm key, and either the gate scale
+    (gate_scale) or the masks from get_mask."""
+    own = _own_get_mask(network)
+    bn_task = batchnorm.task_key(stage, test_task_id, getattr(network, "task_id", None)) \
+        if network._specc_independent else None
+    scale = gate_scale(network, stage, s_max, batch_idx, num_batches, test_task_id) if own else None
+    mask = None if scale is not None else network.get_mask(stage=stage, s_max=s_max, batch_idx=batch_idx,
+                                                            num_batches=num_batches, test_task_id=test_task_id)
+    return own, bn_task, scale, mask
+
+
+def gate_scale(network: nn.Module, stage: str, s_max, batch_idx, num_batches, test_task_id) -> Tensor | None:
+    """The scale the task embeddings are multiplied by before the gate in 'train' (HAT's annealed
+    s) and 'validation' (s_max), as a 0-d float64 CPU tensor holding the Python float that
+    get_mask multiplies by; None in other stages and for networks whose get_mask is not specc's.
+
+    `embedding * tensor(v, float64)` equals `embedding * v` bit for bit for every floating dtype:
+    a 0-d CPU operand is read at its own precision and converted to the kernel's compute type,
+    exactly as the Python number is (tests/test_compile.py checks float32, float64, bfloat16).
+    Being a tensor, it reaches a compiled graph as an input, not as a constant to recompile for."""
+    if stage not in ("train", "validation") or not _own_get_mask(network):
+        return None
+    check_mask_arguments(stage, s_max, batch_idx, num_batches, test_task_id)
+    value = anneal_scalar(s_max, batch_idx, num_batches) if stage == "train" else s_max
+    return torch.tensor(value, dtype=torch.float64)
+
+
+def masks_from_scale(network: nn.Module, scale: Tensor) -> dict[str, Tensor]:
+    """get_mask's 'train'/'validation' masks for the gate scale `scale` (see gate_scale)."""
+    return {name: network.gate_fn(network.task_embedding_t[name].weight * scale).squeeze()
+            for name in network.weighted_layer_names}
+
+
+def run(network: nn.Module, input: Tensor, scale: Tensor | None, mask: dict | None, bn_task: str | None,
+        stage: str):
+    """The masked network on `input`: masks from `scale` (or the given `mask`), the rewritten
+    forward. This is the frame torch.compile captures (HATMasked.forward itself runs eagerly)."""
+    if scale is not None:
+        mask = masks_from_scale(network, scale)
+    feature, activations = network._specc_forward(network, input, mask, bn_task, stage, None, None, None, None)
+    return feature, mask, activations
 
 
 class HATBlock:
@@ -197,12 +260,13 @@ def install_block(block: nn.Module, batch_normalization) -> None:
 
 
 def install(network: nn.Module, plain_cls: type, batch_normalization=None, protect_shortcuts: bool = False,
-            fold_batch_norm: bool = False, cache: bool = True) -> None:
+            fold_batch_norm: bool = False, cache: bool = True, point: str = "earliest") -> None:
     """At the end of a HAT class's constructor: analyse the plain forward, create the task
     embeddings, the per-task batch norms, and the masked forward. `cache`: the plain class's
     constructor arguments, kept as attributes, determine its structure (generated classes)."""
     network._specc_plain = plain_cls
-    network._specc_options = {"protect_shortcuts": protect_shortcuts, "fold_batch_norm": fold_batch_norm}
+    network._specc_options = {"protect_shortcuts": protect_shortcuts, "fold_batch_norm": fold_batch_norm,
+                              "point": point}
     # Keyed before this set-up changes attributes the plain constructor set (batch_normalization).
     network._specc_key = structure.key(network, plain_cls, sorted(network._specc_options.items()),
                                        batch_normalization, type(network)._specc_block_masks) if cache else None
@@ -238,7 +302,8 @@ def _inside(owner: tuple[str, ...], block_paths: set[str]) -> bool:
 def _analyse(network: nn.Module):
     graph = trace(network, network._specc_plain)
     agraph = analysis_graph(graph, network)
-    facts = analyse(agraph, include_shortcuts=network._specc_options.get("protect_shortcuts", False))
+    facts = analyse(agraph, include_shortcuts=network._specc_options.get("protect_shortcuts", False),
+                    point=network._specc_options.get("point", "earliest"))
     network._specc_facts = facts
     return graph, agraph, facts
 
@@ -410,7 +475,7 @@ def _graph_measure(neuron_wise_measure: dict[str, Tensor], layer_name: str, laye
 
 
 def adopt(model: nn.Module, plain_cls: type, gate: str = "sigmoid", batch_normalization=None,
-          protect_shortcuts: bool = False, fold_batch_norm: bool = False) -> None:
+          protect_shortcuts: bool = False, fold_batch_norm: bool = False, point: str = "earliest") -> None:
     """`specc.mask(model, "hat")`: the state HATMaskBackbone's constructor sets (which cannot run on
     a built model: it would re-run the model's own), then `install`."""
     from ..bases import HATMaskBackbone
@@ -421,4 +486,4 @@ def adopt(model: nn.Module, plain_cls: type, gate: str = "sigmoid", batch_normal
     model.masks = {}
     HATMaskBackbone.sanity_check(model)
     install(model, plain_cls, batch_normalization, protect_shortcuts=protect_shortcuts,
-            fold_batch_norm=fold_batch_norm, cache=False)
+            fold_batch_norm=fold_batch_norm, cache=False, point=point)

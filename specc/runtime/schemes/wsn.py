@@ -14,10 +14,11 @@ import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
 from ...analysis import analyse
-from .. import batchnorm, structure
+from .. import batchnorm, distributed, structure
 from ..codegen import compile_forward
+from ..gates import GATES_BY_RANKING
 from ..fx_graph import analysis_graph, trace
-from .hat import _Masked, record_activations, route_batch_norms
+from .hat import _Masked, record_activations, route_batch_norms, specc_base
 
 BN_MODES = (None, "shared", "independent")
 
@@ -63,11 +64,15 @@ class WSNMasked(_Masked):
 
     def setup_task_id(self, task_id: int) -> None:
         super().setup_task_id(task_id)
-        batchnorm.copy_for_task(self, self._specc_bn_groups, task_id)
+        batchnorm.copy_for_task(self, self._specc_bn_groups, task_id, freeze=specc_base(self))
 
     def store_bn(self) -> None:
-        """Store a copy of the live batch norms under the current task (independent mode only)."""
-        batchnorm.store(self, self._specc_bn_groups, self.task_id)
+        """Store a copy of the live batch norms under the current task (independent mode only);
+        under torch.distributed (specc's bases), after averaging the live running statistics across
+        ranks (as HATMasked.store_bn)."""
+        if specc_base(self):
+            distributed.average_batch_norm_statistics_of(batchnorm.live_norms(self, self._specc_bn_groups))
+        batchnorm.store(self, self._specc_bn_groups, self.task_id, freeze=specc_base(self))
 
     def initialize_independent_bn(self) -> None:
         """Reset the live batch norms to their state at construction (independent mode only)."""
@@ -77,17 +82,24 @@ class WSNMasked(_Masked):
         _rewrite(self)
 
 
-def install(network: nn.Module, plain_cls: type, batch_normalization=None, cache: bool = True) -> None:
+def install(network: nn.Module, plain_cls: type, batch_normalization=None, cache: bool = True,
+            rank_by: str = "score") -> None:
     network._specc_plain = plain_cls
+    network.gate_fn = GATES_BY_RANKING[rank_by]
     network._specc_key = structure.key(network, plain_cls, batch_normalization) if cache else None
     network._specc_bn_groups = batchnorm.groups(network) if batch_normalization == "independent" else []
     _rewrite(network)  # traced, analysed and compiled once per structure
     facts = network._specc_facts
     network.weighted_layer_names = list(facts.weighted_layer_names)
     for name in facts.weighted_layer_names:
-        weight = network.get_submodule(name.replace("/", ".")).weight
+        layer = network.get_submodule(name.replace("/", "."))
+        weight = layer.weight
         network.weight_score_t[name] = nn.Embedding(num_embeddings=weight.size(0), embedding_dim=weight[0].numel())
         network.bias_score_t[name] = nn.Embedding(num_embeddings=1, embedding_dim=weight.size(0))
+        if layer.bias is None and specc_base(network):
+            # The score of a bias that does not exist never gets a gradient: frozen, so that
+            # DistributedDataParallel does not wait for it (CLArena's bases keep it trainable).
+            network.bias_score_t[name].weight.requires_grad_(False)
     if batch_normalization is not None:
         network.batch_normalization = batch_normalization
     batchnorm.create_copies(network, network._specc_bn_groups)
@@ -96,7 +108,7 @@ def install(network: nn.Module, plain_cls: type, batch_normalization=None, cache
 def _analyse(network: nn.Module):
     graph = trace(network, network._specc_plain)
     agraph = analysis_graph(graph, network)
-    facts = analyse(agraph, include_shortcuts=True)
+    facts = analyse(agraph, include_shortcuts=True, unit_masks=False)  # parameter masks only
     network._specc_facts = facts
     return graph, agraph, facts
 
@@ -147,12 +159,10 @@ def _compile(network: nn.Module, graph: fx.Graph, agraph, facts) -> None:
     network._specc_forward, network._specc_forward_source = compile_forward(graph, type(network).__name__)
 
 
-def adopt(model: nn.Module, plain_cls: type, batch_normalization=None) -> None:
+def adopt(model: nn.Module, plain_cls: type, batch_normalization=None, rank_by: str = "score") -> None:
     """`specc.mask(model, "wsn")`: the state WSNMaskBackbone's constructor sets (which cannot run on
     a built model: it would re-run the model's own), then `install`."""
-    from ..gates import PercentileLayerParameterMaskingByScore
-
-    model.gate_fn = PercentileLayerParameterMaskingByScore
     model.weight_score_t = nn.ModuleDict()
     model.bias_score_t = nn.ModuleDict()
-    install(model, plain_cls, None if batch_normalization == "off" else batch_normalization, cache=False)
+    install(model, plain_cls, None if batch_normalization == "off" else batch_normalization, cache=False,
+            rank_by=rank_by)

@@ -96,4 +96,30 @@ def make(num_classes: int = 10) -> SimpleCNN:
     return SimpleCNN(num_classes)
 
 
-__all__ = ["SimpleCNN", "make", "SOURCE", "SPEC_NOTES"]
+# ---------------------------------------------------------------------------------------------
+# HAT variant (no public counterpart: the HAT scheme applied to this network)
+# ---------------------------------------------------------------------------------------------
+
+_CONVS = (0, 2, 6, 8, 12)  # positions of the convolutions in ``features``
+
+
+def hat_layers(model: SimpleCNN) -> dict[str, nn.Conv2d]:
+    """The convs of ``features`` ('/' module paths ``features/<position>``), in order."""
+    return {f"features/{k}": model.features[k] for k in _CONVS}
+
+
+def hat_forward_features(model: SimpleCNN, x: Tensor, mask: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    """``features`` run element by element with each conv's unit mask on its output (before its
+    ReLU); returns the flattened features and the activations after each masked ReLU."""
+    acts: dict[str, Tensor] = {}
+    h = x
+    for k, module in enumerate(model.features):
+        h = module(h)
+        if k in _CONVS:
+            h = h * mask[f"features/{k}"].view(1, -1, 1, 1)
+        if k - 1 in _CONVS:  # the ReLU right after a conv
+            acts[f"features/{k - 1}"] = h
+    return h.view(x.size(0), -1), acts
+
+
+__all__ = ["SimpleCNN", "make", "hat_layers", "hat_forward_features", "SOURCE", "SPEC_NOTES"]

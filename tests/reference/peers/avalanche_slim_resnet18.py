@@ -105,4 +105,38 @@ def make(nclasses: int = 10, nf: int = 8) -> ResNet:
     return ResNet((2, 2, 2, 2), nclasses, nf)
 
 
-__all__ = ["BasicBlock", "ResNet", "SlimResNet18", "make", "SOURCE", "SPEC_NOTES"]
+# ---------------------------------------------------------------------------------------------
+# HAT variant (no public counterpart: the HAT scheme applied to this network)
+# ---------------------------------------------------------------------------------------------
+
+
+def hat_layers(model: ResNet) -> dict[str, nn.Conv2d]:
+    """HAT-masked layers ('/' paths, data-flow order): stem conv1, then each block's conv1, conv2."""
+    out = {"conv1": model.conv1}
+    for i in range(1, 5):
+        for j, block in enumerate(getattr(model, f"layer{i}")):
+            out[f"layer{i}/{j}/conv1"] = block.conv1
+            out[f"layer{i}/{j}/conv2"] = block.conv2
+    return out
+
+
+def hat_forward_features(model: ResNet, x: Tensor, mask: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    """Features with HAT unit masks, each after its layer's batch norm (and, for a block's conv2,
+    after the residual add), before the ReLU; plus the activations after each ReLU."""
+    acts: dict[str, Tensor] = {}
+
+    def masked_relu(h: Tensor, name: str) -> Tensor:
+        acts[name] = F.relu(h * mask[name].view(1, -1, 1, 1))
+        return acts[name]
+
+    h = masked_relu(model.bn1(model.conv1(x.view(x.size(0), 3, 32, 32))), "conv1")
+    for i in range(1, 5):
+        for j, block in enumerate(getattr(model, f"layer{i}")):
+            a = masked_relu(block.bn1(block.conv1(h)), f"layer{i}/{j}/conv1")
+            h = masked_relu(block.bn2(block.conv2(a)) + block.shortcut(h), f"layer{i}/{j}/conv2")
+    h = F.avg_pool2d(h, 4)
+    return h.view(h.size(0), -1), acts
+
+
+__all__ = ["BasicBlock", "ResNet", "SlimResNet18", "make", "hat_layers", "hat_forward_features", "SOURCE",
+           "SPEC_NOTES"]

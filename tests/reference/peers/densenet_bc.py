@@ -162,4 +162,50 @@ def make(growth_rate: int = 4, block_config=(2, 2), num_init_features: int = 8, 
                     in_channels)
 
 
-__all__ = ["DenseNet", "make", "SOURCE", "SPEC_NOTES"]
+# ---------------------------------------------------------------------------------------------
+# weighted layers and their activations (for parity tests of specs of this network)
+# ---------------------------------------------------------------------------------------------
+
+
+def hat_layers(model: DenseNet) -> dict[str, nn.Conv2d]:
+    """Every conv ('/' module paths), in data-flow order: conv0, then per dense block each layer's
+    conv1 and conv2, then the transition's conv."""
+    out = {"features/conv0": model.features.conv0}
+    for name, child in model.features.named_children():
+        if name.startswith("denseblock"):
+            for lname, layer in child.items():
+                out[f"features/{name}/{lname}/conv1"] = layer.conv1
+                out[f"features/{name}/{lname}/conv2"] = layer.conv2
+        elif name.startswith("transition"):
+            out[f"features/{name}/conv"] = child.conv
+    return out
+
+
+def plain_forward_with_activations(model: DenseNet, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    """The features and each conv's activation: conv0 after relu0; a dense layer's conv1 after
+    norm2 and relu2, its conv2 as it leaves the conv (before the dropout); a transition's conv
+    before the pooling."""
+    acts: dict[str, Tensor] = {}
+    f = model.features
+    h = F.relu(f.norm0(f.conv0(x)))
+    acts["features/conv0"] = h
+    h = f.pool0(h)
+    for name, child in f.named_children():
+        if name.startswith("denseblock"):
+            for lname, layer in child.items():
+                a = F.relu(layer.norm2(layer.conv1(F.relu(layer.norm1(h)))))
+                acts[f"features/{name}/{lname}/conv1"] = a
+                new = layer.conv2(a)
+                acts[f"features/{name}/{lname}/conv2"] = new
+                if layer.drop_rate > 0:
+                    new = F.dropout(new, p=layer.drop_rate, training=layer.training)
+                h = torch.cat([h, new], 1)
+        elif name.startswith("transition"):
+            c = child.conv(F.relu(child.norm(h)))
+            acts[f"features/{name}/conv"] = c
+            h = child.pool(c)
+    h = F.relu(f.norm5(h))
+    return torch.flatten(F.adaptive_avg_pool2d(h, (1, 1)), 1), acts
+
+
+__all__ = ["DenseNet", "make", "hat_layers", "plain_forward_with_activations", "SOURCE", "SPEC_NOTES"]

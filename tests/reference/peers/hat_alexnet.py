@@ -95,4 +95,47 @@ def make(inputsize=(3, 32, 32), taskcla=((0, 5), (1, 5)), channels=(16, 32, 64),
     return HATAlexNet(inputsize, taskcla, channels, hidden)
 
 
-__all__ = ["HATAlexNet", "conv_output_size", "make", "SOURCE", "SPEC_NOTES"]
+# ---------------------------------------------------------------------------------------------
+# HAT variants: the masks of the public network (its ec1..ec3, efc1, efc2 embeddings and gate),
+# placed where the paper's code puts them, and where CLArena's HAT backbones put them
+# ---------------------------------------------------------------------------------------------
+
+
+def hat_layers(model: HATAlexNet) -> dict[str, nn.Module]:
+    """The masked layers in data-flow order (the public code's embeddings ec1..ec3, efc1, efc2)."""
+    return {"c1": model.c1, "c2": model.c2, "c3": model.c3, "fc1": model.fc1, "fc2": model.fc2}
+
+
+def hat_paper_forward_features(model: HATAlexNet, x: Tensor, mask: dict[str, Tensor]) -> Tensor:
+    """The public code's placement: a conv's mask multiplies its channels after ReLU, dropout and max
+    pooling; a linear layer's mask its units after ReLU and dropout."""
+    h = model.maxpool(model.drop1(model.relu(model.c1(x)))) * mask["c1"].view(1, -1, 1, 1)
+    h = model.maxpool(model.drop1(model.relu(model.c2(h)))) * mask["c2"].view(1, -1, 1, 1)
+    h = model.maxpool(model.drop2(model.relu(model.c3(h)))) * mask["c3"].view(1, -1, 1, 1)
+    h = h.view(x.size(0), -1)
+    h = model.drop2(model.relu(model.fc1(h))) * mask["fc1"]
+    return model.drop2(model.relu(model.fc2(h))) * mask["fc2"]
+
+
+def hat_forward_features(model: HATAlexNet, x: Tensor, mask: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    """CLArena's placement: each mask multiplies its layer's output before the ReLU (so
+    before dropout and pooling); returns the features and the activations after each ReLU. For
+    masks >= 0 the same function as the paper's placement (ReLU, dropout scaling and max pooling
+    commute with a non-negative per-unit factor), bit for bit when dropout is off."""
+    acts: dict[str, Tensor] = {}
+
+    def gate(h: Tensor, name: str) -> Tensor:
+        m = mask[name]
+        acts[name] = model.relu(h * (m.view(1, -1, 1, 1) if h.dim() == 4 else m))
+        return acts[name]
+
+    h = model.maxpool(model.drop1(gate(model.c1(x), "c1")))
+    h = model.maxpool(model.drop1(gate(model.c2(h), "c2")))
+    h = model.maxpool(model.drop2(gate(model.c3(h), "c3")))
+    h = h.view(x.size(0), -1)
+    h = model.drop2(gate(model.fc1(h), "fc1"))
+    return model.drop2(gate(model.fc2(h), "fc2")), acts
+
+
+__all__ = ["HATAlexNet", "conv_output_size", "make", "hat_layers", "hat_forward_features",
+           "hat_paper_forward_features", "SOURCE", "SPEC_NOTES"]

@@ -80,4 +80,37 @@ def make(inputsize=(1, 8, 8), taskcla=((0, 3), (1, 3)), nlayers: int = 2, nhid: 
     return HATMLP(inputsize, taskcla, nlayers, nhid)
 
 
-__all__ = ["HATMLP", "make", "SOURCE", "SPEC_NOTES"]
+# ---------------------------------------------------------------------------------------------
+# HAT variants: the masks of the public network (its efc1.. embeddings and gate), placed where
+# the paper's code puts them, and where CLArena's HAT backbones put them
+# ---------------------------------------------------------------------------------------------
+
+
+def hat_layers(model: HATMLP) -> dict[str, nn.Linear]:
+    """The hidden layers fc1.. in order (the public code's embeddings efc1..)."""
+    return {f"fc{i + 1}": getattr(model, f"fc{i + 1}") for i in range(model.nlayers)}
+
+
+def hat_paper_forward_features(model: HATMLP, x: Tensor, mask: dict[str, Tensor]) -> Tensor:
+    """The public code's placement: a layer's mask multiplies its units after ReLU and dropout."""
+    h = model.drop1(x.view(x.size(0), -1))
+    for i in range(model.nlayers):
+        h = model.drop2(model.relu(getattr(model, f"fc{i + 1}")(h))) * mask[f"fc{i + 1}"]
+    return h
+
+
+def hat_forward_features(model: HATMLP, x: Tensor, mask: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    """CLArena's placement: the mask before the ReLU (so before the dropout); returns the
+    features and the activations after each ReLU. The same function as the paper's placement for
+    masks >= 0, bit for bit when dropout is off."""
+    acts: dict[str, Tensor] = {}
+    h = model.drop1(x.view(x.size(0), -1))
+    for i in range(model.nlayers):
+        name = f"fc{i + 1}"
+        acts[name] = model.relu(getattr(model, name)(h) * mask[name])
+        h = model.drop2(acts[name])
+    return h, acts
+
+
+__all__ = ["HATMLP", "make", "hat_layers", "hat_forward_features", "hat_paper_forward_features", "SOURCE",
+           "SPEC_NOTES"]

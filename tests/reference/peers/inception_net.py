@@ -151,4 +151,68 @@ def make(num_classes: int | None = None, in_channels: int = 3, width_div: int = 
     return InceptionNet(num_classes, in_channels, width_div, branch3_kernel)
 
 
-__all__ = ["BasicConv2d", "Inception", "InceptionNet", "make", "SOURCE", "SPEC_NOTES"]
+# ---------------------------------------------------------------------------------------------
+# HAT variant (no public counterpart: the HAT scheme applied to this network)
+# ---------------------------------------------------------------------------------------------
+
+_BLOCKS = ("inception3a", "inception3b", "inception4a")
+
+
+def _branch_convs(block: Inception) -> list[tuple[str, BasicConv2d]]:
+    """(path inside the block, unit) of every BasicConv2d of an Inception block, branch by branch."""
+    return [("branch1", block.branch1), ("branch2/0", block.branch2[0]), ("branch2/1", block.branch2[1]),
+            ("branch3/0", block.branch3[0]), ("branch3/1", block.branch3[1]), ("branch4/1", block.branch4[1])]
+
+
+def hat_layers(model: InceptionNet) -> dict[str, nn.Conv2d]:
+    """HAT-masked layers ('/' module paths of the convs): the stem's conv1, conv2, conv3, then per
+    Inception block its branches in concatenation order, each branch's convs in order."""
+    out = {f"{n}/conv": getattr(model, n).conv for n in ("conv1", "conv2", "conv3")}
+    for b in _BLOCKS:
+        for path, unit in _branch_convs(getattr(model, b)):
+            out[f"{b}/{path}/conv"] = unit.conv
+    return out
+
+
+def hat_sources(model: InceptionNet) -> dict[str, list[str] | None]:
+    """For each masked layer, the layers whose units its inputs carry, in input-channel order (None:
+    the network input). A branch's first conv (and branch4's conv, after its max pool) reads the
+    block input: the stem's conv3, or the previous block's concatenation (the last conv of each of
+    its branches, in order)."""
+    out: dict[str, list[str] | None] = {"conv1/conv": None, "conv2/conv": ["conv1/conv"], "conv3/conv": ["conv2/conv"]}
+    block_input = ["conv3/conv"]
+    for b in _BLOCKS:
+        for first in ("branch1", "branch2/0", "branch3/0", "branch4/1"):
+            out[f"{b}/{first}/conv"] = block_input
+        out[f"{b}/branch2/1/conv"] = [f"{b}/branch2/0/conv"]
+        out[f"{b}/branch3/1/conv"] = [f"{b}/branch3/0/conv"]
+        block_input = [f"{b}/{last}/conv" for last in ("branch1", "branch2/1", "branch3/1", "branch4/1")]
+    return out
+
+
+def hat_forward_features(model: InceptionNet, x: Tensor, mask: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    """The pooled features with each BasicConv2d's unit mask after its batch norm, before its ReLU;
+    and the activations after each masked ReLU, keyed by the conv's path."""
+    acts: dict[str, Tensor] = {}
+
+    def unit(u: BasicConv2d, h: Tensor, name: str) -> Tensor:
+        acts[name] = F.relu(u.bn(u.conv(h)) * mask[name].view(1, -1, 1, 1))
+        return acts[name]
+
+    def inception(b: str, h: Tensor) -> Tensor:
+        block = getattr(model, b)
+        y1 = unit(block.branch1, h, f"{b}/branch1/conv")
+        y2 = unit(block.branch2[1], unit(block.branch2[0], h, f"{b}/branch2/0/conv"), f"{b}/branch2/1/conv")
+        y3 = unit(block.branch3[1], unit(block.branch3[0], h, f"{b}/branch3/0/conv"), f"{b}/branch3/1/conv")
+        y4 = unit(block.branch4[1], block.branch4[0](h), f"{b}/branch4/1/conv")
+        return torch.cat([y1, y2, y3, y4], 1)
+
+    h = model.maxpool1(unit(model.conv1, x, "conv1/conv"))
+    h = model.maxpool2(unit(model.conv3, unit(model.conv2, h, "conv2/conv"), "conv3/conv"))
+    h = model.maxpool3(inception("inception3b", inception("inception3a", h)))
+    h = inception("inception4a", h)
+    return torch.flatten(model.avgpool(h), 1), acts
+
+
+__all__ = ["BasicConv2d", "Inception", "InceptionNet", "make", "hat_layers", "hat_sources", "hat_forward_features",
+           "SOURCE", "SPEC_NOTES"]

@@ -139,4 +139,41 @@ def make(num_classes: int = 10, nf: int = 8) -> ResNet:
     return ResNet((2, 2, 2, 2), num_classes, nf)
 
 
-__all__ = ["BasicBlock", "ResNet", "reduced_resnet18", "make", "SOURCE", "SPEC_NOTES"]
+# ---------------------------------------------------------------------------------------------
+# HAT variant (no public counterpart: the HAT scheme applied to this network)
+# ---------------------------------------------------------------------------------------------
+
+
+def hat_layers(model: ResNet) -> dict[str, nn.Conv2d]:
+    """The network's HAT-masked layers, '/'-separated module paths, in data-flow order: the stem conv,
+    then conv1, conv2 of every block (the shortcut projection is not masked)."""
+    layers = {"conv1": model.conv1}
+    for i in range(1, 5):
+        for j, block in enumerate(getattr(model, f"layer{i}")):
+            layers[f"layer{i}/{j}/conv1"] = block.conv1
+            layers[f"layer{i}/{j}/conv2"] = block.conv2
+    return layers
+
+
+def hat_forward_features(model: ResNet, x: Tensor, mask: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    """The features with HAT unit masks: each layer's mask multiplies its channels after its batch
+    norm (for a block's conv2: after the residual add), before the ReLU. Returns (features,
+    activations), activations keyed by layer name (after the ReLU)."""
+    acts: dict[str, Tensor] = {}
+
+    def unit(h: Tensor, name: str) -> Tensor:
+        h = F.relu(h * mask[name].view(1, -1, 1, 1))
+        acts[name] = h
+        return h
+
+    y = unit(model.bn1(model.conv1(x)), "conv1")
+    for i in range(1, 5):
+        for j, block in enumerate(getattr(model, f"layer{i}")):
+            h = unit(block.bn1(block.conv1(y)), f"layer{i}/{j}/conv1")
+            y = unit(block.bn2(block.conv2(h)) + block.shortcut(y), f"layer{i}/{j}/conv2")
+    y = F.avg_pool2d(y, y.shape[2])
+    return y.view(y.size(0), -1), acts
+
+
+__all__ = ["BasicBlock", "ResNet", "reduced_resnet18", "make", "hat_layers", "hat_forward_features", "SOURCE",
+           "SPEC_NOTES"]

@@ -171,4 +171,47 @@ def make(depth: int = 14, num_classes: int = 10) -> ResNet32:
     return ResNet32(depth=depth, num_classes=num_classes)
 
 
-__all__ = ["IdentityShortcut", "BasicBlock", "ResNet32", "resnet32", "make", "SOURCE", "SPEC_NOTES"]
+# ---------------------------------------------------------------------------------------------
+# HAT variant (no public counterpart: the HAT scheme applied to this network)
+# ---------------------------------------------------------------------------------------------
+
+
+def hat_layers(model: ResNet32) -> dict[str, nn.Conv2d]:
+    """HAT-masked layers ('/' module paths, data-flow order): the stem conv1, then each block's
+    conv1 and conv2 (the option-A shortcut has no layer)."""
+    out = {"conv1": model.conv1}
+    for i in range(1, 4):
+        for j, block in enumerate(getattr(model, f"layer{i}")):
+            out[f"layer{i}/{j}/conv1"] = block.conv1
+            out[f"layer{i}/{j}/conv2"] = block.conv2
+    return out
+
+
+def hat_forward_features(model: ResNet32, x: Tensor, mask: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    """The pooled features with HAT unit masks on each unit's OUTPUT: for conv -> ReLU -> batch
+    norm (the stem, every block's conv1) after the batch norm; for conv2 after bn2 and the residual
+    add, before the block's final ReLU (none in the last block). Activations: those outputs, after
+    the final ReLU where there is one."""
+    acts: dict[str, Tensor] = {}
+
+    def unit(h: Tensor, name: str) -> Tensor:
+        return h * mask[name].view(1, -1, 1, 1)
+
+    y = unit(model.bn_initial(F.relu(model.conv1(x))), "conv1")
+    acts["conv1"] = y
+    for i in range(1, 4):
+        for j, block in enumerate(getattr(model, f"layer{i}")):
+            name = f"layer{i}/{j}"
+            h = unit(block.bn1(F.relu(block.conv1(y))), f"{name}/conv1")
+            acts[f"{name}/conv1"] = h
+            residual = y if block.downsample is None else block.downsample(y)
+            y = unit(block.bn2(block.conv2(h)) + residual, f"{name}/conv2")
+            if not block.last:
+                y = F.relu(y)
+            acts[f"{name}/conv2"] = y
+    y = model.avgpool(y)
+    return y.view(y.size(0), -1), acts
+
+
+__all__ = ["IdentityShortcut", "BasicBlock", "ResNet32", "resnet32", "make", "hat_layers", "hat_forward_features",
+           "SOURCE", "SPEC_NOTES"]

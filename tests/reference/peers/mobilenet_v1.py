@@ -102,4 +102,64 @@ def make(num_classes: int | None = 10, cfg=(16, (32, 2), 32, (64, 2), (64, 2), (
     return MobileNet(num_classes, cfg, stem_width, in_channels)
 
 
-__all__ = ["Block", "MobileNet", "PUBLIC_CFG", "make", "SOURCE", "SPEC_NOTES"]
+# ---------------------------------------------------------------------------------------------
+# HAT variant (no public counterpart: the HAT scheme applied to this network)
+# ---------------------------------------------------------------------------------------------
+
+
+def hat_layers(model: MobileNet) -> dict[str, nn.Conv2d]:
+    """HAT-masked layers ('/' module paths, data-flow order): the stem conv, then each block's
+    depthwise conv1 and pointwise conv2."""
+    out = {"conv1": model.conv1}
+    for i, block in enumerate(model.layers):
+        out[f"layers/{i}/conv1"] = block.conv1
+        out[f"layers/{i}/conv2"] = block.conv2
+    return out
+
+
+def hat_forward_features(model: MobileNet, x: Tensor, mask: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    """Features with a HAT unit mask after every batch norm (before its ReLU), and the activations
+    after each masked ReLU."""
+    acts: dict[str, Tensor] = {}
+
+    def gated(h: Tensor, name: str) -> Tensor:
+        acts[name] = F.relu(h * mask[name].view(1, -1, 1, 1))
+        return acts[name]
+
+    out = gated(model.bn1(model.conv1(x)), "conv1")
+    for i, block in enumerate(model.layers):
+        out = gated(block.bn1(block.conv1(out)), f"layers/{i}/conv1")
+        out = gated(block.bn2(block.conv2(out)), f"layers/{i}/conv2")
+    out = F.avg_pool2d(out, 2)
+    return out.view(out.size(0), -1), acts
+
+
+def wsn_layers(model: MobileNet) -> dict[str, nn.Conv2d]:
+    """WSN-scored layers: the same convolutions (no shortcut projections in MobileNet)."""
+    return hat_layers(model)
+
+
+def wsn_forward_features(model: MobileNet, x: Tensor, weight_mask: dict[str, Tensor]) -> tuple[Tensor, dict]:
+    """WSN: every conv weight multiplied by its 0/1 mask (any shape with the weight's number of
+    entries, row-major; a depthwise conv's weight is (channels, 1, 3, 3)); no biases. Returns the
+    features and the activations after each ReLU."""
+    acts: dict[str, Tensor] = {}
+
+    def conv(layer: nn.Conv2d, h: Tensor, name: str) -> Tensor:
+        w = layer.weight * weight_mask[name].reshape(layer.weight.shape)
+        return F.conv2d(h, w, None, layer.stride, layer.padding, layer.dilation, layer.groups)
+
+    def act(h: Tensor, name: str) -> Tensor:
+        acts[name] = F.relu(h)
+        return acts[name]
+
+    out = act(model.bn1(conv(model.conv1, x, "conv1")), "conv1")
+    for i, block in enumerate(model.layers):
+        out = act(block.bn1(conv(block.conv1, out, f"layers/{i}/conv1")), f"layers/{i}/conv1")
+        out = act(block.bn2(conv(block.conv2, out, f"layers/{i}/conv2")), f"layers/{i}/conv2")
+    out = F.avg_pool2d(out, 2)
+    return out.view(out.size(0), -1), acts
+
+
+__all__ = ["Block", "MobileNet", "PUBLIC_CFG", "make", "hat_layers", "hat_forward_features", "wsn_layers",
+           "wsn_forward_features", "SOURCE", "SPEC_NOTES"]

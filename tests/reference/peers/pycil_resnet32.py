@@ -159,4 +159,42 @@ def make(depth: int = 14, channels: int = 3, base_width: int = 16, num_classes: 
     return CifarResNet(depth, channels, base_width, num_classes)
 
 
-__all__ = ["DownsampleA", "ResNetBasicblock", "CifarResNet", "resnet32", "make", "SOURCE", "SPEC_NOTES"]
+# ---------------------------------------------------------------------------------------------
+# HAT variant (no public counterpart: the HAT scheme applied to this network)
+# ---------------------------------------------------------------------------------------------
+
+
+def hat_layers(model: CifarResNet) -> dict[str, nn.Conv2d]:
+    """HAT-masked layers ('/' module paths, data-flow order): the stem conv, then each block's
+    conv_a and conv_b. The option-A shortcut has no layer."""
+    out = {"conv_1_3x3": model.conv_1_3x3}
+    for i in range(1, 4):
+        for j, block in enumerate(getattr(model, f"stage_{i}")):
+            out[f"stage_{i}/{j}/conv_a"] = block.conv_a
+            out[f"stage_{i}/{j}/conv_b"] = block.conv_b
+    return out
+
+
+def hat_forward_features(model: CifarResNet, x: Tensor, mask: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    """The pooled features with HAT unit masks (after each batch norm; for conv_b after the
+    residual sum), before the ReLU; and the activations after each masked ReLU."""
+    acts: dict[str, Tensor] = {}
+
+    def act(h: Tensor, name: str) -> Tensor:
+        acts[name] = F.relu(h * mask[name].view(1, -1, 1, 1))
+        return acts[name]
+
+    y = act(model.bn_1(model.conv_1_3x3(x)), "conv_1_3x3")
+    for i in range(1, 4):
+        for j, block in enumerate(getattr(model, f"stage_{i}")):
+            name = f"stage_{i}/{j}"
+            branch = act(block.bn_a(block.conv_a(y)), f"{name}/conv_a")
+            branch = block.bn_b(block.conv_b(branch))
+            residual = y if block.downsample is None else block.downsample(y)
+            y = act(residual + branch, f"{name}/conv_b")
+    pooled = model.avgpool(y)
+    return pooled.view(pooled.size(0), -1), acts
+
+
+__all__ = ["DownsampleA", "ResNetBasicblock", "CifarResNet", "resnet32", "make", "hat_layers", "hat_forward_features",
+           "SOURCE", "SPEC_NOTES"]

@@ -135,4 +135,40 @@ def make(num_classes: int | None = None, in_channels: int = 3, width: int = 16) 
     return ResNet18(num_classes=num_classes, in_channels=in_channels, width=width)
 
 
-__all__ = ["BasicBlock", "ResNet18", "resnet18", "make", "SOURCE", "SPEC_NOTES"]
+# ---------------------------------------------------------------------------------------------
+# HAT variant (no public counterpart: the HAT scheme applied to this network)
+# ---------------------------------------------------------------------------------------------
+
+
+def hat_layers(model: ResNet18) -> dict[str, nn.Conv2d]:
+    """HAT-masked layers ('/' module paths, data-flow order): conv1, then conv1 and conv2 of each
+    block; ``downsample`` (the projection shortcut) is not masked."""
+    out = {"conv1": model.conv1}
+    for i in range(1, 5):
+        for j, block in enumerate(getattr(model, f"layer{i}")):
+            out[f"layer{i}/{j}/conv1"] = block.conv1
+            out[f"layer{i}/{j}/conv2"] = block.conv2
+    return out
+
+
+def hat_forward_features(model: ResNet18, x: Tensor, mask: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    """Features with HAT unit masks (after the batch norm, for a block's conv2 after the residual
+    add; before the ReLU), and the activations after each masked ReLU."""
+    acts: dict[str, Tensor] = {}
+
+    def masked(h: Tensor, name: str, relu: nn.Module) -> Tensor:
+        h = relu(h * mask[name].view(1, -1, 1, 1))
+        acts[name] = h
+        return h
+
+    x = model.maxpool(masked(model.bn1(model.conv1(x)), "conv1", model.relu))
+    for i in range(1, 5):
+        for j, block in enumerate(getattr(model, f"layer{i}")):
+            identity = x if block.downsample is None else block.downsample(x)
+            out = masked(block.bn1(block.conv1(x)), f"layer{i}/{j}/conv1", block.relu)
+            x = masked(block.bn2(block.conv2(out)) + identity, f"layer{i}/{j}/conv2", block.relu)
+    return torch.flatten(model.avgpool(x), 1), acts
+
+
+__all__ = ["BasicBlock", "ResNet18", "resnet18", "make", "hat_layers", "hat_forward_features", "SOURCE",
+           "SPEC_NOTES"]

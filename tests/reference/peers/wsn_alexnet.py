@@ -42,6 +42,7 @@ Spec notes:
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 SOURCE = {
@@ -115,4 +116,57 @@ def make(taskcla=((0, 5), (1, 5)), in_channels: int = 3, input_size: int = 32, c
     return WSNAlexNet(taskcla, in_channels, input_size, channels, hidden)
 
 
-__all__ = ["WSNAlexNet", "make", "SOURCE", "SPEC_NOTES"]
+# ---------------------------------------------------------------------------------------------
+# Masked variants: WSN (the paper's SubnetConv2d / SubnetLinear multiply each weight by its
+# 0/1 mask) and HAT (the HAT scheme applied to this network; no public counterpart)
+# ---------------------------------------------------------------------------------------------
+
+
+def hat_layers(model: WSNAlexNet) -> dict[str, nn.Module]:
+    """The weighted layers, data-flow order (the WSN paper's Subnet layers, heads excluded)."""
+    return {"conv1": model.conv1, "conv2": model.conv2, "conv3": model.conv3, "fc1": model.fc1, "fc2": model.fc2}
+
+
+wsn_layers = hat_layers
+
+
+def _forward(model: WSNAlexNet, x: Tensor, weight, unit) -> tuple[Tensor, dict[str, Tensor]]:
+    """The features with the weight of layer `name` replaced by ``weight(name, layer)`` and ``unit(h,
+    name)`` applied after each batch norm (before the ReLU); activations after each ReLU."""
+    acts: dict[str, Tensor] = {}
+
+    def conv(h, name, bn, drop):
+        layer = getattr(model, name)
+        h = F.conv2d(h, weight(name, layer), None, layer.stride, layer.padding, layer.dilation, layer.groups)
+        acts[name] = model.relu(unit(bn(h), name))
+        return model.maxpool(drop(acts[name]))
+
+    def linear(h, name, bn):
+        layer = getattr(model, name)
+        acts[name] = model.relu(unit(bn(F.linear(h, weight(name, layer))), name))
+        return model.drop2(acts[name])
+
+    bsz = x.size(0)
+    h = conv(x, "conv1", model.bn1, model.drop1)
+    h = conv(h, "conv2", model.bn2, model.drop1)
+    h = conv(h, "conv3", model.bn3, model.drop2)
+    h = h.view(bsz, -1)
+    h = linear(h, "fc1", model.bn4)
+    return linear(h, "fc2", model.bn5), acts
+
+
+def wsn_forward_features(model: WSNAlexNet, x: Tensor, weight_mask: dict[str, Tensor]) -> tuple[Tensor, dict]:
+    """WSN: every weight multiplied by its 0/1 mask (any shape with the weight's number of entries,
+    row-major), no biases; returns the features and the activations after each ReLU."""
+    return _forward(model, x, lambda n, layer: layer.weight * weight_mask[n].reshape(layer.weight.shape),
+                    lambda h, n: h)
+
+
+def hat_forward_features(model: WSNAlexNet, x: Tensor, mask: dict[str, Tensor]) -> tuple[Tensor, dict]:
+    """HAT: each layer's unit mask after its (stateless) batch norm, before the ReLU."""
+    return _forward(model, x, lambda n, layer: layer.weight,
+                    lambda h, n: h * mask[n].view(1, -1, *([1] * (h.dim() - 2))))
+
+
+__all__ = ["WSNAlexNet", "make", "hat_layers", "wsn_layers", "hat_forward_features", "wsn_forward_features",
+           "SOURCE", "SPEC_NOTES"]

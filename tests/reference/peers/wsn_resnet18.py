@@ -119,4 +119,70 @@ def make(taskcla=((0, 5), (1, 5)), nf: int = 8) -> WSNResNet18:
     return WSNResNet18(taskcla, nf)
 
 
-__all__ = ["BasicBlock", "WSNResNet18", "SubnetResNet18", "make", "SOURCE", "SPEC_NOTES"]
+# ---------------------------------------------------------------------------------------------
+# Masked variants: WSN (the paper's SubnetConv2d multiplies each weight by its 0/1 mask; the
+# shortcut conv3 is a SubnetConv2d too) and HAT (the HAT scheme applied to this network; no
+# public counterpart; the shortcut is not masked)
+# ---------------------------------------------------------------------------------------------
+
+
+def hat_layers(model: WSNResNet18) -> dict[str, nn.Conv2d]:
+    """HAT-masked layers ('/' module paths, data-flow order): conv1, then each block's conv1, conv2."""
+    out = {"conv1": model.conv1}
+    for i in range(1, 5):
+        for j, block in enumerate(getattr(model, f"layer{i}")):
+            out[f"layer{i}/{j}/conv1"] = block.conv1
+            out[f"layer{i}/{j}/conv2"] = block.conv2
+    return out
+
+
+def wsn_layers(model: WSNResNet18) -> dict[str, nn.Conv2d]:
+    """WSN-masked layers: every conv, in data-flow order; in a block conv1, conv2, then the shortcut
+    conv3 (it reads the block input, like conv1, and is declared after conv2)."""
+    out = {"conv1": model.conv1}
+    for i in range(1, 5):
+        for j, block in enumerate(getattr(model, f"layer{i}")):
+            out[f"layer{i}/{j}/conv1"] = block.conv1
+            out[f"layer{i}/{j}/conv2"] = block.conv2
+            if block.has_shortcut:
+                out[f"layer{i}/{j}/conv3"] = block.conv3
+    return out
+
+
+def _forward(model: WSNResNet18, x: Tensor, conv, unit) -> tuple[Tensor, dict[str, Tensor]]:
+    acts: dict[str, Tensor] = {}
+
+    def relu(h, name):
+        acts[name] = F.relu(unit(h, name))
+        return acts[name]
+
+    out = relu(model.bn1(conv("conv1", model.conv1, x.reshape(x.size(0), 3, 32, 32))), "conv1")
+    for i in range(1, 5):
+        for j, block in enumerate(getattr(model, f"layer{i}")):
+            p = f"layer{i}/{j}"
+            h = relu(block.bn1(conv(f"{p}/conv1", block.conv1, out)), f"{p}/conv1")
+            h = block.bn2(conv(f"{p}/conv2", block.conv2, h))
+            h = h + (block.bn3(conv(f"{p}/conv3", block.conv3, out)) if block.has_shortcut else out)
+            out = relu(h, f"{p}/conv2")
+    out = F.avg_pool2d(out, 2)
+    return out.view(out.size(0), -1), acts
+
+
+def wsn_forward_features(model: WSNResNet18, x: Tensor, weight_mask: dict[str, Tensor]) -> tuple[Tensor, dict]:
+    """WSN: every conv's weight (shortcuts included) times its 0/1 mask (reshaped row-major to the
+    weight's shape); activations after each block ReLU, keyed by the main-path conv."""
+    def conv(name, layer, h):
+        w = layer.weight * weight_mask[name].reshape(layer.weight.shape)
+        return F.conv2d(h, w, None, layer.stride, layer.padding, layer.dilation, layer.groups)
+
+    return _forward(model, x, conv, lambda h, n: h)
+
+
+def hat_forward_features(model: WSNResNet18, x: Tensor, mask: dict[str, Tensor]) -> tuple[Tensor, dict]:
+    """HAT: unit masks after each batch norm (a block's conv2: after the residual add), before the
+    ReLU; activations after each ReLU."""
+    return _forward(model, x, lambda name, layer, h: layer(h), lambda h, n: h * mask[n].view(1, -1, 1, 1))
+
+
+__all__ = ["BasicBlock", "WSNResNet18", "SubnetResNet18", "make", "hat_layers", "wsn_layers",
+           "hat_forward_features", "wsn_forward_features", "SOURCE", "SPEC_NOTES"]

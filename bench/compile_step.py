@@ -75,6 +75,9 @@ def main() -> None:
     ap.add_argument("--options", default="{}", help="inductor options (JSON), passed to torch.compile")
     ap.add_argument("--channels-last", action="store_true", help="networks and input in channels_last memory format")
     a = ap.parse_args()
+    unknown = sorted(set(a.nets.split(",")) - set(NETS))
+    if unknown:
+        ap.error(f"unknown network(s) {', '.join(unknown)}; choose from {', '.join(NETS)}")
     options = json.loads(a.options)
     layout = torch.channels_last if a.channels_last else torch.contiguous_format
     torch.set_num_threads(a.threads)

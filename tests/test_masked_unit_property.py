@@ -3,8 +3,9 @@
 HAT's promise is that a unit whose mask is 0 cannot affect the network: whatever sits in the unit's
 chain (batch norm before or after the activation, pooling, a residual add), the next layers see it
 as exactly 0. The check here does not use specc's analysis: random conv chains (layers in any order
-after the conv: batch norm, activation, max pool; grouped convs; residual blocks with identity or
-projection shortcuts) are masked with one unit of one layer driven to exactly 0 (its embedding very
+after the conv: batch norm, activation, max pool; grouped convs; residual blocks with identity,
+projection or option-A shortcuts (strided conv, `subsample` and `pad_channels`); blocks that
+concatenate a parallel branch (`concat`)) are masked with one unit of one layer driven to exactly 0 (its embedding very
 negative), and then
 
 1. every parameter of that unit's chain (the conv's filter and bias for the unit, the channel's batch
@@ -37,7 +38,9 @@ class Stage:
     width: int
     groups: int
     after: list[str]  # what follows the conv, in order
-    residual: str | None  # None, "identity" or "projection"
+    residual: str | None  # None, "identity", "projection" or "option_a"
+    width_in: int = 4
+    concat: int = 0  # channels of a parallel 1x1 conv branch concatenated after the chain (0: none)
 
 
 @st.composite
@@ -55,11 +58,14 @@ def stages(draw):
             after = [a for a in after if a != "pool"]
         residual = None
         if "pool" not in after:
-            residual = draw(st.sampled_from([None, "identity" if width == width_in else "projection",
-                                             "projection"]))
-        out.append(Stage(f"c{i}", width, groups, after, residual))
-        width_in = width
-        size //= 2 if "pool" in after else 1
+            choices = [None, "identity" if width == width_in else "projection", "projection"]
+            if width >= width_in and size >= 4:
+                choices.append("option_a")
+            residual = draw(st.sampled_from(choices))
+        concat = draw(st.sampled_from([0, 2, 4])) if residual is None and "pool" not in after else 0
+        out.append(Stage(f"c{i}", width, groups, after, residual, width_in, concat))
+        width_in = width + concat
+        size //= 2 if "pool" in after or residual == "option_a" else 1
     return out
 
 
@@ -67,19 +73,27 @@ def spec_text(stages: list[Stage]) -> str:
     """The network; a stage with a residual is a block of its own (a branch reads its block's input)."""
     lines, blocks = [], []
     for s in stages:
-        chain = [f"{s.name}: conv2d({s.width}, kernel=3, padding=1, groups={s.groups})"]
+        stride = 2 if s.residual == "option_a" else 1
+        chain = [f"{s.name}: conv2d({s.width}, kernel=3, stride={stride}, padding=1, groups={s.groups})"]
         for a in s.after:
             chain.append({"bn": f"{s.name}_bn: batchnorm2d()", "act": f"{s.name}_act: LeakyReLU(0.1)",
                           "pool": f"{s.name}_pool: maxpool2d(2)"}[a])
         if s.residual:
             chain.append("add(short)")
         chain.append("record")
+        if s.concat:
+            chain.append("concat(side)")
         body = ["    " + " -> ".join(chain)]
+        if s.concat:  # a parallel path, declared before the statement that concatenates it
+            body.insert(0, f"    branch side = {s.name}_side: conv2d({s.concat}, kernel=1) -> record")
         if s.residual == "projection":
             body.append(f"    branch short = {s.name}_proj: conv2d({s.width}, kernel=1, bias=false)")
         elif s.residual == "identity":
             body.append("    branch short = identity")
-        if s.residual:
+        elif s.residual == "option_a":
+            pad = f" -> pad_channels(0, {s.width - s.width_in})" if s.width > s.width_in else ""
+            body.append(f"    branch short = subsample(2){pad}")
+        if s.residual or s.concat:
             blocks += [f"block stage_{s.name}() {{", *body, "}"]
             lines.append(f"    {s.name}_block: stage_{s.name}()")
         else:
@@ -91,7 +105,7 @@ def spec_text(stages: list[Stage]) -> str:
 
 def _path(s: Stage, name: str) -> str:
     """The module path of `name` in stage `s` ('/'-separated, as weighted layer names are)."""
-    return f"{s.name}_block/{name}" if s.residual else name
+    return f"{s.name}_block/{name}" if s.residual or s.concat else name
 
 
 def _forward(net, x):
@@ -155,3 +169,59 @@ def test_a_masked_unit_changes_nothing_downstream(tmp_path_factory, chain, data)
     assert torch.equal(eval_before, _forward(net, x)[0])
     net.train()
     assert torch.equal(feature, _forward(net, x)[0])
+
+
+AGG = {"min": min, "max": max, "mean": lambda a, b: (a + b) / 2}
+
+
+def _input_owners(chain: list[Stage]) -> dict[str, list[tuple[str, int] | None]]:
+    """For every weighted layer, the (layer, unit) each of its input channels carries, None for the
+    network's input: worked out from the generator's own description (a residual add's channels
+    are the masked layer's that owns the add; a concatenation's the stream's, then the branch's)."""
+    current: list[tuple[str, int] | None] = [None] * 4
+    owners = {}
+    for s in chain:
+        layer = _path(s, s.name)
+        owners[layer] = current
+        out = [(layer, u) for u in range(s.width)]
+        if s.concat:
+            side = _path(s, f"{s.name}_side")
+            owners[side] = current
+            out += [(side, u) for u in range(s.concat)]
+        current = out
+    owners["fc"] = current  # after a 1x1 adaptive pool and flatten: one input per channel
+    return owners
+
+
+@settings(max_examples=int(os.environ.get("SPECC_FUZZ_EXAMPLES", "25")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(chain=stages(), seed=st.integers(0, 2**16))
+def test_measures_equal_a_direct_loop(tmp_path_factory, chain, seed):
+    """get_layer_measure_parameter_wise at every (unit i, input j) of every weighted layer equals
+    the aggregation of i's measure with the measure of the unit input j carries (grouped convs: the
+    channel of i's group; the network's input: i's own measure), for min, max and mean."""
+    text = spec_text(chain)
+    note(text)
+    path = tmp_path_factory.mktemp("measure") / "net.cl"
+    path.write_text(text)
+    net = specc.build(path)
+    g = torch.Generator().manual_seed(seed)
+    # multiples of 1/1024: min, max and (a + b) / 2 are exact in float32
+    measure = {n: torch.randint(0, 1025, (net.get_layer_by_name(n).weight.shape[0],), generator=g).float() / 1024
+               for n in net.weighted_layer_names}
+    owners = _input_owners(chain)
+    assert set(owners) == set(net.weighted_layer_names)
+    for layer, inputs in owners.items():
+        module = net.get_layer_by_name(layer)
+        out_units, per_group = module.weight.shape[:2]
+        groups = getattr(module, "groups", 1)
+        for mode, agg in AGG.items():
+            weight_measure, bias_measure = net.get_layer_measure_parameter_wise(measure, layer, mode)
+            assert torch.equal(bias_measure, measure[layer])
+            got = weight_measure.reshape(out_units, per_group, -1)
+            for i in range(out_units):
+                own = measure[layer][i].item()
+                for j in range(per_group):
+                    source = inputs[(i // (out_units // groups)) * per_group + j]
+                    expected = own if source is None else agg(own, measure[source[0]][source[1]].item())
+                    assert torch.all(got[i, j] == expected), (layer, mode, i, j, source)

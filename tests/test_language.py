@@ -1225,3 +1225,38 @@ def test_check_refuses_a_plain_name_in_a_loop_as_compile_does(tmp_path):
     err = error_of(p)
     assert "module 'relu' is declared in a loop without an index" in err.message
     at(err, 4, col_of(p, 4, "relu:"))
+
+
+PRE_ACTIVATION = """
+block pre(width: int) {
+    bn1: batchnorm2d() -> relu1: ReLU() -> conv1: conv2d(width, kernel=3, padding=1, bias=false) -> record
+        -> bn2: batchnorm2d() -> relu2: ReLU() -> conv2: conv2d(width, kernel=3, padding=1, bias=false)
+        -> add(short) -> record
+    branch short = identity
+}
+network PreAct() {
+    input image(3, 8, 8)
+    conv1: conv2d(4, kernel=3, padding=1, bias=false) -> record
+    blocks: pre(4) * 2
+    bn: batchnorm2d() -> relu: ReLU() -> pool: adaptive_avgpool2d(1) -> flatten
+}
+"""
+
+
+@pytest.mark.parametrize("scheme, refused", [("", False), ("mask wsn()", False),
+                                             ('mask hat(gate="sigmoid")', True),
+                                             ('mask amnesiac_hat(gate="sigmoid")', True)])
+def test_hat_on_a_pre_activation_network_is_refused_at_the_batch_norm(tmp_path, scheme, refused):
+    """A batch norm opening a residual block moves the zero of a masked unit of the layer before
+    the block: HAT (unit masks) is refused there, with the position of that batch norm and what to
+    do; the plain network and WSN (parameter masks) are built."""
+    backbone = f"backbone B = PreAct\n{scheme}\n" if scheme else ""
+    p = write(tmp_path, PRE_ACTIVATION + backbone)
+    if not refused:
+        net = specc.build(p)
+        assert "blocks/0/conv1" in net.weighted_layer_names
+        return
+    err = error_of(p)
+    assert "'blocks/0/bn1' follows the unit mask of 'conv1' and does not keep a zero unit zero" in err.message
+    assert "Pre-activation layouts" in err.message and "`mask wsn()`" in err.message
+    at(err, 2, col_of(p, 2, "batchnorm2d()"))

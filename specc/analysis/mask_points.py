@@ -78,7 +78,10 @@ def _check_beyond(graph: Graph, users: list[list[int]], point: Node, layer: str)
             if not u.keeps_zero and u.role != "add":
                 raise AnalysisError(
                     f"'{u.name}' follows the unit mask of '{layer}' and does not keep a zero unit zero, "
-                    f"so a masked unit of '{layer}' would not reach the next layer as zero; put "
-                    f"'{u.name}' before the point where the units leave '{layer}''s chain "
-                    "(for instance before a flatten or a fork)", u)
+                    f"so a masked unit of '{layer}' would not reach the next layer as zero; HAT needs "
+                    f"every op that can move a zero inside '{layer}''s own chain, before its units fork, "
+                    "are concatenated or flattened. Pre-activation layouts (a batch norm opening a "
+                    "residual block or following a concatenation: pre-activation ResNets, WideResNets, "
+                    "DenseNet) cannot be masked exactly: write conv -> batch norm -> activation, or mask "
+                    "parameters with `mask wsn()`", u)
             stack.append(u.id)

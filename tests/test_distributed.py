@@ -245,12 +245,17 @@ def scenario_fsdp(rank: int, kind: str, bn) -> dict:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     own = lambda x, y: [(x[rank * HALF:(rank + 1) * HALF], y[rank * HALF:(rank + 1) * HALF])]  # noqa: E731
-    sharded_modules = []
+    # AmnesiacHAT's backups must exist before sharding: its backbone is sharded for task 2, after
+    # instantiate_backup_backbones, and trained under DDP for task 1 (as on the other side).
+    first_task = 2 if kind == "amnesiac" else 1
+    calls = []
 
     def shard(n):
-        if not sharded_modules:
+        calls.append(n)
+        if len(calls) < first_task:
+            return DDP(n, broadcast_buffers=False)
+        if len(calls) == first_task:
             fully_shard(n)
-            sharded_modules.append(n)
         return n
 
     fsdp = train(kind, bn, shard, own)
@@ -338,8 +343,8 @@ def worker(rank: int, out_dir: str, port: int) -> None:
     scenarios = [(("ddp", k, bn), lambda k=k, bn=bn: scenario_ddp(rank, k, bn)) for k, bn in DDP_CASES]
     scenarios += [(("late", how), lambda how=how: scenario_late_backups(rank, how)) for how in ("ddp", "fsdp")]
     scenarios += [(("fsdp", k, bn), lambda k=k, bn=bn: scenario_fsdp(rank, k, bn))
-                  for k, bn in (("hat", "independent"), ("wsn", None))]
-    scenarios += [(("compile", k), lambda k=k: scenario_compile_ddp(rank, k)) for k in ("hat", "wsn")]
+                  for k, bn in (("hat", "independent"), ("amnesiac", None), ("wsn", None))]
+    scenarios += [(("compile", k), lambda k=k: scenario_compile_ddp(rank, k)) for k in ("hat", "amnesiac", "wsn")]
     for key, run in scenarios:
         t = time.perf_counter()
         try:
@@ -444,7 +449,7 @@ def test_backups_created_after_wrapping_raise_a_clear_error(ranks, how):
         assert "instantiate_backup_backbones() before" in res["error"]
 
 
-@pytest.mark.parametrize("kind,bn", [("hat", "independent"), ("wsn", None)])
+@pytest.mark.parametrize("kind,bn", [("hat", "independent"), ("amnesiac", None), ("wsn", None)])
 def test_fsdp2_with_specc_gradient_rules_matches_ddp(ranks, kind, bn):
     for res in _ok(ranks, ("fsdp", kind, bn)):
         assert res["sharded"] == "DTensor"
@@ -456,7 +461,7 @@ def test_fsdp2_with_specc_gradient_rules_matches_ddp(ranks, kind, bn):
             assert res["store_mask_diff"] == 0.0 and res["measure_diff"] == 0.0
 
 
-@pytest.mark.parametrize("kind", ["hat", "wsn"])
+@pytest.mark.parametrize("kind", ["hat", "amnesiac", "wsn"])
 def test_compiled_ddp_backbone_has_no_graph_break(ranks, kind):
     for res in _ok(ranks, ("compile", kind)):
         assert res["other_breaks"] == [], res["other_breaks"]

@@ -1,18 +1,9 @@
 """Text reports of an analysed network (the `specc show` table). No torch."""
 from __future__ import annotations
 
+from .core.layers import parameter_count
 from .frontend.ir import Network
 from .schemes import SCHEMES
-
-
-def parameter_count(cls: str, kw: dict) -> int:
-    if cls == "Linear":
-        return kw["in_features"] * kw["out_features"] + (kw["out_features"] if kw["bias"] else 0)
-    if cls == "Conv2d":
-        k = kw["kernel_size"]
-        return (kw["out_channels"] * (kw["in_channels"] // kw["groups"]) * k * k
-                + (kw["out_channels"] if kw["bias"] else 0))
-    return 0
 
 
 def _mask_point(net: Network, layer: str) -> str:

@@ -603,6 +603,25 @@ def test_worst_cases_run_within_a_memory_limit(tmp_path, name):
     assert time.monotonic() - t < 45
 
 
+@pytest.mark.parametrize("body, needle, col, inp", [
+    ("    c: linear(10000000000)", "too many parameters: more than 4,294,967,296", 8, "features(4)"),
+    # each layer below the limit, the network above it: the layer that crosses it is named
+    ("    a: linear(40000000) -> b: linear(120)", "too many parameters", 31, "features(4)"),
+    # 40,000,004 channels of 8 x 8: 2,560,000,256 numbers a sample
+    ("    c: conv2d(4, kernel=1) -> pad_channels(0, 40000000)", "numbers a sample, more than 2,147,483,648", 31,
+     "image(4, 8, 8)"),
+])
+def test_sizes_that_would_exhaust_memory_when_built_are_positioned_errors(tmp_path, capsys, body, needle, col, inp):
+    """`specc check` refuses them before anything is built (specc.build, export and the generated
+    constructor would allocate the parameters; a forward the values)."""
+    err = check_error(tmp_path, capsys, net(body, inp=inp), needle, 3)
+    assert f"t.cl:3:{col}: error: " in err, err
+
+
+def test_an_input_too_large_for_one_sample_is_refused(tmp_path, capsys):
+    check_error(tmp_path, capsys, net("    f: flatten", inp="image(3, 100000, 100000)"), "more than 2,147,483,648", 2)
+
+
 def test_limits_are_documented_in_one_place_and_in_the_readme():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     section = readme.split("### Limits", 1)[1].split("\n## ", 1)[0]

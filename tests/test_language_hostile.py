@@ -71,10 +71,13 @@ def test_concat_of_many_branches_is_fast(tmp_path, capsys):
     assert time.monotonic() - start < 30
 
 
-def test_concat_channels_past_the_int_limit(tmp_path, capsys):
-    big = 2 ** 62
-    check_error(tmp_path, capsys, image_net(f"    branch b = pad_channels(0, {big})\n"
-                                            f"    pad_channels(0, {big}) -> concat(b)"), "too large", 4)
+def test_concat_channels_past_the_value_size_limit(tmp_path, capsys):
+    # each side below the limit (2**30 + 4 channels of unstated height and width), their
+    # concatenation above it: refused at the concat
+    big = 2 ** 30
+    check_error(tmp_path, capsys, net(f"    branch b = pad_channels(0, {big})\n"
+                                      f"    pad_channels(0, {big}) -> concat(b)", inp="image(4)"),
+                "more than 2,147,483,648", 4)
 
 
 def test_use_in_a_loop_of_the_list_limit_ends(tmp_path, capsys):

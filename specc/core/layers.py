@@ -218,3 +218,14 @@ def check_activation(name: str, a: dict) -> str | None:
     if name == "Softplus" and a["beta"] == 0:
         return "Softplus needs beta != 0"
     return None
+
+
+def parameter_count(cls: str, kw: dict) -> int:
+    """Parameters of a linear or conv layer declared with torch keyword arguments `kw` (others: 0)."""
+    if cls == "Linear":
+        return kw["in_features"] * kw["out_features"] + (kw["out_features"] if kw["bias"] else 0)
+    if cls == "Conv2d":
+        k = kw["kernel_size"]
+        return (kw["out_channels"] * (kw["in_channels"] // kw["groups"]) * k * k
+                + (kw["out_channels"] if kw["bias"] else 0))
+    return 0

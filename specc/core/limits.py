@@ -58,6 +58,14 @@ MODULES = _limit(
 NODES = _limit(
     "nodes", 200_000,
     "calls in the data-flow graph of one elaborated network (layers, flattens, adds)")
+PARAMETERS = _limit(
+    "parameters", 1 << 32,
+    "parameters of one network's linear and conv layers together (4.3 billion, 16 GiB of float32; "
+    "ResNet-152 has 60 million): building more would exhaust memory before any error")
+VALUE_SIZE = _limit(
+    "value_size", 1 << 31,
+    "numbers in one sample's value at any point of the network (its known sizes multiplied: "
+    "channels x height x width, or features)")
 STEPS = _limit(
     "steps", 2_000_000,
     "elaboration work: expressions evaluated, chain elements and loop iterations run, list elements "

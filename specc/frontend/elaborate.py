@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 from . import ast as A
 from .errors import Pos, SpecError
-from ..core.limits import BLOCK_DEPTH, INT_BITS, LIST_LENGTH, MODULES, NESTING, NODES, Budget, int_in_range
+from ..core.limits import (BLOCK_DEPTH, INT_BITS, LIST_LENGTH, MODULES, NESTING, NODES, PARAMETERS, VALUE_SIZE, Budget,
+                           int_in_range)
 from .ir import ModuleDecl, Network, Node, Param, Shape
-from ..core.layers import ACTIVATIONS, OPS, REQUIRED, check, check_activation, out_shape, torch_kwargs
+from ..core.layers import ACTIVATIONS, OPS, REQUIRED, check, check_activation, out_shape, parameter_count, torch_kwargs
 from .load import Program
 from .masking import check_name, check_scheme_names, class_params, network_args, options, weights_branches
 from .reserved import MODULE_NAMES, PARAMETER_NAMES
@@ -505,6 +506,7 @@ class _Elaborator:
         self.bound = bound
         self.nodes: list[Node] = []
         self.modules: dict[tuple, ModuleDecl] = {}
+        self.parameters = 0  # of the linear and conv layers declared so far (limits.PARAMETERS)
         self.records: dict[str, int] = {}
         self.budget = new_budget(program)
         self.list_lengths: dict[tuple, int] = {}  # ModuleList path -> entries so far
@@ -589,6 +591,9 @@ class _Elaborator:
             kw["in_branch"] = kw["in_branch"] == "shortcut"
         if len(self.nodes) >= NODES:
             raise self.err(f"the network has too many layers: more than {NODES:,} calls in its graph (the limit)", pos)
+        if shape is not None and math.prod(d for d in shape.dims if d is not None) > VALUE_SIZE:
+            raise self.err(f"this value has {shape} = {math.prod(d for d in shape.dims if d is not None):,} numbers a "
+                           f"sample, more than {VALUE_SIZE:,} (the limit)", pos)
         n = Node(len(self.nodes), op, module, list(inputs), shape, pos, order, **kw)
         self.nodes.append(n)
         return n.id
@@ -924,6 +929,11 @@ class _Elaborator:
             raise self.err(f"module '{'/'.join(path)}' is declared twice", pos)
         if len(self.modules) >= MODULES:
             raise self.err(f"the network has too many modules: more than {MODULES:,} (the limit)", pos)
+        if isinstance(cls, str):
+            self.parameters += parameter_count(cls, kwargs)
+            if self.parameters > PARAMETERS:
+                raise self.err(f"the network has too many parameters: more than {PARAMETERS:,} in its linear and "
+                               "conv layers (the limit)", pos)
         self.modules[path] = ModuleDecl(path, cls, kwargs, pos, key, block)
 
     def _bind_op_args(self, spec_params, op: A.Op, ev: Evaluator, what: str, declared: bool = False) -> dict:

@@ -47,8 +47,24 @@ MEMORY_GROWTH = 1 << 30  # bytes one example may raise the test process's peak r
 POSITIONED = re.compile(r"^.*:\d+:\d+: error: \S")
 
 ALL_SPECS = sorted(p.relative_to(SPECS).as_posix() for p in SPECS.rglob("*.cl"))
-LIB_USERS = {lib: [p.name for p in sorted(SPECS.glob("*.cl")) if f'include "{lib}"' in p.read_text()]
-             for lib in (p.relative_to(SPECS).as_posix() for p in (SPECS / "lib").glob("*.cl"))}
+def _includes(path: Path) -> set[Path]:
+    """Every file `path` includes, directly or through others (includes are relative to the file)."""
+    seen: set[Path] = set()
+    todo = [path]
+    while todo:
+        f = todo.pop()
+        for name in re.findall(r'^\s*include "([^"]+)"', f.read_text(), flags=re.M):
+            target = (f.parent / name).resolve()
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+# the top-level specs that include each library file, directly or through another library file
+LIB_USERS = {lib.relative_to(SPECS).as_posix(): [p.name for p in sorted(SPECS.glob("*.cl")) if lib.resolve() in _includes(p)]
+             for lib in (SPECS / "lib").glob("*.cl")}
+assert all(LIB_USERS.values()), LIB_USERS  # each library file is used by some spec
 
 
 def examples(default: int) -> int:

@@ -4,6 +4,7 @@ Puts the repository root (for `generated.<stem>`) and tests/ (for `reference.pla
 and offers small helpers used by several test files."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,14 @@ GENERATED = REPO / "generated"
 for p in (str(REPO), str(TESTS)):
     if p not in sys.path:
         sys.path.insert(0, p)
+
+# Property and fuzz tests draw the same examples on every run by default, so that the suite CI runs
+# is the suite that passed here; HYPOTHESIS_PROFILE=explore draws new ones (for hunting bugs).
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("repeatable", derandomize=True)
+_hypothesis_settings.register_profile("explore", derandomize=False)
+_hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 def constructor_parameters(cls) -> list[tuple[str, object]]:

@@ -57,7 +57,7 @@ def main() -> None:
         print(f"(CLArena not importable: {e}; ratios are to specc's repeated construction)")
         baseline = "specc HATMaskResNet152 (structure known)"
     specc_again()  # the structure is known from here on (specc_first clears it itself)
-    report("construction, 1 thread", interleaved(cases, repeats=7), baseline)
+    report("construction, 1 thread", interleaved(cases, repeats=15), baseline)
 
     imports = interleaved({
         "import torch": lambda: time_command([PY, "-c", "import torch"]),

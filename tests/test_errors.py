@@ -17,6 +17,7 @@ from specc.emit import emit
 from specc.frontend.errors import Pos, SpecError
 from specc.frontend.load import load_program
 from specc.frontend.parse import parse_text
+from specc.frontend.probe import probe
 
 
 # ---------------------------------------------------------------------------------------------
@@ -431,7 +432,10 @@ def test_module_declared_twice_inside_a_loop_hints_at_indexing(tmp_path):
             }
         }
         """)
-    err = error_of(p)
+    # refused on the spec text, before elaboration (`specc check` runs the probe)
+    with pytest.raises(SpecError) as info:
+        probe(load_program(str(p)))
+    err = info.value
     assert_at(err, p, 4, 9)
     assert "module 'fc' is declared in a loop without an index" in err.message
     assert "`fc[i]: ...`" in (err.hint or "")

@@ -1260,3 +1260,22 @@ def test_hat_on_a_pre_activation_network_is_refused_at_the_batch_norm(tmp_path, 
     assert "'blocks/0/bn1' follows the unit mask of 'conv1' and does not keep a zero unit zero" in err.message
     assert "Pre-activation layouts" in err.message and "`mask wsn()`" in err.message
     at(err, 2, col_of(p, 2, "batchnorm2d()"))
+
+
+def test_check_refuses_a_plain_name_in_a_loop_of_a_block_the_arguments_leave_out(tmp_path):
+    """The rule is checked on the spec text: a block its probe values do not instantiate is checked
+    too, so `check` and `compile` agree."""
+    p = write(tmp_path, """
+        block b() {
+            for i in range(2) {
+                fc: linear(3)
+            }
+        }
+        network N(use_b: bool = false) {
+            input features(4)
+            x: b() if use_b
+        }
+        """)
+    err = error_of(p)
+    assert "module 'fc' is declared in a loop without an index" in err.message
+    at(err, 3, col_of(p, 3, "fc:"))

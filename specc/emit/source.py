@@ -359,12 +359,10 @@ class _Writer:
         hoisted: list[str] = []
         for layer, groups in _layers_in(loop.body):
             p = layer.path
-            if p is None or p.parts is not None:  # computed names are modules of their own
+            # computed names are modules of their own; plain names in a loop were refused by the
+            # probe (elaborate.check_loop_names), so the rest name module lists
+            if p is None or p.parts is not None:
                 continue
-            if p.index is None:
-                raise _error(self.program, f"module '{p.name}' is declared in a loop without an index",
-                             p.pos, f"write `{p.name}[i]: ...` to make a module list, or compute its name: "
-                                    f"`{p.name}{{i}}: ...`")
             if p.name in scope.declared:
                 scope.simple_append.discard(p.name)
                 continue

@@ -206,6 +206,20 @@ def flat_elements(elements):
             todo.extend(reversed(el.elements))
 
 
+def layer_elements(stmts):
+    """Every layer element of the statements `stmts`: in loops, branches and groups too, not inside
+    the blocks they instantiate; in no particular order."""
+    todo = list(stmts)
+    while todo:
+        st = todo.pop()
+        if isinstance(st, ForLoop):
+            todo.extend(st.body)
+        elif isinstance(st, (Chain, Branch)):
+            for el in flat_elements(st.elements):
+                if isinstance(el, Layer):
+                    yield el
+
+
 def input_ref_in(node) -> "InputRef | None":
     """The first `in` that `node` (an expression, an element, a list of them) reads, if any; the
     elements of a group are not the group's own (each is asked on its own)."""

@@ -403,16 +403,29 @@ _DISPATCH = {getattr(A, name[1:]): method for name, method in vars(Evaluator).it
 
 def _element_ops(stmts):
     """Every (op, element) of `stmts`, loops and branches included, without recursion into blocks."""
-    todo = list(stmts)
-    while todo:
-        st = todo.pop()
-        if isinstance(st, A.ForLoop):
-            todo.extend(st.body)
-        elif isinstance(st, (A.Chain, A.Branch)):
-            for el in A.flat_elements(st.elements):
-                if isinstance(el, A.Layer):
-                    for op in el.ops:
-                        yield op, el
+    for el in A.layer_elements(stmts):
+        for op in el.ops:
+            yield op, el
+
+
+def check_loop_names(program: Program) -> None:
+    """Refuse a module with a plain name in a loop, in the network and in every block (used or not
+    for the given arguments): it would be declared once per iteration, and even when a guard lets
+    only one iteration declare it the emitter cannot write it."""
+    for body in [program.network.body] + [b.body for b in program.blocks.values()]:
+        # the loops' statements, in source order: the first such module is the one reported
+        todo = [st for st in reversed(body) if isinstance(st, A.ForLoop)]
+        while todo:
+            st = todo.pop()
+            if isinstance(st, A.ForLoop):
+                todo.extend(reversed(st.body))
+            elif isinstance(st, A.Chain):
+                for el in A.flat_elements(st.elements):
+                    p = el.path if isinstance(el, A.Layer) else None
+                    if p is not None and p.parts is None and p.index is None:
+                        raise SpecError(f"module '{p.name}' is declared in a loop without an index", p.pos,
+                                        hint=f"write `{p.name}[i]: ...` to make a module list, or compute its "
+                                             f"name: `{p.name}{{i}}: ...`", source=program.sources.get(p.pos.file))
 
 
 def check_no_recursive_blocks(program: Program) -> None:
@@ -625,7 +638,6 @@ class _Elaborator:
         for var in (s.index_var, s.item_var):
             if var is not None and var in self.bound:
                 raise self.err(f"loop variable '{var}' hides the parameter of the same name", s.pos)
-        self._check_loop_names(s)
         self.budget.charge(len(scope.env), s.pos)  # the environment is saved and restored
         saved = dict(scope.env)
         self._enter(s.pos, "loops and blocks nested")
@@ -642,19 +654,6 @@ class _Elaborator:
         scope.env.clear()
         scope.env.update(saved)
         return stream
-
-    def _check_loop_names(self, s: A.ForLoop) -> None:
-        # A plain name would declare the same module once per iteration; the emitter cannot write
-        # that, so `check` refuses it too (even when a guard lets only one iteration declare it).
-        for st in s.body:
-            if not isinstance(st, A.Chain):
-                continue
-            for el in A.flat_elements(st.elements):
-                p = el.path if isinstance(el, A.Layer) else None
-                if p is not None and p.parts is None and p.index is None:
-                    raise self.err(f"module '{p.name}' is declared in a loop without an index", p.pos,
-                                   f"write `{p.name}[i]: ...` to make a module list, or compute its name: "
-                                   f"`{p.name}{{i}}: ...`")
 
     def _evaluator(self, scope: _Scope) -> Evaluator:
         if scope.evaluator is None:

@@ -139,7 +139,7 @@ _BATCH_NORM_OPS = ("batchnorm1d", "batchnorm2d")
 def check_scheme_names(program: Program) -> None:
     """Names the masking scheme gives attributes of its own must be free: with per-task batch
     norms ("independent"), a batch norm (or a module list of them) `X` of a module gets siblings
-    `Xs` (its per-task copies) and `original_X_state_dict` (specc/runtime/compiled.py), as in
+    `Xs` (its per-task copies) and `original_X_state_dict` (specc/runtime/batchnorm.py), as in
     CLArena. Checked on the spec text, so it holds whatever the arguments."""
     m = program.mask
     if m is None or options(program)["batch_normalization"] == "off":
@@ -149,17 +149,11 @@ def check_scheme_names(program: Program) -> None:
     for body, params in scopes:
         names: dict[str, object] = {p.name: p.pos for p in params}
         norms: list[str] = []
-        todo = list(body)
-        while todo:
-            st = todo.pop()
-            if isinstance(st, A.ForLoop):
-                todo.extend(st.body)
-            elif isinstance(st, (A.Chain, A.Branch)):
-                for el in A.flat_elements(st.elements):  # groups' elements too
-                    if isinstance(el, A.Layer) and el.path is not None:
-                        names.setdefault(el.path.name, el.path.pos)
-                        if len(el.ops) == 1 and el.ops[0].name in _BATCH_NORM_OPS and el.ops[0].repeat is None:
-                            norms.append(el.path.name)
+        for el in A.layer_elements(body):
+            if el.path is not None:
+                names.setdefault(el.path.name, el.path.pos)
+                if len(el.ops) == 1 and el.ops[0].name in _BATCH_NORM_OPS and el.ops[0].repeat is None:
+                    norms.append(el.path.name)
         for bn in norms:
             for taken in (f"{bn}s", f"original_{bn}_state_dict"):
                 if taken in names:

@@ -27,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
+from _backbones import stored_masks  # noqa: E402
 from _timing import interleaved, report  # noqa: E402
 
 from generated.resnet18_amnesiac_hat import AmnesiacHATResNet18  # noqa: E402
@@ -44,12 +45,7 @@ ARGS = dict(s_max=400.0, batch_idx=3, num_batches=10)
 def build(n_backups: int, batch: int):
     torch.manual_seed(0)
     net = AmnesiacHATResNet18(input_channels=3, output_dim=512, gate="sigmoid", batch_normalization="shared")
-    for t in range(1, n_backups + 1):
-        net.setup_task_id(t)
-        with torch.no_grad():
-            for te in net.task_embedding_t.values():
-                te.weight.normal_()
-        net.store_mask()
+    stored_masks(net, n_backups)
     net.setup_task_id(max(n_backups, 1) + 1)
     if n_backups:
         net.instantiate_backup_backbones(list(range(1, n_backups + 1)))

@@ -28,6 +28,7 @@ from hypothesis import strategies
 from hypothesis import strategies as st
 
 import specc
+from test_hat_measure import AGG, random_measure
 
 AFTER = ["bn", "act", "pool"]
 
@@ -171,9 +172,6 @@ def test_a_masked_unit_changes_nothing_downstream(tmp_path_factory, chain, data)
     assert torch.equal(feature, _forward(net, x)[0])
 
 
-AGG = {"min": min, "max": max, "mean": lambda a, b: (a + b) / 2}
-
-
 def _input_owners(chain: list[Stage]) -> dict[str, list[tuple[str, int] | None]]:
     """For every weighted layer, the (layer, unit) each of its input channels carries, None for the
     network's input: worked out from the generator's own description (a residual add's channels
@@ -205,10 +203,7 @@ def test_measures_equal_a_direct_loop(tmp_path_factory, chain, seed):
     path = tmp_path_factory.mktemp("measure") / "net.cl"
     path.write_text(text)
     net = specc.build(path)
-    g = torch.Generator().manual_seed(seed)
-    # multiples of 1/1024: min, max and (a + b) / 2 are exact in float32
-    measure = {n: torch.randint(0, 1025, (net.get_layer_by_name(n).weight.shape[0],), generator=g).float() / 1024
-               for n in net.weighted_layer_names}
+    measure = random_measure(net, seed)  # multiples of 1/1024: min, max and (a + b) / 2 are exact
     owners = _input_owners(chain)
     assert set(owners) == set(net.weighted_layer_names)
     for layer, inputs in owners.items():

@@ -604,9 +604,10 @@ class _Elaborator:
             kw["in_branch"] = kw["in_branch"] == "shortcut"
         if len(self.nodes) >= NODES:
             raise self.err(f"the network has too many layers: more than {NODES:,} calls in its graph (the limit)", pos)
-        if shape is not None and math.prod(d for d in shape.dims if d is not None) > VALUE_SIZE:
-            raise self.err(f"this value has {shape} = {math.prod(d for d in shape.dims if d is not None):,} numbers a "
-                           f"sample, more than {VALUE_SIZE:,} (the limit)", pos)
+        size = math.prod(d for d in shape.dims if d is not None) if shape is not None else 0
+        if size > VALUE_SIZE:
+            raise self.err(f"this value has {shape} = {size:,} numbers a sample, more than {VALUE_SIZE:,} (the limit)",
+                           pos)
         n = Node(len(self.nodes), op, module, list(inputs), shape, pos, order, **kw)
         self.nodes.append(n)
         return n.id

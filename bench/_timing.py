@@ -13,12 +13,19 @@ def time_command(argv: list[str]) -> float:
     return time.perf_counter() - t
 
 
-def interleaved(cases: dict[str, callable], repeats: int) -> dict[str, list[float]]:
-    """Run every case once per round, `repeats` rounds, so that machine noise hits all alike."""
+def interleaved(cases: dict[str, callable], repeats: int, settle: bool = False) -> dict[str, list[float]]:
+    """Run every case once per round, `repeats` rounds, so that machine noise hits all alike.
+    `settle`: collect garbage before each case (not timed) and start each round at the next case,
+    so that no case pays for the garbage of the one before it or always runs in the same place."""
+    import gc
+
     out = {name: [] for name in cases}
-    for _ in range(repeats):
-        for name, fn in cases.items():
-            out[name].append(fn())
+    names = list(cases)
+    for r in range(repeats):
+        for name in (names[r % len(names):] + names[:r % len(names)]) if settle else names:
+            if settle:
+                gc.collect()
+            out[name].append(cases[name]())
     return out
 
 

@@ -3,19 +3,30 @@ on plain tuples: `(features,)` or `(channels, height, width)`, height and width 
 leaves them open. A layer that does not fit its input raises ValueError naming the layer."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 from ..core.layers import OPS, REQUIRED, Shape, check, out_shape
 from . import positions
 
 
 def _apply(op: str, where: str, shape: tuple, **given) -> tuple:
-    args = {name: given[name] if name in given else default
-            for name, _, default in OPS[op].params if name in given or default is not REQUIRED}
-    s = Shape(tuple(shape))
-    problem = check(op, args, s)
-    if problem:
+    result = _out_shape(op, tuple(shape), tuple(given.items()))
+    if isinstance(result, str):
         at = positions.of_caller(depth=3)
-        raise ValueError(f"{where}: {problem}" + (f" (at {at})" if at else ""))
-    return out_shape(op, args, s).dims
+        raise ValueError(f"{where}: {result}" + (f" (at {at})" if at else ""))
+    return result
+
+
+@lru_cache(maxsize=1024)
+def _out_shape(op: str, shape: tuple, given: tuple) -> tuple | str:
+    """The output shape, or the problem (a string). Cached: a deep network repeats the same few
+    layers (ResNet-152 builds 155 convolutions of 13 kinds), and its constructor runs these checks
+    for each."""
+    named = dict(given)
+    args = {name: named[name] if name in named else default
+            for name, _, default in OPS[op].params if name in named or default is not REQUIRED}
+    s = Shape(shape)
+    return check(op, args, s) or out_shape(op, args, s).dims
 
 
 def linear(shape: tuple, out_features: int, where: str = "linear") -> tuple:

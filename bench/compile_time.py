@@ -1,5 +1,8 @@
-"""`specc compile specs/resnet152.cl` against `python -c "import torch"` (goal: ratio <= 1.3),
-and `specc check` on every spec against 0.5 s. Run from the repo root: python bench/compile_time.py"""
+"""`specc compile specs/resnet152.cl` (and the masked resnet152_wsn.cl) against `python -c "import
+torch"` (goal: ratio <= 1.3), and `specc check` on every spec against 0.5 s. Also shown:
+specs/resnet152_hat.cl, whose `prepare(...)` makes compile import torch and run the masking pass
+(no goal: that is the price of a prepared structure, paid once at compile time).
+Run from the repo root: python bench/compile_time.py"""
 from __future__ import annotations
 
 import glob
@@ -21,9 +24,13 @@ def main(repeats: int = 7) -> None:
         times = interleaved({
             "python -c 'import torch'": lambda: time_command([PY, "-c", "import torch"]),
             "specc compile specs/resnet152.cl": lambda: time_command([SPECC, "compile", "specs/resnet152.cl", "-o", out]),
-            "specc compile specs/resnet152_hat.cl": lambda: time_command([SPECC, "compile", "specs/resnet152_hat.cl", "-o", out]),
+            "specc compile specs/resnet152_wsn.cl": lambda: time_command([SPECC, "compile", "specs/resnet152_wsn.cl", "-o", out]),
         }, repeats)
-        report("compile time vs the torch import floor", times, "python -c 'import torch'", goal=1.3)
+        prepared = "specc compile specs/resnet152_hat.cl (prepare: imports torch, runs the pass)"
+        times[prepared] = [time_command([SPECC, "compile", "specs/resnet152_hat.cl", "-o", out]) for _ in range(3)]
+        report("compile time vs the torch import floor", {k: v for k, v in times.items() if k != prepared},
+               "python -c 'import torch'", goal=1.3)
+        print(f"  {prepared}: median {statistics.median(times[prepared]) * 1000:.0f} ms")
         checks = {}
         for spec in sorted(glob.glob("specs/*.cl")):
             checks[spec] = statistics.median(time_command([SPECC, "check", spec]) for _ in range(3))

@@ -228,3 +228,2177 @@ class HATMaskResNet152(hat.HATMasked, HATMaskBackbone, ResNet152):
             bias=bias,
         )
         hat.install(self, ResNet152, batch_normalization=batch_normalization)
+
+
+# Prepared by `specc compile` for the spec's `prepare(...)`: what specc.runtime 0.2.0's masking pass
+# makes of each structure below (the masked forward and the analysis facts). Building one of
+# these structures uses them instead of tracing the plain forward; another runtime version traces.
+from specc.analysis import Facts, Segment
+from specc.runtime import structure
+
+
+# HATMaskResNet152(input_channels=3, output_dim=2048, gate="sigmoid"), prepared at resnet152_hat.cl:6
+def forward(self, input, mask, bn_task, stage, s_max, batch_idx, num_batches, test_task_id):
+    input_1 = input
+
+    # File: lib/resnet.cl:14 in forward, code: x = self.conv1(x)
+    conv1 = self.conv1(input_1);  input_1 = None
+    getitem = mask['conv1']
+    view = getitem.view(1, -1, 1, 1);  getitem = None
+    mul = conv1 * view;  conv1 = view = None
+
+    # File: lib/resnet.cl:15 in forward, code: x = self.conv_activation1(x)
+    conv_activation1 = self.conv_activation1(mul);  mul = None
+
+    # File: lib/resnet.cl:16 in forward, code: x = self.maxpool(x)
+    maxpool = self.maxpool(conv_activation1)
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv2x_0_conv1 = getattr(self.conv2x, "0").conv1(maxpool)
+    getitem_1 = mask['conv2x/0/conv1']
+    view_1 = getitem_1.view(1, -1, 1, 1);  getitem_1 = None
+    mul_1 = conv2x_0_conv1 * view_1;  conv2x_0_conv1 = view_1 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv2x_0_conv_activation1 = getattr(self.conv2x, "0").conv_activation1(mul_1);  mul_1 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv2x_0_conv2 = getattr(self.conv2x, "0").conv2(conv2x_0_conv_activation1)
+    getitem_2 = mask['conv2x/0/conv2']
+    view_2 = getitem_2.view(1, -1, 1, 1);  getitem_2 = None
+    mul_2 = conv2x_0_conv2 * view_2;  conv2x_0_conv2 = view_2 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv2x_0_conv_activation2 = getattr(self.conv2x, "0").conv_activation2(mul_2);  mul_2 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv2x_0_conv3 = getattr(self.conv2x, "0").conv3(conv2x_0_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:24 in forward, code: shortcut = self.identity_downsample(shortcut)
+    conv2x_0_identity_downsample = getattr(self.conv2x, "0").identity_downsample(maxpool);  maxpool = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add = conv2x_0_conv3 + conv2x_0_identity_downsample;  conv2x_0_conv3 = conv2x_0_identity_downsample = None
+    getitem_3 = mask['conv2x/0/conv3']
+    view_3 = getitem_3.view(1, -1, 1, 1);  getitem_3 = None
+    mul_3 = add * view_3;  add = view_3 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv2x_0_conv_activation3 = getattr(self.conv2x, "0").conv_activation3(mul_3);  mul_3 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv2x_1_conv1 = getattr(self.conv2x, "1").conv1(conv2x_0_conv_activation3)
+    getitem_4 = mask['conv2x/1/conv1']
+    view_4 = getitem_4.view(1, -1, 1, 1);  getitem_4 = None
+    mul_4 = conv2x_1_conv1 * view_4;  conv2x_1_conv1 = view_4 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv2x_1_conv_activation1 = getattr(self.conv2x, "1").conv_activation1(mul_4);  mul_4 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv2x_1_conv2 = getattr(self.conv2x, "1").conv2(conv2x_1_conv_activation1)
+    getitem_5 = mask['conv2x/1/conv2']
+    view_5 = getitem_5.view(1, -1, 1, 1);  getitem_5 = None
+    mul_5 = conv2x_1_conv2 * view_5;  conv2x_1_conv2 = view_5 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv2x_1_conv_activation2 = getattr(self.conv2x, "1").conv_activation2(mul_5);  mul_5 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv2x_1_conv3 = getattr(self.conv2x, "1").conv3(conv2x_1_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_1 = conv2x_1_conv3 + conv2x_0_conv_activation3;  conv2x_1_conv3 = None
+    getitem_6 = mask['conv2x/1/conv3']
+    view_6 = getitem_6.view(1, -1, 1, 1);  getitem_6 = None
+    mul_6 = add_1 * view_6;  add_1 = view_6 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv2x_1_conv_activation3 = getattr(self.conv2x, "1").conv_activation3(mul_6);  mul_6 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv2x_2_conv1 = getattr(self.conv2x, "2").conv1(conv2x_1_conv_activation3)
+    getitem_7 = mask['conv2x/2/conv1']
+    view_7 = getitem_7.view(1, -1, 1, 1);  getitem_7 = None
+    mul_7 = conv2x_2_conv1 * view_7;  conv2x_2_conv1 = view_7 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv2x_2_conv_activation1 = getattr(self.conv2x, "2").conv_activation1(mul_7);  mul_7 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv2x_2_conv2 = getattr(self.conv2x, "2").conv2(conv2x_2_conv_activation1)
+    getitem_8 = mask['conv2x/2/conv2']
+    view_8 = getitem_8.view(1, -1, 1, 1);  getitem_8 = None
+    mul_8 = conv2x_2_conv2 * view_8;  conv2x_2_conv2 = view_8 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv2x_2_conv_activation2 = getattr(self.conv2x, "2").conv_activation2(mul_8);  mul_8 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv2x_2_conv3 = getattr(self.conv2x, "2").conv3(conv2x_2_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_2 = conv2x_2_conv3 + conv2x_1_conv_activation3;  conv2x_2_conv3 = None
+    getitem_9 = mask['conv2x/2/conv3']
+    view_9 = getitem_9.view(1, -1, 1, 1);  getitem_9 = None
+    mul_9 = add_2 * view_9;  add_2 = view_9 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv2x_2_conv_activation3 = getattr(self.conv2x, "2").conv_activation3(mul_9);  mul_9 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv3x_0_conv1 = getattr(self.conv3x, "0").conv1(conv2x_2_conv_activation3)
+    getitem_10 = mask['conv3x/0/conv1']
+    view_10 = getitem_10.view(1, -1, 1, 1);  getitem_10 = None
+    mul_10 = conv3x_0_conv1 * view_10;  conv3x_0_conv1 = view_10 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv3x_0_conv_activation1 = getattr(self.conv3x, "0").conv_activation1(mul_10);  mul_10 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv3x_0_conv2 = getattr(self.conv3x, "0").conv2(conv3x_0_conv_activation1)
+    getitem_11 = mask['conv3x/0/conv2']
+    view_11 = getitem_11.view(1, -1, 1, 1);  getitem_11 = None
+    mul_11 = conv3x_0_conv2 * view_11;  conv3x_0_conv2 = view_11 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv3x_0_conv_activation2 = getattr(self.conv3x, "0").conv_activation2(mul_11);  mul_11 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv3x_0_conv3 = getattr(self.conv3x, "0").conv3(conv3x_0_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:24 in forward, code: shortcut = self.identity_downsample(shortcut)
+    conv3x_0_identity_downsample = getattr(self.conv3x, "0").identity_downsample(conv2x_2_conv_activation3)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_3 = conv3x_0_conv3 + conv3x_0_identity_downsample;  conv3x_0_conv3 = conv3x_0_identity_downsample = None
+    getitem_12 = mask['conv3x/0/conv3']
+    view_12 = getitem_12.view(1, -1, 1, 1);  getitem_12 = None
+    mul_12 = add_3 * view_12;  add_3 = view_12 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv3x_0_conv_activation3 = getattr(self.conv3x, "0").conv_activation3(mul_12);  mul_12 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv3x_1_conv1 = getattr(self.conv3x, "1").conv1(conv3x_0_conv_activation3)
+    getitem_13 = mask['conv3x/1/conv1']
+    view_13 = getitem_13.view(1, -1, 1, 1);  getitem_13 = None
+    mul_13 = conv3x_1_conv1 * view_13;  conv3x_1_conv1 = view_13 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv3x_1_conv_activation1 = getattr(self.conv3x, "1").conv_activation1(mul_13);  mul_13 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv3x_1_conv2 = getattr(self.conv3x, "1").conv2(conv3x_1_conv_activation1)
+    getitem_14 = mask['conv3x/1/conv2']
+    view_14 = getitem_14.view(1, -1, 1, 1);  getitem_14 = None
+    mul_14 = conv3x_1_conv2 * view_14;  conv3x_1_conv2 = view_14 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv3x_1_conv_activation2 = getattr(self.conv3x, "1").conv_activation2(mul_14);  mul_14 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv3x_1_conv3 = getattr(self.conv3x, "1").conv3(conv3x_1_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_4 = conv3x_1_conv3 + conv3x_0_conv_activation3;  conv3x_1_conv3 = None
+    getitem_15 = mask['conv3x/1/conv3']
+    view_15 = getitem_15.view(1, -1, 1, 1);  getitem_15 = None
+    mul_15 = add_4 * view_15;  add_4 = view_15 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv3x_1_conv_activation3 = getattr(self.conv3x, "1").conv_activation3(mul_15);  mul_15 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv3x_2_conv1 = getattr(self.conv3x, "2").conv1(conv3x_1_conv_activation3)
+    getitem_16 = mask['conv3x/2/conv1']
+    view_16 = getitem_16.view(1, -1, 1, 1);  getitem_16 = None
+    mul_16 = conv3x_2_conv1 * view_16;  conv3x_2_conv1 = view_16 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv3x_2_conv_activation1 = getattr(self.conv3x, "2").conv_activation1(mul_16);  mul_16 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv3x_2_conv2 = getattr(self.conv3x, "2").conv2(conv3x_2_conv_activation1)
+    getitem_17 = mask['conv3x/2/conv2']
+    view_17 = getitem_17.view(1, -1, 1, 1);  getitem_17 = None
+    mul_17 = conv3x_2_conv2 * view_17;  conv3x_2_conv2 = view_17 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv3x_2_conv_activation2 = getattr(self.conv3x, "2").conv_activation2(mul_17);  mul_17 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv3x_2_conv3 = getattr(self.conv3x, "2").conv3(conv3x_2_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_5 = conv3x_2_conv3 + conv3x_1_conv_activation3;  conv3x_2_conv3 = None
+    getitem_18 = mask['conv3x/2/conv3']
+    view_18 = getitem_18.view(1, -1, 1, 1);  getitem_18 = None
+    mul_18 = add_5 * view_18;  add_5 = view_18 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv3x_2_conv_activation3 = getattr(self.conv3x, "2").conv_activation3(mul_18);  mul_18 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv3x_3_conv1 = getattr(self.conv3x, "3").conv1(conv3x_2_conv_activation3)
+    getitem_19 = mask['conv3x/3/conv1']
+    view_19 = getitem_19.view(1, -1, 1, 1);  getitem_19 = None
+    mul_19 = conv3x_3_conv1 * view_19;  conv3x_3_conv1 = view_19 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv3x_3_conv_activation1 = getattr(self.conv3x, "3").conv_activation1(mul_19);  mul_19 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv3x_3_conv2 = getattr(self.conv3x, "3").conv2(conv3x_3_conv_activation1)
+    getitem_20 = mask['conv3x/3/conv2']
+    view_20 = getitem_20.view(1, -1, 1, 1);  getitem_20 = None
+    mul_20 = conv3x_3_conv2 * view_20;  conv3x_3_conv2 = view_20 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv3x_3_conv_activation2 = getattr(self.conv3x, "3").conv_activation2(mul_20);  mul_20 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv3x_3_conv3 = getattr(self.conv3x, "3").conv3(conv3x_3_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_6 = conv3x_3_conv3 + conv3x_2_conv_activation3;  conv3x_3_conv3 = None
+    getitem_21 = mask['conv3x/3/conv3']
+    view_21 = getitem_21.view(1, -1, 1, 1);  getitem_21 = None
+    mul_21 = add_6 * view_21;  add_6 = view_21 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv3x_3_conv_activation3 = getattr(self.conv3x, "3").conv_activation3(mul_21);  mul_21 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv3x_4_conv1 = getattr(self.conv3x, "4").conv1(conv3x_3_conv_activation3)
+    getitem_22 = mask['conv3x/4/conv1']
+    view_22 = getitem_22.view(1, -1, 1, 1);  getitem_22 = None
+    mul_22 = conv3x_4_conv1 * view_22;  conv3x_4_conv1 = view_22 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv3x_4_conv_activation1 = getattr(self.conv3x, "4").conv_activation1(mul_22);  mul_22 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv3x_4_conv2 = getattr(self.conv3x, "4").conv2(conv3x_4_conv_activation1)
+    getitem_23 = mask['conv3x/4/conv2']
+    view_23 = getitem_23.view(1, -1, 1, 1);  getitem_23 = None
+    mul_23 = conv3x_4_conv2 * view_23;  conv3x_4_conv2 = view_23 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv3x_4_conv_activation2 = getattr(self.conv3x, "4").conv_activation2(mul_23);  mul_23 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv3x_4_conv3 = getattr(self.conv3x, "4").conv3(conv3x_4_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_7 = conv3x_4_conv3 + conv3x_3_conv_activation3;  conv3x_4_conv3 = None
+    getitem_24 = mask['conv3x/4/conv3']
+    view_24 = getitem_24.view(1, -1, 1, 1);  getitem_24 = None
+    mul_24 = add_7 * view_24;  add_7 = view_24 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv3x_4_conv_activation3 = getattr(self.conv3x, "4").conv_activation3(mul_24);  mul_24 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv3x_5_conv1 = getattr(self.conv3x, "5").conv1(conv3x_4_conv_activation3)
+    getitem_25 = mask['conv3x/5/conv1']
+    view_25 = getitem_25.view(1, -1, 1, 1);  getitem_25 = None
+    mul_25 = conv3x_5_conv1 * view_25;  conv3x_5_conv1 = view_25 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv3x_5_conv_activation1 = getattr(self.conv3x, "5").conv_activation1(mul_25);  mul_25 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv3x_5_conv2 = getattr(self.conv3x, "5").conv2(conv3x_5_conv_activation1)
+    getitem_26 = mask['conv3x/5/conv2']
+    view_26 = getitem_26.view(1, -1, 1, 1);  getitem_26 = None
+    mul_26 = conv3x_5_conv2 * view_26;  conv3x_5_conv2 = view_26 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv3x_5_conv_activation2 = getattr(self.conv3x, "5").conv_activation2(mul_26);  mul_26 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv3x_5_conv3 = getattr(self.conv3x, "5").conv3(conv3x_5_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_8 = conv3x_5_conv3 + conv3x_4_conv_activation3;  conv3x_5_conv3 = None
+    getitem_27 = mask['conv3x/5/conv3']
+    view_27 = getitem_27.view(1, -1, 1, 1);  getitem_27 = None
+    mul_27 = add_8 * view_27;  add_8 = view_27 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv3x_5_conv_activation3 = getattr(self.conv3x, "5").conv_activation3(mul_27);  mul_27 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv3x_6_conv1 = getattr(self.conv3x, "6").conv1(conv3x_5_conv_activation3)
+    getitem_28 = mask['conv3x/6/conv1']
+    view_28 = getitem_28.view(1, -1, 1, 1);  getitem_28 = None
+    mul_28 = conv3x_6_conv1 * view_28;  conv3x_6_conv1 = view_28 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv3x_6_conv_activation1 = getattr(self.conv3x, "6").conv_activation1(mul_28);  mul_28 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv3x_6_conv2 = getattr(self.conv3x, "6").conv2(conv3x_6_conv_activation1)
+    getitem_29 = mask['conv3x/6/conv2']
+    view_29 = getitem_29.view(1, -1, 1, 1);  getitem_29 = None
+    mul_29 = conv3x_6_conv2 * view_29;  conv3x_6_conv2 = view_29 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv3x_6_conv_activation2 = getattr(self.conv3x, "6").conv_activation2(mul_29);  mul_29 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv3x_6_conv3 = getattr(self.conv3x, "6").conv3(conv3x_6_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_9 = conv3x_6_conv3 + conv3x_5_conv_activation3;  conv3x_6_conv3 = None
+    getitem_30 = mask['conv3x/6/conv3']
+    view_30 = getitem_30.view(1, -1, 1, 1);  getitem_30 = None
+    mul_30 = add_9 * view_30;  add_9 = view_30 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv3x_6_conv_activation3 = getattr(self.conv3x, "6").conv_activation3(mul_30);  mul_30 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv3x_7_conv1 = getattr(self.conv3x, "7").conv1(conv3x_6_conv_activation3)
+    getitem_31 = mask['conv3x/7/conv1']
+    view_31 = getitem_31.view(1, -1, 1, 1);  getitem_31 = None
+    mul_31 = conv3x_7_conv1 * view_31;  conv3x_7_conv1 = view_31 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv3x_7_conv_activation1 = getattr(self.conv3x, "7").conv_activation1(mul_31);  mul_31 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv3x_7_conv2 = getattr(self.conv3x, "7").conv2(conv3x_7_conv_activation1)
+    getitem_32 = mask['conv3x/7/conv2']
+    view_32 = getitem_32.view(1, -1, 1, 1);  getitem_32 = None
+    mul_32 = conv3x_7_conv2 * view_32;  conv3x_7_conv2 = view_32 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv3x_7_conv_activation2 = getattr(self.conv3x, "7").conv_activation2(mul_32);  mul_32 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv3x_7_conv3 = getattr(self.conv3x, "7").conv3(conv3x_7_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_10 = conv3x_7_conv3 + conv3x_6_conv_activation3;  conv3x_7_conv3 = None
+    getitem_33 = mask['conv3x/7/conv3']
+    view_33 = getitem_33.view(1, -1, 1, 1);  getitem_33 = None
+    mul_33 = add_10 * view_33;  add_10 = view_33 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv3x_7_conv_activation3 = getattr(self.conv3x, "7").conv_activation3(mul_33);  mul_33 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_0_conv1 = getattr(self.conv4x, "0").conv1(conv3x_7_conv_activation3)
+    getitem_34 = mask['conv4x/0/conv1']
+    view_34 = getitem_34.view(1, -1, 1, 1);  getitem_34 = None
+    mul_34 = conv4x_0_conv1 * view_34;  conv4x_0_conv1 = view_34 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_0_conv_activation1 = getattr(self.conv4x, "0").conv_activation1(mul_34);  mul_34 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_0_conv2 = getattr(self.conv4x, "0").conv2(conv4x_0_conv_activation1)
+    getitem_35 = mask['conv4x/0/conv2']
+    view_35 = getitem_35.view(1, -1, 1, 1);  getitem_35 = None
+    mul_35 = conv4x_0_conv2 * view_35;  conv4x_0_conv2 = view_35 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_0_conv_activation2 = getattr(self.conv4x, "0").conv_activation2(mul_35);  mul_35 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_0_conv3 = getattr(self.conv4x, "0").conv3(conv4x_0_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:24 in forward, code: shortcut = self.identity_downsample(shortcut)
+    conv4x_0_identity_downsample = getattr(self.conv4x, "0").identity_downsample(conv3x_7_conv_activation3)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_11 = conv4x_0_conv3 + conv4x_0_identity_downsample;  conv4x_0_conv3 = conv4x_0_identity_downsample = None
+    getitem_36 = mask['conv4x/0/conv3']
+    view_36 = getitem_36.view(1, -1, 1, 1);  getitem_36 = None
+    mul_36 = add_11 * view_36;  add_11 = view_36 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_0_conv_activation3 = getattr(self.conv4x, "0").conv_activation3(mul_36);  mul_36 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_1_conv1 = getattr(self.conv4x, "1").conv1(conv4x_0_conv_activation3)
+    getitem_37 = mask['conv4x/1/conv1']
+    view_37 = getitem_37.view(1, -1, 1, 1);  getitem_37 = None
+    mul_37 = conv4x_1_conv1 * view_37;  conv4x_1_conv1 = view_37 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_1_conv_activation1 = getattr(self.conv4x, "1").conv_activation1(mul_37);  mul_37 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_1_conv2 = getattr(self.conv4x, "1").conv2(conv4x_1_conv_activation1)
+    getitem_38 = mask['conv4x/1/conv2']
+    view_38 = getitem_38.view(1, -1, 1, 1);  getitem_38 = None
+    mul_38 = conv4x_1_conv2 * view_38;  conv4x_1_conv2 = view_38 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_1_conv_activation2 = getattr(self.conv4x, "1").conv_activation2(mul_38);  mul_38 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_1_conv3 = getattr(self.conv4x, "1").conv3(conv4x_1_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_12 = conv4x_1_conv3 + conv4x_0_conv_activation3;  conv4x_1_conv3 = None
+    getitem_39 = mask['conv4x/1/conv3']
+    view_39 = getitem_39.view(1, -1, 1, 1);  getitem_39 = None
+    mul_39 = add_12 * view_39;  add_12 = view_39 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_1_conv_activation3 = getattr(self.conv4x, "1").conv_activation3(mul_39);  mul_39 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_2_conv1 = getattr(self.conv4x, "2").conv1(conv4x_1_conv_activation3)
+    getitem_40 = mask['conv4x/2/conv1']
+    view_40 = getitem_40.view(1, -1, 1, 1);  getitem_40 = None
+    mul_40 = conv4x_2_conv1 * view_40;  conv4x_2_conv1 = view_40 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_2_conv_activation1 = getattr(self.conv4x, "2").conv_activation1(mul_40);  mul_40 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_2_conv2 = getattr(self.conv4x, "2").conv2(conv4x_2_conv_activation1)
+    getitem_41 = mask['conv4x/2/conv2']
+    view_41 = getitem_41.view(1, -1, 1, 1);  getitem_41 = None
+    mul_41 = conv4x_2_conv2 * view_41;  conv4x_2_conv2 = view_41 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_2_conv_activation2 = getattr(self.conv4x, "2").conv_activation2(mul_41);  mul_41 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_2_conv3 = getattr(self.conv4x, "2").conv3(conv4x_2_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_13 = conv4x_2_conv3 + conv4x_1_conv_activation3;  conv4x_2_conv3 = None
+    getitem_42 = mask['conv4x/2/conv3']
+    view_42 = getitem_42.view(1, -1, 1, 1);  getitem_42 = None
+    mul_42 = add_13 * view_42;  add_13 = view_42 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_2_conv_activation3 = getattr(self.conv4x, "2").conv_activation3(mul_42);  mul_42 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_3_conv1 = getattr(self.conv4x, "3").conv1(conv4x_2_conv_activation3)
+    getitem_43 = mask['conv4x/3/conv1']
+    view_43 = getitem_43.view(1, -1, 1, 1);  getitem_43 = None
+    mul_43 = conv4x_3_conv1 * view_43;  conv4x_3_conv1 = view_43 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_3_conv_activation1 = getattr(self.conv4x, "3").conv_activation1(mul_43);  mul_43 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_3_conv2 = getattr(self.conv4x, "3").conv2(conv4x_3_conv_activation1)
+    getitem_44 = mask['conv4x/3/conv2']
+    view_44 = getitem_44.view(1, -1, 1, 1);  getitem_44 = None
+    mul_44 = conv4x_3_conv2 * view_44;  conv4x_3_conv2 = view_44 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_3_conv_activation2 = getattr(self.conv4x, "3").conv_activation2(mul_44);  mul_44 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_3_conv3 = getattr(self.conv4x, "3").conv3(conv4x_3_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_14 = conv4x_3_conv3 + conv4x_2_conv_activation3;  conv4x_3_conv3 = None
+    getitem_45 = mask['conv4x/3/conv3']
+    view_45 = getitem_45.view(1, -1, 1, 1);  getitem_45 = None
+    mul_45 = add_14 * view_45;  add_14 = view_45 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_3_conv_activation3 = getattr(self.conv4x, "3").conv_activation3(mul_45);  mul_45 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_4_conv1 = getattr(self.conv4x, "4").conv1(conv4x_3_conv_activation3)
+    getitem_46 = mask['conv4x/4/conv1']
+    view_46 = getitem_46.view(1, -1, 1, 1);  getitem_46 = None
+    mul_46 = conv4x_4_conv1 * view_46;  conv4x_4_conv1 = view_46 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_4_conv_activation1 = getattr(self.conv4x, "4").conv_activation1(mul_46);  mul_46 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_4_conv2 = getattr(self.conv4x, "4").conv2(conv4x_4_conv_activation1)
+    getitem_47 = mask['conv4x/4/conv2']
+    view_47 = getitem_47.view(1, -1, 1, 1);  getitem_47 = None
+    mul_47 = conv4x_4_conv2 * view_47;  conv4x_4_conv2 = view_47 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_4_conv_activation2 = getattr(self.conv4x, "4").conv_activation2(mul_47);  mul_47 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_4_conv3 = getattr(self.conv4x, "4").conv3(conv4x_4_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_15 = conv4x_4_conv3 + conv4x_3_conv_activation3;  conv4x_4_conv3 = None
+    getitem_48 = mask['conv4x/4/conv3']
+    view_48 = getitem_48.view(1, -1, 1, 1);  getitem_48 = None
+    mul_48 = add_15 * view_48;  add_15 = view_48 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_4_conv_activation3 = getattr(self.conv4x, "4").conv_activation3(mul_48);  mul_48 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_5_conv1 = getattr(self.conv4x, "5").conv1(conv4x_4_conv_activation3)
+    getitem_49 = mask['conv4x/5/conv1']
+    view_49 = getitem_49.view(1, -1, 1, 1);  getitem_49 = None
+    mul_49 = conv4x_5_conv1 * view_49;  conv4x_5_conv1 = view_49 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_5_conv_activation1 = getattr(self.conv4x, "5").conv_activation1(mul_49);  mul_49 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_5_conv2 = getattr(self.conv4x, "5").conv2(conv4x_5_conv_activation1)
+    getitem_50 = mask['conv4x/5/conv2']
+    view_50 = getitem_50.view(1, -1, 1, 1);  getitem_50 = None
+    mul_50 = conv4x_5_conv2 * view_50;  conv4x_5_conv2 = view_50 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_5_conv_activation2 = getattr(self.conv4x, "5").conv_activation2(mul_50);  mul_50 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_5_conv3 = getattr(self.conv4x, "5").conv3(conv4x_5_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_16 = conv4x_5_conv3 + conv4x_4_conv_activation3;  conv4x_5_conv3 = None
+    getitem_51 = mask['conv4x/5/conv3']
+    view_51 = getitem_51.view(1, -1, 1, 1);  getitem_51 = None
+    mul_51 = add_16 * view_51;  add_16 = view_51 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_5_conv_activation3 = getattr(self.conv4x, "5").conv_activation3(mul_51);  mul_51 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_6_conv1 = getattr(self.conv4x, "6").conv1(conv4x_5_conv_activation3)
+    getitem_52 = mask['conv4x/6/conv1']
+    view_52 = getitem_52.view(1, -1, 1, 1);  getitem_52 = None
+    mul_52 = conv4x_6_conv1 * view_52;  conv4x_6_conv1 = view_52 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_6_conv_activation1 = getattr(self.conv4x, "6").conv_activation1(mul_52);  mul_52 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_6_conv2 = getattr(self.conv4x, "6").conv2(conv4x_6_conv_activation1)
+    getitem_53 = mask['conv4x/6/conv2']
+    view_53 = getitem_53.view(1, -1, 1, 1);  getitem_53 = None
+    mul_53 = conv4x_6_conv2 * view_53;  conv4x_6_conv2 = view_53 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_6_conv_activation2 = getattr(self.conv4x, "6").conv_activation2(mul_53);  mul_53 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_6_conv3 = getattr(self.conv4x, "6").conv3(conv4x_6_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_17 = conv4x_6_conv3 + conv4x_5_conv_activation3;  conv4x_6_conv3 = None
+    getitem_54 = mask['conv4x/6/conv3']
+    view_54 = getitem_54.view(1, -1, 1, 1);  getitem_54 = None
+    mul_54 = add_17 * view_54;  add_17 = view_54 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_6_conv_activation3 = getattr(self.conv4x, "6").conv_activation3(mul_54);  mul_54 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_7_conv1 = getattr(self.conv4x, "7").conv1(conv4x_6_conv_activation3)
+    getitem_55 = mask['conv4x/7/conv1']
+    view_55 = getitem_55.view(1, -1, 1, 1);  getitem_55 = None
+    mul_55 = conv4x_7_conv1 * view_55;  conv4x_7_conv1 = view_55 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_7_conv_activation1 = getattr(self.conv4x, "7").conv_activation1(mul_55);  mul_55 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_7_conv2 = getattr(self.conv4x, "7").conv2(conv4x_7_conv_activation1)
+    getitem_56 = mask['conv4x/7/conv2']
+    view_56 = getitem_56.view(1, -1, 1, 1);  getitem_56 = None
+    mul_56 = conv4x_7_conv2 * view_56;  conv4x_7_conv2 = view_56 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_7_conv_activation2 = getattr(self.conv4x, "7").conv_activation2(mul_56);  mul_56 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_7_conv3 = getattr(self.conv4x, "7").conv3(conv4x_7_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_18 = conv4x_7_conv3 + conv4x_6_conv_activation3;  conv4x_7_conv3 = None
+    getitem_57 = mask['conv4x/7/conv3']
+    view_57 = getitem_57.view(1, -1, 1, 1);  getitem_57 = None
+    mul_57 = add_18 * view_57;  add_18 = view_57 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_7_conv_activation3 = getattr(self.conv4x, "7").conv_activation3(mul_57);  mul_57 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_8_conv1 = getattr(self.conv4x, "8").conv1(conv4x_7_conv_activation3)
+    getitem_58 = mask['conv4x/8/conv1']
+    view_58 = getitem_58.view(1, -1, 1, 1);  getitem_58 = None
+    mul_58 = conv4x_8_conv1 * view_58;  conv4x_8_conv1 = view_58 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_8_conv_activation1 = getattr(self.conv4x, "8").conv_activation1(mul_58);  mul_58 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_8_conv2 = getattr(self.conv4x, "8").conv2(conv4x_8_conv_activation1)
+    getitem_59 = mask['conv4x/8/conv2']
+    view_59 = getitem_59.view(1, -1, 1, 1);  getitem_59 = None
+    mul_59 = conv4x_8_conv2 * view_59;  conv4x_8_conv2 = view_59 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_8_conv_activation2 = getattr(self.conv4x, "8").conv_activation2(mul_59);  mul_59 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_8_conv3 = getattr(self.conv4x, "8").conv3(conv4x_8_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_19 = conv4x_8_conv3 + conv4x_7_conv_activation3;  conv4x_8_conv3 = None
+    getitem_60 = mask['conv4x/8/conv3']
+    view_60 = getitem_60.view(1, -1, 1, 1);  getitem_60 = None
+    mul_60 = add_19 * view_60;  add_19 = view_60 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_8_conv_activation3 = getattr(self.conv4x, "8").conv_activation3(mul_60);  mul_60 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_9_conv1 = getattr(self.conv4x, "9").conv1(conv4x_8_conv_activation3)
+    getitem_61 = mask['conv4x/9/conv1']
+    view_61 = getitem_61.view(1, -1, 1, 1);  getitem_61 = None
+    mul_61 = conv4x_9_conv1 * view_61;  conv4x_9_conv1 = view_61 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_9_conv_activation1 = getattr(self.conv4x, "9").conv_activation1(mul_61);  mul_61 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_9_conv2 = getattr(self.conv4x, "9").conv2(conv4x_9_conv_activation1)
+    getitem_62 = mask['conv4x/9/conv2']
+    view_62 = getitem_62.view(1, -1, 1, 1);  getitem_62 = None
+    mul_62 = conv4x_9_conv2 * view_62;  conv4x_9_conv2 = view_62 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_9_conv_activation2 = getattr(self.conv4x, "9").conv_activation2(mul_62);  mul_62 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_9_conv3 = getattr(self.conv4x, "9").conv3(conv4x_9_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_20 = conv4x_9_conv3 + conv4x_8_conv_activation3;  conv4x_9_conv3 = None
+    getitem_63 = mask['conv4x/9/conv3']
+    view_63 = getitem_63.view(1, -1, 1, 1);  getitem_63 = None
+    mul_63 = add_20 * view_63;  add_20 = view_63 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_9_conv_activation3 = getattr(self.conv4x, "9").conv_activation3(mul_63);  mul_63 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_10_conv1 = getattr(self.conv4x, "10").conv1(conv4x_9_conv_activation3)
+    getitem_64 = mask['conv4x/10/conv1']
+    view_64 = getitem_64.view(1, -1, 1, 1);  getitem_64 = None
+    mul_64 = conv4x_10_conv1 * view_64;  conv4x_10_conv1 = view_64 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_10_conv_activation1 = getattr(self.conv4x, "10").conv_activation1(mul_64);  mul_64 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_10_conv2 = getattr(self.conv4x, "10").conv2(conv4x_10_conv_activation1)
+    getitem_65 = mask['conv4x/10/conv2']
+    view_65 = getitem_65.view(1, -1, 1, 1);  getitem_65 = None
+    mul_65 = conv4x_10_conv2 * view_65;  conv4x_10_conv2 = view_65 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_10_conv_activation2 = getattr(self.conv4x, "10").conv_activation2(mul_65);  mul_65 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_10_conv3 = getattr(self.conv4x, "10").conv3(conv4x_10_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_21 = conv4x_10_conv3 + conv4x_9_conv_activation3;  conv4x_10_conv3 = None
+    getitem_66 = mask['conv4x/10/conv3']
+    view_66 = getitem_66.view(1, -1, 1, 1);  getitem_66 = None
+    mul_66 = add_21 * view_66;  add_21 = view_66 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_10_conv_activation3 = getattr(self.conv4x, "10").conv_activation3(mul_66);  mul_66 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_11_conv1 = getattr(self.conv4x, "11").conv1(conv4x_10_conv_activation3)
+    getitem_67 = mask['conv4x/11/conv1']
+    view_67 = getitem_67.view(1, -1, 1, 1);  getitem_67 = None
+    mul_67 = conv4x_11_conv1 * view_67;  conv4x_11_conv1 = view_67 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_11_conv_activation1 = getattr(self.conv4x, "11").conv_activation1(mul_67);  mul_67 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_11_conv2 = getattr(self.conv4x, "11").conv2(conv4x_11_conv_activation1)
+    getitem_68 = mask['conv4x/11/conv2']
+    view_68 = getitem_68.view(1, -1, 1, 1);  getitem_68 = None
+    mul_68 = conv4x_11_conv2 * view_68;  conv4x_11_conv2 = view_68 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_11_conv_activation2 = getattr(self.conv4x, "11").conv_activation2(mul_68);  mul_68 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_11_conv3 = getattr(self.conv4x, "11").conv3(conv4x_11_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_22 = conv4x_11_conv3 + conv4x_10_conv_activation3;  conv4x_11_conv3 = None
+    getitem_69 = mask['conv4x/11/conv3']
+    view_69 = getitem_69.view(1, -1, 1, 1);  getitem_69 = None
+    mul_69 = add_22 * view_69;  add_22 = view_69 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_11_conv_activation3 = getattr(self.conv4x, "11").conv_activation3(mul_69);  mul_69 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_12_conv1 = getattr(self.conv4x, "12").conv1(conv4x_11_conv_activation3)
+    getitem_70 = mask['conv4x/12/conv1']
+    view_70 = getitem_70.view(1, -1, 1, 1);  getitem_70 = None
+    mul_70 = conv4x_12_conv1 * view_70;  conv4x_12_conv1 = view_70 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_12_conv_activation1 = getattr(self.conv4x, "12").conv_activation1(mul_70);  mul_70 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_12_conv2 = getattr(self.conv4x, "12").conv2(conv4x_12_conv_activation1)
+    getitem_71 = mask['conv4x/12/conv2']
+    view_71 = getitem_71.view(1, -1, 1, 1);  getitem_71 = None
+    mul_71 = conv4x_12_conv2 * view_71;  conv4x_12_conv2 = view_71 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_12_conv_activation2 = getattr(self.conv4x, "12").conv_activation2(mul_71);  mul_71 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_12_conv3 = getattr(self.conv4x, "12").conv3(conv4x_12_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_23 = conv4x_12_conv3 + conv4x_11_conv_activation3;  conv4x_12_conv3 = None
+    getitem_72 = mask['conv4x/12/conv3']
+    view_72 = getitem_72.view(1, -1, 1, 1);  getitem_72 = None
+    mul_72 = add_23 * view_72;  add_23 = view_72 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_12_conv_activation3 = getattr(self.conv4x, "12").conv_activation3(mul_72);  mul_72 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_13_conv1 = getattr(self.conv4x, "13").conv1(conv4x_12_conv_activation3)
+    getitem_73 = mask['conv4x/13/conv1']
+    view_73 = getitem_73.view(1, -1, 1, 1);  getitem_73 = None
+    mul_73 = conv4x_13_conv1 * view_73;  conv4x_13_conv1 = view_73 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_13_conv_activation1 = getattr(self.conv4x, "13").conv_activation1(mul_73);  mul_73 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_13_conv2 = getattr(self.conv4x, "13").conv2(conv4x_13_conv_activation1)
+    getitem_74 = mask['conv4x/13/conv2']
+    view_74 = getitem_74.view(1, -1, 1, 1);  getitem_74 = None
+    mul_74 = conv4x_13_conv2 * view_74;  conv4x_13_conv2 = view_74 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_13_conv_activation2 = getattr(self.conv4x, "13").conv_activation2(mul_74);  mul_74 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_13_conv3 = getattr(self.conv4x, "13").conv3(conv4x_13_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_24 = conv4x_13_conv3 + conv4x_12_conv_activation3;  conv4x_13_conv3 = None
+    getitem_75 = mask['conv4x/13/conv3']
+    view_75 = getitem_75.view(1, -1, 1, 1);  getitem_75 = None
+    mul_75 = add_24 * view_75;  add_24 = view_75 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_13_conv_activation3 = getattr(self.conv4x, "13").conv_activation3(mul_75);  mul_75 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_14_conv1 = getattr(self.conv4x, "14").conv1(conv4x_13_conv_activation3)
+    getitem_76 = mask['conv4x/14/conv1']
+    view_76 = getitem_76.view(1, -1, 1, 1);  getitem_76 = None
+    mul_76 = conv4x_14_conv1 * view_76;  conv4x_14_conv1 = view_76 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_14_conv_activation1 = getattr(self.conv4x, "14").conv_activation1(mul_76);  mul_76 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_14_conv2 = getattr(self.conv4x, "14").conv2(conv4x_14_conv_activation1)
+    getitem_77 = mask['conv4x/14/conv2']
+    view_77 = getitem_77.view(1, -1, 1, 1);  getitem_77 = None
+    mul_77 = conv4x_14_conv2 * view_77;  conv4x_14_conv2 = view_77 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_14_conv_activation2 = getattr(self.conv4x, "14").conv_activation2(mul_77);  mul_77 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_14_conv3 = getattr(self.conv4x, "14").conv3(conv4x_14_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_25 = conv4x_14_conv3 + conv4x_13_conv_activation3;  conv4x_14_conv3 = None
+    getitem_78 = mask['conv4x/14/conv3']
+    view_78 = getitem_78.view(1, -1, 1, 1);  getitem_78 = None
+    mul_78 = add_25 * view_78;  add_25 = view_78 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_14_conv_activation3 = getattr(self.conv4x, "14").conv_activation3(mul_78);  mul_78 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_15_conv1 = getattr(self.conv4x, "15").conv1(conv4x_14_conv_activation3)
+    getitem_79 = mask['conv4x/15/conv1']
+    view_79 = getitem_79.view(1, -1, 1, 1);  getitem_79 = None
+    mul_79 = conv4x_15_conv1 * view_79;  conv4x_15_conv1 = view_79 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_15_conv_activation1 = getattr(self.conv4x, "15").conv_activation1(mul_79);  mul_79 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_15_conv2 = getattr(self.conv4x, "15").conv2(conv4x_15_conv_activation1)
+    getitem_80 = mask['conv4x/15/conv2']
+    view_80 = getitem_80.view(1, -1, 1, 1);  getitem_80 = None
+    mul_80 = conv4x_15_conv2 * view_80;  conv4x_15_conv2 = view_80 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_15_conv_activation2 = getattr(self.conv4x, "15").conv_activation2(mul_80);  mul_80 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_15_conv3 = getattr(self.conv4x, "15").conv3(conv4x_15_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_26 = conv4x_15_conv3 + conv4x_14_conv_activation3;  conv4x_15_conv3 = None
+    getitem_81 = mask['conv4x/15/conv3']
+    view_81 = getitem_81.view(1, -1, 1, 1);  getitem_81 = None
+    mul_81 = add_26 * view_81;  add_26 = view_81 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_15_conv_activation3 = getattr(self.conv4x, "15").conv_activation3(mul_81);  mul_81 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_16_conv1 = getattr(self.conv4x, "16").conv1(conv4x_15_conv_activation3)
+    getitem_82 = mask['conv4x/16/conv1']
+    view_82 = getitem_82.view(1, -1, 1, 1);  getitem_82 = None
+    mul_82 = conv4x_16_conv1 * view_82;  conv4x_16_conv1 = view_82 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_16_conv_activation1 = getattr(self.conv4x, "16").conv_activation1(mul_82);  mul_82 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_16_conv2 = getattr(self.conv4x, "16").conv2(conv4x_16_conv_activation1)
+    getitem_83 = mask['conv4x/16/conv2']
+    view_83 = getitem_83.view(1, -1, 1, 1);  getitem_83 = None
+    mul_83 = conv4x_16_conv2 * view_83;  conv4x_16_conv2 = view_83 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_16_conv_activation2 = getattr(self.conv4x, "16").conv_activation2(mul_83);  mul_83 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_16_conv3 = getattr(self.conv4x, "16").conv3(conv4x_16_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_27 = conv4x_16_conv3 + conv4x_15_conv_activation3;  conv4x_16_conv3 = None
+    getitem_84 = mask['conv4x/16/conv3']
+    view_84 = getitem_84.view(1, -1, 1, 1);  getitem_84 = None
+    mul_84 = add_27 * view_84;  add_27 = view_84 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_16_conv_activation3 = getattr(self.conv4x, "16").conv_activation3(mul_84);  mul_84 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_17_conv1 = getattr(self.conv4x, "17").conv1(conv4x_16_conv_activation3)
+    getitem_85 = mask['conv4x/17/conv1']
+    view_85 = getitem_85.view(1, -1, 1, 1);  getitem_85 = None
+    mul_85 = conv4x_17_conv1 * view_85;  conv4x_17_conv1 = view_85 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_17_conv_activation1 = getattr(self.conv4x, "17").conv_activation1(mul_85);  mul_85 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_17_conv2 = getattr(self.conv4x, "17").conv2(conv4x_17_conv_activation1)
+    getitem_86 = mask['conv4x/17/conv2']
+    view_86 = getitem_86.view(1, -1, 1, 1);  getitem_86 = None
+    mul_86 = conv4x_17_conv2 * view_86;  conv4x_17_conv2 = view_86 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_17_conv_activation2 = getattr(self.conv4x, "17").conv_activation2(mul_86);  mul_86 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_17_conv3 = getattr(self.conv4x, "17").conv3(conv4x_17_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_28 = conv4x_17_conv3 + conv4x_16_conv_activation3;  conv4x_17_conv3 = None
+    getitem_87 = mask['conv4x/17/conv3']
+    view_87 = getitem_87.view(1, -1, 1, 1);  getitem_87 = None
+    mul_87 = add_28 * view_87;  add_28 = view_87 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_17_conv_activation3 = getattr(self.conv4x, "17").conv_activation3(mul_87);  mul_87 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_18_conv1 = getattr(self.conv4x, "18").conv1(conv4x_17_conv_activation3)
+    getitem_88 = mask['conv4x/18/conv1']
+    view_88 = getitem_88.view(1, -1, 1, 1);  getitem_88 = None
+    mul_88 = conv4x_18_conv1 * view_88;  conv4x_18_conv1 = view_88 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_18_conv_activation1 = getattr(self.conv4x, "18").conv_activation1(mul_88);  mul_88 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_18_conv2 = getattr(self.conv4x, "18").conv2(conv4x_18_conv_activation1)
+    getitem_89 = mask['conv4x/18/conv2']
+    view_89 = getitem_89.view(1, -1, 1, 1);  getitem_89 = None
+    mul_89 = conv4x_18_conv2 * view_89;  conv4x_18_conv2 = view_89 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_18_conv_activation2 = getattr(self.conv4x, "18").conv_activation2(mul_89);  mul_89 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_18_conv3 = getattr(self.conv4x, "18").conv3(conv4x_18_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_29 = conv4x_18_conv3 + conv4x_17_conv_activation3;  conv4x_18_conv3 = None
+    getitem_90 = mask['conv4x/18/conv3']
+    view_90 = getitem_90.view(1, -1, 1, 1);  getitem_90 = None
+    mul_90 = add_29 * view_90;  add_29 = view_90 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_18_conv_activation3 = getattr(self.conv4x, "18").conv_activation3(mul_90);  mul_90 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_19_conv1 = getattr(self.conv4x, "19").conv1(conv4x_18_conv_activation3)
+    getitem_91 = mask['conv4x/19/conv1']
+    view_91 = getitem_91.view(1, -1, 1, 1);  getitem_91 = None
+    mul_91 = conv4x_19_conv1 * view_91;  conv4x_19_conv1 = view_91 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_19_conv_activation1 = getattr(self.conv4x, "19").conv_activation1(mul_91);  mul_91 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_19_conv2 = getattr(self.conv4x, "19").conv2(conv4x_19_conv_activation1)
+    getitem_92 = mask['conv4x/19/conv2']
+    view_92 = getitem_92.view(1, -1, 1, 1);  getitem_92 = None
+    mul_92 = conv4x_19_conv2 * view_92;  conv4x_19_conv2 = view_92 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_19_conv_activation2 = getattr(self.conv4x, "19").conv_activation2(mul_92);  mul_92 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_19_conv3 = getattr(self.conv4x, "19").conv3(conv4x_19_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_30 = conv4x_19_conv3 + conv4x_18_conv_activation3;  conv4x_19_conv3 = None
+    getitem_93 = mask['conv4x/19/conv3']
+    view_93 = getitem_93.view(1, -1, 1, 1);  getitem_93 = None
+    mul_93 = add_30 * view_93;  add_30 = view_93 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_19_conv_activation3 = getattr(self.conv4x, "19").conv_activation3(mul_93);  mul_93 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_20_conv1 = getattr(self.conv4x, "20").conv1(conv4x_19_conv_activation3)
+    getitem_94 = mask['conv4x/20/conv1']
+    view_94 = getitem_94.view(1, -1, 1, 1);  getitem_94 = None
+    mul_94 = conv4x_20_conv1 * view_94;  conv4x_20_conv1 = view_94 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_20_conv_activation1 = getattr(self.conv4x, "20").conv_activation1(mul_94);  mul_94 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_20_conv2 = getattr(self.conv4x, "20").conv2(conv4x_20_conv_activation1)
+    getitem_95 = mask['conv4x/20/conv2']
+    view_95 = getitem_95.view(1, -1, 1, 1);  getitem_95 = None
+    mul_95 = conv4x_20_conv2 * view_95;  conv4x_20_conv2 = view_95 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_20_conv_activation2 = getattr(self.conv4x, "20").conv_activation2(mul_95);  mul_95 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_20_conv3 = getattr(self.conv4x, "20").conv3(conv4x_20_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_31 = conv4x_20_conv3 + conv4x_19_conv_activation3;  conv4x_20_conv3 = None
+    getitem_96 = mask['conv4x/20/conv3']
+    view_96 = getitem_96.view(1, -1, 1, 1);  getitem_96 = None
+    mul_96 = add_31 * view_96;  add_31 = view_96 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_20_conv_activation3 = getattr(self.conv4x, "20").conv_activation3(mul_96);  mul_96 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_21_conv1 = getattr(self.conv4x, "21").conv1(conv4x_20_conv_activation3)
+    getitem_97 = mask['conv4x/21/conv1']
+    view_97 = getitem_97.view(1, -1, 1, 1);  getitem_97 = None
+    mul_97 = conv4x_21_conv1 * view_97;  conv4x_21_conv1 = view_97 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_21_conv_activation1 = getattr(self.conv4x, "21").conv_activation1(mul_97);  mul_97 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_21_conv2 = getattr(self.conv4x, "21").conv2(conv4x_21_conv_activation1)
+    getitem_98 = mask['conv4x/21/conv2']
+    view_98 = getitem_98.view(1, -1, 1, 1);  getitem_98 = None
+    mul_98 = conv4x_21_conv2 * view_98;  conv4x_21_conv2 = view_98 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_21_conv_activation2 = getattr(self.conv4x, "21").conv_activation2(mul_98);  mul_98 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_21_conv3 = getattr(self.conv4x, "21").conv3(conv4x_21_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_32 = conv4x_21_conv3 + conv4x_20_conv_activation3;  conv4x_21_conv3 = None
+    getitem_99 = mask['conv4x/21/conv3']
+    view_99 = getitem_99.view(1, -1, 1, 1);  getitem_99 = None
+    mul_99 = add_32 * view_99;  add_32 = view_99 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_21_conv_activation3 = getattr(self.conv4x, "21").conv_activation3(mul_99);  mul_99 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_22_conv1 = getattr(self.conv4x, "22").conv1(conv4x_21_conv_activation3)
+    getitem_100 = mask['conv4x/22/conv1']
+    view_100 = getitem_100.view(1, -1, 1, 1);  getitem_100 = None
+    mul_100 = conv4x_22_conv1 * view_100;  conv4x_22_conv1 = view_100 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_22_conv_activation1 = getattr(self.conv4x, "22").conv_activation1(mul_100);  mul_100 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_22_conv2 = getattr(self.conv4x, "22").conv2(conv4x_22_conv_activation1)
+    getitem_101 = mask['conv4x/22/conv2']
+    view_101 = getitem_101.view(1, -1, 1, 1);  getitem_101 = None
+    mul_101 = conv4x_22_conv2 * view_101;  conv4x_22_conv2 = view_101 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_22_conv_activation2 = getattr(self.conv4x, "22").conv_activation2(mul_101);  mul_101 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_22_conv3 = getattr(self.conv4x, "22").conv3(conv4x_22_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_33 = conv4x_22_conv3 + conv4x_21_conv_activation3;  conv4x_22_conv3 = None
+    getitem_102 = mask['conv4x/22/conv3']
+    view_102 = getitem_102.view(1, -1, 1, 1);  getitem_102 = None
+    mul_102 = add_33 * view_102;  add_33 = view_102 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_22_conv_activation3 = getattr(self.conv4x, "22").conv_activation3(mul_102);  mul_102 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_23_conv1 = getattr(self.conv4x, "23").conv1(conv4x_22_conv_activation3)
+    getitem_103 = mask['conv4x/23/conv1']
+    view_103 = getitem_103.view(1, -1, 1, 1);  getitem_103 = None
+    mul_103 = conv4x_23_conv1 * view_103;  conv4x_23_conv1 = view_103 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_23_conv_activation1 = getattr(self.conv4x, "23").conv_activation1(mul_103);  mul_103 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_23_conv2 = getattr(self.conv4x, "23").conv2(conv4x_23_conv_activation1)
+    getitem_104 = mask['conv4x/23/conv2']
+    view_104 = getitem_104.view(1, -1, 1, 1);  getitem_104 = None
+    mul_104 = conv4x_23_conv2 * view_104;  conv4x_23_conv2 = view_104 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_23_conv_activation2 = getattr(self.conv4x, "23").conv_activation2(mul_104);  mul_104 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_23_conv3 = getattr(self.conv4x, "23").conv3(conv4x_23_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_34 = conv4x_23_conv3 + conv4x_22_conv_activation3;  conv4x_23_conv3 = None
+    getitem_105 = mask['conv4x/23/conv3']
+    view_105 = getitem_105.view(1, -1, 1, 1);  getitem_105 = None
+    mul_105 = add_34 * view_105;  add_34 = view_105 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_23_conv_activation3 = getattr(self.conv4x, "23").conv_activation3(mul_105);  mul_105 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_24_conv1 = getattr(self.conv4x, "24").conv1(conv4x_23_conv_activation3)
+    getitem_106 = mask['conv4x/24/conv1']
+    view_106 = getitem_106.view(1, -1, 1, 1);  getitem_106 = None
+    mul_106 = conv4x_24_conv1 * view_106;  conv4x_24_conv1 = view_106 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_24_conv_activation1 = getattr(self.conv4x, "24").conv_activation1(mul_106);  mul_106 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_24_conv2 = getattr(self.conv4x, "24").conv2(conv4x_24_conv_activation1)
+    getitem_107 = mask['conv4x/24/conv2']
+    view_107 = getitem_107.view(1, -1, 1, 1);  getitem_107 = None
+    mul_107 = conv4x_24_conv2 * view_107;  conv4x_24_conv2 = view_107 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_24_conv_activation2 = getattr(self.conv4x, "24").conv_activation2(mul_107);  mul_107 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_24_conv3 = getattr(self.conv4x, "24").conv3(conv4x_24_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_35 = conv4x_24_conv3 + conv4x_23_conv_activation3;  conv4x_24_conv3 = None
+    getitem_108 = mask['conv4x/24/conv3']
+    view_108 = getitem_108.view(1, -1, 1, 1);  getitem_108 = None
+    mul_108 = add_35 * view_108;  add_35 = view_108 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_24_conv_activation3 = getattr(self.conv4x, "24").conv_activation3(mul_108);  mul_108 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_25_conv1 = getattr(self.conv4x, "25").conv1(conv4x_24_conv_activation3)
+    getitem_109 = mask['conv4x/25/conv1']
+    view_109 = getitem_109.view(1, -1, 1, 1);  getitem_109 = None
+    mul_109 = conv4x_25_conv1 * view_109;  conv4x_25_conv1 = view_109 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_25_conv_activation1 = getattr(self.conv4x, "25").conv_activation1(mul_109);  mul_109 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_25_conv2 = getattr(self.conv4x, "25").conv2(conv4x_25_conv_activation1)
+    getitem_110 = mask['conv4x/25/conv2']
+    view_110 = getitem_110.view(1, -1, 1, 1);  getitem_110 = None
+    mul_110 = conv4x_25_conv2 * view_110;  conv4x_25_conv2 = view_110 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_25_conv_activation2 = getattr(self.conv4x, "25").conv_activation2(mul_110);  mul_110 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_25_conv3 = getattr(self.conv4x, "25").conv3(conv4x_25_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_36 = conv4x_25_conv3 + conv4x_24_conv_activation3;  conv4x_25_conv3 = None
+    getitem_111 = mask['conv4x/25/conv3']
+    view_111 = getitem_111.view(1, -1, 1, 1);  getitem_111 = None
+    mul_111 = add_36 * view_111;  add_36 = view_111 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_25_conv_activation3 = getattr(self.conv4x, "25").conv_activation3(mul_111);  mul_111 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_26_conv1 = getattr(self.conv4x, "26").conv1(conv4x_25_conv_activation3)
+    getitem_112 = mask['conv4x/26/conv1']
+    view_112 = getitem_112.view(1, -1, 1, 1);  getitem_112 = None
+    mul_112 = conv4x_26_conv1 * view_112;  conv4x_26_conv1 = view_112 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_26_conv_activation1 = getattr(self.conv4x, "26").conv_activation1(mul_112);  mul_112 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_26_conv2 = getattr(self.conv4x, "26").conv2(conv4x_26_conv_activation1)
+    getitem_113 = mask['conv4x/26/conv2']
+    view_113 = getitem_113.view(1, -1, 1, 1);  getitem_113 = None
+    mul_113 = conv4x_26_conv2 * view_113;  conv4x_26_conv2 = view_113 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_26_conv_activation2 = getattr(self.conv4x, "26").conv_activation2(mul_113);  mul_113 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_26_conv3 = getattr(self.conv4x, "26").conv3(conv4x_26_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_37 = conv4x_26_conv3 + conv4x_25_conv_activation3;  conv4x_26_conv3 = None
+    getitem_114 = mask['conv4x/26/conv3']
+    view_114 = getitem_114.view(1, -1, 1, 1);  getitem_114 = None
+    mul_114 = add_37 * view_114;  add_37 = view_114 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_26_conv_activation3 = getattr(self.conv4x, "26").conv_activation3(mul_114);  mul_114 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_27_conv1 = getattr(self.conv4x, "27").conv1(conv4x_26_conv_activation3)
+    getitem_115 = mask['conv4x/27/conv1']
+    view_115 = getitem_115.view(1, -1, 1, 1);  getitem_115 = None
+    mul_115 = conv4x_27_conv1 * view_115;  conv4x_27_conv1 = view_115 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_27_conv_activation1 = getattr(self.conv4x, "27").conv_activation1(mul_115);  mul_115 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_27_conv2 = getattr(self.conv4x, "27").conv2(conv4x_27_conv_activation1)
+    getitem_116 = mask['conv4x/27/conv2']
+    view_116 = getitem_116.view(1, -1, 1, 1);  getitem_116 = None
+    mul_116 = conv4x_27_conv2 * view_116;  conv4x_27_conv2 = view_116 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_27_conv_activation2 = getattr(self.conv4x, "27").conv_activation2(mul_116);  mul_116 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_27_conv3 = getattr(self.conv4x, "27").conv3(conv4x_27_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_38 = conv4x_27_conv3 + conv4x_26_conv_activation3;  conv4x_27_conv3 = None
+    getitem_117 = mask['conv4x/27/conv3']
+    view_117 = getitem_117.view(1, -1, 1, 1);  getitem_117 = None
+    mul_117 = add_38 * view_117;  add_38 = view_117 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_27_conv_activation3 = getattr(self.conv4x, "27").conv_activation3(mul_117);  mul_117 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_28_conv1 = getattr(self.conv4x, "28").conv1(conv4x_27_conv_activation3)
+    getitem_118 = mask['conv4x/28/conv1']
+    view_118 = getitem_118.view(1, -1, 1, 1);  getitem_118 = None
+    mul_118 = conv4x_28_conv1 * view_118;  conv4x_28_conv1 = view_118 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_28_conv_activation1 = getattr(self.conv4x, "28").conv_activation1(mul_118);  mul_118 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_28_conv2 = getattr(self.conv4x, "28").conv2(conv4x_28_conv_activation1)
+    getitem_119 = mask['conv4x/28/conv2']
+    view_119 = getitem_119.view(1, -1, 1, 1);  getitem_119 = None
+    mul_119 = conv4x_28_conv2 * view_119;  conv4x_28_conv2 = view_119 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_28_conv_activation2 = getattr(self.conv4x, "28").conv_activation2(mul_119);  mul_119 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_28_conv3 = getattr(self.conv4x, "28").conv3(conv4x_28_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_39 = conv4x_28_conv3 + conv4x_27_conv_activation3;  conv4x_28_conv3 = None
+    getitem_120 = mask['conv4x/28/conv3']
+    view_120 = getitem_120.view(1, -1, 1, 1);  getitem_120 = None
+    mul_120 = add_39 * view_120;  add_39 = view_120 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_28_conv_activation3 = getattr(self.conv4x, "28").conv_activation3(mul_120);  mul_120 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_29_conv1 = getattr(self.conv4x, "29").conv1(conv4x_28_conv_activation3)
+    getitem_121 = mask['conv4x/29/conv1']
+    view_121 = getitem_121.view(1, -1, 1, 1);  getitem_121 = None
+    mul_121 = conv4x_29_conv1 * view_121;  conv4x_29_conv1 = view_121 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_29_conv_activation1 = getattr(self.conv4x, "29").conv_activation1(mul_121);  mul_121 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_29_conv2 = getattr(self.conv4x, "29").conv2(conv4x_29_conv_activation1)
+    getitem_122 = mask['conv4x/29/conv2']
+    view_122 = getitem_122.view(1, -1, 1, 1);  getitem_122 = None
+    mul_122 = conv4x_29_conv2 * view_122;  conv4x_29_conv2 = view_122 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_29_conv_activation2 = getattr(self.conv4x, "29").conv_activation2(mul_122);  mul_122 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_29_conv3 = getattr(self.conv4x, "29").conv3(conv4x_29_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_40 = conv4x_29_conv3 + conv4x_28_conv_activation3;  conv4x_29_conv3 = None
+    getitem_123 = mask['conv4x/29/conv3']
+    view_123 = getitem_123.view(1, -1, 1, 1);  getitem_123 = None
+    mul_123 = add_40 * view_123;  add_40 = view_123 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_29_conv_activation3 = getattr(self.conv4x, "29").conv_activation3(mul_123);  mul_123 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_30_conv1 = getattr(self.conv4x, "30").conv1(conv4x_29_conv_activation3)
+    getitem_124 = mask['conv4x/30/conv1']
+    view_124 = getitem_124.view(1, -1, 1, 1);  getitem_124 = None
+    mul_124 = conv4x_30_conv1 * view_124;  conv4x_30_conv1 = view_124 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_30_conv_activation1 = getattr(self.conv4x, "30").conv_activation1(mul_124);  mul_124 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_30_conv2 = getattr(self.conv4x, "30").conv2(conv4x_30_conv_activation1)
+    getitem_125 = mask['conv4x/30/conv2']
+    view_125 = getitem_125.view(1, -1, 1, 1);  getitem_125 = None
+    mul_125 = conv4x_30_conv2 * view_125;  conv4x_30_conv2 = view_125 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_30_conv_activation2 = getattr(self.conv4x, "30").conv_activation2(mul_125);  mul_125 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_30_conv3 = getattr(self.conv4x, "30").conv3(conv4x_30_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_41 = conv4x_30_conv3 + conv4x_29_conv_activation3;  conv4x_30_conv3 = None
+    getitem_126 = mask['conv4x/30/conv3']
+    view_126 = getitem_126.view(1, -1, 1, 1);  getitem_126 = None
+    mul_126 = add_41 * view_126;  add_41 = view_126 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_30_conv_activation3 = getattr(self.conv4x, "30").conv_activation3(mul_126);  mul_126 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_31_conv1 = getattr(self.conv4x, "31").conv1(conv4x_30_conv_activation3)
+    getitem_127 = mask['conv4x/31/conv1']
+    view_127 = getitem_127.view(1, -1, 1, 1);  getitem_127 = None
+    mul_127 = conv4x_31_conv1 * view_127;  conv4x_31_conv1 = view_127 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_31_conv_activation1 = getattr(self.conv4x, "31").conv_activation1(mul_127);  mul_127 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_31_conv2 = getattr(self.conv4x, "31").conv2(conv4x_31_conv_activation1)
+    getitem_128 = mask['conv4x/31/conv2']
+    view_128 = getitem_128.view(1, -1, 1, 1);  getitem_128 = None
+    mul_128 = conv4x_31_conv2 * view_128;  conv4x_31_conv2 = view_128 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_31_conv_activation2 = getattr(self.conv4x, "31").conv_activation2(mul_128);  mul_128 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_31_conv3 = getattr(self.conv4x, "31").conv3(conv4x_31_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_42 = conv4x_31_conv3 + conv4x_30_conv_activation3;  conv4x_31_conv3 = None
+    getitem_129 = mask['conv4x/31/conv3']
+    view_129 = getitem_129.view(1, -1, 1, 1);  getitem_129 = None
+    mul_129 = add_42 * view_129;  add_42 = view_129 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_31_conv_activation3 = getattr(self.conv4x, "31").conv_activation3(mul_129);  mul_129 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_32_conv1 = getattr(self.conv4x, "32").conv1(conv4x_31_conv_activation3)
+    getitem_130 = mask['conv4x/32/conv1']
+    view_130 = getitem_130.view(1, -1, 1, 1);  getitem_130 = None
+    mul_130 = conv4x_32_conv1 * view_130;  conv4x_32_conv1 = view_130 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_32_conv_activation1 = getattr(self.conv4x, "32").conv_activation1(mul_130);  mul_130 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_32_conv2 = getattr(self.conv4x, "32").conv2(conv4x_32_conv_activation1)
+    getitem_131 = mask['conv4x/32/conv2']
+    view_131 = getitem_131.view(1, -1, 1, 1);  getitem_131 = None
+    mul_131 = conv4x_32_conv2 * view_131;  conv4x_32_conv2 = view_131 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_32_conv_activation2 = getattr(self.conv4x, "32").conv_activation2(mul_131);  mul_131 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_32_conv3 = getattr(self.conv4x, "32").conv3(conv4x_32_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_43 = conv4x_32_conv3 + conv4x_31_conv_activation3;  conv4x_32_conv3 = None
+    getitem_132 = mask['conv4x/32/conv3']
+    view_132 = getitem_132.view(1, -1, 1, 1);  getitem_132 = None
+    mul_132 = add_43 * view_132;  add_43 = view_132 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_32_conv_activation3 = getattr(self.conv4x, "32").conv_activation3(mul_132);  mul_132 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_33_conv1 = getattr(self.conv4x, "33").conv1(conv4x_32_conv_activation3)
+    getitem_133 = mask['conv4x/33/conv1']
+    view_133 = getitem_133.view(1, -1, 1, 1);  getitem_133 = None
+    mul_133 = conv4x_33_conv1 * view_133;  conv4x_33_conv1 = view_133 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_33_conv_activation1 = getattr(self.conv4x, "33").conv_activation1(mul_133);  mul_133 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_33_conv2 = getattr(self.conv4x, "33").conv2(conv4x_33_conv_activation1)
+    getitem_134 = mask['conv4x/33/conv2']
+    view_134 = getitem_134.view(1, -1, 1, 1);  getitem_134 = None
+    mul_134 = conv4x_33_conv2 * view_134;  conv4x_33_conv2 = view_134 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_33_conv_activation2 = getattr(self.conv4x, "33").conv_activation2(mul_134);  mul_134 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_33_conv3 = getattr(self.conv4x, "33").conv3(conv4x_33_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_44 = conv4x_33_conv3 + conv4x_32_conv_activation3;  conv4x_33_conv3 = None
+    getitem_135 = mask['conv4x/33/conv3']
+    view_135 = getitem_135.view(1, -1, 1, 1);  getitem_135 = None
+    mul_135 = add_44 * view_135;  add_44 = view_135 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_33_conv_activation3 = getattr(self.conv4x, "33").conv_activation3(mul_135);  mul_135 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_34_conv1 = getattr(self.conv4x, "34").conv1(conv4x_33_conv_activation3)
+    getitem_136 = mask['conv4x/34/conv1']
+    view_136 = getitem_136.view(1, -1, 1, 1);  getitem_136 = None
+    mul_136 = conv4x_34_conv1 * view_136;  conv4x_34_conv1 = view_136 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_34_conv_activation1 = getattr(self.conv4x, "34").conv_activation1(mul_136);  mul_136 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_34_conv2 = getattr(self.conv4x, "34").conv2(conv4x_34_conv_activation1)
+    getitem_137 = mask['conv4x/34/conv2']
+    view_137 = getitem_137.view(1, -1, 1, 1);  getitem_137 = None
+    mul_137 = conv4x_34_conv2 * view_137;  conv4x_34_conv2 = view_137 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_34_conv_activation2 = getattr(self.conv4x, "34").conv_activation2(mul_137);  mul_137 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_34_conv3 = getattr(self.conv4x, "34").conv3(conv4x_34_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_45 = conv4x_34_conv3 + conv4x_33_conv_activation3;  conv4x_34_conv3 = None
+    getitem_138 = mask['conv4x/34/conv3']
+    view_138 = getitem_138.view(1, -1, 1, 1);  getitem_138 = None
+    mul_138 = add_45 * view_138;  add_45 = view_138 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_34_conv_activation3 = getattr(self.conv4x, "34").conv_activation3(mul_138);  mul_138 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv4x_35_conv1 = getattr(self.conv4x, "35").conv1(conv4x_34_conv_activation3)
+    getitem_139 = mask['conv4x/35/conv1']
+    view_139 = getitem_139.view(1, -1, 1, 1);  getitem_139 = None
+    mul_139 = conv4x_35_conv1 * view_139;  conv4x_35_conv1 = view_139 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv4x_35_conv_activation1 = getattr(self.conv4x, "35").conv_activation1(mul_139);  mul_139 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv4x_35_conv2 = getattr(self.conv4x, "35").conv2(conv4x_35_conv_activation1)
+    getitem_140 = mask['conv4x/35/conv2']
+    view_140 = getitem_140.view(1, -1, 1, 1);  getitem_140 = None
+    mul_140 = conv4x_35_conv2 * view_140;  conv4x_35_conv2 = view_140 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv4x_35_conv_activation2 = getattr(self.conv4x, "35").conv_activation2(mul_140);  mul_140 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv4x_35_conv3 = getattr(self.conv4x, "35").conv3(conv4x_35_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_46 = conv4x_35_conv3 + conv4x_34_conv_activation3;  conv4x_35_conv3 = None
+    getitem_141 = mask['conv4x/35/conv3']
+    view_141 = getitem_141.view(1, -1, 1, 1);  getitem_141 = None
+    mul_141 = add_46 * view_141;  add_46 = view_141 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv4x_35_conv_activation3 = getattr(self.conv4x, "35").conv_activation3(mul_141);  mul_141 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv5x_0_conv1 = getattr(self.conv5x, "0").conv1(conv4x_35_conv_activation3)
+    getitem_142 = mask['conv5x/0/conv1']
+    view_142 = getitem_142.view(1, -1, 1, 1);  getitem_142 = None
+    mul_142 = conv5x_0_conv1 * view_142;  conv5x_0_conv1 = view_142 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv5x_0_conv_activation1 = getattr(self.conv5x, "0").conv_activation1(mul_142);  mul_142 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv5x_0_conv2 = getattr(self.conv5x, "0").conv2(conv5x_0_conv_activation1)
+    getitem_143 = mask['conv5x/0/conv2']
+    view_143 = getitem_143.view(1, -1, 1, 1);  getitem_143 = None
+    mul_143 = conv5x_0_conv2 * view_143;  conv5x_0_conv2 = view_143 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv5x_0_conv_activation2 = getattr(self.conv5x, "0").conv_activation2(mul_143);  mul_143 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv5x_0_conv3 = getattr(self.conv5x, "0").conv3(conv5x_0_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:24 in forward, code: shortcut = self.identity_downsample(shortcut)
+    conv5x_0_identity_downsample = getattr(self.conv5x, "0").identity_downsample(conv4x_35_conv_activation3)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_47 = conv5x_0_conv3 + conv5x_0_identity_downsample;  conv5x_0_conv3 = conv5x_0_identity_downsample = None
+    getitem_144 = mask['conv5x/0/conv3']
+    view_144 = getitem_144.view(1, -1, 1, 1);  getitem_144 = None
+    mul_144 = add_47 * view_144;  add_47 = view_144 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv5x_0_conv_activation3 = getattr(self.conv5x, "0").conv_activation3(mul_144);  mul_144 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv5x_1_conv1 = getattr(self.conv5x, "1").conv1(conv5x_0_conv_activation3)
+    getitem_145 = mask['conv5x/1/conv1']
+    view_145 = getitem_145.view(1, -1, 1, 1);  getitem_145 = None
+    mul_145 = conv5x_1_conv1 * view_145;  conv5x_1_conv1 = view_145 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv5x_1_conv_activation1 = getattr(self.conv5x, "1").conv_activation1(mul_145);  mul_145 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv5x_1_conv2 = getattr(self.conv5x, "1").conv2(conv5x_1_conv_activation1)
+    getitem_146 = mask['conv5x/1/conv2']
+    view_146 = getitem_146.view(1, -1, 1, 1);  getitem_146 = None
+    mul_146 = conv5x_1_conv2 * view_146;  conv5x_1_conv2 = view_146 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv5x_1_conv_activation2 = getattr(self.conv5x, "1").conv_activation2(mul_146);  mul_146 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv5x_1_conv3 = getattr(self.conv5x, "1").conv3(conv5x_1_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_48 = conv5x_1_conv3 + conv5x_0_conv_activation3;  conv5x_1_conv3 = None
+    getitem_147 = mask['conv5x/1/conv3']
+    view_147 = getitem_147.view(1, -1, 1, 1);  getitem_147 = None
+    mul_147 = add_48 * view_147;  add_48 = view_147 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv5x_1_conv_activation3 = getattr(self.conv5x, "1").conv_activation3(mul_147);  mul_147 = None
+
+    # File: lib/resnet_blocks.cl:17 in forward, code: x = self.conv1(x)
+    conv5x_2_conv1 = getattr(self.conv5x, "2").conv1(conv5x_1_conv_activation3)
+    getitem_148 = mask['conv5x/2/conv1']
+    view_148 = getitem_148.view(1, -1, 1, 1);  getitem_148 = None
+    mul_148 = conv5x_2_conv1 * view_148;  conv5x_2_conv1 = view_148 = None
+
+    # File: lib/resnet_blocks.cl:18 in forward, code: x = self.conv_activation1(x)
+    conv5x_2_conv_activation1 = getattr(self.conv5x, "2").conv_activation1(mul_148);  mul_148 = None
+
+    # File: lib/resnet_blocks.cl:19 in forward, code: x = self.conv2(x)
+    conv5x_2_conv2 = getattr(self.conv5x, "2").conv2(conv5x_2_conv_activation1)
+    getitem_149 = mask['conv5x/2/conv2']
+    view_149 = getitem_149.view(1, -1, 1, 1);  getitem_149 = None
+    mul_149 = conv5x_2_conv2 * view_149;  conv5x_2_conv2 = view_149 = None
+
+    # File: lib/resnet_blocks.cl:20 in forward, code: x = self.conv_activation2(x)
+    conv5x_2_conv_activation2 = getattr(self.conv5x, "2").conv_activation2(mul_149);  mul_149 = None
+
+    # File: lib/resnet_blocks.cl:21 in forward, code: x = self.conv3(x)
+    conv5x_2_conv3 = getattr(self.conv5x, "2").conv3(conv5x_2_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = x + shortcut
+    add_49 = conv5x_2_conv3 + conv5x_1_conv_activation3;  conv5x_2_conv3 = None
+    getitem_150 = mask['conv5x/2/conv3'];  mask = None
+    view_150 = getitem_150.view(1, -1, 1, 1);  getitem_150 = None
+    mul_150 = add_49 * view_150;  add_49 = view_150 = None
+
+    # File: lib/resnet_blocks.cl:23 in forward, code: x = self.conv_activation3(x)
+    conv5x_2_conv_activation3 = getattr(self.conv5x, "2").conv_activation3(mul_150);  mul_150 = None
+
+    # File: lib/resnet.cl:20 in forward, code: x = self.avepool(x)
+    avepool = self.avepool(conv5x_2_conv_activation3)
+
+    # File: lib/resnet.cl:20 in forward, code: x = torch.flatten(x, 1)
+    flatten = torch.flatten(avepool, 1);  avepool = None
+    return (flatten, {'conv1': conv_activation1, 'conv2x/0/conv1': conv2x_0_conv_activation1, 'conv2x/0/conv2': conv2x_0_conv_activation2, 'conv2x/0/conv3': conv2x_0_conv_activation3, 'conv2x/1/conv1': conv2x_1_conv_activation1, 'conv2x/1/conv2': conv2x_1_conv_activation2, 'conv2x/1/conv3': conv2x_1_conv_activation3, 'conv2x/2/conv1': conv2x_2_conv_activation1, 'conv2x/2/conv2': conv2x_2_conv_activation2, 'conv2x/2/conv3': conv2x_2_conv_activation3, 'conv3x/0/conv1': conv3x_0_conv_activation1, 'conv3x/0/conv2': conv3x_0_conv_activation2, 'conv3x/0/conv3': conv3x_0_conv_activation3, 'conv3x/1/conv1': conv3x_1_conv_activation1, 'conv3x/1/conv2': conv3x_1_conv_activation2, 'conv3x/1/conv3': conv3x_1_conv_activation3, 'conv3x/2/conv1': conv3x_2_conv_activation1, 'conv3x/2/conv2': conv3x_2_conv_activation2, 'conv3x/2/conv3': conv3x_2_conv_activation3, 'conv3x/3/conv1': conv3x_3_conv_activation1, 'conv3x/3/conv2': conv3x_3_conv_activation2, 'conv3x/3/conv3': conv3x_3_conv_activation3, 'conv3x/4/conv1': conv3x_4_conv_activation1, 'conv3x/4/conv2': conv3x_4_conv_activation2, 'conv3x/4/conv3': conv3x_4_conv_activation3, 'conv3x/5/conv1': conv3x_5_conv_activation1, 'conv3x/5/conv2': conv3x_5_conv_activation2, 'conv3x/5/conv3': conv3x_5_conv_activation3, 'conv3x/6/conv1': conv3x_6_conv_activation1, 'conv3x/6/conv2': conv3x_6_conv_activation2, 'conv3x/6/conv3': conv3x_6_conv_activation3, 'conv3x/7/conv1': conv3x_7_conv_activation1, 'conv3x/7/conv2': conv3x_7_conv_activation2, 'conv3x/7/conv3': conv3x_7_conv_activation3, 'conv4x/0/conv1': conv4x_0_conv_activation1, 'conv4x/0/conv2': conv4x_0_conv_activation2, 'conv4x/0/conv3': conv4x_0_conv_activation3, 'conv4x/1/conv1': conv4x_1_conv_activation1, 'conv4x/1/conv2': conv4x_1_conv_activation2, 'conv4x/1/conv3': conv4x_1_conv_activation3, 'conv4x/2/conv1': conv4x_2_conv_activation1, 'conv4x/2/conv2': conv4x_2_conv_activation2, 'conv4x/2/conv3': conv4x_2_conv_activation3, 'conv4x/3/conv1': conv4x_3_conv_activation1, 'conv4x/3/conv2': conv4x_3_conv_activation2, 'conv4x/3/conv3': conv4x_3_conv_activation3, 'conv4x/4/conv1': conv4x_4_conv_activation1, 'conv4x/4/conv2': conv4x_4_conv_activation2, 'conv4x/4/conv3': conv4x_4_conv_activation3, 'conv4x/5/conv1': conv4x_5_conv_activation1, 'conv4x/5/conv2': conv4x_5_conv_activation2, 'conv4x/5/conv3': conv4x_5_conv_activation3, 'conv4x/6/conv1': conv4x_6_conv_activation1, 'conv4x/6/conv2': conv4x_6_conv_activation2, 'conv4x/6/conv3': conv4x_6_conv_activation3, 'conv4x/7/conv1': conv4x_7_conv_activation1, 'conv4x/7/conv2': conv4x_7_conv_activation2, 'conv4x/7/conv3': conv4x_7_conv_activation3, 'conv4x/8/conv1': conv4x_8_conv_activation1, 'conv4x/8/conv2': conv4x_8_conv_activation2, 'conv4x/8/conv3': conv4x_8_conv_activation3, 'conv4x/9/conv1': conv4x_9_conv_activation1, 'conv4x/9/conv2': conv4x_9_conv_activation2, 'conv4x/9/conv3': conv4x_9_conv_activation3, 'conv4x/10/conv1': conv4x_10_conv_activation1, 'conv4x/10/conv2': conv4x_10_conv_activation2, 'conv4x/10/conv3': conv4x_10_conv_activation3, 'conv4x/11/conv1': conv4x_11_conv_activation1, 'conv4x/11/conv2': conv4x_11_conv_activation2, 'conv4x/11/conv3': conv4x_11_conv_activation3, 'conv4x/12/conv1': conv4x_12_conv_activation1, 'conv4x/12/conv2': conv4x_12_conv_activation2, 'conv4x/12/conv3': conv4x_12_conv_activation3, 'conv4x/13/conv1': conv4x_13_conv_activation1, 'conv4x/13/conv2': conv4x_13_conv_activation2, 'conv4x/13/conv3': conv4x_13_conv_activation3, 'conv4x/14/conv1': conv4x_14_conv_activation1, 'conv4x/14/conv2': conv4x_14_conv_activation2, 'conv4x/14/conv3': conv4x_14_conv_activation3, 'conv4x/15/conv1': conv4x_15_conv_activation1, 'conv4x/15/conv2': conv4x_15_conv_activation2, 'conv4x/15/conv3': conv4x_15_conv_activation3, 'conv4x/16/conv1': conv4x_16_conv_activation1, 'conv4x/16/conv2': conv4x_16_conv_activation2, 'conv4x/16/conv3': conv4x_16_conv_activation3, 'conv4x/17/conv1': conv4x_17_conv_activation1, 'conv4x/17/conv2': conv4x_17_conv_activation2, 'conv4x/17/conv3': conv4x_17_conv_activation3, 'conv4x/18/conv1': conv4x_18_conv_activation1, 'conv4x/18/conv2': conv4x_18_conv_activation2, 'conv4x/18/conv3': conv4x_18_conv_activation3, 'conv4x/19/conv1': conv4x_19_conv_activation1, 'conv4x/19/conv2': conv4x_19_conv_activation2, 'conv4x/19/conv3': conv4x_19_conv_activation3, 'conv4x/20/conv1': conv4x_20_conv_activation1, 'conv4x/20/conv2': conv4x_20_conv_activation2, 'conv4x/20/conv3': conv4x_20_conv_activation3, 'conv4x/21/conv1': conv4x_21_conv_activation1, 'conv4x/21/conv2': conv4x_21_conv_activation2, 'conv4x/21/conv3': conv4x_21_conv_activation3, 'conv4x/22/conv1': conv4x_22_conv_activation1, 'conv4x/22/conv2': conv4x_22_conv_activation2, 'conv4x/22/conv3': conv4x_22_conv_activation3, 'conv4x/23/conv1': conv4x_23_conv_activation1, 'conv4x/23/conv2': conv4x_23_conv_activation2, 'conv4x/23/conv3': conv4x_23_conv_activation3, 'conv4x/24/conv1': conv4x_24_conv_activation1, 'conv4x/24/conv2': conv4x_24_conv_activation2, 'conv4x/24/conv3': conv4x_24_conv_activation3, 'conv4x/25/conv1': conv4x_25_conv_activation1, 'conv4x/25/conv2': conv4x_25_conv_activation2, 'conv4x/25/conv3': conv4x_25_conv_activation3, 'conv4x/26/conv1': conv4x_26_conv_activation1, 'conv4x/26/conv2': conv4x_26_conv_activation2, 'conv4x/26/conv3': conv4x_26_conv_activation3, 'conv4x/27/conv1': conv4x_27_conv_activation1, 'conv4x/27/conv2': conv4x_27_conv_activation2, 'conv4x/27/conv3': conv4x_27_conv_activation3, 'conv4x/28/conv1': conv4x_28_conv_activation1, 'conv4x/28/conv2': conv4x_28_conv_activation2, 'conv4x/28/conv3': conv4x_28_conv_activation3, 'conv4x/29/conv1': conv4x_29_conv_activation1, 'conv4x/29/conv2': conv4x_29_conv_activation2, 'conv4x/29/conv3': conv4x_29_conv_activation3, 'conv4x/30/conv1': conv4x_30_conv_activation1, 'conv4x/30/conv2': conv4x_30_conv_activation2, 'conv4x/30/conv3': conv4x_30_conv_activation3, 'conv4x/31/conv1': conv4x_31_conv_activation1, 'conv4x/31/conv2': conv4x_31_conv_activation2, 'conv4x/31/conv3': conv4x_31_conv_activation3, 'conv4x/32/conv1': conv4x_32_conv_activation1, 'conv4x/32/conv2': conv4x_32_conv_activation2, 'conv4x/32/conv3': conv4x_32_conv_activation3, 'conv4x/33/conv1': conv4x_33_conv_activation1, 'conv4x/33/conv2': conv4x_33_conv_activation2, 'conv4x/33/conv3': conv4x_33_conv_activation3, 'conv4x/34/conv1': conv4x_34_conv_activation1, 'conv4x/34/conv2': conv4x_34_conv_activation2, 'conv4x/34/conv3': conv4x_34_conv_activation3, 'conv4x/35/conv1': conv4x_35_conv_activation1, 'conv4x/35/conv2': conv4x_35_conv_activation2, 'conv4x/35/conv3': conv4x_35_conv_activation3, 'conv5x/0/conv1': conv5x_0_conv_activation1, 'conv5x/0/conv2': conv5x_0_conv_activation2, 'conv5x/0/conv3': conv5x_0_conv_activation3, 'conv5x/1/conv1': conv5x_1_conv_activation1, 'conv5x/1/conv2': conv5x_1_conv_activation2, 'conv5x/1/conv3': conv5x_1_conv_activation3, 'conv5x/2/conv1': conv5x_2_conv_activation1, 'conv5x/2/conv2': conv5x_2_conv_activation2, 'conv5x/2/conv3': conv5x_2_conv_activation3})
+
+structure.prepare(
+    "0.2.0",
+    (
+        HATMaskResNet152,
+        ResNet152,
+        (3, 2048, nn.ReLU, False, False, structure.MISSING),
+        (
+            (("fold_batch_norm", False), ("point", "earliest"), ("protect_shortcuts", False)),
+            None,
+            True,
+        ),
+    ),
+    Facts.of(
+        weighted_layer_names=[
+            "conv1",
+            "conv2x/0/conv1",
+            "conv2x/0/conv2",
+            "conv2x/0/conv3",
+            "conv2x/1/conv1",
+            "conv2x/1/conv2",
+            "conv2x/1/conv3",
+            "conv2x/2/conv1",
+            "conv2x/2/conv2",
+            "conv2x/2/conv3",
+            "conv3x/0/conv1",
+            "conv3x/0/conv2",
+            "conv3x/0/conv3",
+            "conv3x/1/conv1",
+            "conv3x/1/conv2",
+            "conv3x/1/conv3",
+            "conv3x/2/conv1",
+            "conv3x/2/conv2",
+            "conv3x/2/conv3",
+            "conv3x/3/conv1",
+            "conv3x/3/conv2",
+            "conv3x/3/conv3",
+            "conv3x/4/conv1",
+            "conv3x/4/conv2",
+            "conv3x/4/conv3",
+            "conv3x/5/conv1",
+            "conv3x/5/conv2",
+            "conv3x/5/conv3",
+            "conv3x/6/conv1",
+            "conv3x/6/conv2",
+            "conv3x/6/conv3",
+            "conv3x/7/conv1",
+            "conv3x/7/conv2",
+            "conv3x/7/conv3",
+            "conv4x/0/conv1",
+            "conv4x/0/conv2",
+            "conv4x/0/conv3",
+            "conv4x/1/conv1",
+            "conv4x/1/conv2",
+            "conv4x/1/conv3",
+            "conv4x/2/conv1",
+            "conv4x/2/conv2",
+            "conv4x/2/conv3",
+            "conv4x/3/conv1",
+            "conv4x/3/conv2",
+            "conv4x/3/conv3",
+            "conv4x/4/conv1",
+            "conv4x/4/conv2",
+            "conv4x/4/conv3",
+            "conv4x/5/conv1",
+            "conv4x/5/conv2",
+            "conv4x/5/conv3",
+            "conv4x/6/conv1",
+            "conv4x/6/conv2",
+            "conv4x/6/conv3",
+            "conv4x/7/conv1",
+            "conv4x/7/conv2",
+            "conv4x/7/conv3",
+            "conv4x/8/conv1",
+            "conv4x/8/conv2",
+            "conv4x/8/conv3",
+            "conv4x/9/conv1",
+            "conv4x/9/conv2",
+            "conv4x/9/conv3",
+            "conv4x/10/conv1",
+            "conv4x/10/conv2",
+            "conv4x/10/conv3",
+            "conv4x/11/conv1",
+            "conv4x/11/conv2",
+            "conv4x/11/conv3",
+            "conv4x/12/conv1",
+            "conv4x/12/conv2",
+            "conv4x/12/conv3",
+            "conv4x/13/conv1",
+            "conv4x/13/conv2",
+            "conv4x/13/conv3",
+            "conv4x/14/conv1",
+            "conv4x/14/conv2",
+            "conv4x/14/conv3",
+            "conv4x/15/conv1",
+            "conv4x/15/conv2",
+            "conv4x/15/conv3",
+            "conv4x/16/conv1",
+            "conv4x/16/conv2",
+            "conv4x/16/conv3",
+            "conv4x/17/conv1",
+            "conv4x/17/conv2",
+            "conv4x/17/conv3",
+            "conv4x/18/conv1",
+            "conv4x/18/conv2",
+            "conv4x/18/conv3",
+            "conv4x/19/conv1",
+            "conv4x/19/conv2",
+            "conv4x/19/conv3",
+            "conv4x/20/conv1",
+            "conv4x/20/conv2",
+            "conv4x/20/conv3",
+            "conv4x/21/conv1",
+            "conv4x/21/conv2",
+            "conv4x/21/conv3",
+            "conv4x/22/conv1",
+            "conv4x/22/conv2",
+            "conv4x/22/conv3",
+            "conv4x/23/conv1",
+            "conv4x/23/conv2",
+            "conv4x/23/conv3",
+            "conv4x/24/conv1",
+            "conv4x/24/conv2",
+            "conv4x/24/conv3",
+            "conv4x/25/conv1",
+            "conv4x/25/conv2",
+            "conv4x/25/conv3",
+            "conv4x/26/conv1",
+            "conv4x/26/conv2",
+            "conv4x/26/conv3",
+            "conv4x/27/conv1",
+            "conv4x/27/conv2",
+            "conv4x/27/conv3",
+            "conv4x/28/conv1",
+            "conv4x/28/conv2",
+            "conv4x/28/conv3",
+            "conv4x/29/conv1",
+            "conv4x/29/conv2",
+            "conv4x/29/conv3",
+            "conv4x/30/conv1",
+            "conv4x/30/conv2",
+            "conv4x/30/conv3",
+            "conv4x/31/conv1",
+            "conv4x/31/conv2",
+            "conv4x/31/conv3",
+            "conv4x/32/conv1",
+            "conv4x/32/conv2",
+            "conv4x/32/conv3",
+            "conv4x/33/conv1",
+            "conv4x/33/conv2",
+            "conv4x/33/conv3",
+            "conv4x/34/conv1",
+            "conv4x/34/conv2",
+            "conv4x/34/conv3",
+            "conv4x/35/conv1",
+            "conv4x/35/conv2",
+            "conv4x/35/conv3",
+            "conv5x/0/conv1",
+            "conv5x/0/conv2",
+            "conv5x/0/conv3",
+            "conv5x/1/conv1",
+            "conv5x/1/conv2",
+            "conv5x/1/conv3",
+            "conv5x/2/conv1",
+            "conv5x/2/conv2",
+            "conv5x/2/conv3",
+        ],
+        input_segments={
+            "conv1": (Segment(None, None, 1),),
+            "conv2x/0/conv1": (Segment("conv1", 64, 1),),
+            "conv2x/0/conv2": (Segment("conv2x/0/conv1", 64, 1),),
+            "conv2x/0/conv3": (Segment("conv2x/0/conv2", 64, 1),),
+            "conv2x/1/conv1": (Segment("conv2x/0/conv3", 256, 1),),
+            "conv2x/1/conv2": (Segment("conv2x/1/conv1", 64, 1),),
+            "conv2x/1/conv3": (Segment("conv2x/1/conv2", 64, 1),),
+            "conv2x/2/conv1": (Segment("conv2x/1/conv3", 256, 1),),
+            "conv2x/2/conv2": (Segment("conv2x/2/conv1", 64, 1),),
+            "conv2x/2/conv3": (Segment("conv2x/2/conv2", 64, 1),),
+            "conv3x/0/conv1": (Segment("conv2x/2/conv3", 256, 1),),
+            "conv3x/0/conv2": (Segment("conv3x/0/conv1", 128, 1),),
+            "conv3x/0/conv3": (Segment("conv3x/0/conv2", 128, 1),),
+            "conv3x/1/conv1": (Segment("conv3x/0/conv3", 512, 1),),
+            "conv3x/1/conv2": (Segment("conv3x/1/conv1", 128, 1),),
+            "conv3x/1/conv3": (Segment("conv3x/1/conv2", 128, 1),),
+            "conv3x/2/conv1": (Segment("conv3x/1/conv3", 512, 1),),
+            "conv3x/2/conv2": (Segment("conv3x/2/conv1", 128, 1),),
+            "conv3x/2/conv3": (Segment("conv3x/2/conv2", 128, 1),),
+            "conv3x/3/conv1": (Segment("conv3x/2/conv3", 512, 1),),
+            "conv3x/3/conv2": (Segment("conv3x/3/conv1", 128, 1),),
+            "conv3x/3/conv3": (Segment("conv3x/3/conv2", 128, 1),),
+            "conv3x/4/conv1": (Segment("conv3x/3/conv3", 512, 1),),
+            "conv3x/4/conv2": (Segment("conv3x/4/conv1", 128, 1),),
+            "conv3x/4/conv3": (Segment("conv3x/4/conv2", 128, 1),),
+            "conv3x/5/conv1": (Segment("conv3x/4/conv3", 512, 1),),
+            "conv3x/5/conv2": (Segment("conv3x/5/conv1", 128, 1),),
+            "conv3x/5/conv3": (Segment("conv3x/5/conv2", 128, 1),),
+            "conv3x/6/conv1": (Segment("conv3x/5/conv3", 512, 1),),
+            "conv3x/6/conv2": (Segment("conv3x/6/conv1", 128, 1),),
+            "conv3x/6/conv3": (Segment("conv3x/6/conv2", 128, 1),),
+            "conv3x/7/conv1": (Segment("conv3x/6/conv3", 512, 1),),
+            "conv3x/7/conv2": (Segment("conv3x/7/conv1", 128, 1),),
+            "conv3x/7/conv3": (Segment("conv3x/7/conv2", 128, 1),),
+            "conv4x/0/conv1": (Segment("conv3x/7/conv3", 512, 1),),
+            "conv4x/0/conv2": (Segment("conv4x/0/conv1", 256, 1),),
+            "conv4x/0/conv3": (Segment("conv4x/0/conv2", 256, 1),),
+            "conv4x/1/conv1": (Segment("conv4x/0/conv3", 1024, 1),),
+            "conv4x/1/conv2": (Segment("conv4x/1/conv1", 256, 1),),
+            "conv4x/1/conv3": (Segment("conv4x/1/conv2", 256, 1),),
+            "conv4x/2/conv1": (Segment("conv4x/1/conv3", 1024, 1),),
+            "conv4x/2/conv2": (Segment("conv4x/2/conv1", 256, 1),),
+            "conv4x/2/conv3": (Segment("conv4x/2/conv2", 256, 1),),
+            "conv4x/3/conv1": (Segment("conv4x/2/conv3", 1024, 1),),
+            "conv4x/3/conv2": (Segment("conv4x/3/conv1", 256, 1),),
+            "conv4x/3/conv3": (Segment("conv4x/3/conv2", 256, 1),),
+            "conv4x/4/conv1": (Segment("conv4x/3/conv3", 1024, 1),),
+            "conv4x/4/conv2": (Segment("conv4x/4/conv1", 256, 1),),
+            "conv4x/4/conv3": (Segment("conv4x/4/conv2", 256, 1),),
+            "conv4x/5/conv1": (Segment("conv4x/4/conv3", 1024, 1),),
+            "conv4x/5/conv2": (Segment("conv4x/5/conv1", 256, 1),),
+            "conv4x/5/conv3": (Segment("conv4x/5/conv2", 256, 1),),
+            "conv4x/6/conv1": (Segment("conv4x/5/conv3", 1024, 1),),
+            "conv4x/6/conv2": (Segment("conv4x/6/conv1", 256, 1),),
+            "conv4x/6/conv3": (Segment("conv4x/6/conv2", 256, 1),),
+            "conv4x/7/conv1": (Segment("conv4x/6/conv3", 1024, 1),),
+            "conv4x/7/conv2": (Segment("conv4x/7/conv1", 256, 1),),
+            "conv4x/7/conv3": (Segment("conv4x/7/conv2", 256, 1),),
+            "conv4x/8/conv1": (Segment("conv4x/7/conv3", 1024, 1),),
+            "conv4x/8/conv2": (Segment("conv4x/8/conv1", 256, 1),),
+            "conv4x/8/conv3": (Segment("conv4x/8/conv2", 256, 1),),
+            "conv4x/9/conv1": (Segment("conv4x/8/conv3", 1024, 1),),
+            "conv4x/9/conv2": (Segment("conv4x/9/conv1", 256, 1),),
+            "conv4x/9/conv3": (Segment("conv4x/9/conv2", 256, 1),),
+            "conv4x/10/conv1": (Segment("conv4x/9/conv3", 1024, 1),),
+            "conv4x/10/conv2": (Segment("conv4x/10/conv1", 256, 1),),
+            "conv4x/10/conv3": (Segment("conv4x/10/conv2", 256, 1),),
+            "conv4x/11/conv1": (Segment("conv4x/10/conv3", 1024, 1),),
+            "conv4x/11/conv2": (Segment("conv4x/11/conv1", 256, 1),),
+            "conv4x/11/conv3": (Segment("conv4x/11/conv2", 256, 1),),
+            "conv4x/12/conv1": (Segment("conv4x/11/conv3", 1024, 1),),
+            "conv4x/12/conv2": (Segment("conv4x/12/conv1", 256, 1),),
+            "conv4x/12/conv3": (Segment("conv4x/12/conv2", 256, 1),),
+            "conv4x/13/conv1": (Segment("conv4x/12/conv3", 1024, 1),),
+            "conv4x/13/conv2": (Segment("conv4x/13/conv1", 256, 1),),
+            "conv4x/13/conv3": (Segment("conv4x/13/conv2", 256, 1),),
+            "conv4x/14/conv1": (Segment("conv4x/13/conv3", 1024, 1),),
+            "conv4x/14/conv2": (Segment("conv4x/14/conv1", 256, 1),),
+            "conv4x/14/conv3": (Segment("conv4x/14/conv2", 256, 1),),
+            "conv4x/15/conv1": (Segment("conv4x/14/conv3", 1024, 1),),
+            "conv4x/15/conv2": (Segment("conv4x/15/conv1", 256, 1),),
+            "conv4x/15/conv3": (Segment("conv4x/15/conv2", 256, 1),),
+            "conv4x/16/conv1": (Segment("conv4x/15/conv3", 1024, 1),),
+            "conv4x/16/conv2": (Segment("conv4x/16/conv1", 256, 1),),
+            "conv4x/16/conv3": (Segment("conv4x/16/conv2", 256, 1),),
+            "conv4x/17/conv1": (Segment("conv4x/16/conv3", 1024, 1),),
+            "conv4x/17/conv2": (Segment("conv4x/17/conv1", 256, 1),),
+            "conv4x/17/conv3": (Segment("conv4x/17/conv2", 256, 1),),
+            "conv4x/18/conv1": (Segment("conv4x/17/conv3", 1024, 1),),
+            "conv4x/18/conv2": (Segment("conv4x/18/conv1", 256, 1),),
+            "conv4x/18/conv3": (Segment("conv4x/18/conv2", 256, 1),),
+            "conv4x/19/conv1": (Segment("conv4x/18/conv3", 1024, 1),),
+            "conv4x/19/conv2": (Segment("conv4x/19/conv1", 256, 1),),
+            "conv4x/19/conv3": (Segment("conv4x/19/conv2", 256, 1),),
+            "conv4x/20/conv1": (Segment("conv4x/19/conv3", 1024, 1),),
+            "conv4x/20/conv2": (Segment("conv4x/20/conv1", 256, 1),),
+            "conv4x/20/conv3": (Segment("conv4x/20/conv2", 256, 1),),
+            "conv4x/21/conv1": (Segment("conv4x/20/conv3", 1024, 1),),
+            "conv4x/21/conv2": (Segment("conv4x/21/conv1", 256, 1),),
+            "conv4x/21/conv3": (Segment("conv4x/21/conv2", 256, 1),),
+            "conv4x/22/conv1": (Segment("conv4x/21/conv3", 1024, 1),),
+            "conv4x/22/conv2": (Segment("conv4x/22/conv1", 256, 1),),
+            "conv4x/22/conv3": (Segment("conv4x/22/conv2", 256, 1),),
+            "conv4x/23/conv1": (Segment("conv4x/22/conv3", 1024, 1),),
+            "conv4x/23/conv2": (Segment("conv4x/23/conv1", 256, 1),),
+            "conv4x/23/conv3": (Segment("conv4x/23/conv2", 256, 1),),
+            "conv4x/24/conv1": (Segment("conv4x/23/conv3", 1024, 1),),
+            "conv4x/24/conv2": (Segment("conv4x/24/conv1", 256, 1),),
+            "conv4x/24/conv3": (Segment("conv4x/24/conv2", 256, 1),),
+            "conv4x/25/conv1": (Segment("conv4x/24/conv3", 1024, 1),),
+            "conv4x/25/conv2": (Segment("conv4x/25/conv1", 256, 1),),
+            "conv4x/25/conv3": (Segment("conv4x/25/conv2", 256, 1),),
+            "conv4x/26/conv1": (Segment("conv4x/25/conv3", 1024, 1),),
+            "conv4x/26/conv2": (Segment("conv4x/26/conv1", 256, 1),),
+            "conv4x/26/conv3": (Segment("conv4x/26/conv2", 256, 1),),
+            "conv4x/27/conv1": (Segment("conv4x/26/conv3", 1024, 1),),
+            "conv4x/27/conv2": (Segment("conv4x/27/conv1", 256, 1),),
+            "conv4x/27/conv3": (Segment("conv4x/27/conv2", 256, 1),),
+            "conv4x/28/conv1": (Segment("conv4x/27/conv3", 1024, 1),),
+            "conv4x/28/conv2": (Segment("conv4x/28/conv1", 256, 1),),
+            "conv4x/28/conv3": (Segment("conv4x/28/conv2", 256, 1),),
+            "conv4x/29/conv1": (Segment("conv4x/28/conv3", 1024, 1),),
+            "conv4x/29/conv2": (Segment("conv4x/29/conv1", 256, 1),),
+            "conv4x/29/conv3": (Segment("conv4x/29/conv2", 256, 1),),
+            "conv4x/30/conv1": (Segment("conv4x/29/conv3", 1024, 1),),
+            "conv4x/30/conv2": (Segment("conv4x/30/conv1", 256, 1),),
+            "conv4x/30/conv3": (Segment("conv4x/30/conv2", 256, 1),),
+            "conv4x/31/conv1": (Segment("conv4x/30/conv3", 1024, 1),),
+            "conv4x/31/conv2": (Segment("conv4x/31/conv1", 256, 1),),
+            "conv4x/31/conv3": (Segment("conv4x/31/conv2", 256, 1),),
+            "conv4x/32/conv1": (Segment("conv4x/31/conv3", 1024, 1),),
+            "conv4x/32/conv2": (Segment("conv4x/32/conv1", 256, 1),),
+            "conv4x/32/conv3": (Segment("conv4x/32/conv2", 256, 1),),
+            "conv4x/33/conv1": (Segment("conv4x/32/conv3", 1024, 1),),
+            "conv4x/33/conv2": (Segment("conv4x/33/conv1", 256, 1),),
+            "conv4x/33/conv3": (Segment("conv4x/33/conv2", 256, 1),),
+            "conv4x/34/conv1": (Segment("conv4x/33/conv3", 1024, 1),),
+            "conv4x/34/conv2": (Segment("conv4x/34/conv1", 256, 1),),
+            "conv4x/34/conv3": (Segment("conv4x/34/conv2", 256, 1),),
+            "conv4x/35/conv1": (Segment("conv4x/34/conv3", 1024, 1),),
+            "conv4x/35/conv2": (Segment("conv4x/35/conv1", 256, 1),),
+            "conv4x/35/conv3": (Segment("conv4x/35/conv2", 256, 1),),
+            "conv5x/0/conv1": (Segment("conv4x/35/conv3", 1024, 1),),
+            "conv5x/0/conv2": (Segment("conv5x/0/conv1", 512, 1),),
+            "conv5x/0/conv3": (Segment("conv5x/0/conv2", 512, 1),),
+            "conv5x/1/conv1": (Segment("conv5x/0/conv3", 2048, 1),),
+            "conv5x/1/conv2": (Segment("conv5x/1/conv1", 512, 1),),
+            "conv5x/1/conv3": (Segment("conv5x/1/conv2", 512, 1),),
+            "conv5x/2/conv1": (Segment("conv5x/1/conv3", 2048, 1),),
+            "conv5x/2/conv2": (Segment("conv5x/2/conv1", 512, 1),),
+            "conv5x/2/conv3": (Segment("conv5x/2/conv2", 512, 1),),
+        },
+        mask_points={
+            "conv1": 1,
+            "conv2x/0/conv1": 4,
+            "conv2x/0/conv2": 6,
+            "conv2x/0/conv3": 10,
+            "conv2x/1/conv1": 12,
+            "conv2x/1/conv2": 14,
+            "conv2x/1/conv3": 17,
+            "conv2x/2/conv1": 19,
+            "conv2x/2/conv2": 21,
+            "conv2x/2/conv3": 24,
+            "conv3x/0/conv1": 26,
+            "conv3x/0/conv2": 28,
+            "conv3x/0/conv3": 32,
+            "conv3x/1/conv1": 34,
+            "conv3x/1/conv2": 36,
+            "conv3x/1/conv3": 39,
+            "conv3x/2/conv1": 41,
+            "conv3x/2/conv2": 43,
+            "conv3x/2/conv3": 46,
+            "conv3x/3/conv1": 48,
+            "conv3x/3/conv2": 50,
+            "conv3x/3/conv3": 53,
+            "conv3x/4/conv1": 55,
+            "conv3x/4/conv2": 57,
+            "conv3x/4/conv3": 60,
+            "conv3x/5/conv1": 62,
+            "conv3x/5/conv2": 64,
+            "conv3x/5/conv3": 67,
+            "conv3x/6/conv1": 69,
+            "conv3x/6/conv2": 71,
+            "conv3x/6/conv3": 74,
+            "conv3x/7/conv1": 76,
+            "conv3x/7/conv2": 78,
+            "conv3x/7/conv3": 81,
+            "conv4x/0/conv1": 83,
+            "conv4x/0/conv2": 85,
+            "conv4x/0/conv3": 89,
+            "conv4x/1/conv1": 91,
+            "conv4x/1/conv2": 93,
+            "conv4x/1/conv3": 96,
+            "conv4x/2/conv1": 98,
+            "conv4x/2/conv2": 100,
+            "conv4x/2/conv3": 103,
+            "conv4x/3/conv1": 105,
+            "conv4x/3/conv2": 107,
+            "conv4x/3/conv3": 110,
+            "conv4x/4/conv1": 112,
+            "conv4x/4/conv2": 114,
+            "conv4x/4/conv3": 117,
+            "conv4x/5/conv1": 119,
+            "conv4x/5/conv2": 121,
+            "conv4x/5/conv3": 124,
+            "conv4x/6/conv1": 126,
+            "conv4x/6/conv2": 128,
+            "conv4x/6/conv3": 131,
+            "conv4x/7/conv1": 133,
+            "conv4x/7/conv2": 135,
+            "conv4x/7/conv3": 138,
+            "conv4x/8/conv1": 140,
+            "conv4x/8/conv2": 142,
+            "conv4x/8/conv3": 145,
+            "conv4x/9/conv1": 147,
+            "conv4x/9/conv2": 149,
+            "conv4x/9/conv3": 152,
+            "conv4x/10/conv1": 154,
+            "conv4x/10/conv2": 156,
+            "conv4x/10/conv3": 159,
+            "conv4x/11/conv1": 161,
+            "conv4x/11/conv2": 163,
+            "conv4x/11/conv3": 166,
+            "conv4x/12/conv1": 168,
+            "conv4x/12/conv2": 170,
+            "conv4x/12/conv3": 173,
+            "conv4x/13/conv1": 175,
+            "conv4x/13/conv2": 177,
+            "conv4x/13/conv3": 180,
+            "conv4x/14/conv1": 182,
+            "conv4x/14/conv2": 184,
+            "conv4x/14/conv3": 187,
+            "conv4x/15/conv1": 189,
+            "conv4x/15/conv2": 191,
+            "conv4x/15/conv3": 194,
+            "conv4x/16/conv1": 196,
+            "conv4x/16/conv2": 198,
+            "conv4x/16/conv3": 201,
+            "conv4x/17/conv1": 203,
+            "conv4x/17/conv2": 205,
+            "conv4x/17/conv3": 208,
+            "conv4x/18/conv1": 210,
+            "conv4x/18/conv2": 212,
+            "conv4x/18/conv3": 215,
+            "conv4x/19/conv1": 217,
+            "conv4x/19/conv2": 219,
+            "conv4x/19/conv3": 222,
+            "conv4x/20/conv1": 224,
+            "conv4x/20/conv2": 226,
+            "conv4x/20/conv3": 229,
+            "conv4x/21/conv1": 231,
+            "conv4x/21/conv2": 233,
+            "conv4x/21/conv3": 236,
+            "conv4x/22/conv1": 238,
+            "conv4x/22/conv2": 240,
+            "conv4x/22/conv3": 243,
+            "conv4x/23/conv1": 245,
+            "conv4x/23/conv2": 247,
+            "conv4x/23/conv3": 250,
+            "conv4x/24/conv1": 252,
+            "conv4x/24/conv2": 254,
+            "conv4x/24/conv3": 257,
+            "conv4x/25/conv1": 259,
+            "conv4x/25/conv2": 261,
+            "conv4x/25/conv3": 264,
+            "conv4x/26/conv1": 266,
+            "conv4x/26/conv2": 268,
+            "conv4x/26/conv3": 271,
+            "conv4x/27/conv1": 273,
+            "conv4x/27/conv2": 275,
+            "conv4x/27/conv3": 278,
+            "conv4x/28/conv1": 280,
+            "conv4x/28/conv2": 282,
+            "conv4x/28/conv3": 285,
+            "conv4x/29/conv1": 287,
+            "conv4x/29/conv2": 289,
+            "conv4x/29/conv3": 292,
+            "conv4x/30/conv1": 294,
+            "conv4x/30/conv2": 296,
+            "conv4x/30/conv3": 299,
+            "conv4x/31/conv1": 301,
+            "conv4x/31/conv2": 303,
+            "conv4x/31/conv3": 306,
+            "conv4x/32/conv1": 308,
+            "conv4x/32/conv2": 310,
+            "conv4x/32/conv3": 313,
+            "conv4x/33/conv1": 315,
+            "conv4x/33/conv2": 317,
+            "conv4x/33/conv3": 320,
+            "conv4x/34/conv1": 322,
+            "conv4x/34/conv2": 324,
+            "conv4x/34/conv3": 327,
+            "conv4x/35/conv1": 329,
+            "conv4x/35/conv2": 331,
+            "conv4x/35/conv3": 334,
+            "conv5x/0/conv1": 336,
+            "conv5x/0/conv2": 338,
+            "conv5x/0/conv3": 342,
+            "conv5x/1/conv1": 344,
+            "conv5x/1/conv2": 346,
+            "conv5x/1/conv3": 349,
+            "conv5x/2/conv1": 351,
+            "conv5x/2/conv2": 353,
+            "conv5x/2/conv3": 356,
+        },
+        tied_to={},
+        layer_nodes={
+            "conv1": 1,
+            "conv2x/0/conv1": 4,
+            "conv2x/0/conv2": 6,
+            "conv2x/0/conv3": 8,
+            "conv2x/1/conv1": 12,
+            "conv2x/1/conv2": 14,
+            "conv2x/1/conv3": 16,
+            "conv2x/2/conv1": 19,
+            "conv2x/2/conv2": 21,
+            "conv2x/2/conv3": 23,
+            "conv3x/0/conv1": 26,
+            "conv3x/0/conv2": 28,
+            "conv3x/0/conv3": 30,
+            "conv3x/1/conv1": 34,
+            "conv3x/1/conv2": 36,
+            "conv3x/1/conv3": 38,
+            "conv3x/2/conv1": 41,
+            "conv3x/2/conv2": 43,
+            "conv3x/2/conv3": 45,
+            "conv3x/3/conv1": 48,
+            "conv3x/3/conv2": 50,
+            "conv3x/3/conv3": 52,
+            "conv3x/4/conv1": 55,
+            "conv3x/4/conv2": 57,
+            "conv3x/4/conv3": 59,
+            "conv3x/5/conv1": 62,
+            "conv3x/5/conv2": 64,
+            "conv3x/5/conv3": 66,
+            "conv3x/6/conv1": 69,
+            "conv3x/6/conv2": 71,
+            "conv3x/6/conv3": 73,
+            "conv3x/7/conv1": 76,
+            "conv3x/7/conv2": 78,
+            "conv3x/7/conv3": 80,
+            "conv4x/0/conv1": 83,
+            "conv4x/0/conv2": 85,
+            "conv4x/0/conv3": 87,
+            "conv4x/1/conv1": 91,
+            "conv4x/1/conv2": 93,
+            "conv4x/1/conv3": 95,
+            "conv4x/2/conv1": 98,
+            "conv4x/2/conv2": 100,
+            "conv4x/2/conv3": 102,
+            "conv4x/3/conv1": 105,
+            "conv4x/3/conv2": 107,
+            "conv4x/3/conv3": 109,
+            "conv4x/4/conv1": 112,
+            "conv4x/4/conv2": 114,
+            "conv4x/4/conv3": 116,
+            "conv4x/5/conv1": 119,
+            "conv4x/5/conv2": 121,
+            "conv4x/5/conv3": 123,
+            "conv4x/6/conv1": 126,
+            "conv4x/6/conv2": 128,
+            "conv4x/6/conv3": 130,
+            "conv4x/7/conv1": 133,
+            "conv4x/7/conv2": 135,
+            "conv4x/7/conv3": 137,
+            "conv4x/8/conv1": 140,
+            "conv4x/8/conv2": 142,
+            "conv4x/8/conv3": 144,
+            "conv4x/9/conv1": 147,
+            "conv4x/9/conv2": 149,
+            "conv4x/9/conv3": 151,
+            "conv4x/10/conv1": 154,
+            "conv4x/10/conv2": 156,
+            "conv4x/10/conv3": 158,
+            "conv4x/11/conv1": 161,
+            "conv4x/11/conv2": 163,
+            "conv4x/11/conv3": 165,
+            "conv4x/12/conv1": 168,
+            "conv4x/12/conv2": 170,
+            "conv4x/12/conv3": 172,
+            "conv4x/13/conv1": 175,
+            "conv4x/13/conv2": 177,
+            "conv4x/13/conv3": 179,
+            "conv4x/14/conv1": 182,
+            "conv4x/14/conv2": 184,
+            "conv4x/14/conv3": 186,
+            "conv4x/15/conv1": 189,
+            "conv4x/15/conv2": 191,
+            "conv4x/15/conv3": 193,
+            "conv4x/16/conv1": 196,
+            "conv4x/16/conv2": 198,
+            "conv4x/16/conv3": 200,
+            "conv4x/17/conv1": 203,
+            "conv4x/17/conv2": 205,
+            "conv4x/17/conv3": 207,
+            "conv4x/18/conv1": 210,
+            "conv4x/18/conv2": 212,
+            "conv4x/18/conv3": 214,
+            "conv4x/19/conv1": 217,
+            "conv4x/19/conv2": 219,
+            "conv4x/19/conv3": 221,
+            "conv4x/20/conv1": 224,
+            "conv4x/20/conv2": 226,
+            "conv4x/20/conv3": 228,
+            "conv4x/21/conv1": 231,
+            "conv4x/21/conv2": 233,
+            "conv4x/21/conv3": 235,
+            "conv4x/22/conv1": 238,
+            "conv4x/22/conv2": 240,
+            "conv4x/22/conv3": 242,
+            "conv4x/23/conv1": 245,
+            "conv4x/23/conv2": 247,
+            "conv4x/23/conv3": 249,
+            "conv4x/24/conv1": 252,
+            "conv4x/24/conv2": 254,
+            "conv4x/24/conv3": 256,
+            "conv4x/25/conv1": 259,
+            "conv4x/25/conv2": 261,
+            "conv4x/25/conv3": 263,
+            "conv4x/26/conv1": 266,
+            "conv4x/26/conv2": 268,
+            "conv4x/26/conv3": 270,
+            "conv4x/27/conv1": 273,
+            "conv4x/27/conv2": 275,
+            "conv4x/27/conv3": 277,
+            "conv4x/28/conv1": 280,
+            "conv4x/28/conv2": 282,
+            "conv4x/28/conv3": 284,
+            "conv4x/29/conv1": 287,
+            "conv4x/29/conv2": 289,
+            "conv4x/29/conv3": 291,
+            "conv4x/30/conv1": 294,
+            "conv4x/30/conv2": 296,
+            "conv4x/30/conv3": 298,
+            "conv4x/31/conv1": 301,
+            "conv4x/31/conv2": 303,
+            "conv4x/31/conv3": 305,
+            "conv4x/32/conv1": 308,
+            "conv4x/32/conv2": 310,
+            "conv4x/32/conv3": 312,
+            "conv4x/33/conv1": 315,
+            "conv4x/33/conv2": 317,
+            "conv4x/33/conv3": 319,
+            "conv4x/34/conv1": 322,
+            "conv4x/34/conv2": 324,
+            "conv4x/34/conv3": 326,
+            "conv4x/35/conv1": 329,
+            "conv4x/35/conv2": 331,
+            "conv4x/35/conv3": 333,
+            "conv5x/0/conv1": 336,
+            "conv5x/0/conv2": 338,
+            "conv5x/0/conv3": 340,
+            "conv5x/1/conv1": 344,
+            "conv5x/1/conv2": 346,
+            "conv5x/1/conv3": 348,
+            "conv5x/2/conv1": 351,
+            "conv5x/2/conv2": 353,
+            "conv5x/2/conv3": 355,
+        },
+    ),
+    forward,
+)
+del forward

@@ -226,3 +226,306 @@ class HATMaskResNet18(hat.HATMasked, HATMaskBackbone, ResNet18):
         hat.install(self, ResNet18, batch_normalization=batch_normalization)
         if pretrained_weights is not None:  # as CLArena's HAT ResNets: linear/conv weights only
             pretrained.load(self, self.pretrained_from, pretrained_weights, projections_only=True)
+
+
+# Prepared by `specc compile` for the spec's `prepare(...)`: what specc.runtime 0.2.0's masking pass
+# makes of each structure below (the masked forward and the analysis facts). Building one of
+# these structures uses them instead of tracing the plain forward; another runtime version traces.
+from specc.analysis import Facts, Segment
+from specc.runtime import structure
+
+
+# HATMaskResNet18(input_channels=3, output_dim=512, gate="sigmoid"), prepared at resnet18_hat.cl:6
+def forward(self, input, mask, bn_task, stage, s_max, batch_idx, num_batches, test_task_id):
+    input_1 = input
+
+    # File: lib/resnet.cl:14 in forward, code: x = self.conv1(x)
+    conv1 = self.conv1(input_1);  input_1 = None
+    getitem = mask['conv1']
+    view = getitem.view(1, -1, 1, 1);  getitem = None
+    mul = conv1 * view;  conv1 = view = None
+
+    # File: lib/resnet.cl:15 in forward, code: x = self.conv_activation1(x)
+    conv_activation1 = self.conv_activation1(mul);  mul = None
+
+    # File: lib/resnet.cl:16 in forward, code: x = self.maxpool(x)
+    maxpool = self.maxpool(conv_activation1)
+
+    # File: lib/resnet_blocks.cl:6 in forward, code: x = self.conv1(x)
+    conv2x_0_conv1 = getattr(self.conv2x, "0").conv1(maxpool)
+    getitem_1 = mask['conv2x/0/conv1']
+    view_1 = getitem_1.view(1, -1, 1, 1);  getitem_1 = None
+    mul_1 = conv2x_0_conv1 * view_1;  conv2x_0_conv1 = view_1 = None
+
+    # File: lib/resnet_blocks.cl:7 in forward, code: x = self.conv_activation1(x)
+    conv2x_0_conv_activation1 = getattr(self.conv2x, "0").conv_activation1(mul_1);  mul_1 = None
+
+    # File: lib/resnet_blocks.cl:8 in forward, code: x = self.conv2(x)
+    conv2x_0_conv2 = getattr(self.conv2x, "0").conv2(conv2x_0_conv_activation1)
+
+    # File: lib/resnet_blocks.cl:10 in forward, code: x = x + shortcut
+    add = conv2x_0_conv2 + maxpool;  conv2x_0_conv2 = maxpool = None
+    getitem_2 = mask['conv2x/0/conv2']
+    view_2 = getitem_2.view(1, -1, 1, 1);  getitem_2 = None
+    mul_2 = add * view_2;  add = view_2 = None
+
+    # File: lib/resnet_blocks.cl:10 in forward, code: x = self.conv_activation2(x)
+    conv2x_0_conv_activation2 = getattr(self.conv2x, "0").conv_activation2(mul_2);  mul_2 = None
+
+    # File: lib/resnet_blocks.cl:6 in forward, code: x = self.conv1(x)
+    conv2x_1_conv1 = getattr(self.conv2x, "1").conv1(conv2x_0_conv_activation2)
+    getitem_3 = mask['conv2x/1/conv1']
+    view_3 = getitem_3.view(1, -1, 1, 1);  getitem_3 = None
+    mul_3 = conv2x_1_conv1 * view_3;  conv2x_1_conv1 = view_3 = None
+
+    # File: lib/resnet_blocks.cl:7 in forward, code: x = self.conv_activation1(x)
+    conv2x_1_conv_activation1 = getattr(self.conv2x, "1").conv_activation1(mul_3);  mul_3 = None
+
+    # File: lib/resnet_blocks.cl:8 in forward, code: x = self.conv2(x)
+    conv2x_1_conv2 = getattr(self.conv2x, "1").conv2(conv2x_1_conv_activation1)
+
+    # File: lib/resnet_blocks.cl:10 in forward, code: x = x + shortcut
+    add_1 = conv2x_1_conv2 + conv2x_0_conv_activation2;  conv2x_1_conv2 = None
+    getitem_4 = mask['conv2x/1/conv2']
+    view_4 = getitem_4.view(1, -1, 1, 1);  getitem_4 = None
+    mul_4 = add_1 * view_4;  add_1 = view_4 = None
+
+    # File: lib/resnet_blocks.cl:10 in forward, code: x = self.conv_activation2(x)
+    conv2x_1_conv_activation2 = getattr(self.conv2x, "1").conv_activation2(mul_4);  mul_4 = None
+
+    # File: lib/resnet_blocks.cl:6 in forward, code: x = self.conv1(x)
+    conv3x_0_conv1 = getattr(self.conv3x, "0").conv1(conv2x_1_conv_activation2)
+    getitem_5 = mask['conv3x/0/conv1']
+    view_5 = getitem_5.view(1, -1, 1, 1);  getitem_5 = None
+    mul_5 = conv3x_0_conv1 * view_5;  conv3x_0_conv1 = view_5 = None
+
+    # File: lib/resnet_blocks.cl:7 in forward, code: x = self.conv_activation1(x)
+    conv3x_0_conv_activation1 = getattr(self.conv3x, "0").conv_activation1(mul_5);  mul_5 = None
+
+    # File: lib/resnet_blocks.cl:8 in forward, code: x = self.conv2(x)
+    conv3x_0_conv2 = getattr(self.conv3x, "0").conv2(conv3x_0_conv_activation1)
+
+    # File: lib/resnet_blocks.cl:11 in forward, code: shortcut = self.identity_downsample(shortcut)
+    conv3x_0_identity_downsample = getattr(self.conv3x, "0").identity_downsample(conv2x_1_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:10 in forward, code: x = x + shortcut
+    add_2 = conv3x_0_conv2 + conv3x_0_identity_downsample;  conv3x_0_conv2 = conv3x_0_identity_downsample = None
+    getitem_6 = mask['conv3x/0/conv2']
+    view_6 = getitem_6.view(1, -1, 1, 1);  getitem_6 = None
+    mul_6 = add_2 * view_6;  add_2 = view_6 = None
+
+    # File: lib/resnet_blocks.cl:10 in forward, code: x = self.conv_activation2(x)
+    conv3x_0_conv_activation2 = getattr(self.conv3x, "0").conv_activation2(mul_6);  mul_6 = None
+
+    # File: lib/resnet_blocks.cl:6 in forward, code: x = self.conv1(x)
+    conv3x_1_conv1 = getattr(self.conv3x, "1").conv1(conv3x_0_conv_activation2)
+    getitem_7 = mask['conv3x/1/conv1']
+    view_7 = getitem_7.view(1, -1, 1, 1);  getitem_7 = None
+    mul_7 = conv3x_1_conv1 * view_7;  conv3x_1_conv1 = view_7 = None
+
+    # File: lib/resnet_blocks.cl:7 in forward, code: x = self.conv_activation1(x)
+    conv3x_1_conv_activation1 = getattr(self.conv3x, "1").conv_activation1(mul_7);  mul_7 = None
+
+    # File: lib/resnet_blocks.cl:8 in forward, code: x = self.conv2(x)
+    conv3x_1_conv2 = getattr(self.conv3x, "1").conv2(conv3x_1_conv_activation1)
+
+    # File: lib/resnet_blocks.cl:10 in forward, code: x = x + shortcut
+    add_3 = conv3x_1_conv2 + conv3x_0_conv_activation2;  conv3x_1_conv2 = None
+    getitem_8 = mask['conv3x/1/conv2']
+    view_8 = getitem_8.view(1, -1, 1, 1);  getitem_8 = None
+    mul_8 = add_3 * view_8;  add_3 = view_8 = None
+
+    # File: lib/resnet_blocks.cl:10 in forward, code: x = self.conv_activation2(x)
+    conv3x_1_conv_activation2 = getattr(self.conv3x, "1").conv_activation2(mul_8);  mul_8 = None
+
+    # File: lib/resnet_blocks.cl:6 in forward, code: x = self.conv1(x)
+    conv4x_0_conv1 = getattr(self.conv4x, "0").conv1(conv3x_1_conv_activation2)
+    getitem_9 = mask['conv4x/0/conv1']
+    view_9 = getitem_9.view(1, -1, 1, 1);  getitem_9 = None
+    mul_9 = conv4x_0_conv1 * view_9;  conv4x_0_conv1 = view_9 = None
+
+    # File: lib/resnet_blocks.cl:7 in forward, code: x = self.conv_activation1(x)
+    conv4x_0_conv_activation1 = getattr(self.conv4x, "0").conv_activation1(mul_9);  mul_9 = None
+
+    # File: lib/resnet_blocks.cl:8 in forward, code: x = self.conv2(x)
+    conv4x_0_conv2 = getattr(self.conv4x, "0").conv2(conv4x_0_conv_activation1)
+
+    # File: lib/resnet_blocks.cl:11 in forward, code: shortcut = self.identity_downsample(shortcut)
+    conv4x_0_identity_downsample = getattr(self.conv4x, "0").identity_downsample(conv3x_1_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:10 in forward, code: x = x + shortcut
+    add_4 = conv4x_0_conv2 + conv4x_0_identity_downsample;  conv4x_0_conv2 = conv4x_0_identity_downsample = None
+    getitem_10 = mask['conv4x/0/conv2']
+    view_10 = getitem_10.view(1, -1, 1, 1);  getitem_10 = None
+    mul_10 = add_4 * view_10;  add_4 = view_10 = None
+
+    # File: lib/resnet_blocks.cl:10 in forward, code: x = self.conv_activation2(x)
+    conv4x_0_conv_activation2 = getattr(self.conv4x, "0").conv_activation2(mul_10);  mul_10 = None
+
+    # File: lib/resnet_blocks.cl:6 in forward, code: x = self.conv1(x)
+    conv4x_1_conv1 = getattr(self.conv4x, "1").conv1(conv4x_0_conv_activation2)
+    getitem_11 = mask['conv4x/1/conv1']
+    view_11 = getitem_11.view(1, -1, 1, 1);  getitem_11 = None
+    mul_11 = conv4x_1_conv1 * view_11;  conv4x_1_conv1 = view_11 = None
+
+    # File: lib/resnet_blocks.cl:7 in forward, code: x = self.conv_activation1(x)
+    conv4x_1_conv_activation1 = getattr(self.conv4x, "1").conv_activation1(mul_11);  mul_11 = None
+
+    # File: lib/resnet_blocks.cl:8 in forward, code: x = self.conv2(x)
+    conv4x_1_conv2 = getattr(self.conv4x, "1").conv2(conv4x_1_conv_activation1)
+
+    # File: lib/resnet_blocks.cl:10 in forward, code: x = x + shortcut
+    add_5 = conv4x_1_conv2 + conv4x_0_conv_activation2;  conv4x_1_conv2 = None
+    getitem_12 = mask['conv4x/1/conv2']
+    view_12 = getitem_12.view(1, -1, 1, 1);  getitem_12 = None
+    mul_12 = add_5 * view_12;  add_5 = view_12 = None
+
+    # File: lib/resnet_blocks.cl:10 in forward, code: x = self.conv_activation2(x)
+    conv4x_1_conv_activation2 = getattr(self.conv4x, "1").conv_activation2(mul_12);  mul_12 = None
+
+    # File: lib/resnet_blocks.cl:6 in forward, code: x = self.conv1(x)
+    conv5x_0_conv1 = getattr(self.conv5x, "0").conv1(conv4x_1_conv_activation2)
+    getitem_13 = mask['conv5x/0/conv1']
+    view_13 = getitem_13.view(1, -1, 1, 1);  getitem_13 = None
+    mul_13 = conv5x_0_conv1 * view_13;  conv5x_0_conv1 = view_13 = None
+
+    # File: lib/resnet_blocks.cl:7 in forward, code: x = self.conv_activation1(x)
+    conv5x_0_conv_activation1 = getattr(self.conv5x, "0").conv_activation1(mul_13);  mul_13 = None
+
+    # File: lib/resnet_blocks.cl:8 in forward, code: x = self.conv2(x)
+    conv5x_0_conv2 = getattr(self.conv5x, "0").conv2(conv5x_0_conv_activation1)
+
+    # File: lib/resnet_blocks.cl:11 in forward, code: shortcut = self.identity_downsample(shortcut)
+    conv5x_0_identity_downsample = getattr(self.conv5x, "0").identity_downsample(conv4x_1_conv_activation2)
+
+    # File: lib/resnet_blocks.cl:10 in forward, code: x = x + shortcut
+    add_6 = conv5x_0_conv2 + conv5x_0_identity_downsample;  conv5x_0_conv2 = conv5x_0_identity_downsample = None
+    getitem_14 = mask['conv5x/0/conv2']
+    view_14 = getitem_14.view(1, -1, 1, 1);  getitem_14 = None
+    mul_14 = add_6 * view_14;  add_6 = view_14 = None
+
+    # File: lib/resnet_blocks.cl:10 in forward, code: x = self.conv_activation2(x)
+    conv5x_0_conv_activation2 = getattr(self.conv5x, "0").conv_activation2(mul_14);  mul_14 = None
+
+    # File: lib/resnet_blocks.cl:6 in forward, code: x = self.conv1(x)
+    conv5x_1_conv1 = getattr(self.conv5x, "1").conv1(conv5x_0_conv_activation2)
+    getitem_15 = mask['conv5x/1/conv1']
+    view_15 = getitem_15.view(1, -1, 1, 1);  getitem_15 = None
+    mul_15 = conv5x_1_conv1 * view_15;  conv5x_1_conv1 = view_15 = None
+
+    # File: lib/resnet_blocks.cl:7 in forward, code: x = self.conv_activation1(x)
+    conv5x_1_conv_activation1 = getattr(self.conv5x, "1").conv_activation1(mul_15);  mul_15 = None
+
+    # File: lib/resnet_blocks.cl:8 in forward, code: x = self.conv2(x)
+    conv5x_1_conv2 = getattr(self.conv5x, "1").conv2(conv5x_1_conv_activation1)
+
+    # File: lib/resnet_blocks.cl:10 in forward, code: x = x + shortcut
+    add_7 = conv5x_1_conv2 + conv5x_0_conv_activation2;  conv5x_1_conv2 = None
+    getitem_16 = mask['conv5x/1/conv2'];  mask = None
+    view_16 = getitem_16.view(1, -1, 1, 1);  getitem_16 = None
+    mul_16 = add_7 * view_16;  add_7 = view_16 = None
+
+    # File: lib/resnet_blocks.cl:10 in forward, code: x = self.conv_activation2(x)
+    conv5x_1_conv_activation2 = getattr(self.conv5x, "1").conv_activation2(mul_16);  mul_16 = None
+
+    # File: lib/resnet.cl:20 in forward, code: x = self.avepool(x)
+    avepool = self.avepool(conv5x_1_conv_activation2)
+
+    # File: lib/resnet.cl:20 in forward, code: x = torch.flatten(x, 1)
+    flatten = torch.flatten(avepool, 1);  avepool = None
+    return (flatten, {'conv1': conv_activation1, 'conv2x/0/conv1': conv2x_0_conv_activation1, 'conv2x/0/conv2': conv2x_0_conv_activation2, 'conv2x/1/conv1': conv2x_1_conv_activation1, 'conv2x/1/conv2': conv2x_1_conv_activation2, 'conv3x/0/conv1': conv3x_0_conv_activation1, 'conv3x/0/conv2': conv3x_0_conv_activation2, 'conv3x/1/conv1': conv3x_1_conv_activation1, 'conv3x/1/conv2': conv3x_1_conv_activation2, 'conv4x/0/conv1': conv4x_0_conv_activation1, 'conv4x/0/conv2': conv4x_0_conv_activation2, 'conv4x/1/conv1': conv4x_1_conv_activation1, 'conv4x/1/conv2': conv4x_1_conv_activation2, 'conv5x/0/conv1': conv5x_0_conv_activation1, 'conv5x/0/conv2': conv5x_0_conv_activation2, 'conv5x/1/conv1': conv5x_1_conv_activation1, 'conv5x/1/conv2': conv5x_1_conv_activation2})
+
+structure.prepare(
+    "0.2.0",
+    (
+        HATMaskResNet18,
+        ResNet18,
+        (3, 512, nn.ReLU, False, False, None, structure.MISSING),
+        (
+            (("fold_batch_norm", False), ("point", "earliest"), ("protect_shortcuts", False)),
+            None,
+            True,
+        ),
+    ),
+    Facts.of(
+        weighted_layer_names=[
+            "conv1",
+            "conv2x/0/conv1",
+            "conv2x/0/conv2",
+            "conv2x/1/conv1",
+            "conv2x/1/conv2",
+            "conv3x/0/conv1",
+            "conv3x/0/conv2",
+            "conv3x/1/conv1",
+            "conv3x/1/conv2",
+            "conv4x/0/conv1",
+            "conv4x/0/conv2",
+            "conv4x/1/conv1",
+            "conv4x/1/conv2",
+            "conv5x/0/conv1",
+            "conv5x/0/conv2",
+            "conv5x/1/conv1",
+            "conv5x/1/conv2",
+        ],
+        input_segments={
+            "conv1": (Segment(None, None, 1),),
+            "conv2x/0/conv1": (Segment("conv1", 64, 1),),
+            "conv2x/0/conv2": (Segment("conv2x/0/conv1", 64, 1),),
+            "conv2x/1/conv1": (Segment("conv2x/0/conv2", 64, 1),),
+            "conv2x/1/conv2": (Segment("conv2x/1/conv1", 64, 1),),
+            "conv3x/0/conv1": (Segment("conv2x/1/conv2", 64, 1),),
+            "conv3x/0/conv2": (Segment("conv3x/0/conv1", 128, 1),),
+            "conv3x/1/conv1": (Segment("conv3x/0/conv2", 128, 1),),
+            "conv3x/1/conv2": (Segment("conv3x/1/conv1", 128, 1),),
+            "conv4x/0/conv1": (Segment("conv3x/1/conv2", 128, 1),),
+            "conv4x/0/conv2": (Segment("conv4x/0/conv1", 256, 1),),
+            "conv4x/1/conv1": (Segment("conv4x/0/conv2", 256, 1),),
+            "conv4x/1/conv2": (Segment("conv4x/1/conv1", 256, 1),),
+            "conv5x/0/conv1": (Segment("conv4x/1/conv2", 256, 1),),
+            "conv5x/0/conv2": (Segment("conv5x/0/conv1", 512, 1),),
+            "conv5x/1/conv1": (Segment("conv5x/0/conv2", 512, 1),),
+            "conv5x/1/conv2": (Segment("conv5x/1/conv1", 512, 1),),
+        },
+        mask_points={
+            "conv1": 1,
+            "conv2x/0/conv1": 4,
+            "conv2x/0/conv2": 7,
+            "conv2x/1/conv1": 9,
+            "conv2x/1/conv2": 12,
+            "conv3x/0/conv1": 14,
+            "conv3x/0/conv2": 18,
+            "conv3x/1/conv1": 20,
+            "conv3x/1/conv2": 23,
+            "conv4x/0/conv1": 25,
+            "conv4x/0/conv2": 29,
+            "conv4x/1/conv1": 31,
+            "conv4x/1/conv2": 34,
+            "conv5x/0/conv1": 36,
+            "conv5x/0/conv2": 40,
+            "conv5x/1/conv1": 42,
+            "conv5x/1/conv2": 45,
+        },
+        tied_to={},
+        layer_nodes={
+            "conv1": 1,
+            "conv2x/0/conv1": 4,
+            "conv2x/0/conv2": 6,
+            "conv2x/1/conv1": 9,
+            "conv2x/1/conv2": 11,
+            "conv3x/0/conv1": 14,
+            "conv3x/0/conv2": 16,
+            "conv3x/1/conv1": 20,
+            "conv3x/1/conv2": 22,
+            "conv4x/0/conv1": 25,
+            "conv4x/0/conv2": 27,
+            "conv4x/1/conv1": 31,
+            "conv4x/1/conv2": 33,
+            "conv5x/0/conv1": 36,
+            "conv5x/0/conv2": 38,
+            "conv5x/1/conv1": 42,
+            "conv5x/1/conv2": 44,
+        },
+    ),
+    forward,
+)
+del forward

@@ -12,7 +12,8 @@ from .frontend.load import Program, load_program
 def runtime_class(program: Program, overrides: dict | None = None, base: str = "specc") -> type:
     from .runtime.loader import load_source
 
-    return getattr(load_source(emit(program, overrides, base)), program.class_name)
+    # Without the `prepare(...)` section: it only carries what the runtime makes anyway.
+    return getattr(load_source(emit(program, overrides, base, prepare=False)), program.class_name)
 
 
 def build(spec_path: str | Path, /, **constructor_args):

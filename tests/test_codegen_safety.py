@@ -3,6 +3,7 @@ pickle anywhere near the parser (issue 13, code-execution items)."""
 from __future__ import annotations
 
 import ast
+import re
 import io
 import json
 import os
@@ -66,10 +67,51 @@ def test_spec_file_names_do_not_reach_source_unescaped(tmp_path, name):
     assert not marker.exists()
 
 
+def _is_data(node: ast.AST) -> bool:
+    """A literal, a name or `a.b`, containers of these, or `Segment(...)` / `Facts.of(...)` of these:
+    what a prepared structure's key and facts are written with."""
+    if isinstance(node, (ast.Constant, ast.Name)):
+        return True
+    if isinstance(node, ast.Attribute):
+        return isinstance(node.value, ast.Name)
+    if isinstance(node, (ast.Tuple, ast.List)):
+        return all(_is_data(e) for e in node.elts)
+    if isinstance(node, ast.Dict):
+        return all(k is not None and _is_data(k) and _is_data(v) for k, v in zip(node.keys, node.values))
+    if isinstance(node, ast.Call):
+        callee = ast.unparse(node.func)
+        return callee in ("Segment", "Facts.of") and all(_is_data(a) for a in node.args) \
+            and all(_is_data(k.value) for k in node.keywords)
+    return False
+
+
+# Calls a prepared forward may make: submodules of self (also through getattr(container, "index")),
+# torch's functions, tensor methods of its own values and the runtime helpers it imports.
+_FORWARD_CALLEES = re.compile(r"(self(\.\w+)*|getattr\(self(\.\w+)*, '\d+'\)(\.\w+)*|torch(\.\w+)+|"
+                              r"[a-z_][a-z0-9_]*\.(view|size|dim|flatten|reshape)|specc_runtime_\w+|getattr)")
+
+
+def _prepared_forward_problems(fn: ast.FunctionDef) -> list[str]:
+    problems = []
+    for node in ast.walk(fn):
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.Lambda, ast.ClassDef,
+                             ast.Global, ast.Nonlocal)) and node is not fn:
+            problems.append(f"forward: {ast.dump(node)[:120]}")
+        if isinstance(node, ast.Call):
+            callee = ast.unparse(node.func)
+            nested = isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Call)
+            if not (_FORWARD_CALLEES.fullmatch(callee) or nested and _FORWARD_CALLEES.fullmatch(
+                    ast.unparse(node.func.value))):
+                problems.append(f"forward calls {callee}")
+    return problems
+
+
 def generated_shape_problems(text: str) -> list[str]:
     """What, at the top level of a generated module, is not one of: the docstring, imports, the
     runtime version check `require_runtime("<version>")`, class definitions (whose bodies hold
-    methods, docstrings and class attributes naming classes)."""
+    methods, docstrings and class attributes naming classes), and for each prepared structure
+    `def forward` (only calls of submodules, torch, tensor methods and runtime helpers), the
+    `structure.prepare(...)` call registering it (with data only) and `del forward`."""
     tree = ast.parse(text)
     problems = []
     body = tree.body
@@ -81,6 +123,15 @@ def generated_shape_problems(text: str) -> list[str]:
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) \
                 and getattr(node.value.func, "id", None) == "require_runtime" \
                 and all(isinstance(a, ast.Constant) for a in node.value.args):
+            continue
+        if isinstance(node, ast.FunctionDef) and node.name == "forward" and not node.decorator_list:
+            problems += _prepared_forward_problems(node)
+            continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) \
+                and ast.unparse(node.value.func) == "structure.prepare" and not node.value.keywords \
+                and all(_is_data(a) for a in node.value.args):
+            continue
+        if isinstance(node, ast.Delete) and ast.unparse(node) == "del forward":
             continue
         problems.append(ast.dump(node)[:120])
     for cls in [n for n in body if isinstance(n, ast.ClassDef)]:
@@ -144,3 +195,18 @@ def test_spec_line_comments_name_includes_relative_to_the_compiled_spec(tmp_path
     text = (tmp_path / "out.py").read_text()
     assert "# ../common/blocks.cl:2" in text and "# net.cl:4" in text
     assert str(tmp_path) not in text
+
+
+def test_shape_check_refuses_code_smuggled_into_a_prepared_section():
+    """The check above is what guards the prepared sections: code in the forward or in the data
+    of `structure.prepare(...)` other than what the pass writes is reported."""
+    text = (GENERATED / "resnet18_hat.py").read_text(encoding="utf-8")
+    assert "\ndef forward(" in text and generated_shape_problems(text) == []
+    line = "    input_1 = input\n"
+    assert line in text
+    smuggled = text.replace(line, line + "    __import__('os').system('true')\n", 1)
+    assert any("forward calls" in p for p in generated_shape_problems(smuggled))
+    evaluated = text.replace('structure.prepare(\n    "', 'structure.prepare(\n    eval("1"), "', 1)
+    assert evaluated != text and generated_shape_problems(evaluated)
+    extra = text.replace("del forward\n", "del forward\nprint('hi')\n", 1)
+    assert generated_shape_problems(extra)

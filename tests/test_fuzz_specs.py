@@ -37,6 +37,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from conftest import SPECS
+from test_codegen_safety import _is_data, _prepared_forward_problems
 
 from specc.cli import main
 from specc.core.limits import NESTING
@@ -104,6 +105,14 @@ def generated_shape_problems(source: str) -> list[str]:
             if not all(r.split(".")[0] in ALLOWED_IMPORTS for r in roots):
                 problems.append(f"imports from {roots}")
             imported |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, ast.FunctionDef) and node.name == "forward" and not node.decorator_list:
+            problems += _prepared_forward_problems(node)  # a `prepare(...)` section's forward
+        elif isinstance(node, ast.Delete) and ast.unparse(node) == "del forward":
+            pass
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) \
+                and ast.unparse(node.value.func) == "structure.prepare" and "structure" in imported:
+            if node.value.keywords or not all(_is_data(a) for a in node.value.args):
+                problems.append(f"top-level call {ast.unparse(node)[:80]}")
         elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
             call = node.value
             if not (isinstance(call.func, ast.Name) and call.func.id in GUARDS and call.func.id in imported

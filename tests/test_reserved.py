@@ -40,7 +40,7 @@ def test_every_name_a_generated_module_imports_is_reserved():
 
     from specc.emit import emit
     from specc.frontend.load import load_program
-    from specc.frontend.reserved import GENERATED_NAMES
+    from specc.frontend.reserved import GENERATED_NAMES, GENERATED_PREFIX
 
     seen = set()
     for spec in top_level_specs():
@@ -48,7 +48,8 @@ def test_every_name_a_generated_module_imports_is_reserved():
         for base in ("specc", "clarena"):
             seen |= _module_level_names(emit(program, base=base))
     assert {"shapes", "Backbone", "hat", "HATMaskBackbone", "wsn", "amnesiac_hat"} <= seen  # the test sees them
-    assert seen <= GENERATED_NAMES, sorted(seen - GENERATED_NAMES)
+    assert {"Facts", "Segment", "structure"} <= seen  # a spec with `prepare(...)` among them
+    assert {n for n in seen if not n.startswith(GENERATED_PREFIX)} <= GENERATED_NAMES, sorted(seen - GENERATED_NAMES)
 
 
 def test_a_network_named_like_an_import_is_refused_where_it_is_named(tmp_path):
@@ -57,7 +58,7 @@ def test_a_network_named_like_an_import_is_refused_where_it_is_named(tmp_path):
     import specc
     from specc.frontend.errors import SpecError
 
-    for name in ("shapes", "Backbone", "HATMaskBackbone", "pretrained"):
+    for name in ("shapes", "Backbone", "HATMaskBackbone", "pretrained", "structure", "forward", "Facts"):
         spec = tmp_path / f"{name}.cl"
         spec.write_text(f"network {name}(output_dim: int = 4) {{\n  input features(3)\n  fc: linear(output_dim)\n}}\n")
         with pytest.raises(SpecError, match=f"'{name}' cannot be a class name.*uses the name") as e:
@@ -67,6 +68,10 @@ def test_a_network_named_like_an_import_is_refused_where_it_is_named(tmp_path):
     spec.write_text("network Net(pretrained: int = 4) {\n  input features(3)\n  fc: linear(pretrained)\n}\n")
     with pytest.raises(SpecError, match="'pretrained' cannot be a parameter name"):
         specc.build(str(spec))
+    helper = tmp_path / "h.cl"
+    helper.write_text("network specc_runtime_gate(output_dim: int = 4) {\n  input features(3)\n  fc: linear(output_dim)\n}\n")
+    with pytest.raises(SpecError, match="'specc_runtime_gate' cannot be a class name.*runtime helpers"):
+        specc.build(str(helper))
     ok = tmp_path / "ok.cl"
     ok.write_text("network Shapes(output_dim: int = 4) {\n  input features(3)\n  fc: linear(output_dim)\n}\n")
     assert specc.build(str(ok)).weighted_layer_names == ["fc"]

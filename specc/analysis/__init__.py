@@ -35,24 +35,7 @@ def analyse(graph: Graph, include_shortcuts: bool = False, unit_masks: bool = Tr
                                     layer_nodes, check=unit_masks, point_rule=point)
     tied_to = find_ties(graph)
     inputs = {name: _input_segments(graph, graph.nodes[layer_nodes[name]]) for name in names}
-    graph_preceding = {name: list(dict.fromkeys(s.owner for s in segs if s.owner is not None))
-                       for name, segs in inputs.items()}
-    graph_next: dict[str, list[str]] = {name: [] for name in names}
-    for name, owners in graph_preceding.items():
-        for owner in owners:
-            if owner in graph_next:
-                graph_next[owner].append(name)
-    return Facts(
-        weighted_layer_names=names,
-        preceding={n: (names[i - 1] if i else None) for i, n in enumerate(names)},
-        next={n: (names[i + 1] if i + 1 < len(names) else None) for i, n in enumerate(names)},
-        graph_preceding=graph_preceding,
-        graph_next=graph_next,
-        input_segments=inputs,
-        mask_points=chain_points,
-        tied_to=tied_to,
-        layer_nodes=layer_nodes,
-    )
+    return Facts.of(names, inputs, chain_points, tied_to, layer_nodes)
 
 
 def _is_shortcut(graph: Graph, nid: int) -> bool:

@@ -77,3 +77,31 @@ class Facts:
     mask_points: dict[str, int]  # layer -> node after which its unit mask applies
     tied_to: dict[str, str]  # weighted shortcut projection -> layer whose mask it shares
     layer_nodes: dict[str, int]  # layer -> its node
+
+    # What the passes find; the neighbours are derived from it (`of`).
+    FOUND = ("weighted_layer_names", "input_segments", "mask_points", "tied_to", "layer_nodes")
+
+    @classmethod
+    def of(cls, weighted_layer_names: list[str], input_segments: dict[str, tuple[Segment, ...]],
+           mask_points: dict[str, int], tied_to: dict[str, str], layer_nodes: dict[str, int]) -> "Facts":
+        """The facts with each layer's neighbours: in the list (the seed's preceding/next) and in
+        the graph (the owners of the units its input carries, and the reverse)."""
+        names = weighted_layer_names
+        graph_preceding = {name: list(dict.fromkeys(s.owner for s in segs if s.owner is not None))
+                           for name, segs in input_segments.items()}
+        graph_next: dict[str, list[str]] = {name: [] for name in names}
+        for name, owners in graph_preceding.items():
+            for owner in owners:
+                if owner in graph_next:
+                    graph_next[owner].append(name)
+        return cls(
+            weighted_layer_names=names,
+            preceding={n: (names[i - 1] if i else None) for i, n in enumerate(names)},
+            next={n: (names[i + 1] if i + 1 < len(names) else None) for i, n in enumerate(names)},
+            graph_preceding=graph_preceding,
+            graph_next=graph_next,
+            input_segments=input_segments,
+            mask_points=mask_points,
+            tied_to=tied_to,
+            layer_nodes=layer_nodes,
+        )

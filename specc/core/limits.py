@@ -66,6 +66,10 @@ VALUE_SIZE = _limit(
     "value_size", 1 << 31,
     "numbers in one sample's value at any point of the network (its known sizes multiplied: "
     "channels x height x width, or features)")
+PREPARES = _limit(
+    "prepares", 16,
+    "`prepare(...)` declarations of one spec: `specc compile` builds and traces the network once for "
+    "each, so their number bounds the compile time")
 STEPS = _limit(
     "steps", 2_000_000,
     "elaboration work: expressions evaluated, chain elements and loop iterations run, list elements "

@@ -103,7 +103,7 @@ def export_source(program: Program, overrides: dict | None = None) -> str:
     from ..builder import runtime_class
     from ..frontend.facts import analyse
     from ..runtime.fx_graph import trace
-    from ..runtime.codegen import compile_forward
+    from ..runtime.codegen import compile_forward, forward_source
 
     overrides = overrides or {}
     cdef = class_def(program, overrides)
@@ -152,7 +152,7 @@ def export_source(program: Program, overrides: dict | None = None) -> str:
                         f"        return {plain}.forward(self, input, stage)"])
     elif scheme is not None:
         helpers.update({k: v for k, v in model._specc_forward.__globals__.items()
-                        if k.startswith("specc_runtime_") and f"{k}(" in model._specc_forward_source})
+                        if k.startswith("specc_runtime_") and f"{k}(" in forward_source(model)})
         classes.append(_masked_class(model, net, scheme, name, plain, args))
     spec_name = escape.display_path(PurePosixPath(program.path).name)
     fixed = ", ".join(f"{k}={v!r}" for k, v in args.items())
@@ -205,6 +205,8 @@ def _bn_lines(groups, what: str) -> list[str]:
 
 
 def _masked_class(model, net, scheme: Scheme, name: str, plain: str, args: dict) -> list[str]:
+    from ..runtime.codegen import forward_source
+
     groups = model._specc_bn_groups
     # The base classes' own code is copied in (specc/runtime/bases.py): the exported class is one
     # of unit masks (HAT's API) or of parameter masks (WSN's).
@@ -254,7 +256,7 @@ def _masked_class(model, net, scheme: Scheme, name: str, plain: str, args: dict)
     if inputs:
         lines += _wrap("    ", f"_MEASURE_INPUTS = {_literal_dict(inputs)}")
         lines.append("")
-    lines += ["    def __init__(self) -> None:", *init, "", *forward, "", *_method(model._specc_forward_source,
+    lines += ["    def __init__(self) -> None:", *init, "", *forward, "", *_method(forward_source(model),
                                                                            "_masked_forward"), *methods]
     if inputs:
         lines += ["", "    def get_layer_measure_parameter_wise(self, neuron_wise_measure, layer_name, aggregation_mode):",

@@ -330,6 +330,15 @@ class MaskDecl:
 
 
 @dataclass
+class PrepareDecl:
+    """`prepare(name=value, ...)`: constructor arguments whose structure `specc compile` runs the
+    masking pass on, writing its output into the generated file."""
+
+    kwargs: list[tuple[str, Expr]]
+    pos: Pos
+
+
+@dataclass
 class SpecFile:
     path: str
     source: str
@@ -338,4 +347,5 @@ class SpecFile:
     networks: list[NetworkDef] = field(default_factory=list)
     backbone: BackboneDecl | None = None
     mask: MaskDecl | None = None
+    prepares: list[PrepareDecl] = field(default_factory=list)
     tokens: int = 0  # tokens of the text (limits.TOKENS)

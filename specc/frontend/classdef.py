@@ -101,9 +101,15 @@ def literal(v) -> str:
 
 def python_default(d: ParamDef):
     """The default as a Python object (activation classes resolved from torch.nn)."""
-    if isinstance(d.default, Activation):
+    return python_value(d.default)
+
+
+def python_value(value):
+    """A checked spec value as the Python object a constructor takes (activation classes resolved
+    from torch.nn)."""
+    if isinstance(value, Activation):
         from torch import nn
-        return getattr(nn, d.default.name)
-    if isinstance(d.default, list):
-        return list(d.default)
-    return d.default
+        return getattr(nn, value.name)
+    if isinstance(value, list):
+        return list(value)
+    return value

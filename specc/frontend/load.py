@@ -31,6 +31,7 @@ class Program:
     # Files a spec includes by an absolute path: where they lie depends on the machine, so generated
     # code names them by their file name only.
     absolute_includes: frozenset = frozenset()
+    prepares: list[A.PrepareDecl] = field(default_factory=list)  # the spec's `prepare(...)`, in order
 
 
 def load_program(path: str | Path, sources: dict[str, str] | None = None) -> Program:
@@ -80,7 +81,7 @@ def load_program(path: str | Path, sources: dict[str, str] | None = None) -> Pro
     return Program(path, class_name, network, continual, top.mask, blocks, networks,
                    {p: files[p].source for p in order}, top.backbone.pos if top.backbone else None,
                    frozenset(_include_path(p, inc.path) for p in order for inc in files[p].includes
-                             if posixpath.isabs(inc.path)))
+                             if posixpath.isabs(inc.path)), list(top.prepares))
 
 
 def _resolve(decl: A.BackboneDecl, file: A.SpecFile, networks: dict, backbones: dict, blocks: dict,

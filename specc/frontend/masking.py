@@ -13,7 +13,7 @@ import keyword
 from . import ast as A
 from .errors import SpecError
 from .load import Program
-from .reserved import GENERATED_NAMES, METHODS, PARAMETER_NAMES, SCHEME_ATTRIBUTES
+from .reserved import GENERATED_NAMES, GENERATED_PREFIX, METHODS, PARAMETER_NAMES, SCHEME_ATTRIBUTES
 from ..schemes import BN_MODES, SCHEMES, Scheme
 
 
@@ -122,6 +122,8 @@ def name_problem(name: str, reserved: frozenset) -> str | None:
         return "the generated constructor calls the instance `self`"
     if name == "kwargs":
         return "the generated constructor passes on other keyword arguments as `kwargs`"
+    if name.startswith(GENERATED_PREFIX):
+        return f"the generated module names runtime helpers '{GENERATED_PREFIX}...'"
     if name not in reserved:
         return None
     if name in GENERATED_NAMES:
@@ -200,13 +202,14 @@ def _gate_param(m: A.MaskDecl, opts: dict) -> A.Param:
     return A.Param("gate", A.TypeRef("str", None, False, m.pos), default, m.pos)
 
 
-def check_gate_default(program: Program, value) -> None:
-    """A gate given as a default (`-D gate=...`) must be one there is: a class whose default cannot
-    be constructed is not emitted. (A gate passed to the constructor is the runtime's to refuse,
-    with CLArena's ValueError.)"""
+def check_gate_default(program: Program, value, pos=None) -> None:
+    """A gate given as a default (`-D gate=...`) or in a `prepare(...)` (at `pos`) must be one there
+    is: a class whose default cannot be constructed is not emitted. (A gate passed to the
+    constructor is the runtime's to refuse, with CLArena's ValueError.)"""
     s = scheme(program)
     if s is not None and s.unit_masks and value not in s.gates:
-        raise _err(program, f"gate must be {' or '.join(repr(g) for g in s.gates)}, not {value!r}", program.mask.pos)
+        raise _err(program, f"gate must be {' or '.join(repr(g) for g in s.gates)}, not {value!r}",
+                   pos or program.mask.pos)
 
 
 def network_args(program: Program, class_values: dict) -> dict:

@@ -187,6 +187,8 @@ class _Builder:
                 if spec.mask is not None:
                     raise SpecError("a spec file declares at most one mask", item.pos, source=self.text)
                 spec.mask = item
+            elif isinstance(item, A.PrepareDecl):
+                spec.prepares.append(item)
         return spec
 
     def include(self, meta, c):
@@ -224,6 +226,13 @@ class _Builder:
         name, args = c
         pos_args, kwargs = args if args else ([], [])
         return A.MaskDecl(str(name), pos_args, kwargs, self._pos(meta))
+
+    def prepare(self, meta, c):
+        pos_args, kwargs = c[0] if c[0] else ([], [])
+        if pos_args:
+            raise SpecError("prepare names its arguments", pos_args[0].pos,
+                            hint="e.g. `prepare(input_channels=3, output_dim=512, gate=\"sigmoid\")`", source=self.text)
+        return A.PrepareDecl(kwargs, self._pos(meta))
 
     def params(self, meta, c):
         return [p for p in c if p is not None]

@@ -13,10 +13,15 @@ PROBE_VALUES = {"int": 64, "float": 0.5, "bool": False, "str": "probe", "list": 
 
 
 def probe_values(program: Program, overrides: dict) -> dict:
-    """Values for the parameters that have neither a default nor a `-D` value (a masked class's
-    `gate`: a gate the scheme knows)."""
+    """Values for the parameters that have neither a default nor a `-D` value: those of the spec's
+    first `prepare(...)` (real values its author chose), else stand-ins (a masked class's `gate`: a
+    gate the scheme knows)."""
+    from .prepare import arguments
+
     s = scheme(program)
-    return {p.name: s.gates[0] if p.name == "gate" and s is not None and s.unit_masks else PROBE_VALUES[p.type.name]
+    prepared = arguments(program)[0][0] if program.prepares else {}
+    return {p.name: prepared[p.name] if p.name in prepared else
+            s.gates[0] if p.name == "gate" and s is not None and s.unit_masks else PROBE_VALUES[p.type.name]
             for p in class_params(program) if p.default is None and p.name not in overrides}
 
 
@@ -62,6 +67,19 @@ def check_statically(program: Program, overrides: dict) -> None:
 def probe(program: Program, overrides: dict | None = None, image_size: int | None = None) -> Network:
     """The analysed IR of `program` for its defaults, `overrides` and probe values, after the
     static checks: what `check`, `show`, `graph` and `compile` check."""
+    from .prepare import arguments
+
     overrides = overrides or {}
     check_statically(program, overrides)
-    return analyse(elaborate(program, {}, {**probe_values(program, overrides), **overrides}, image_size=image_size))
+    checked = {**probe_values(program, overrides), **overrides}
+    net = analyse(elaborate(program, {}, checked, image_size=image_size))
+    network_params = {p.name for p in program.network.params}
+    for args, _ in arguments(program):  # each prepared structure builds and analyses too
+        values = {k: v for k, v in args.items() if k in network_params}
+        if any(checked.get(k, _UNSET) != v for k, v in values.items()):  # not the structure just checked
+            values = {**overrides, **values}
+            analyse(elaborate(program, {}, {**probe_values(program, values), **values}))
+    return net
+
+
+_UNSET = object()

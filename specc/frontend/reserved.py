@@ -170,7 +170,11 @@ GENERATED_NAMES = frozenset({
     "require_runtime", "shapes", "check_argument", "indexed", "module_name", "pretrained",
     "Backbone", "CLBackbone",
     *(s.base for s in SCHEMES.values()), *(s.runtime for s in SCHEMES.values()),
+    # the section of a spec's `prepare(...)` (specc/emit/prepared.py)
+    "Facts", "Segment", "structure", "forward",
 })
+# ...which also imports the runtime helpers its forwards call under fx's names for them.
+GENERATED_PREFIX = "specc_runtime_"
 
 # Attributes a masking scheme keeps on the backbone, and the scheme (for messages). Each is also in
 # ATTRIBUTES. Per-task batch-norm copies (`fc_bns`, `original_fc_bn_state_dict`) are named after

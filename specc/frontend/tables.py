@@ -41,7 +41,7 @@ class _Parentheses:
             yield tok
 
 
-_CALLERS = ("NAME", "ADD")
+_CALLERS = ("NAME", "ADD", "PREPARE")
 
 
 def grammar_text() -> str:

@@ -40,7 +40,9 @@ def compile_forward(graph: fx.Graph, owner: str):
         if node.op in ("placeholder", "output"):
             node.type = None  # fx would print its own aliases of the traced annotations (`_Tensor_`)
     code = graph.python_code(root_module="self", verbose=True)
-    src = code.src.strip("\n").rstrip() + "\n"  # the function alone, as inspect and print_readable show it
+    # The function alone, as inspect and print_readable show it, without trailing blanks: the same
+    # text as a forward `specc compile` prepared into a generated file.
+    src = "\n".join(line.rstrip() for line in code.src.strip().splitlines()) + "\n"
     hit = _cache.get(src)
     if hit is not None:
         _cache.move_to_end(src)
@@ -56,3 +58,13 @@ def compile_forward(graph: fx.Graph, owner: str):
         old_src, (old_fn, _) = _cache.popitem(last=False)
         linecache.cache.pop(old_fn.__code__.co_filename, None)
     return entry
+
+
+def forward_source(network) -> str:
+    """The source of `network`'s rewritten forward; a forward prepared in a generated file is read
+    from that file (once, when first shown)."""
+    if network._specc_forward_source is None:
+        import inspect
+
+        network._specc_forward_source = inspect.getsource(network._specc_forward)
+    return network._specc_forward_source

@@ -22,7 +22,7 @@ from torch import Tensor, fx, nn
 from ...analysis import analyse
 from .. import batchnorm, distributed, structure
 from ..bases import CLBackbone, HATMaskBackbone, anneal_scalar, check_mask_arguments
-from ..codegen import compile_forward
+from ..codegen import compile_forward, forward_source
 from ..compiling import eager, eager_frame
 from ..fx_graph import analysis_graph, trace
 
@@ -75,7 +75,7 @@ class _Masked:
 
     def print_readable(self, print_output: bool = True) -> str:
         """The source of the rewritten forward (as torch.fx's GraphModule.print_readable)."""
-        src = self._specc_forward_source
+        src = forward_source(self)
         if print_output:
             print(src)
         return src

@@ -17,7 +17,10 @@ import torch
 import specc
 from conftest import GENERATED, SPECS
 from specc.cli import main as cli_main
+from specc.emit import emit
 from specc.frontend.errors import SpecError
+from specc.frontend.load import load_program
+from specc.frontend.probe import probe
 from specc.runtime import codegen, structure
 
 
@@ -188,7 +191,7 @@ def test_bad_prepare_is_a_positioned_error_and_writes_nothing(tmp_path, line, me
     spec = tmp_path / "bad.cl"
     spec.write_text(f'include "{SPECS}/resnet18.cl"\nbackbone HATMaskResNet18 = ResNet18\nmask hat()\n{line}\n')
     with pytest.raises(SpecError, match=message) as e:
-        specc.frontend.probe.probe(specc.frontend.load.load_program(str(spec)))
+        probe(load_program(str(spec)))
     assert (e.value.pos.file, e.value.pos.line, e.value.pos.column) == (str(spec), 4, line.index(at) + 1)
     out = tmp_path / "bad.py"
     assert cli_main(["compile", str(spec), "-o", str(out)]) == 1
@@ -199,21 +202,24 @@ def test_prepare_needs_a_mask_and_distinct_structures(tmp_path):
     plain = tmp_path / "plain.cl"
     plain.write_text(f'include "{SPECS}/resnet18.cl"\nbackbone R = ResNet18\nprepare(input_channels=3, output_dim=4)\n')
     with pytest.raises(SpecError, match="prepare is for masked backbones") as e:
-        specc.frontend.probe.probe(specc.frontend.load.load_program(str(plain)))
+        probe(load_program(str(plain)))
     assert e.value.pos.line == 3
     twice = tmp_path / "twice.cl"
     twice.write_text(f'include "{SPECS}/resnet18.cl"\nbackbone HATMaskResNet18 = ResNet18\nmask hat()\n'
                      'prepare(input_channels=3, output_dim=4, gate="sigmoid")\n'
                      'prepare(output_dim=4, input_channels=3, gate="sigmoid")\n')
     with pytest.raises(SpecError, match="same structure as the prepare at line 4") as e:
-        specc.emit.emit(specc.frontend.load.load_program(str(twice)))
+        emit(load_program(str(twice)))
     assert e.value.pos.line == 5
-    # An impossible structure is the elaborator's positioned error, as with -D.
-    tiny = tmp_path / "tiny.cl"
-    tiny.write_text(f'include "{SPECS}/mlp.cl"\nbackbone HATMaskMLP = MLP\nmask hat()\n'
-                    'prepare(input_dim=0, hidden_dims=[3], output_dim=2, gate="sigmoid")\n')
-    with pytest.raises(SpecError):
-        specc.frontend.probe.probe(specc.frontend.load.load_program(str(tiny)))
+    # An impossible structure is the elaborator's error, as with -D, whichever prepare names it
+    # (the first one's values also stand in for check's probe values).
+    for first in ('prepare(input_dim=4, hidden_dims=[0], output_dim=2, gate="sigmoid")\n', ""):
+        tiny = tmp_path / "tiny.cl"
+        tiny.write_text(f'include "{SPECS}/mlp.cl"\nbackbone HATMaskMLP = MLP\nmask hat()\n' + (first or (
+            'prepare(input_dim=4, hidden_dims=[3], output_dim=2, gate="sigmoid")\n'
+            'prepare(input_dim=4, hidden_dims=[3, 0], output_dim=2, gate="sigmoid")\n')))
+        with pytest.raises(SpecError, match="linear needs out_features > 0"):
+            probe(load_program(str(tiny)))
 
 
 def test_prepare_is_still_a_name_elsewhere_and_check_stays_torch_free(tmp_path):
@@ -233,9 +239,6 @@ def test_prepare_is_still_a_name_elsewhere_and_check_stays_torch_free(tmp_path):
 
 
 def test_base_clarena_leaves_the_prepared_section_out():
-    from specc.emit import emit
-    from specc.frontend.load import load_program
-
     text = emit(load_program(str(SPECS / "resnet18_hat.cl")), base="clarena")
     assert "structure.prepare(" not in text and "def forward(self, input, mask" not in text
 
@@ -265,6 +268,6 @@ def test_prepare_refuses_to_load_pretrained_weights(tmp_path):
     spec.write_text(f'include "{SPECS}/resnet18.cl"\nbackbone HATMaskResNet18 = ResNet18\nmask hat()\n'
                     'prepare(input_channels=3, output_dim=4, gate="sigmoid", pretrained_weights="IMAGENET1K_V1")\n')
     with pytest.raises(SpecError, match="'pretrained_weights' must be left out") as e:
-        specc.frontend.probe.probe(specc.frontend.load.load_program(str(spec)))
+        probe(load_program(str(spec)))
     line = spec.read_text().splitlines()[3]
     assert (e.value.pos.line, e.value.pos.column) == (4, line.index('"IMAGENET1K_V1"') + 1)

@@ -233,6 +233,9 @@ class HATMaskResNet152(hat.HATMasked, HATMaskBackbone, ResNet152):
 # Prepared by `specc compile` for the spec's `prepare(...)`: what specc.runtime 0.2.0's masking pass
 # makes of each structure below (the masked forward and the analysis facts). Building one of
 # these structures uses them instead of tracing the plain forward; another runtime version traces.
+# The key is what structure.key reads from a built network (its class, plain class, the plain
+# constructor's arguments, the masking options); mask_points and layer_nodes number the traced
+# forward's operations in order.
 from specc.analysis import Facts, Segment
 from specc.runtime import structure
 

@@ -62,6 +62,9 @@ def section(program: Program, source: str, overrides: dict | None, base: str) ->
                      f"{__version__}'s masking pass",
              "# makes of each structure below (the masked forward and the analysis facts). Building one of",
              "# these structures uses them instead of tracing the plain forward; another runtime version traces.",
+             "# The key is what structure.key reads from a built network (its class, plain class, the plain",
+             "# constructor's arguments, the masking options); mask_points and layer_nodes number the traced",
+             "# forward's operations in order.",
              "from specc.analysis import Facts, Segment",
              "from specc.runtime import structure"]
     lines += [f"from {module_name} import {name} as {alias}" for alias, (module_name, name) in sorted(imports.items())]

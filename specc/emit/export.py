@@ -103,7 +103,7 @@ def export_source(program: Program, overrides: dict | None = None) -> str:
     from ..builder import runtime_class
     from ..frontend.facts import analyse
     from ..runtime.fx_graph import trace
-    from ..runtime.codegen import compile_forward, forward_source
+    from ..runtime.codegen import compile_forward, free_globals
 
     overrides = overrides or {}
     cdef = class_def(program, overrides)
@@ -151,8 +151,7 @@ def export_source(program: Program, overrides: dict | None = None) -> str:
                         "", "    def forward(self, input, stage=None, task_id=None):",
                         f"        return {plain}.forward(self, input, stage)"])
     elif scheme is not None:
-        helpers.update({k: v for k, v in model._specc_forward.__globals__.items()
-                        if k.startswith("specc_runtime_") and f"{k}(" in forward_source(model)})
+        helpers.update({k: v for k, v in free_globals(model).items() if k.startswith("specc_runtime_")})
         classes.append(_masked_class(model, net, scheme, name, plain, args))
     spec_name = escape.display_path(PurePosixPath(program.path).name)
     fixed = ", ".join(f"{k}={v!r}" for k, v in args.items())

@@ -5,18 +5,20 @@ import the module registers them (specc.runtime.structure.prepare), so a constru
 structure skips the trace, the analysis and the rewrite; any other construction does them, and so
 does a runtime of another version.
 
-Imports torch, only when a spec prepares something. What is written is checked here: the forward
-is fx's code for a graph of the spec's validated module names and must be a single function
-definition; keys and facts are written by `_source` (literals, torch.nn classes and the module's
+Imports torch (emit imports this module only when a spec prepares something). What is written is
+checked here: the forward is fx's code for a graph of the spec's validated module names and must
+be a single function definition; keys and facts are written by `_source` (literals, torch.nn classes and the module's
 own classes, nothing else); the finished module is loaded and the prepared structure built once
 more, which must find its entry.
 """
 from __future__ import annotations
 
 import ast
-import builtins
 import importlib
 from pathlib import PurePosixPath
+
+import torch
+from torch import nn
 
 from .. import __version__
 from ..analysis import Facts, Segment
@@ -25,6 +27,9 @@ from ..frontend.classdef import literal, python_value
 from ..frontend.errors import SpecError
 from ..frontend.load import Program
 from ..frontend.prepare import arguments
+from ..runtime import structure
+from ..runtime.codegen import free_globals
+from ..runtime.loader import load_source
 from . import escape
 
 
@@ -34,10 +39,6 @@ def section(program: Program, source: str, overrides: dict | None, base: str) ->
     configs = arguments(program)
     if not configs or base != "specc":
         return ""
-    import torch
-
-    from ..runtime.loader import load_source
-
     module = load_source(source)
     cls = getattr(module, program.class_name)
     spec = escape.display_path(PurePosixPath(program.path).name)
@@ -45,8 +46,7 @@ def section(program: Program, source: str, overrides: dict | None, base: str) ->
     for args, decl in configs:
         src = program.sources.get(decl.pos.file)
         try:
-            with torch.device("meta"):
-                net = cls(**_constructor_args(args))
+            net = _build(cls, args)
         except (TypeError, ValueError) as e:
             raise SpecError(f"{program.class_name}({_arguments_text(args)}) cannot be built: {e}", decl.pos,
                             source=src) from None
@@ -73,8 +73,10 @@ def section(program: Program, source: str, overrides: dict | None, base: str) ->
     return text
 
 
-def _constructor_args(args: dict) -> dict:
-    return {k: python_value(v) for k, v in args.items()}
+def _build(cls: type, args: dict):
+    """`cls` built for checked spec `args`, on the meta device: the structure without weights."""
+    with torch.device("meta"):
+        return cls(**{k: python_value(v) for k, v in args.items()})
 
 
 def _arguments_text(args: dict) -> str:
@@ -109,15 +111,8 @@ def _forward_source(net, imports: dict) -> str:
     tree = ast.parse(src)
     if len(tree.body) != 1 or not isinstance(tree.body[0], ast.FunctionDef) or tree.body[0].name != "forward":
         raise AssertionError("a masked forward is one function named forward")
-    fn = tree.body[0]
-    local = {a.arg for a in fn.args.args}
-    local |= {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-    free = sorted({n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-                  - local - set(dir(builtins)))
-    namespace = net._specc_forward.__globals__
-    for name in free:
-        value = namespace[name]
-        if name == "torch" and value is importlib.import_module("torch"):
+    for name, value in free_globals(net).items():
+        if name == "torch" and value is torch:
             continue  # the generated module imports torch
         owner, qualname = getattr(value, "__module__", None), getattr(value, "__qualname__", "")
         if owner and owner.startswith("specc.runtime.") and qualname.isidentifier() \
@@ -131,10 +126,6 @@ def _forward_source(net, imports: dict) -> str:
 def _source(value, module, indent: int) -> str:
     """Python source for a key or facts value: literals, Segments, the module's classes, torch.nn
     classes and structure.MISSING (a value with no such form is our bug, not the spec's)."""
-    from torch import nn
-
-    from ..runtime import structure
-
     if value is structure.MISSING:
         return "structure.MISSING"
     if isinstance(value, type):
@@ -170,14 +161,8 @@ _WIDTH = 100  # a list or tuple longer than this is written one element per line
 def _check_applies(text: str, program: Program, configs) -> None:
     """The finished module, loaded, must build each prepared structure from its entry (a key
     written wrong would silently trace instead)."""
-    import torch
-
-    from ..runtime.loader import load_source
-
     module = load_source(text)
     final = getattr(module, program.class_name)
     for args, _ in configs:
-        with torch.device("meta"):
-            net = final(**_constructor_args(args))
-        if net._specc_forward.__code__.co_filename != module.__file__:
+        if _build(final, args)._specc_forward.__code__.co_filename != module.__file__:
             raise AssertionError(f"the structure prepared for {_arguments_text(args)} is not found on import")

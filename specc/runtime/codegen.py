@@ -68,3 +68,16 @@ def forward_source(network) -> str:
 
         network._specc_forward_source = inspect.getsource(network._specc_forward)
     return network._specc_forward_source
+
+
+def free_globals(network) -> dict:
+    """The module-level names `network`'s rewritten forward reads (neither its own arguments and
+    locals nor builtins), with their values: what its source needs wherever it is written out."""
+    import ast
+    import builtins
+
+    fn = ast.parse(forward_source(network)).body[0]
+    names = [n for n in ast.walk(fn) if isinstance(n, ast.Name)]
+    local = {a.arg for a in fn.args.args} | {n.id for n in names if isinstance(n.ctx, ast.Store)}
+    read = sorted({n.id for n in names if isinstance(n.ctx, ast.Load)} - local)
+    return {name: network._specc_forward.__globals__[name] for name in read if not hasattr(builtins, name)}

@@ -32,6 +32,7 @@ def arguments(program: Program) -> list[tuple[dict, A.PrepareDecl]]:
     out = []
     for decl in decls:
         args: dict = {}
+        given: dict[str, A.Expr] = {}
         for name, expr in decl.kwargs:
             if name not in params:
                 raise SpecError(f"{program.class_name} has no parameter '{name}'", expr.pos,
@@ -43,14 +44,14 @@ def arguments(program: Program) -> list[tuple[dict, A.PrepareDecl]]:
                                     f"prepare value of '{name}'")
             except TypeError as e:
                 raise SpecError(str(e), expr.pos, source=src) from None
+            given[name] = expr
         if "gate" in args:
-            check_gate_default(program, args["gate"], next(e.pos for n, e in decl.kwargs if n == "gate"))
+            check_gate_default(program, args["gate"], given["gate"].pos)
         loads = program.network.pretrained
         if loads is not None and args.get(loads.param) is not None:
-            expr = next(e for n, e in decl.kwargs if n == loads.param)
             raise SpecError(f"prepare builds the network without weights: '{loads.param}' must be left out",
-                            expr.pos, hint="pretrained weights are loaded after the masking pass; they do not "
-                                           "change the structure", source=src)
+                            given[loads.param].pos, hint="pretrained weights are loaded after the masking pass; "
+                                                         "they do not change the structure", source=src)
         missing = [n for n, p in params.items() if p.default is None and n not in args]
         if missing:
             raise SpecError(f"prepare gives no value for {', '.join(missing)} (no default)", decl.pos,

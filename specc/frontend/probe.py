@@ -73,12 +73,11 @@ def probe(program: Program, overrides: dict | None = None, image_size: int | Non
     check_statically(program, overrides)
     checked = {**probe_values(program, overrides), **overrides}
     net = analyse(elaborate(program, {}, checked, image_size=image_size))
-    network_params = {p.name for p in program.network.params}
-    for args, _ in arguments(program):  # each prepared structure builds and analyses too
-        values = {k: v for k, v in args.items() if k in network_params}
-        if any(checked.get(k, _UNSET) != v for k, v in values.items()):  # not the structure just checked
-            values = {**overrides, **values}
-            analyse(elaborate(program, {}, {**probe_values(program, values), **values}))
+    # Each prepared structure builds and analyses too (a prepare names every parameter without a
+    # default); the first one's values are usually the ones just checked.
+    for args, _ in arguments(program):
+        if any(checked.get(k, _UNSET) != v for k, v in args.items()):
+            analyse(elaborate(program, {}, {**overrides, **args}))
     return net
 
 

@@ -250,7 +250,12 @@ def check_facts(name: str, variant: str = "") -> None:
     case = CASES[name]
     ref = case.make()
     ours = specc.build(spec_path(name, variant), **case.args)
-    layers = case.module.hat_layers(ref)
+    assert_same_layers(ours, case.module.hat_layers(ref))
+
+
+def assert_same_layers(ours, layers: dict) -> None:
+    """specc's weighted layers are the reference's (`layers`: name -> module), in order, with the
+    seed's neighbours and the same weight shapes."""
     names = list(layers)
     assert ours.weighted_layer_names == names
     for i, n in enumerate(names):
@@ -540,10 +545,6 @@ def test_wsn_weighted_layers_and_neighbours(name):
     case = CASES[name]
     ours = specc.build(spec_path(name, "_wsn"), **case.args)
     layers = case.module.wsn_layers(case.make())
-    names = list(layers)
-    assert ours.weighted_layer_names == names
-    for i, n in enumerate(names):
-        assert ours.preceding_layer_name(n) == (names[i - 1] if i else None)
-        assert ours.next_layer_name(n) == (names[i + 1] if i + 1 < len(names) else None)
-        assert ours.get_layer_by_name(n).weight.shape == layers[n].weight.shape, n
-        assert ours.weight_score_t[n].weight.shape == (layers[n].weight.shape[0], layers[n].weight[0].numel())
+    assert_same_layers(ours, layers)
+    for n, layer in layers.items():
+        assert ours.weight_score_t[n].weight.shape == (layer.weight.shape[0], layer.weight[0].numel())

@@ -807,7 +807,12 @@ class _Elaborator:
                 return self._instantiate(kind[1], op, ev, path, stream, key, el.pos), None
             path = self._path(el, scope, ev, key, needed=kind[0] != "function", what=op.name)
             return self._builtin(kind, op, ev, path, stream, key, in_branch, current_layer)
-        # A sequence `a(...), b(...) * n`: an nn.Sequential whose children are numbered.
+        # A sequence `a(...), b(...) * n`: an nn.Sequential whose children are numbered. The
+        # generated constructor cannot append one to a module list: refused here, so that `check`
+        # says what `compile` would.
+        if el.path is not None and el.path.index is not None:
+            raise self.err("a sequence cannot be an element of a module list", el.path.pos,
+                           f"compute its name instead: `{el.path.name}{{i}}: ...`")
         path = self._path(el, scope, ev, key, needed=True, what="a sequence")
         self._declare(path, "Sequential", {}, el.pos, key)
         index = 0

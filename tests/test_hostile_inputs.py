@@ -485,7 +485,7 @@ def test_module_lookup_by_path_is_indexed(tmp_path):
     from specc.frontend.load import load_program
 
     block = "block blk(w: int) {\n    c: conv2d(w, kernel=3, padding=1) -> b: batchnorm2d() -> record\n}\n"
-    p = write(tmp_path, "t.cl", block + net("    for i in range(3) { s[i]: blk(4), blk(4) * 2 }", inp="image(3, 8, 8)"))
+    p = write(tmp_path, "t.cl", block + net("    for i in range(3) { s{i}: blk(4), blk(4) * 2 }", inp="image(3, 8, 8)"))
     network = elaborate(load_program(p), {})
     for decl in network.modules:
         assert network.module(decl.path) is decl

@@ -24,6 +24,7 @@ from torch import Tensor, fx, nn
 from .. import batchnorm, structure
 from ..codegen import compile_forward
 from ..compiling import eager, eager_frame
+from ..bases import stored_mask
 from ..distributed import check_backups_synchronised, check_not_sharded
 from . import hat
 from .hat import BN_MODES, HATMasked, uses_batch_norm  # noqa: F401  (used by generated code)
@@ -73,7 +74,7 @@ def prepare_backups(network: nn.Module, s_max, batch_idx, num_batches, test_task
     if hat.specc_base(network):
         check_backups_synchronised(network)
     prepared = hat.prepare(network, "train", s_max, batch_idx, num_batches, test_task_id)
-    return prepared + ({f"{t}": network.masks[t] for t in network.backup_task_ids},)
+    return prepared + ({f"{t}": stored_mask(network, t, "training its backup") for t in network.backup_task_ids},)
 
 
 @eager

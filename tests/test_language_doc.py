@@ -248,3 +248,49 @@ def test_examples_are_parsed_with_their_directives():
     assert (bad.kind, bad.expected) == ("spec-error", "x.cl:1:1: error: e\n")
     with pytest.raises(AssertionError, match="followed by a text block"):
         examples("```spec-error\nnetwork B() {}\n```\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# README, "Training, validation and test stages": the three schemes' stage loops, run as written
+# ---------------------------------------------------------------------------------------------
+
+README = ROOT / "README.md"
+
+
+def stage_snippets() -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("\n### Training, validation and test stages\n", 1)[1]
+    section = re.split(r"\n##+ ", section, maxsplit=1)[0]
+    return [body for kind, body in re.findall(r"^```(\w*)[^\n]*\n(.*?)^```", section, re.S | re.M)
+            if kind == "python"]
+
+
+def test_readme_links_the_reference():
+    text = README.read_text(encoding="utf-8")
+    by_example = text.split("\n## The language by example\n", 1)[1].split("\n## ", 1)[0]
+    assert "(docs/language.md)" in by_example
+
+
+@pytest.mark.parametrize("scheme", ["hat", "wsn", "amnesiac_hat"])
+def test_readme_stage_snippet_runs(scheme, monkeypatch):
+    import torch
+
+    snippets = stage_snippets()
+    assert len(snippets) == 3, "one snippet per scheme: HAT, WSN, AmnesiacHAT"
+    body = next(s for s in snippets if f'"specs/mlp_{scheme}.cl"' in s)
+    monkeypatch.chdir(ROOT)
+    torch.manual_seed(0)
+    ns: dict = {}
+    exec(compile(body, f"README.md ({scheme} stages)", "exec"), ns)
+    # What the snippet's last forward gives, checked against the backbone's own state.
+    if scheme == "hat":
+        assert sorted(ns["hat"].masks) == [1, 2]
+        assert ns["mask"] is ns["hat"].masks[2]  # test stage: the stored mask of task 2
+    elif scheme == "wsn":
+        assert sorted(ns["masks"]) == [1, 2]
+        assert ns["weight_mask"] is ns["masks"][2][0]
+    else:
+        assert sorted(ns["amn"].masks) == [1, 2]
+        assert sorted(ns["backup_features"]) == [1]  # task 2 trained a backup of task 1
+        assert all(bool((m == 1).all()) for m in ns["mask"].values())  # unlearning_test: all units
+    assert ns["feature"].shape == (32, 64)

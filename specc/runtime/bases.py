@@ -123,7 +123,7 @@ def _whole(t: Tensor) -> Tensor:
 
 # Deviation: CLArena's messages name `batch_num` and `task_mask`, which are not the arguments' names
 # (`num_batches`, `test_task_id`): each message keeps CLArena's sentence (code matching it still
-# matches) and adds the call that specc's (and CLArena's) backbones take.
+# matches) and adds the call that these backbones (and CLArena's) take.
 MISSING_TRAIN = (
     "The `s_max`, `batch_idx` and `batch_num` should be provided at training stage, instead of the default "
     "value `None`. Pass s_max=..., batch_idx=... (1 for the first batch of the epoch) and num_batches=... "

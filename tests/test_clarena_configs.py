@@ -101,28 +101,19 @@ def _drive(backbone, x: torch.Tensor) -> dict:
             backbone.train()
             out["train_with_backup"] = backbone(x, stage="train_with_backup", s_max=400.0, batch_idx=1,
                                                 num_batches=3)
-    elif hasattr(backbone, "weight_score_t"):  # WSN
-        backbone.setup_task_id(1)
+    else:  # WSN, CL backbones (task 1), plain backbones
+        wsn = hasattr(backbone, "weight_score_t")
+        kw = {"mask_percentage": 0.5} if wsn else {"task_id": 1} if hasattr(backbone, "setup_task_id") else {}
+        if kw:
+            backbone.setup_task_id(1)
         backbone.train()
-        out["train"] = backbone(x, stage="train", mask_percentage=0.5)
+        out["train"] = backbone(x, stage="train", **kw)
         backbone.eval()
         with torch.no_grad():
-            out["validation"] = backbone(x, stage="validation", mask_percentage=0.5)
-            _, weight_mask, bias_mask, _ = out["validation"]
-            out["test"] = backbone(x, stage="test", mask_percentage=0.5, test_mask=(weight_mask, bias_mask))
-    elif hasattr(backbone, "setup_task_id"):  # CL backbones
-        backbone.setup_task_id(1)
-        backbone.train()
-        out["train"] = backbone(x, stage="train", task_id=1)
-        backbone.eval()
-        with torch.no_grad():
-            out["test"] = backbone(x, stage="test", task_id=1)
-    else:
-        backbone.train()
-        out["train"] = backbone(x, stage="train")
-        backbone.eval()
-        with torch.no_grad():
-            out["test"] = backbone(x, stage="test")
+            if wsn:
+                out["validation"] = backbone(x, stage="validation", **kw)
+                kw["test_mask"] = out["validation"][1:3]  # (weight masks, bias masks)
+            out["test"] = backbone(x, stage="test", **kw)
     return out
 
 

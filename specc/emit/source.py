@@ -831,6 +831,8 @@ class _Writer:
         scope = _Scope("network", dict(self.net_params))
         init, fwd = Lines(), Lines()
         init.depth = fwd.depth = 2
+        if self.base == "clarena":
+            init.add(_IGNORE_UNKNOWN)
         for p in net.params:
             init.add(f"{p.name} = check_argument({escape.string(p.name)}, {p.name}, {escape.string(type_name(p.type))})",
                      self.where(p.pos))
@@ -856,6 +858,8 @@ class _Writer:
         if "output_dim" not in self.net_params:
             sig.append("output_dim: int | None = None")
         sig.append(_DISABLE_UNLEARNING)
+        if self.base == "clarena":
+            sig.append(_UNKNOWN_KWARGS)
         head = [f"class {name}(Backbone):",
                 *_doc(self.network_doc(name)),
                 ""]
@@ -1061,7 +1065,7 @@ def emit_source(program: Program, overrides: dict | None = None, base: str = "sp
         chunks.append([f"class {final}({plain}):", *_doc(f"{final}: the network {plain}.")])
     body = "\n\n\n".join("\n".join(c) for c in chunks)
     imports = ["import torch", "from torch import Tensor, nn", ""]
-    runtime = [n for n in ("check_argument", "indexed", "module_name", "pretrained", "shapes")
+    runtime = [n for n in ("check_argument", "ignore_unknown", "indexed", "module_name", "pretrained", "shapes")
                if f"{n}(" in body or f"{n}." in body]
     imports.append("from specc import require_runtime")
     imports.append("")
@@ -1107,12 +1111,27 @@ def _summary(program: Program, overrides: dict | None) -> str:
 _DISABLE_UNLEARNING = "disable_unlearning: bool = False"
 
 
-def _signature(program: Program, overrides: dict | None) -> list[str]:
+# CLArena's constructors take any keyword (its Backbone drops what no class reads), so configs
+# written for it may carry keys no class reads (`batch_normalisation`, misspelt, in its author's).
+# With `--base clarena` the classes users build take them too and warn, naming them; with specc's
+# own base an unknown keyword stays a TypeError.
+_UNKNOWN_KWARGS = "**unknown_kwargs"
+_IGNORE_UNKNOWN = "ignore_unknown(type(self).__name__, unknown_kwargs)"
+
+
+def _signature(program: Program, overrides: dict | None, base: str) -> list[str]:
     sig = [f"{escape.identifier(d.name)}: {d.annotation}" + ("" if d.default is NO_DEFAULT else f" = {d.default_src}")
            for d in class_def(program, overrides).params]
     if not any(d.startswith("disable_unlearning:") for d in sig):
         sig += ["*", _DISABLE_UNLEARNING]
+    if base == "clarena":
+        sig.append(_UNKNOWN_KWARGS)
     return sig
+
+
+def _init_head(w: "_Writer") -> list[str]:
+    """The first lines of a constructor users call (the network's, the continual and masked classes')."""
+    return [f"        {_IGNORE_UNKNOWN}"] if w.base == "clarena" else []
 
 
 def _continual_class(w: _Writer, program: Program, overrides, final: str, plain: str) -> list[str]:
@@ -1123,7 +1142,8 @@ def _continual_class(w: _Writer, program: Program, overrides, final: str, plain:
     return [f"class {final}(CLBackbone, {plain}):",
             *_doc(doc),
             "",
-            *_wrap("    ", f"def __init__({', '.join(['self'] + _signature(program, overrides))}) -> None:"),
+            *_wrap("    ", f"def __init__({', '.join(['self'] + _signature(program, overrides, w.base))}) -> None:"),
+            *_init_head(w),
             *_wrap("        ", f"super().__init__({', '.join(call)})"),
             "",
             "    def forward(self, input: Tensor, stage: str | None = None, task_id: int | None = None) "
@@ -1214,7 +1234,8 @@ def _masked_class(w: _Writer, program: Program, overrides, final: str, plain: st
               for b in direct]
     if lines[-1] != "":
         lines.append("")
-    lines += [*_wrap("    ", f"def __init__({', '.join(['self'] + _signature(program, overrides))}) -> None:")]
+    lines += [*_wrap("    ", f"def __init__({', '.join(['self'] + _signature(program, overrides, w.base))}) -> None:"),
+              *_init_head(w)]
     if hat_blocks:
         mode = "batch_normalization" if "batch_normalization" in class_names else "None"
         lines += ["        # The blocks are built as HAT backbones by the plain constructor: they need these first.",

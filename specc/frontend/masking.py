@@ -14,7 +14,7 @@ from . import ast as A
 from .errors import SpecError
 from .load import Program
 from .reserved import GENERATED_NAMES, GENERATED_PREFIX, METHODS, PARAMETER_NAMES, SCHEME_ATTRIBUTES
-from ..schemes import BN_MODES, SCHEMES, Scheme
+from ..schemes import SCHEMES, Scheme, batch_norm_mode
 
 
 def scheme(program: Program) -> Scheme | None:
@@ -225,9 +225,9 @@ def network_args(program: Program, class_values: dict) -> dict:
             p.name == "batch_normalization" for p in program.network.params):
         out["batch_normalization"] = False
     elif "batch_normalization" in class_values:
-        mode = class_values["batch_normalization"]
-        if mode not in BN_MODES:
-            raise _err(program, f"batch_normalization must be None, 'shared' or 'independent', not {mode!r}",
-                       m.pos)
+        try:
+            mode = batch_norm_mode(class_values["batch_normalization"])
+        except ValueError as e:
+            raise _err(program, str(e), m.pos) from None
         out["batch_normalization"] = mode is not None
     return out

@@ -56,7 +56,16 @@ class AmnesiacHATMasked(HATMasked):
     def instantiate_backup_backbones(self, backup_task_ids: list[int]) -> None:
         if hat.specc_base(self):
             check_not_sharded(self)
-        super().instantiate_backup_backbones(backup_task_ids)
+            super().instantiate_backup_backbones(backup_task_ids)
+        else:
+            # CLArena's base builds `original_backbone_class(**backup_backbone_kwargs)`; with that base
+            # the kwargs are CLArena's (the HAT mode), which the plain class's bool parameter refuses.
+            kept = self.backup_backbone_kwargs
+            self.backup_backbone_kwargs = plain_arguments(kept)
+            try:
+                super().instantiate_backup_backbones(backup_task_ids)
+            finally:
+                self.backup_backbone_kwargs = kept
         self._specc_backup_ids = [f"{t}" for t in backup_task_ids]
         _compile_backups(self)
 
@@ -96,12 +105,29 @@ def install(network: nn.Module, plain_cls: type, batch_normalization=None, prote
     hat.install(network, plain_cls, batch_normalization, protect_shortcuts, fold_batch_norm, point=point)
     network._specc_backup_forward = None
     if not network.disable_unlearning:
-        # The plain constructor's arguments, as this network was built with them.
-        names = list(inspect.signature(plain_cls.__init__).parameters)[1:]
-        kwargs = {name: getattr(network, name) for name in names}
-        if "batch_normalization" in kwargs:
-            kwargs["batch_normalization"] = batch_normalization is not None
-        network.backup_backbone_kwargs = kwargs
+        network.backup_backbone_kwargs = backup_arguments(network, plain_cls, batch_normalization)
+
+
+def backup_arguments(network: nn.Module, plain_cls: type, batch_normalization) -> dict:
+    """The backups' constructor arguments: the plain constructor's, as this network was built with
+    them, less `disable_unlearning` (a pipeline's flag) and, with `--base clarena`, the keywords it
+    ignores. `batch_normalization`: with specc's base the plain class's bool; with CLArena's, as the
+    masked class was given it (what CLArena's AmnesiacHATMLP keeps: None, False, 'shared', ...)."""
+    params = list(inspect.signature(plain_cls.__init__).parameters.values())[1:]
+    kwargs = {p.name: getattr(network, p.name) for p in params
+              if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "disable_unlearning"}
+    if "batch_normalization" in kwargs:
+        kwargs["batch_normalization"] = (uses_batch_norm(batch_normalization) if hat.specc_base(network)
+                                         else batch_normalization)
+    return kwargs
+
+
+def plain_arguments(backup_kwargs: dict) -> dict:
+    """`backup_arguments` as the plain class takes them (batch_normalization a bool)."""
+    bn = backup_kwargs.get("batch_normalization")
+    if "batch_normalization" not in backup_kwargs or isinstance(bn, bool):
+        return backup_kwargs
+    return {**backup_kwargs, "batch_normalization": uses_batch_norm(bn)}
 
 
 def _compile_backups(network: nn.Module) -> None:

@@ -20,20 +20,18 @@ import torch
 from torch import Tensor, fx, nn
 
 from ...analysis import analyse
+from ...schemes import BN_MODES, batch_norm_mode  # noqa: F401  (BN_MODES: re-exported)
 from .. import batchnorm, distributed, structure
 from ..bases import CLBackbone, HATMaskBackbone, anneal_scalar, check_mask_arguments
 from ..codegen import compile_forward, forward_source
 from ..compiling import eager, eager_frame
 from ..fx_graph import analysis_graph, trace
 
-BN_MODES = (None, "shared", "independent")
 
 
 def uses_batch_norm(mode) -> bool:
-    """The plain network's `batch_normalization` for HAT's mode (None / "shared" / "independent")."""
-    if mode not in BN_MODES:
-        raise ValueError(f"batch_normalization must be None, 'shared' or 'independent', not {mode!r}")
-    return mode is not None
+    """The plain network's `batch_normalization` for HAT's mode (None or False / "shared" / "independent")."""
+    return batch_norm_mode(mode) is not None
 
 
 def _hat_bases():
@@ -251,6 +249,7 @@ def nested(block_cls: type):
 def install_block(block: nn.Module, batch_normalization) -> None:
     """At the end of a HAT block's constructor: its embeddings (right after its layers, as
     CLArena's blocks draw them) and its per-task batch norms."""
+    batch_normalization = batch_norm_mode(batch_normalization)
     for name in block.weighted_layer_names:
         units = block.get_submodule(name[len(block.path) + 1:].replace("/", ".")).weight.shape[0]
         block.task_embedding_t[name] = nn.Embedding(num_embeddings=1, embedding_dim=units)
@@ -264,6 +263,7 @@ def install(network: nn.Module, plain_cls: type, batch_normalization=None, prote
     """At the end of a HAT class's constructor: analyse the plain forward, create the task
     embeddings, the per-task batch norms, and the masked forward. `cache`: the plain class's
     constructor arguments, kept as attributes, determine its structure (generated classes)."""
+    batch_normalization = batch_norm_mode(batch_normalization)
     network._specc_plain = plain_cls
     network._specc_options = {"protect_shortcuts": protect_shortcuts, "fold_batch_norm": fold_batch_norm,
                               "point": point}

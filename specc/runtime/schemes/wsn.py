@@ -14,19 +14,16 @@ import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
 from ...analysis import analyse
+from ...schemes import BN_MODES, batch_norm_mode  # noqa: F401  (BN_MODES: re-exported)
 from .. import batchnorm, distributed, structure
 from ..codegen import compile_forward
 from ..gates import GATES_BY_RANKING
 from ..fx_graph import analysis_graph, trace
 from .hat import _Masked, record_activations, route_batch_norms, specc_base
 
-BN_MODES = (None, "shared", "independent")
-
-
 def uses_batch_norm(mode) -> bool:
-    if mode not in BN_MODES:
-        raise ValueError(f"batch_normalization must be None, 'shared' or 'independent', not {mode!r}")
-    return mode is not None
+    """The plain network's `batch_normalization` for the mode (None or False / "shared" / "independent")."""
+    return batch_norm_mode(mode) is not None
 
 
 def _masked_bias(bias: Tensor | None, mask: Tensor | None) -> Tensor | None:
@@ -84,6 +81,7 @@ class WSNMasked(_Masked):
 
 def install(network: nn.Module, plain_cls: type, batch_normalization=None, cache: bool = True,
             rank_by: str = "score") -> None:
+    batch_normalization = batch_norm_mode(batch_normalization)
     network._specc_plain = plain_cls
     network.gate_fn = GATES_BY_RANKING[rank_by]
     network._specc_key = structure.key(network, plain_cls, batch_normalization) if cache else None

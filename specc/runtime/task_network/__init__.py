@@ -1,0 +1,44 @@
+"""Per-task inference networks: a trained masked backbone's test stage for one task as a plain,
+smaller network (`task_network`), written out as source (`source.py`) or ONNX (`onnx.py`).
+
+test_graph.py makes the test stage a plain graph (the task's masks at the mask points, a WSN
+task's masked weights, the task's batch norms); channels.py finds the channels each value needs;
+prune.py rebuilds the graph on them; checkpoint.py keeps a backbone with its stored masks.
+"""
+from __future__ import annotations
+
+import torch
+from torch import fx, nn
+from torch.fx.passes.shape_prop import ShapeProp
+
+from .channels import analyse_channels
+from .prune import build
+from .test_graph import test_graph
+
+__all__ = ["task_network"]
+
+
+def task_network(backbone: nn.Module, task_id: int, example_input: torch.Tensor, masks=None) -> fx.GraphModule:
+    """The network of task `task_id`: a plain nn.Module (an fx.GraphModule in eval mode, its source
+    in `.code`) whose `forward(input)` returns the feature of `backbone(input, "test",
+    test_task_id=task_id)` (HAT, AmnesiacHAT; WSN: `backbone(input, "test", p, test_mask=masks,
+    test_task_id=task_id)`), computing only the units the task keeps.
+
+    The feature has the backbone's shape: the units the task's mask drops are zeros in it (the
+    last layer computes only its kept units; they are put back in place). `example_input`: any
+    input of the backbone (a batch of one will do); it sizes every value (flatten's spread of
+    channels over features). `masks`: a WSN task's `(weight_mask, bias_mask)` (HAT backbones keep
+    theirs: `store_mask()`). The backbone is left as it was; the network shares no tensor with it.
+    """
+    graph, agraph = test_graph(backbone, task_id, masks)
+    probe = fx.GraphModule(backbone, graph)
+    # The shapes only: the live batch norms stand in for the task's copies (same sizes).
+    was_training = backbone.training
+    try:
+        backbone.eval()
+        with torch.no_grad():
+            ShapeProp(probe).propagate(example_input)
+    finally:
+        backbone.train(was_training)
+    analyse_channels(backbone, graph, agraph)
+    return build(backbone, graph, class_name=f"{type(backbone).__name__}Task{int(task_id)}")

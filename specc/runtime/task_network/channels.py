@@ -174,7 +174,7 @@ def find_needed(graph: fx.Graph) -> None:
 
 
 def find_keep(graph: fx.Graph) -> None:
-    """`keep`: the channels each node's pruned value holds, in order. Mostly `nonzero & needed`; an
+    """`keep`: the channels each node's pruned value holds, in order. Mostly `nonzero & needed` (at least one); an
     opaque operation (and the network's input) holds every channel, a flatten every feature of the
     channels it keeps (the pruned linear after it reads them in that layout)."""
     for node in graph.nodes:
@@ -188,6 +188,11 @@ def find_keep(graph: fx.Graph) -> None:
         if kind == "flatten":
             r = _repeat(node)
             keep = keep.view(-1, r).any(1).repeat_interleave(r)
+        if not bool(keep.any()) and len(keep):
+            # torch has no convolution of zero channels: a value that keeps none keeps its first
+            # (computed as the graph says; zero or read by nothing, as every dropped channel)
+            keep = keep.clone()
+            keep[: _repeat(node) if kind == "flatten" else 1] = True
         node.meta["keep"] = keep
 
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 import specc
+from specc.runtime import batchnorm
 from conftest import SPECS
 from generated.mlp_amnesiac_hat import AmnesiacHATMLP
 from generated.mlp_hat import HATMaskMLP
@@ -43,9 +44,8 @@ def _train_ish(backbone: nn.Module, task: int = 1, seed: int = 0) -> nn.Module:
     if getattr(backbone, "batch_normalization", None) == "independent":
         backbone.store_bn()
         with torch.no_grad():  # the live batch norms move on: the task's copies must be the ones used
-            for m in backbone.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.running_mean.add_(10.0)
+            for m in batchnorm.live_norms(backbone, backbone._specc_bn_groups):
+                m.running_mean.add_(10.0)
     return backbone.eval()
 
 

@@ -34,13 +34,13 @@ def flush_denormals(enabled: bool = True):
     return _flush(enabled)
 
 
-def task_network(backbone, task_id: int, example_input, masks=None):
+def task_network(backbone, task_id: int, example_input, masks=None, fuse: bool = True):
     """Task `task_id`'s network of a trained HAT, AmnesiacHAT or WSN backbone: a plain nn.Module
     without the units the task's mask drops, equal to the backbone's test stage: see
     specc.runtime.task_network."""
     from .runtime.task_network import task_network as _task_network
 
-    return _task_network(backbone, task_id, example_input, masks)
+    return _task_network(backbone, task_id, example_input, masks, fuse)
 
 
 def save_checkpoint(backbone, path, wsn_masks=None) -> None:

@@ -72,16 +72,20 @@ def test_mlp_hat_sizes_and_outputs(bn):
     x = torch.randn(7, 20)
     with torch.no_grad():
         ref = m(x, "test", test_task_id=1)[0]
+        unfused = specc.task_network(m, 1, x[:1], fuse=False)
+        _close(unfused(x), ref)
         net = specc.task_network(m, 1, x[:1])
         out = net(x)
     _close(out, ref)
-    mods = _modules_by_path(net)
     masks = m.masks[1]
     counts = [_kept(masks[f"fc/{i}"]) for i in range(3)]
-    assert [mods[f"fc_{i}"].out_features for i in range(3)] == counts
-    assert [mods[f"fc_{i}"].in_features for i in range(3)] == [20] + counts[:2]
+    for mods in (_modules_by_path(net), _modules_by_path(unfused)):
+        assert [mods[f"fc_{i}"].out_features for i in range(3)] == counts
+        assert [mods[f"fc_{i}"].in_features for i in range(3)] == [20] + counts[:2]
     if bn is not None:
-        assert [mods[f"fc_bn_{i}"].num_features for i in range(3)] == counts
+        assert [_modules_by_path(unfused)[f"fc_bn_{i}"].num_features for i in range(3)] == counts
+        # by default every batch norm is folded into the linear before it
+        assert not any(isinstance(mod, nn.BatchNorm1d) for mod in net.modules())
     assert 0 < counts[0] < 32 and 0 < counts[1] < 24  # mixed masks: the test prunes something
     # the feature has the backbone's shape; the dropped units of the last layer are zeros
     assert torch.equal(out[:, masks["fc/2"] == 0], torch.zeros_like(out[:, masks["fc/2"] == 0]))

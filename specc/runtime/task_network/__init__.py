@@ -12,13 +12,15 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from .channels import analyse_channels
+from .fuse import fuse_batch_norms
 from .prune import build
 from .test_graph import test_graph
 
 __all__ = ["task_network"]
 
 
-def task_network(backbone: nn.Module, task_id: int, example_input: torch.Tensor, masks=None) -> fx.GraphModule:
+def task_network(backbone: nn.Module, task_id: int, example_input: torch.Tensor, masks=None,
+                 fuse: bool = True) -> fx.GraphModule:
     """The network of task `task_id`: a plain nn.Module (an fx.GraphModule in eval mode, its source
     in `.code`) whose `forward(input)` returns the feature of `backbone(input, "test",
     test_task_id=task_id)` (HAT, AmnesiacHAT; WSN: `backbone(input, "test", p, test_mask=masks,
@@ -28,7 +30,9 @@ def task_network(backbone: nn.Module, task_id: int, example_input: torch.Tensor,
     last layer computes only its kept units; they are put back in place). `example_input`: any
     input of the backbone (a batch of one will do); it sizes every value (flatten's spread of
     channels over features). `masks`: a WSN task's `(weight_mask, bias_mask)` (HAT backbones keep
-    theirs: `store_mask()`). The backbone is left as it was; the network shares no tensor with it.
+    theirs: `store_mask()`). `fuse`: fold each batch norm into the projection before it (fuse.py;
+    rounding differs, within 1e-5 relative). The backbone is left as it was; the network shares no
+    tensor with it.
     """
     graph, agraph = test_graph(backbone, task_id, masks)
     probe = fx.GraphModule(backbone, graph)
@@ -41,4 +45,5 @@ def task_network(backbone: nn.Module, task_id: int, example_input: torch.Tensor,
     finally:
         backbone.train(was_training)
     analyse_channels(backbone, graph, agraph)
-    return build(backbone, graph, class_name=f"{type(backbone).__name__}Task{int(task_id)}")
+    network = build(backbone, graph, class_name=f"{type(backbone).__name__}Task{int(task_id)}")
+    return fuse_batch_norms(network) if fuse else network

@@ -246,7 +246,8 @@ def test_source_with_weights_file_equals_the_network(tmp_path, resnet18):
     assert sum(p.numel() for p in loaded.parameters()) == sum(p.numel() for p in net.parameters())
 
 
-onnxruntime = pytest.importorskip("onnxruntime")  # the `test` extra installs it
+needs_onnx = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx")
+                                is None, reason="onnx and onnxruntime (the `test` extra) are not installed")
 
 
 def _onnx_close(net, x, batch):
@@ -258,6 +259,7 @@ def _onnx_close(net, x, batch):
     _close(run_onnx(model, batch), ref)  # another batch size than exported with: the batch is dynamic
 
 
+@needs_onnx
 def test_onnx_mlp_hat():
     m = _train_ish(HATMaskMLP(input_dim=20, hidden_dims=[32, 24], output_dim=16, gate="sigmoid",
                               batch_normalization="independent"))
@@ -265,17 +267,20 @@ def test_onnx_mlp_hat():
     _onnx_close(specc.task_network(m, 1, x), x, torch.randn(5, 20))
 
 
+@needs_onnx
 def test_onnx_resnet18_hat(resnet18):
     x = torch.randn(1, 3, 32, 32)
     _onnx_close(specc.task_network(resnet18, 1, x), x, torch.randn(3, 3, 32, 32))
 
 
+@needs_onnx
 def test_onnx_wsn():
     m = _train_ish(WSNMaskMLP(input_dim=20, hidden_dims=[32, 24], output_dim=16))
     x = torch.randn(1, 20)
     _onnx_close(specc.task_network(m, 1, x, masks=_wsn_masks(m)), x, torch.randn(4, 20))
 
 
+@needs_onnx
 def test_cli_export_task(tmp_path, capsys):
     from specc.cli import main
 

@@ -57,6 +57,15 @@ def _close(out: torch.Tensor, ref: torch.Tensor) -> None:
     assert err <= TOL * scale, f"max error {err.item():.3g} over max |ref| {scale.item():.3g}"
 
 
+def _checked(m: nn.Module, x: torch.Tensor, **kwargs):
+    """Task 1's network of `m`, after checking it against m's test stage on `x`."""
+    with torch.no_grad():
+        ref = m(x, "test", test_task_id=1)[0]
+        net = specc.task_network(m, 1, x[:1], **kwargs)
+        _close(net(x), ref)
+    return net
+
+
 def _kept(mask: torch.Tensor) -> int:
     return max(int((mask > 0).sum()), 1)  # a layer that keeps no unit keeps one (zero)
 
@@ -70,13 +79,10 @@ def test_mlp_hat_sizes_and_outputs(bn):
     m = _train_ish(HATMaskMLP(input_dim=20, hidden_dims=[32, 24], output_dim=16, gate="sigmoid",
                               batch_normalization=bn))
     x = torch.randn(7, 20)
+    unfused = _checked(m, x, fuse=False)
+    net = _checked(m, x)
     with torch.no_grad():
-        ref = m(x, "test", test_task_id=1)[0]
-        unfused = specc.task_network(m, 1, x[:1], fuse=False)
-        _close(unfused(x), ref)
-        net = specc.task_network(m, 1, x[:1])
         out = net(x)
-    _close(out, ref)
     masks = m.masks[1]
     counts = [_kept(masks[f"fc/{i}"]) for i in range(3)]
     for mods in (_modules_by_path(net), _modules_by_path(unfused)):
@@ -97,10 +103,7 @@ def test_a_layer_that_keeps_nothing():
                               batch_normalization="shared"), seed=3)
     m.masks[1]["fc/0"] = torch.zeros(12)
     x = torch.randn(4, 10)
-    with torch.no_grad():
-        ref = m(x, "test", test_task_id=1)[0]
-        out = specc.task_network(m, 1, x[:1])(x)
-    _close(out, ref)
+    _checked(m, x)
 
 
 @pytest.fixture(scope="module")
@@ -112,11 +115,7 @@ def resnet18():
 def test_resnet18_hat_shortcut_ties_sizes_and_outputs(resnet18):
     m = resnet18
     x = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        ref = m(x, "test", test_task_id=1)[0]
-        net = specc.task_network(m, 1, x[:1])
-        out = net(x)
-    _close(out, ref)
+    net = _checked(m, x)
     mods = _modules_by_path(net)
     masks = m.masks[1]
     for name in m.weighted_layer_names:
@@ -135,11 +134,7 @@ def test_resnet18_hat_shortcut_ties_sizes_and_outputs(resnet18):
 def test_resnet18_hat_protected_shortcuts():
     m = _train_ish(HATMaskResNet18Protected(input_channels=3, output_dim=512, gate="sigmoid"))
     x = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        ref = m(x, "test", test_task_id=1)[0]
-        net = specc.task_network(m, 1, x[:1])
-        out = net(x)
-    _close(out, ref)
+    net = _checked(m, x)
     # the weighted shortcut shares the mask of the conv owning its add (a tie)
     assert _modules_by_path(net)["conv3x_0_identity_downsample"].out_channels == _kept(m.masks[1]["conv3x/0/conv2"])
 
@@ -147,11 +142,7 @@ def test_resnet18_hat_protected_shortcuts():
 def test_concatenations_inception():
     m = _train_ish(specc.build(SPECS / "peers" / "inception_net_hat.cl", width_div=8))
     x = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        ref = m(x, "test", test_task_id=1)[0]
-        net = specc.task_network(m, 1, x[:1])
-        out = net(x)
-    _close(out, ref)
+    net = _checked(m, x)
     assert any(n.target is torch.cat for n in net.graph.nodes)
     mods = _modules_by_path(net)
     for name in m.weighted_layer_names:
@@ -167,21 +158,14 @@ def test_depthwise_convolutions_mobilenet():
     m = _train_ish(specc.build(SPECS / "peers" / "mobilenet_v1_hat.cl", stem_width=8, widths=[16, 32],
                                strides=[1, 2]))
     x = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        ref = m(x, "test", test_task_id=1)[0]
-        out = specc.task_network(m, 1, x[:1])(x)
-    _close(out, ref)
+    _checked(m, x)
 
 
 def test_amnesiac_hat():
     m = _train_ish(AmnesiacHATMLP(input_dim=20, hidden_dims=[32, 24], output_dim=16, gate="sigmoid",
                                   batch_normalization="independent"))
     x = torch.randn(5, 20)
-    with torch.no_grad():
-        ref = m(x, "test", test_task_id=1)[0]
-        net = specc.task_network(m, 1, x[:1])
-        out = net(x)
-    _close(out, ref)
+    net = _checked(m, x)
     assert _modules_by_path(net)["fc_1"].out_features == _kept(m.masks[1]["fc/1"])
 
 

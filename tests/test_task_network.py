@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 import specc
-from specc.runtime import batchnorm
 from conftest import SPECS
 from generated.mlp_amnesiac_hat import AmnesiacHATMLP
 from generated.mlp_hat import HATMaskMLP
@@ -43,9 +42,12 @@ def _train_ish(backbone: nn.Module, task: int = 1, seed: int = 0) -> nn.Module:
         backbone.store_mask()
     if getattr(backbone, "batch_normalization", None) == "independent":
         backbone.store_bn()
-        with torch.no_grad():  # the live batch norms move on: the task's copies must be the ones used
-            for m in batchnorm.live_norms(backbone, backbone._specc_bn_groups):
-                m.running_mean.add_(10.0)
+        # the live batch norms move on: the task's copies (in ModuleDicts keyed by task) must be used
+        copies = {id(c) for d in backbone.modules() if isinstance(d, nn.ModuleDict) for c in d.modules()}
+        with torch.no_grad():
+            for m in backbone.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in copies:
+                    m.running_mean.add_(10.0)
     return backbone.eval()
 
 
@@ -198,6 +200,19 @@ def test_wsn_resnet18_independent_batch_norms():
         ref = m(x, "test", 0.5, test_mask=masks, test_task_id=1)[0]
         out = specc.task_network(m, 1, x[:1], masks=masks)(x)
     _close(out, ref)
+
+
+def test_clarena_base_classes(tmp_path):
+    """`--base clarena` classes: CLArena's HAT base, HAT blocks with their own per-task batch norms."""
+    from clarena_client.loader import ClarenaUnavailable, SpeccCompiler, import_clarena
+
+    try:
+        import_clarena()
+        cls = SpeccCompiler(tmp_path).module("resnet18_hat").HATMaskResNet18
+    except ClarenaUnavailable as e:
+        pytest.skip(str(e))
+    m = _train_ish(cls(input_channels=3, output_dim=512, gate="sigmoid", batch_normalization="independent"))
+    _checked(m, torch.randn(2, 3, 32, 32))
 
 
 def test_refusals():

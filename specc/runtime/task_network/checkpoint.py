@@ -17,15 +17,14 @@ import torch
 from torch import nn
 
 from .. import batchnorm
-from ..bases import HATMaskBackbone
-from ..schemes.hat import specc_base
+from ..schemes.hat import _hat_bases, specc_base
 
 
 def checkpoint(backbone: nn.Module, wsn_masks: dict | None = None) -> dict:
     """The checkpoint of `backbone` (see the module's doc); `wsn_masks`: {task_id: (weight_mask,
     bias_mask)} for a WSN backbone."""
     data: dict = {"state_dict": {k: v.detach().cpu() for k, v in backbone.state_dict().items()}}
-    if isinstance(backbone, HATMaskBackbone):
+    if isinstance(backbone, _hat_bases()):
         data["masks"] = {int(t): {name: m.detach().cpu() for name, m in mask.items()}
                          for t, mask in backbone.masks.items()}
     if wsn_masks:
@@ -62,9 +61,9 @@ def load(backbone: nn.Module, path) -> dict:
     except RuntimeError as e:
         raise ValueError(f"the checkpoint {path} does not fit this backbone (built with other arguments?): "
                          f"{str(e).splitlines()[0]}") from None
-    if isinstance(backbone, HATMaskBackbone):
+    if isinstance(backbone, _hat_bases()):
         for task, mask in data.get("masks", {}).items():
             for sub in backbone.modules():
-                if isinstance(sub, HATMaskBackbone):
+                if isinstance(sub, _hat_bases()):
                     sub.masks[int(task)] = mask
     return {int(t): (m["weight"], m["bias"]) for t, m in data.get("wsn_masks", {}).items()}

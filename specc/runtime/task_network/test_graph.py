@@ -15,7 +15,8 @@ from torch import Tensor, fx, nn
 
 from ...analysis import analyse
 from .. import batchnorm
-from ..bases import HATMaskBackbone, WSNMaskBackbone
+from ..bases import WSNMaskBackbone
+from ..schemes.hat import _hat_bases
 from ..fx_graph import analysis_graph, trace
 
 
@@ -33,7 +34,7 @@ def test_graph(backbone: nn.Module, task_id: int, wsn_masks=None):
                         "WSN class from `specc compile`, `specc.build` or `specc.mask`)")
     graph = trace(backbone, plain)
     agraph = analysis_graph(graph, backbone)
-    if isinstance(backbone, HATMaskBackbone):
+    if isinstance(backbone, _hat_bases()):  # specc's base or CLArena's (`--base clarena`)
         if task_id not in backbone.masks:
             raise ValueError(f"task {task_id} has no stored mask (stored: {sorted(backbone.masks)}); call "
                              "store_mask() at the end of the task's training, or load a checkpoint that has it")
@@ -41,7 +42,8 @@ def test_graph(backbone: nn.Module, task_id: int, wsn_masks=None):
         facts = analyse(agraph, include_shortcuts=options.get("protect_shortcuts", False),
                         point=options.get("point", "earliest"))
         _insert_unit_masks(graph, agraph, facts, backbone.masks[task_id])
-    elif isinstance(backbone, WSNMaskBackbone):
+    elif any(c is WSNMaskBackbone or c.__name__ == "WSNMaskBackbone" for c in type(backbone).__mro__):
+        # specc's base or CLArena's
         if wsn_masks is None:
             raise ValueError("a WSN backbone keeps no masks of its own: pass the task's test masks, "
                              "`masks=(weight_mask, bias_mask)` as given to its test stage")
@@ -49,7 +51,7 @@ def test_graph(backbone: nn.Module, task_id: int, wsn_masks=None):
         _fold_parameter_masks(backbone, agraph, facts, *wsn_masks)
     else:
         raise TypeError(f"{type(backbone).__name__} is neither a HAT nor a WSN backbone")
-    if getattr(backbone, "_specc_bn_groups", None):
+    if getattr(backbone, "_specc_independent", False) or getattr(backbone, "_specc_bn_groups", None):
         _task_batch_norms(backbone, graph, task_id)
     _feature_only(graph)
     graph.eliminate_dead_code(is_impure_node=lambda n: n.op in ("placeholder", "output"))

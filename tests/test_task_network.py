@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 import specc
+import specc.builder
 from conftest import SPECS
 from generated.mlp_amnesiac_hat import AmnesiacHATMLP
 from generated.mlp_hat import HATMaskMLP
@@ -33,9 +34,10 @@ def _train_ish(backbone: nn.Module, task: int = 1, seed: int = 0) -> nn.Module:
             nn.init.normal_(embedding.weight)
     with torch.no_grad():
         for m in backbone.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
                 m.running_mean.normal_()
                 m.running_var.uniform_(0.5, 2.0)
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
                 m.weight.normal_()
                 m.bias.normal_()
     if hasattr(backbone, "store_mask"):
@@ -46,7 +48,7 @@ def _train_ish(backbone: nn.Module, task: int = 1, seed: int = 0) -> nn.Module:
         copies = {id(c) for d in backbone.modules() if isinstance(d, nn.ModuleDict) for c in d.modules()}
         with torch.no_grad():
             for m in backbone.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in copies:
+                if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats and id(m) not in copies:
                     m.running_mean.add_(10.0)
     return backbone.eval()
 
@@ -161,6 +163,22 @@ def test_depthwise_convolutions_mobilenet():
                                strides=[1, 2]))
     x = torch.randn(2, 3, 32, 32)
     _checked(m, x)
+
+
+@pytest.mark.parametrize("stem", [
+    "pycil_resnet32_hat",      # option-A shortcuts: strided subsampling and zero channels padded on
+    "hat_alexnet_hat_paper",   # masks at the chain's end (after ReLU, dropout, max pool)
+    "wsn_alexnet_hat",         # batch norms on batch statistics (track_running_stats=False)
+])
+def test_peer_networks_in_double(stem):
+    """In float64, so that batch norms on the statistics of a small batch (which amplify the
+    rounding of a sum taken over fewer channels) test the semantics, not the conditioning."""
+    cls = specc.builder.runtime_class(specc.builder.load_program(SPECS / "peers" / f"{stem}.cl"))
+    torch.manual_seed(0)
+    m = _train_ish(cls().double())
+    first = next(mod for mod in m.modules() if isinstance(mod, nn.Conv2d))
+    net = _checked(m, torch.randn(4, first.in_channels, 32, 32, dtype=torch.float64))
+    assert sum(p.numel() for p in net.parameters()) < 0.5 * sum(p.numel() for p in m.parameters())
 
 
 def test_amnesiac_hat():

@@ -41,7 +41,9 @@ def task_network(backbone: nn.Module, task_id: int, example_input: torch.Tensor,
     try:
         backbone.eval()
         with torch.no_grad():
-            ShapeProp(probe).propagate(example_input)
+            # two rows at least: a batch norm on batch statistics refuses a batch of one
+            ShapeProp(probe).propagate(example_input if len(example_input) > 1 else example_input.repeat(
+                (2,) + (1,) * (example_input.dim() - 1)))
     finally:
         backbone.train(was_training)
     analyse_channels(backbone, graph, agraph)

@@ -54,7 +54,8 @@ def _sliced(module: nn.Module, node: fx.Node, keep_in: torch.Tensor | None, keep
             bias = module.bias if module.affine else None
         if bias is not None:
             new.bias.copy_(bias.detach()[out])
-    return new.to(dtype=(weight if weight is not None else module.running_mean).dtype)
+    dtype = next((t.dtype for t in (weight, getattr(module, "running_mean", None)) if t is not None), None)
+    return new if dtype is None else new.to(dtype=dtype)
 
 
 class _Builder:

@@ -8,6 +8,8 @@ an independent count of each layer's kept units, read from the stored mask."""
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -260,6 +262,13 @@ def test_source_with_weights_file_equals_the_network(tmp_path, resnet18):
     loaded = _load_module(tmp_path / "task1.py", "task1").load()
     with torch.no_grad():
         assert torch.equal(loaded(x), net(x))
+    torch.save(x, tmp_path / "x.pt")
+    code = ("import sys; sys.modules['specc'] = None; sys.modules['lark'] = None; "
+            f"sys.path.insert(0, {str(tmp_path)!r}); import torch, task1; "
+            f"print(float(task1.load()(torch.load({str(tmp_path / 'x.pt')!r})).abs().sum()))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr  # it imports torch only
+    assert float(done.stdout) == pytest.approx(float(net(x).detach().abs().sum()), rel=1e-6)
     assert sum(p.numel() for p in loaded.parameters()) == sum(p.numel() for p in net.parameters())
 
 

@@ -334,3 +334,7 @@ def test_cli_export_task(tmp_path, capsys):
     assert not (tmp_path / "bad_out.py").exists()
     assert main(base + ["--task", "1", "-o", str(tmp_path / "x.py")]) == 2
     assert "--checkpoint" in capsys.readouterr().err
+    assert main(args[:-1] + ["21", "-o", str(tmp_path / "x.py")]) == 2  # a wrong input shape: one line
+    err = capsys.readouterr().err
+    assert err.startswith("specc: error: the network does not run on inputs of shape (21,)") and "Traceback" not in err
+    assert not (tmp_path / "x.py").exists()

@@ -27,19 +27,22 @@ def task_files(program: Program, overrides: dict, task: int, checkpoint: str, in
         raise SpecError(f"export fixes every argument: give {', '.join(missing)} with -D name=value",
                         program.backbone_pos or program.network.pos)
     backbone = runtime_class(program, overrides)()
+    files = []
     try:
         wsn_masks = load(backbone, checkpoint)
         example = torch.zeros((1,) + tuple(input_shape))
         network = task_network(backbone, task, example, wsn_masks.get(task))
-    except (ValueError, TypeError) as e:
+        if out is not None:
+            weights = Path(out).with_suffix(".pt")
+            title = (f"Task {task} of {program.class_name} ({Path(program.path).name}), from "
+                     f"{Path(checkpoint).name}; input shape (batch, {', '.join(map(str, input_shape))}).")
+            files.append((Path(out), module_source(network, title, weights.name).encode("utf-8")))
+            files.append((weights, weights_bytes(network)))
+        if onnx_out is not None:
+            files.append((Path(onnx_out), onnx_bytes(network, example)))
+    except (ValueError, TypeError, ImportError) as e:  # a checkpoint, shape or module that does not fit
         raise UsageError(str(e)) from None
-    files = []
-    if out is not None:
-        weights = Path(out).with_suffix(".pt")
-        title = (f"Task {task} of {program.class_name} ({Path(program.path).name}), from {Path(checkpoint).name}; "
-                 f"input shape (batch, {', '.join(map(str, input_shape))}).")
-        files.append((Path(out), module_source(network, title, weights.name).encode("utf-8")))
-        files.append((weights, weights_bytes(network)))
-    if onnx_out is not None:
-        files.append((Path(onnx_out), onnx_bytes(network, example)))
+    except RuntimeError as e:  # torch's, e.g. an input shape the network cannot take
+        raise UsageError(f"the network does not run on inputs of shape {input_shape}: "
+                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     return files

@@ -7,9 +7,10 @@ prune.py rebuilds the graph on them; checkpoint.py keeps a backbone with its sto
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 from torch import fx, nn
-from torch.fx.passes.shape_prop import ShapeProp
 
 from .channels import analyse_channels
 from .fuse import fuse_batch_norms
@@ -42,10 +43,21 @@ def task_network(backbone: nn.Module, task_id: int, example_input: torch.Tensor,
         backbone.eval()
         with torch.no_grad():
             # two rows at least: a batch norm on batch statistics refuses a batch of one
-            ShapeProp(probe).propagate(example_input if len(example_input) > 1 else example_input.repeat(
+            _Shapes(probe).run(example_input if len(example_input) > 1 else example_input.repeat(
                 (2,) + (1,) * (example_input.dim() - 1)))
     finally:
         backbone.train(was_training)
     analyse_channels(backbone, graph, agraph)
     network = build(backbone, graph, class_name=f"{type(backbone).__name__}Task{int(task_id)}")
     return fuse_batch_norms(network) if fuse else network
+
+
+class _Shapes(fx.Interpreter):
+    """Runs the graph once, leaving each tensor value's shape in `node.meta["tensor_meta"]` (as
+    torch.fx's ShapeProp, which also prints a traceback of its own on an error)."""
+
+    def run_node(self, node):
+        result = super().run_node(node)
+        if isinstance(result, torch.Tensor):
+            node.meta["tensor_meta"] = SimpleNamespace(shape=tuple(result.shape))
+        return result

@@ -60,7 +60,7 @@ def load(backbone: nn.Module, path) -> dict:
         backbone.load_state_dict(state)
     except RuntimeError as e:
         raise ValueError(f"the checkpoint {path} does not fit this backbone (built with other arguments?): "
-                         f"{str(e).splitlines()[0]}") from None
+                         f"{' '.join(line.strip() for line in str(e).splitlines()[:2])}") from None
     if isinstance(backbone, _hat_bases()):
         for task, mask in data.get("masks", {}).items():
             for sub in backbone.modules():

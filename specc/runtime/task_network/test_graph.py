@@ -45,8 +45,9 @@ def test_graph(backbone: nn.Module, task_id: int, wsn_masks=None):
     elif any(c is WSNMaskBackbone or c.__name__ == "WSNMaskBackbone" for c in type(backbone).__mro__):
         # specc's base or CLArena's
         if wsn_masks is None:
-            raise ValueError("a WSN backbone keeps no masks of its own: pass the task's test masks, "
-                             "`masks=(weight_mask, bias_mask)` as given to its test stage")
+            raise ValueError(f"a WSN backbone keeps no masks of its own: pass task {task_id}'s test masks, "
+                             "`masks=(weight_mask, bias_mask)` as given to its test stage (a checkpoint: "
+                             "specc.save_checkpoint(..., wsn_masks={task_id: (weight_mask, bias_mask)}))")
         facts = analyse(agraph, include_shortcuts=True, unit_masks=False)
         _fold_parameter_masks(backbone, agraph, facts, *wsn_masks)
     else:

@@ -259,6 +259,9 @@ def test_source_with_weights_file_equals_the_network(tmp_path, resnet18):
     net = specc.task_network(resnet18, 1, x[:1])
     (tmp_path / "task1.py").write_text(module_source(net, "ResNet-18 task 1", "task1.pt"))
     (tmp_path / "task1.pt").write_bytes(weights_bytes(net))
+    program = torch.export.export(net, (x,))  # the task network is one graph for torch.export too
+    with torch.no_grad():
+        assert torch.equal(program.module()(x), net(x))
     loaded = _load_module(tmp_path / "task1.py", "task1").load()
     with torch.no_grad():
         assert torch.equal(loaded(x), net(x))

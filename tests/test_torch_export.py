@@ -1,7 +1,7 @@
 """torch.export.export of every class in generated/ (plain networks, their CL variants, and the
-HAT, AmnesiacHAT and WSN classes in the stages that make sense for a deployed model: 'test' for
-each, and 'validation' for HAT), with small inputs: an exported program is one graph (torch.export
-refuses graph breaks) and it computes what the class computes.
+HAT, AmnesiacHAT and WSN classes in the stages without training: 'test' and 'validation'), with
+small inputs: an exported program is one graph (torch.export refuses graph breaks) and it
+computes what the class computes.
 
 A forward's `stage`, `test_task_id`, `s_max` and `mask_percentage` are Python constants of the
 exported program (torch.export specialises non-tensor inputs); WSN's test masks are tensor inputs.
@@ -81,7 +81,7 @@ def test_torch_export(cls):
         wm, bm = net.get_mask("train", mask_percentage=0.5)
         masks = ({k: v.detach() for k, v in wm.items()}, {k: None if v is None else v.detach() for k, v in bm.items()})
         net.eval()
-        calls = [((x, "test", 0.5), {"test_mask": masks, "test_task_id": 1})]
+        calls = [((x, "test", 0.5), {"test_mask": masks, "test_task_id": 1}), ((x, "validation", 0.5), {})]
     elif issubclass(cls, CLBackbone):
         net.eval()
         calls = [((x, "test"), {"task_id": 1})]

@@ -1,7 +1,7 @@
 """Per-task inference networks: a trained masked backbone's test stage for one task as a plain,
 smaller network (`task_network`), written out as source (`source.py`) or ONNX (`onnx.py`).
 
-test_graph.py makes the test stage a plain graph (the task's masks at the mask points, a WSN
+stage_graph.py makes the test stage a plain graph (the task's masks at the mask points, a WSN
 task's masked weights, the task's batch norms); channels.py finds the channels each value needs;
 prune.py rebuilds the graph on them; checkpoint.py keeps a backbone with its stored masks.
 """
@@ -15,7 +15,7 @@ from torch import fx, nn
 from .channels import analyse_channels
 from .fuse import fuse_batch_norms
 from .prune import build
-from .test_graph import test_graph
+from .stage_graph import stage_graph
 
 __all__ = ["task_network"]
 
@@ -35,7 +35,7 @@ def task_network(backbone: nn.Module, task_id: int, example_input: torch.Tensor,
     rounding differs, within 1e-5 relative). The backbone is left as it was; the network shares no
     tensor with it.
     """
-    graph, agraph = test_graph(backbone, task_id, masks)
+    graph, agraph = stage_graph(backbone, task_id, masks)
     probe = fx.GraphModule(backbone, graph)
     # The shapes only: the live batch norms stand in for the task's copies (same sizes).
     was_training = backbone.training

@@ -1,6 +1,6 @@
 """Which channels (units along dim 1) of each value a task's network computes.
 
-Two passes over the test graph (test_graph.py), with every value's channel count from a shape
+Two passes over the test graph (stage_graph.py), with every value's channel count from a shape
 propagation:
 - forward, `nonzero`: the channels that can be non-zero. A unit mask keeps only its kept units; a
   projection, a batch norm or an activation with f(0) != 0 makes every channel non-zero;
@@ -20,7 +20,7 @@ import torch
 from torch import fx, nn
 
 from .. import batchnorm
-from .test_graph import node_module, unit_mask
+from .stage_graph import node_module, unit_mask
 
 # Roles (specc.core.roles) of operations that compute each channel from the same channel only.
 CHANNELWISE = ("norm", "activation", "dropout", "pool", "identity", "scale", "subsample")
@@ -97,7 +97,7 @@ def _repeat(node: fx.Node) -> int:
     return channels(node) // channels(tensor_inputs(node)[0])
 
 
-def _concat_slices(node: fx.Node) -> list[tuple[fx.Node, int, int]]:
+def concat_slices(node: fx.Node) -> list[tuple[fx.Node, int, int]]:
     operands = node.args[0] if node.args else node.kwargs["tensors"]
     out, start = [], 0
     for op in operands:
@@ -121,9 +121,9 @@ def find_nonzero(graph: fx.Graph) -> None:
         elif kind == "flatten":
             nz = ins[0].meta["nonzero"].repeat_interleave(_repeat(node))
         elif kind == "concat":
-            nz = torch.cat([op.meta["nonzero"] for op, _, _ in _concat_slices(node)])
+            nz = torch.cat([op.meta["nonzero"] for op, _, _ in concat_slices(node)])
         elif kind == "pad":
-            before, after = _pad(node)
+            before, after = channel_pad(node)
             nz = torch.cat([torch.zeros(before, dtype=torch.bool), ins[0].meta["nonzero"],
                             torch.zeros(after, dtype=torch.bool)])
         else:  # input, projection, norm, depthwise, channel-wise ops that move zeros, opaque
@@ -131,7 +131,7 @@ def find_nonzero(graph: fx.Graph) -> None:
         node.meta["nonzero"] = nz
 
 
-def _pad(node: fx.Node) -> tuple[int, int]:
+def channel_pad(node: fx.Node) -> tuple[int, int]:
     pad = node.args[1] if len(node.args) > 1 else node.kwargs["pad"]
     return pad[4], pad[5]
 
@@ -154,12 +154,12 @@ def demand(node: fx.Node, operand: fx.Node) -> torch.Tensor:
         return need.view(-1, _repeat(node)).any(1)
     if kind == "concat":
         got = torch.zeros(channels(operand), dtype=torch.bool)
-        for op, start, stop in _concat_slices(node):
+        for op, start, stop in concat_slices(node):
             if op is operand:
                 got |= need[start:stop]
         return got
     if kind == "pad":
-        before, after = _pad(node)
+        before, after = channel_pad(node)
         return need[before:channels(node) - after].clone()
     return _all(operand)
 

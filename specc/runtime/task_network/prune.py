@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from .channels import channels, tensor_inputs, _concat_slices, _pad
-from .test_graph import node_module
+from .channels import channel_pad, channels, concat_slices, tensor_inputs
+from .stage_graph import node_module
 
 
 def _index(keep: torch.Tensor) -> torch.Tensor:
@@ -148,11 +148,11 @@ class _Builder:
             r = channels(node) // channels(tensor_inputs(node)[0])
             return self.copy(node, lambda n: keep.view(-1, r).any(1))
         if kind == "pad":
-            before, after = _pad(node)
+            before, after = channel_pad(node)
             (x,) = tensor_inputs(node)
             return self.value_as(x, keep[before:channels(node) - after])
         parts = {}
-        for op, start, stop in _concat_slices(node):
+        for op, start, stop in concat_slices(node):
             parts.setdefault(op, keep[start:stop])
         return self.copy(node, lambda n: parts[n])
 

@@ -25,7 +25,7 @@ def unit_mask(x: Tensor, mask: Tensor) -> Tensor:
     return x * mask.view((1, -1) + (1,) * (x.dim() - 2))
 
 
-def test_graph(backbone: nn.Module, task_id: int, wsn_masks=None):
+def stage_graph(backbone: nn.Module, task_id: int, wsn_masks=None):
     """`(graph, agraph)`: the test-stage graph of `backbone` for `task_id` (see the module's doc)
     and the analysis graph whose nodes' `where` are its traced nodes (roles for the pruning)."""
     plain = getattr(backbone, "_specc_plain", None)

@@ -46,7 +46,16 @@ def _parser() -> argparse.ArgumentParser:
                                    "backbone API copied in; it imports torch only (for vendoring). Same "
                                    "state_dict and outputs as specc.build with those arguments.")
     x.add_argument("spec", metavar="SPEC")
-    x.add_argument("-o", dest="out", metavar="OUT.py", required=True, help="the module to write")
+    x.add_argument("-o", dest="out", metavar="OUT.py", help="the module to write")
+    x.add_argument("--task", type=int, metavar="T",
+                   help="write task T's network of a trained masked backbone instead (needs --checkpoint and "
+                        "--input-shape): only the units T's mask keeps, its outputs the backbone's test stage's; "
+                        "-o writes OUT.py and its weights OUT.pt")
+    x.add_argument("--checkpoint", metavar="CKPT",
+                   help="with --task: the trained backbone, saved by specc.save_checkpoint (state_dict and masks)")
+    x.add_argument("--input-shape", type=_shape, metavar="C,H,W",
+                   help="with --task: the shape of one input, without the batch (e.g. 3,32,32 or 784)")
+    x.add_argument("--onnx", metavar="OUT.onnx", help="with --task: also (or only) write the network as ONNX")
     defines(x)
 
     k = sub.add_parser("check", help="parse, elaborate and analyse each spec (no torch; instant)",
@@ -121,7 +130,11 @@ def _main(argv: list[str] | None) -> int:
         if args.command == "compile":
             rc = _compile(args.specs, args.out, overrides, args.base)
         elif args.command == "export":
-            rc = _export(args.spec, args.out, overrides)
+            if args.task is None and (args.checkpoint or args.input_shape or args.onnx):
+                raise UsageError("--checkpoint, --input-shape and --onnx go with --task T")
+            if args.task is None and args.out is None:
+                raise UsageError("export needs -o OUT.py")
+            rc = _export_task(args, overrides) if args.task is not None else _export(args.spec, args.out, overrides)
         elif args.command == "check":
             rc = _check(args.specs, overrides)
         elif args.command == "graph":
@@ -229,6 +242,39 @@ def _export(spec: str, out: str, overrides: dict) -> int:
     write_all([(Path(out), export_source(program, overrides).encode("utf-8"))])
     print(display_path(out))
     return 0
+
+
+def _export_task(args, overrides: dict) -> int:
+    from .frontend.load import load_program
+    from .frontend.probe import probe
+
+    if args.checkpoint is None or args.input_shape is None:
+        raise UsageError("export --task needs --checkpoint CKPT and --input-shape C,H,W")
+    if args.out is None and args.onnx is None:
+        raise UsageError("export --task needs -o OUT.py, --onnx OUT.onnx or both")
+    program = load_program(args.spec)
+    probe(program, overrides)  # what `check` checks, before torch is imported
+    read = {ident: path for path in program.sources if (ident := _identity(path)) is not None}
+    if _identity(args.checkpoint) is not None:
+        read[_identity(args.checkpoint)] = args.checkpoint
+    targets = ([Path(args.out), Path(args.out).with_suffix(".pt")] if args.out is not None else []) + \
+        ([Path(args.onnx)] if args.onnx is not None else [])
+    _check_targets([(args.spec, t) for t in targets], read)
+    from .emit.task_export import task_files
+
+    files = task_files(program, overrides, args.task, args.checkpoint, args.input_shape, args.out, args.onnx)
+    write_all(files)
+    for target, _ in files:
+        print(display_path(target))
+    return 0
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    parts = text.split(",")
+    if not 1 <= len(parts) <= 4 or not all(p.strip().isdigit() and 0 < int(p) <= 65536 for p in parts):
+        raise argparse.ArgumentTypeError(f"must be 1 to 4 positive integers separated by commas, got "
+                                         f"{clip(printable(text), 40)!r}")
+    return tuple(int(p) for p in parts)
 
 
 def _identity(path) -> tuple[int, int] | None:

@@ -365,7 +365,8 @@ def test_show_prints_every_weighted_layer_in_order(stem, defines, capsys):
     assert main(["show", str(SPECS / f"{stem}.cl"), *defines]) == 0
     out = capsys.readouterr().out
     rows = table_rows(out)
-    from specc.cli import PROBE_VALUES, _defines  # the probe values `show` documents
+    from specc.cli import _defines
+    from specc.frontend.probe import PROBE_VALUES  # the probe values `show` documents
 
     d = _defines([v for k, v in zip(defines[0::2], defines[1::2]) if k == "-D"])
     program = load_program(str(SPECS / f"{stem}.cl"))

@@ -18,13 +18,24 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SPECS
+from conftest import REPO, SPECS, unnamed_files
 
 from specc.cli import main
-from specc.frontend.ir import ModuleDecl
+from specc.core.limits import (
+    BLOCK_DEPTH,
+    FILES,
+    INCLUDE_DEPTH,
+    LIMITS,
+    LIST_LENGTH,
+    MODULES,
+    NESTING,
+    NODES,
+    SPEC_BYTES,
+    STEPS,
+    TOKENS,
+)
 from specc.frontend.errors import SpecError, UsageError
-from specc.core.limits import (BLOCK_DEPTH, FILES, INCLUDE_DEPTH, LIMITS, LIST_LENGTH, MODULES, NESTING,
-                                   NODES, SPEC_BYTES, STEPS, TOKENS)
+from specc.frontend.ir import ModuleDecl
 
 SPECC = [sys.executable, "-m", "specc.cli"]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -50,15 +61,6 @@ def write(folder: Path, name: str, text: str | bytes) -> Path:
     else:
         p.write_text(text, encoding="utf-8")
     return p
-
-
-def unnamed_files(folder: Path) -> bool:
-    """Whether this system makes unnamed (O_TMPFILE) files in `folder`, asked without specc's writer."""
-    try:
-        os.close(os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o600))
-        return True
-    except (AttributeError, OSError):
-        return False
 
 
 def cli(args, capsys) -> tuple[int, str, str]:

@@ -19,22 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SPECS
+from conftest import REPO, SPECS, unnamed_files
 
 import specc.output as output
 from specc.output import OutputError, write_all
 
 SPECC = [sys.executable, "-m", "specc"]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
-
-
-def unnamed_files(folder: Path) -> bool:
-    """Whether this system makes unnamed (O_TMPFILE) files in `folder`, asked without specc's writer."""
-    try:
-        os.close(os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o600))
-        return True
-    except (AttributeError, OSError):
-        return False
 
 
 def start(args: list, pause: str) -> subprocess.Popen:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -122,3 +123,24 @@ def test_console_script_compiles_and_the_output_runs(venv):
     assert (work / "mlp_hat.py").is_file()
     run = _run([bin_dir / "python", "-c", RUN], cwd=work)
     assert run.stdout.strip().splitlines()[-1] == "ok (2, 3) ['fc/0', 'fc/1']"
+
+
+def test_console_script_is_the_entry_point_that_handles_ctrl_c(venv):
+    """The installed `specc` goes through specc/__main__.py (its handler says so under the test hook)
+    and a Ctrl-C during the imports of a compile that needs torch ends it with one line and 130."""
+    _, bin_dir, work = venv
+    for name in ("resnet152_hat.cl", "resnet152.cl", "lib/resnet.cl", "lib/resnet_blocks.cl"):
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(SPECS / name, work / name)
+    proc = subprocess.Popen([str(bin_dir / "specc"), "compile", "resnet152_hat.cl", "-o", "out/"], cwd=work,
+                            env={**_clean_env(), "SPECC_TEST_PAUSE": "start"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr.readline() == "specc: test pause at start\n"
+        time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert (proc.returncode, stderr, stdout) == (130, "specc: interrupted\n", "")
+    assert not (work / "out").exists()

@@ -5,7 +5,8 @@ compiler and torch are still being imported (half a second). So this module, imp
 the empty `specc/__init__.py`, installs its SIGINT handler before it imports anything else, and
 imports the CLI only inside the `try` that turns KeyboardInterrupt into that line. Python's own
 start-up, before this module runs, is the one window it cannot cover (README, "CLI")."""
-import _signal  # the C module: `signal` imports enum, milliseconds that Ctrl-C could land in
+# The C module (typeshed has no stub): `signal` imports enum, milliseconds that Ctrl-C could land in.
+import _signal  # type: ignore[import-not-found]
 import os
 import sys
 

@@ -327,13 +327,13 @@ def _graph(spec: str, overrides: dict, image_size: int | None, focus: str | None
         _stdout(text)
         return 0
     try:
-        data = graph.render(text, fmt) if fmt is not None else None
+        data = graph.render(text, fmt) if fmt is not None else text.encode("utf-8")
     except graph.RenderError as e:
         _say(f"specc: error: {clip(printable(str(e)))}")
         return 1
     target = Path(out)
     _check_targets([(spec, target)], {i: p for p in files if (i := _identity(p)) is not None})
-    write_all([(target, text.encode("utf-8") if fmt is None else data)], stay_held=_command)
+    write_all([(target, data)], stay_held=_command)
     print(display_path(out))
     return 0
 

@@ -54,8 +54,8 @@ def write_all(files: list[tuple[Path, bytes]], *, stay_held: bool = False) -> No
     0o666 minus the umask, like any file the user creates. On any failure or interrupt every
     temporary file, every new target this call created and the folders made for them are removed;
     errors name the target, never a temporary file (a target replaced before a later one failed
-    stays replaced). `stay_held`: SIGINT stays blocked once all
-    are written (the `specc` command: it is done, and a late Ctrl-C must not report otherwise)."""
+    stays replaced). `stay_held`: SIGINT stays blocked once all are written (the `specc` command:
+    it is done, and a late Ctrl-C must not say otherwise)."""
     made_dirs: list[Path] = []
     pending: list[_Pending] = []
     try:
@@ -93,14 +93,16 @@ def _write_unnamed(target: Path, data: bytes, mode: int) -> _Pending:
     """`data` in an unnamed file in the target's folder, else in a named temporary file there."""
     fd = anonymous_file(target.parent)
     pending = _Pending(target, fd=fd) if fd is not None else _Pending(target, *_named_temp(target))
+    fd = pending.fd
+    assert fd is not None
     try:
-        _write_fd(pending.fd, data)
-        os.fchmod(pending.fd, mode)  # exactly `mode`: open() would apply the umask to it
+        _write_fd(fd, data)
+        os.fchmod(fd, mode)  # exactly `mode`: open() would apply the umask to it
     except BaseException:
         pending.discard()
         raise
     if pending.tmp is not None:  # a named file is renamed, not linked: its descriptor is done
-        _close(pending.fd)
+        _close(fd)
         pending.fd = None
     return pending
 
@@ -151,7 +153,7 @@ def _give_name(p: _Pending) -> None:
             if e.errno not in _NO_LINK:
                 raise
             _rewrite_named(p)  # unnamed files this system will not link: the named way after all
-        while p.tmp is None:  # the target exists: link to a temporary name, then rename it over
+        while p.tmp is None and p.fd is not None:  # it exists: link to a temporary name, rename over
             tmp = _temp_name(p.target)
             try:
                 _link(p.fd, tmp)
@@ -198,8 +200,7 @@ def _proc_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
 
 
-def _write_fd(fd: int | None, data: bytes) -> None:
-    assert fd is not None
+def _write_fd(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]

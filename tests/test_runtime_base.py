@@ -234,12 +234,16 @@ def test_get_mask_test_returns_stored_masks_on_the_layer_device():
     assert net.masks[2]["fc/1"].device.type == "meta"
 
 
+TRAIN_MESSAGE = ("The `s_max`, `batch_idx` and `batch_num` should be provided at training stage, instead of the "
+                 "default value `None`.")
+
+
 @pytest.mark.parametrize(
     "stage, kwargs, message",
     [
-        ("train", dict(batch_idx=1, num_batches=2), "The `s_max`, `batch_idx` and `batch_num` should be provided at training stage, instead of the default value `None`."),
-        ("train", dict(s_max=1.0, num_batches=2), "The `s_max`, `batch_idx` and `batch_num` should be provided at training stage, instead of the default value `None`."),
-        ("train", dict(s_max=1.0, batch_idx=1), "The `s_max`, `batch_idx` and `batch_num` should be provided at training stage, instead of the default value `None`."),
+        ("train", dict(batch_idx=1, num_batches=2), TRAIN_MESSAGE),
+        ("train", dict(s_max=1.0, num_batches=2), TRAIN_MESSAGE),
+        ("train", dict(s_max=1.0, batch_idx=1), TRAIN_MESSAGE),
         ("validation", dict(batch_idx=1), "The `s_max` should be provided at validation stage, instead of the default value `None`."),
         ("test", dict(s_max=1.0), "The `task_mask` should be provided at testing stage, instead of the default value `None`."),
     ],

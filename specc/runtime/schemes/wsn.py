@@ -16,8 +16,8 @@ from torch import Tensor, fx, nn
 from ...analysis import analyse
 from .. import batchnorm, distributed, structure
 from ..codegen import compile_forward
-from ..gates import GATES_BY_RANKING
 from ..fx_graph import analysis_graph, trace
+from ..gates import GATES_BY_RANKING
 from .hat import _Masked, record_activations, route_batch_norms, specc_base
 
 BN_MODES = (None, "shared", "independent")

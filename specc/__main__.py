@@ -47,6 +47,8 @@ def main() -> int:
         except OSError:
             pass
         rc = 130
+    finally:  # also when argparse ends the command (--help, --version, a usage error)
+        _phase = _DONE
     if rc == 130:
         # Interrupted (the CLI has cleaned up). Left at once: a KeyboardInterrupt that went through
         # Python code run by C (as torch's import does) marks the interpreter, which then ends itself

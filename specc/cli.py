@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import stat
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 from . import __version__
 from .frontend.errors import SpecError, UsageError, clip, display_path, printable
+from .output import OutputError, write_all
 
-from .frontend.probe import PROBE_VALUES  # noqa: E402,F401  (documented by `check --help`)
+# The compiler (lark, the elaborator) and torch are imported where they are used: `check` stays
+# torch-free, and the `specc` command (specc/__main__.py) has its Ctrl-C handling in place first.
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -99,13 +98,17 @@ def _image_size(text: str) -> int:
     return value
 
 
-class OutputError(Exception):
-    """An output that cannot be written (exit status 1). The message names the user's path."""
+# True while main runs as the `specc` command: once its outputs are written, Ctrl-C stays held back
+# until the process exits (the command is done; "interrupted" would be untrue).
+_command = False
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, command: bool = False) -> int:
     """Run the CLI. Ctrl-C anywhere prints one line and exits 130, leaving no file behind (the
-    writer removes its temporary files on any exception)."""
+    writer removes its temporary files on any exception). `command`: called by the `specc`
+    command (specc/__main__.py), which owns the process's signal handling."""
+    global _command
+    _command = command
     _tolerant_streams()
     try:
         return _main(argv)
@@ -224,7 +227,7 @@ def _compile(specs: list[str], out: str | None, overrides: dict, base: str = "sp
                 read.setdefault(ident, path)
         results.append((spec, _target(spec, out), emit(program, overrides, base)))
     _check_targets([(spec, target) for spec, target, _ in results], read)
-    write_all([(target, text.encode("utf-8")) for _, target, text in results])
+    write_all([(target, text.encode("utf-8")) for _, target, text in results], stay_held=_command)
     for _, target, _ in results:
         print(display_path(target))
     return 0
@@ -239,7 +242,7 @@ def _export(spec: str, out: str, overrides: dict) -> int:
     probe(program, overrides)  # what `check` checks, before torch is imported
     read = {ident: path for path in program.sources if (ident := _identity(path)) is not None}
     _check_targets([(spec, Path(out))], read)
-    write_all([(Path(out), export_source(program, overrides).encode("utf-8"))])
+    write_all([(Path(out), export_source(program, overrides).encode("utf-8"))], stay_held=_command)
     print(display_path(out))
     return 0
 
@@ -323,106 +326,6 @@ def _target(spec: str, out: str | None) -> Path:
     return p
 
 
-def write_all(files: list[tuple[Path, bytes]]) -> None:
-    """Write every file or none: each goes to a temporary file next to its target, and only when
-    all are written are they renamed over their targets (with Ctrl-C held back during the renames).
-    On any failure or interrupt the temporary files, and the folders made for them, are removed. A
-    target keeps its mode; a new one gets 0o666 minus the umask, like any file the user creates.
-    Errors name the target, never a temporary file."""
-    made_dirs: list[Path] = []
-    temps: list[tuple[str, Path]] = []
-    try:
-        for target, data in files:
-            shown = display_path(target)
-            try:
-                made_dirs += _make_parents(target.parent)
-                mode = _mode_for(target)
-                fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:64]}.", suffix=".tmp", dir=target.parent)
-                temps.append((tmp, target))
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                os.chmod(tmp, mode)
-            except OSError as e:
-                raise OutputError(f"cannot write {shown}: {e.strerror or e}") from None
-        _test_pause("write")
-        with _interrupts_held():
-            _test_pause("rename", 3)
-            for i, (tmp, target) in enumerate(temps):
-                try:
-                    os.replace(tmp, target)
-                except OSError as e:
-                    raise OutputError(f"cannot write {display_path(target)}: {e.strerror or e}") from None
-                temps[i] = ("", target)
-    except BaseException:
-        for tmp, _ in temps:
-            if tmp:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-        for d in reversed(made_dirs):
-            try:
-                d.rmdir()
-            except OSError:
-                pass
-        raise
-
-
-def _make_parents(folder: Path) -> list[Path]:
-    """Create `folder` and its missing parents; returns those created, outermost first."""
-    missing = []
-    p = folder
-    while not p.exists() and p != p.parent:
-        missing.append(p)
-        p = p.parent
-    made = []
-    for d in reversed(missing):
-        d.mkdir()
-        made.append(d)
-    return made
-
-
-def _mode_for(target: Path) -> int:
-    try:
-        st = os.stat(target)
-        if stat.S_ISREG(st.st_mode):
-            return stat.S_IMODE(st.st_mode)
-    except OSError:
-        pass
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-class _interrupts_held:
-    """Hold SIGINT back while the renames run, so that Ctrl-C cannot leave some outputs replaced
-    and others not. A Ctrl-C that came during the renames is dropped when they all succeeded (the
-    command is done: every output is written), and delivered when one failed."""
-
-    def __enter__(self):
-        self.old = None
-        if hasattr(signal, "pthread_sigmask"):
-            self.old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        return self
-
-    def __exit__(self, exc_type, *exc):
-        if self.old is None:
-            return False
-        if exc_type is None and signal.SIGINT not in self.old and signal.SIGINT in signal.sigpending():
-            signal.sigwait({signal.SIGINT})  # consumed while still blocked: never delivered
-        signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
-        return False
-
-
-def _test_pause(stage: str, seconds: float = 60) -> None:
-    """A hook for the test suite: with SPECC_TEST_PAUSE=STAGE, say so on stderr and wait at that
-    stage (`seconds` at most), so that a test can send SIGINT at a known point: "write" (every
-    temporary file written, before the renames) or "rename" (with SIGINT held back)."""
-    if os.environ.get("SPECC_TEST_PAUSE") == stage:
-        _say(f"specc: test pause at {stage}")
-        time.sleep(seconds)
-
-
 def _network(spec: str, overrides: dict, image_size: int | None = None, files: list | None = None):
     """Load, check and analyse with -D values, else probe values (specc.frontend.probe); returns
     the IR and the parameters that took probe values. `files`, when given, receives the paths of
@@ -470,16 +373,16 @@ def _graph(spec: str, overrides: dict, image_size: int | None, focus: str | None
         _stdout(text)
         return 0
     try:
-        data = graph.render(text, fmt) if fmt is not None else None
+        data = graph.render(text, fmt) if fmt is not None else text.encode("utf-8")
     except graph.RenderError as e:
         _say(f"specc: error: {clip(printable(str(e)))}")
         return 1
     target = Path(out)
     _check_targets([(spec, target)], {i: p for p in files if (i := _identity(p)) is not None})
-    write_all([(target, text.encode("utf-8") if fmt is None else data)])
+    write_all([(target, data)], stay_held=_command)
     print(display_path(out))
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # `python -m specc.cli`; the command is `specc` or `python -m specc`
     sys.exit(main())

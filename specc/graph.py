@@ -317,8 +317,8 @@ class _Drawing:
     def _mask_line(self, nid: int) -> str:
         layer = self.masked[nid]
         label = _html([_line(f"× mask[{layer}]", 9, bold=True)])
-        attrs = _attrs(label=label, tooltip=f"{self.scheme} mask of {layer}", shape="box", style="rounded,filled", fillcolor=_MASK_FILL, color=_TIE_COLOUR, height="0.25",
-                       margin="0.06,0.02")
+        attrs = _attrs(label=label, tooltip=f"{self.scheme} mask of {layer}", shape="box", style="rounded,filled",
+                       fillcolor=_MASK_FILL, color=_TIE_COLOUR, height="0.25", margin="0.06,0.02")
         return f"m{nid} {attrs};"
 
     # -- the text

@@ -46,7 +46,6 @@ from clarena_client.harness import (
 )
 from clarena_client.loader import stub_window, torchvision_stub
 
-
 pytestmark = pytest.mark.usefixtures("no_stub_left_behind")
 
 

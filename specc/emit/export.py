@@ -102,8 +102,8 @@ def export_source(program: Program, overrides: dict | None = None) -> str:
     from .. import __version__
     from ..builder import runtime_class
     from ..frontend.facts import analyse
-    from ..runtime.fx_graph import trace
     from ..runtime.codegen import compile_forward, free_globals
+    from ..runtime.fx_graph import trace
 
     overrides = overrides or {}
     cdef = class_def(program, overrides)
@@ -125,7 +125,7 @@ def export_source(program: Program, overrides: dict | None = None) -> str:
     init = [f"    def __init__(self, output_dim: int | None = {escape.literal(model.output_dim)}) -> None:",
             "        super().__init__(output_dim=output_dim)"]
     for decl in net.modules:
-        parent, last = decl.path[:-1], decl.path[-1]
+        parent = decl.path[:-1]
         value = _module_source(decl)
         container = next((m for m in net.modules if m.path == parent), None)
         if container is not None and container.cls in ("ModuleList", "Sequential"):

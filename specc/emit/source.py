@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from ..core.layers import ACTIVATIONS, OPS
+from ..core.values import type_name
 from ..frontend import ast as A
+from ..frontend import masking
 from ..frontend.classdef import NO_DEFAULT, annotation, class_def, literal
 from ..frontend.elaborate import block_parameters, branch_roles, fixed_values
 from ..frontend.errors import Pos, SpecError
 from ..frontend.load import Program
 from ..frontend.reserved import GENERATED_NAMES
-from ..frontend import masking
-from ..core.values import type_name
 from . import escape
 from .pyexpr import ExprWriter, free_names
 
@@ -538,7 +538,7 @@ class _Writer:
         idx = self.expr_writer(scope, forward)(p.index) if p.index is not None else None
         return p.name, idx, _name_source(prefix, p.name, idx)
 
-    def computed_name(self, scope: _Scope, p: A.PathRef, forward: bool) -> "_Computed":
+    def computed_name(self, scope: _Scope, p: A.PathRef, forward: bool) -> _Computed:
         ex = self.expr_writer(scope, forward)
         pieces = [escape.identifier(x) if isinstance(x, str) and not x.isdigit() else
                   (x if isinstance(x, str) else ex(x)) for x in p.parts]
@@ -1214,7 +1214,7 @@ def _masked_class(w: _Writer, program: Program, overrides, final: str, plain: st
                 call.append("batch_normalization=False")
         else:
             call.append(f"{p.name}={p.name}")
-    install = [f"self", plain]
+    install = ["self", plain]
     install.append("batch_normalization=batch_normalization" if "batch_normalization" in class_names
                    else "batch_normalization=None")
     for key in ("protect_shortcuts", "fold_batch_norm"):
@@ -1261,7 +1261,7 @@ def _doc(text: str, pad: str = "    ") -> list[str]:
 
     paragraphs = [textwrap.fill(p, _WIDTH - len(pad) - 6) for p in text.split("\n\n")]
     lines = escape.docstring("\n\n".join(paragraphs)).split("\n")
-    return [pad + lines[0]] + [(pad + l) if l else "" for l in lines[1:]]
+    return [pad + lines[0]] + [(pad + line) if line else "" for line in lines[1:]]
 
 
 def _wrap(pad: str, text: str) -> list[str]:

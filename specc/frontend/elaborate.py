@@ -10,16 +10,26 @@ import difflib
 import math
 from dataclasses import dataclass, field
 
+from ..core.layers import ACTIVATIONS, OPS, REQUIRED, check, check_activation, out_shape, parameter_count, torch_kwargs
+from ..core.limits import (
+    BLOCK_DEPTH,
+    INT_BITS,
+    LIST_LENGTH,
+    MODULES,
+    NESTING,
+    NODES,
+    PARAMETERS,
+    VALUE_SIZE,
+    Budget,
+    int_in_range,
+)
+from ..core.values import Activation, BlockRef, coerce, type_name
 from . import ast as A
 from .errors import Pos, SpecError
-from ..core.limits import (BLOCK_DEPTH, INT_BITS, LIST_LENGTH, MODULES, NESTING, NODES, PARAMETERS, VALUE_SIZE, Budget,
-                           int_in_range)
 from .ir import ModuleDecl, Network, Node, Param, Shape
-from ..core.layers import ACTIVATIONS, OPS, REQUIRED, check, check_activation, out_shape, parameter_count, torch_kwargs
 from .load import Program
 from .masking import check_name, check_scheme_names, class_params, network_args, options, weights_branches
 from .reserved import MODULE_NAMES, PARAMETER_NAMES
-from ..core.values import Activation, BlockRef, coerce, type_name
 
 _FUNCS = ("len", "range", "min", "max")
 
@@ -211,7 +221,7 @@ class _Scope:
     branches: dict = field(default_factory=dict)  # name -> (ast.Branch, key)
     branch_values: dict = field(default_factory=dict)  # name -> node id
     block: str | None = None
-    evaluator: "Evaluator | None" = None  # made once per scope: its env (and in a block `in`) does not change
+    evaluator: Evaluator | None = None  # made once per scope: its env (and in a block `in`) does not change
     branch_roles: dict = field(default_factory=dict)  # branch name -> "add" | "concat": how it is joined
 
 
@@ -253,7 +263,7 @@ class Evaluator:
             if not int_in_range(v):
                 raise self.err(f"integer too large (limit: below 2**{INT_BITS})", pos)
         elif not math.isfinite(v):
-            raise self.err(f"number too large: the result is not a finite float", pos)
+            raise self.err("number too large: the result is not a finite float", pos)
         return v
 
     def _Lit(self, e):
@@ -625,7 +635,7 @@ class _Elaborator:
                 raise self.err("blocks are declared at the top level of a file", s.pos)
             if not isinstance(s, A.Branch):  # branches are elaborated where `add` uses them
                 stream = self._statement(s, scope, stream, scope.key + (i,))
-        for name, (b, key) in scope.branches.items():
+        for name, (b, _key) in scope.branches.items():
             if name not in scope.branch_values:
                 raise self.err(f"branch '{name}' is never used", b.pos, f"use it with `add({name})`")
         return stream

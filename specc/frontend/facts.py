@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import heapq
 
-from ..analysis import AnalysisError, Graph, Node, analyse as analyse_graph
+from ..analysis import AnalysisError, Graph, Node
+from ..analysis import analyse as analyse_graph
 from ..core.roles import MODULES, PROJECTIONS
 from ..schemes import SCHEMES
 from .errors import SpecError

@@ -10,11 +10,11 @@ from __future__ import annotations
 import difflib
 import keyword
 
+from ..schemes import SCHEMES, Scheme, batch_norm_mode
 from . import ast as A
 from .errors import SpecError
 from .load import Program
 from .reserved import GENERATED_NAMES, GENERATED_PREFIX, METHODS, PARAMETER_NAMES, SCHEME_ATTRIBUTES
-from ..schemes import SCHEMES, Scheme, batch_norm_mode
 
 
 def scheme(program: Program) -> Scheme | None:

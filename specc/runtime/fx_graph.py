@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import linecache
 import sys
-from pathlib import Path
 from contextlib import contextmanager
+from pathlib import Path
 
 from torch import fx, nn
 
+from .. import require_runtime as _require_runtime
 from ..analysis import Graph, Node
 from ..core.roles import FUNCTIONS, METHODS, MODULES, PROJECTIONS, Kind
 from . import positions
-from .. import require_runtime as _require_runtime
-
 
 
 class _Tracer(fx.Tracer):

@@ -8,8 +8,8 @@ and a line in SCHEMES below; nothing else names a scheme.
 """
 from __future__ import annotations
 
-from .declaration import BN_MODES, Option, Scheme, batch_norm_mode
 from . import amnesiac_hat, hat, wsn
+from .declaration import BN_MODES, Option, Scheme, batch_norm_mode
 
 SCHEMES: dict[str, Scheme] = {s.name: s for s in (hat.SCHEME, wsn.SCHEME, amnesiac_hat.SCHEME)}
 

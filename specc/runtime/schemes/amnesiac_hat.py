@@ -199,7 +199,7 @@ def _backup_paths(network, graph: fx.Graph, agraph, facts, backup_masks: fx.Node
                         if bn is not None:
                             val[bn] = v
                         continue
-                    val[node] = graph.node_copy(node, lambda a: val.get(a, a))
+                    val[node] = graph.node_copy(node, lambda a: val.get(a, a))  # noqa: B023 (called here)
     return {b: values[b][feature] for b in ids}
 
 

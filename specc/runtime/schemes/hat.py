@@ -315,7 +315,7 @@ def _rewrite(network: nn.Module) -> None:
         network._specc_facts, network._specc_forward, network._specc_forward_source = known
         return
     graph, agraph, facts = _analyse(network)
-    ph = mask_graph(network, graph, agraph, facts, block_masks=type(network)._specc_block_masks)
+    mask_graph(network, graph, agraph, facts, block_masks=type(network)._specc_block_masks)
     if getattr(network, "_specc_derive_records", False):
         record_activations(graph, agraph, facts, {n.meta["hat_mask"]: n for n in graph.nodes if "hat_mask" in n.meta})
     network._specc_forward, network._specc_forward_source = compile_forward(graph, type(network).__name__)
@@ -361,7 +361,7 @@ def mask_graph(network: nn.Module, graph: fx.Graph, agraph, facts, block_masks: 
                 m = graph.call_method("view", (m, 1, -1, 1, 1))
         with graph.inserting_after(m):
             masked = graph.call_function(operator.mul, (point, m))
-        point.replace_all_uses_with(masked, delete_user_cb=lambda user: user is not masked)
+        point.replace_all_uses_with(masked, delete_user_cb=lambda user: user is not masked)  # noqa: B023 (called here)
         masked.meta["hat_mask"] = layer
         masked.meta["spec_position"] = point.meta.get("spec_position")
         masked.stack_trace = point.stack_trace

@@ -17,8 +17,8 @@ from ...analysis import analyse
 from ...schemes import BN_MODES, batch_norm_mode  # noqa: F401  (BN_MODES: re-exported)
 from .. import batchnorm, distributed, structure
 from ..codegen import compile_forward
-from ..gates import GATES_BY_RANKING
 from ..fx_graph import analysis_graph, trace
+from ..gates import GATES_BY_RANKING
 from .hat import _Masked, record_activations, route_batch_norms, specc_base
 
 def uses_batch_norm(mode) -> bool:

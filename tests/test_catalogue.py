@@ -34,6 +34,7 @@ ARGS = {
     "layernorm": [{}, {"elementwise_affine": False}, {"bias": False, "eps": 1e-6}],
     "dropout": [{}, {"p": 0.2}],
     "maxpool2d": [{"kernel": 2}, {"kernel": 3, "stride": 2, "padding": 1, "ceil_mode": True}],
+    "maxpool1d": [{"kernel": 2}, {"kernel": 3, "stride": 2, "padding": 1, "dilation": 2, "ceil_mode": True}],
     "avgpool2d": [{"kernel": 2}, {"kernel": 3, "stride": 1, "padding": 1, "count_include_pad": False}],
     "adaptive_avgpool2d": [{"size": 1}, {"size": 3}],
     "adaptive_maxpool2d": [{"size": 2}],
@@ -296,3 +297,36 @@ def test_a_layernorm_beyond_a_hat_mask_point_is_refused(tmp_path):
     assert "'ln' follows the unit mask" in info.value.message and info.value.pos.line == 5, info.value.render()
     wsn = textwrap.dedent(plain) + "mask wsn()\n"
     assert analyse(elaborate(load_program(str(_write(tmp_path, wsn, "w.cl"))), {})).weighted_layer_names
+
+
+def test_maxpool1d_is_one_entry(tmp_path):
+    """A kind added by its catalogue entry alone (and its ARGS line above): a spec using it (twice,
+    through `use`) equals the hand-written network, its shape rule runs in the generated constructor."""
+    p = _write(tmp_path, """
+        network P(length: int = 20) {
+            input signal(3, length)
+            conv: conv1d(4, kernel=3) -> act: ReLU() -> pool: maxpool1d(3, stride=2, padding=1, ceil_mode=true)
+            use pool
+            flatten
+            fc: linear(2)
+        }
+    """)
+
+    class Ref(nn.Module):
+        def __init__(self, length):
+            super().__init__()
+            self.conv, self.act = nn.Conv1d(3, 4, 3), nn.ReLU()
+            self.pool = nn.MaxPool1d(3, 2, 1, ceil_mode=True)
+            with torch.no_grad():
+                n = self.pool(self.pool(torch.zeros(1, 4, length - 2))).numel()
+            self.fc = nn.Linear(n, 2)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(self.pool(self.pool(self.act(self.conv(x)))), 1)), {}
+
+    for length in (20, 13):
+        ours, ref = specc.build(p, length=length), Ref(length)
+        _randomize(ref)
+        ours.load_state_dict(ref.state_dict())
+        x = torch.randn(2, 3, length, generator=torch.Generator().manual_seed(2))
+        assert torch.equal(ours(x)[0], ref(x)[0])

@@ -330,3 +330,26 @@ def test_maxpool1d_is_one_entry(tmp_path):
         ours.load_state_dict(ref.state_dict())
         x = torch.randn(2, 3, length, generator=torch.Generator().manual_seed(2))
         assert torch.equal(ours(x)[0], ref(x)[0])
+
+
+def test_amnesiac_hat_routes_conv1d_channels_through_its_backups(tmp_path):
+    """AmnesiacHAT mixes each layer's backup and main outputs by the backup mask, viewed as the
+    entry's hat_view: with backups equal to the network, the mix is the network's own forward."""
+    _write(tmp_path, SIGNAL, "plain.cl")
+    net = specc.build(_write(tmp_path, 'include "plain.cl"\nbackbone AmnSig = Sig\nmask amnesiac_hat(gate="sigmoid")\n',
+                             "amn.cl"))
+    for t in (1, 2):
+        net.setup_task_id(t)
+        _binary_masks(net)
+        net.store_mask()
+    net.setup_task_id(3)
+    net.instantiate_backup_backbones([1, 2])
+    plain = {k: v for k, v in net.state_dict().items() if not k.startswith(("task_embedding", "backup"))}
+    for backup in net.backup_backbones.values():
+        backup.load_state_dict(plain)
+    net.eval()
+    x = torch.randn(3, 2, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        mixed = net(x, "train_with_backup", s_max=400, batch_idx=4, num_batches=4)[0]
+        own = net(x, "train", s_max=400, batch_idx=4, num_batches=4)[0]
+    assert mixed.shape == own.shape == (3, 5) and torch.allclose(mixed, own, atol=1e-6)

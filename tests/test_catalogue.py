@@ -353,3 +353,24 @@ def test_amnesiac_hat_routes_conv1d_channels_through_its_backups(tmp_path):
         mixed = net(x, "train_with_backup", s_max=400, batch_idx=4, num_batches=4)[0]
         own = net(x, "train", s_max=400, batch_idx=4, num_batches=4)[0]
     assert mixed.shape == own.shape == (3, 5) and torch.allclose(mixed, own, atol=1e-6)
+
+
+def test_specc_mask_reads_a_hand_written_conv1d_layernorm_model_through_the_catalogue(tmp_path):
+    """specc.mask on a model written with nn.Conv1d, nn.BatchNorm1d and nn.LayerNorm: the traced
+    graph's modules get their roles, units and mask views from the same entries, so it equals the
+    spec-built HAT class."""
+    spec = _hat(tmp_path, SIGNAL, "HATSig")
+    torch.manual_seed(0)
+    ours = specc.mask(SigRef(), "hat", output_dim=5)
+    assert ours.weighted_layer_names == spec.weighted_layer_names == ["conv1", "conv2", "fc"]
+    ours.load_state_dict(spec.state_dict())
+    x = torch.randn(3, 2, 16, generator=torch.Generator().manual_seed(1))
+    outs = []
+    for net in (ours, spec):
+        net.setup_task_id(1)
+        _binary_masks(net)
+        net.train()
+        outs.append(net(x, "train", s_max=400, batch_idx=4, num_batches=4))
+    (fa, ma, aa), (fb, mb, ab) = outs
+    assert torch.equal(fa, fb) and all(torch.equal(ma[k], mb[k]) for k in mb)
+    assert list(aa) == list(ab) and all(torch.equal(aa[k], ab[k]) for k in ab)

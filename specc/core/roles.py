@@ -15,7 +15,7 @@ Roles:
 - "norm": batch norm, layer norm; keeps units, moves zeros (shift, normalisation by statistics).
 - "activation": keeps units; moves zeros only when f(0) != 0.
 - "dropout", "pool", "identity", "scale": keep units and zeros.
-- "flatten": image -> features; each channel becomes height * width consecutive features.
+- "flatten": image (signal) -> features; each channel becomes height * width (length) consecutive features.
 - "add": residual add (moves zeros: the other operand is added); "concat": concatenation along
   the unit axis.
 - "subsample": spatial striding/slicing that keeps channels (option-A shortcuts).
@@ -25,15 +25,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .layers import BATCH_NORMS, BY_CLASS, PROJECTIONS
+from .layers import BY_CLASS
 
 
 class Kind(NamedTuple):
     role: str
     keeps_zero: bool
 
-
-NORMS = BATCH_NORMS
 
 _ACT_ZERO = ("ReLU", "ReLU6", "GELU", "Tanh", "SiLU", "Mish", "Hardswish", "LeakyReLU", "ELU", "CELU",
              "SELU", "Hardtanh", "PReLU", "Softsign", "Tanhshrink", "Hardshrink", "Softshrink")

@@ -104,9 +104,6 @@ def block_parameters(program: Program) -> dict[str, str]:
             if p.type.name == "block" and isinstance(expr, A.Name)}
 
 
-# Modules `use` may call at a second point: no parameters, no state (activations, dropout, pooling).
-
-
 def _check_network_in(program: Program) -> None:
     """At network level `in` is the shape entering the element it is written in. It may size
     layers (arguments, repetitions), which the constructor computes; the parts the forward also

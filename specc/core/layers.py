@@ -54,7 +54,11 @@ class LayerKind:
         being the last axis).
     `wsn_form`: the masked functional WSN calls for it (a key of runtime/layer_forms.WSN_FORMS).
     `shape_helper`: the specc.runtime.shapes function generated constructors call for its shape
-        (None: the generic `shapes.layer`; only kinds whose shape changes get a call)."""
+        (None: the generic `shapes.layer`; only kinds whose shape changes get a call).
+    `forward`: for a kind without a module, its generated forward: Python source with {x} for the
+        input and {ARG} for its spec arguments ({ARG:step} as a slice step: parenthesized unless a
+        name or number); None: it computes nothing (identity). Its shape helper gets the arguments
+        by position."""
 
     name: str
     params: tuple[tuple[str, str, object], ...]
@@ -74,6 +78,7 @@ class LayerKind:
     hat_view: tuple | None = None
     wsn_form: str | None = None
     shape_helper: str | None = None
+    forward: str | None = None
 
     @property
     def weighted(self) -> bool:
@@ -290,14 +295,17 @@ _ENTRIES = (
               (("output_size", ("pair", "size")),), positional=1, shape=_adaptive_shape,
               checks=_positive("adaptive_maxpool2d", "size"), role="pool", reusable=True,
               shape_helper="shapes.adaptive_pool2d"),
-    LayerKind("flatten", (), ANY, shape=_flatten_shape, role="flatten", shape_helper="shapes.flatten"),
+    LayerKind("flatten", (), ANY, shape=_flatten_shape, role="flatten", shape_helper="shapes.flatten",
+              forward="torch.flatten({x}, 1)"),
     LayerKind("identity", (), ANY),
     # Option-A shortcuts (ResNet-32 on CIFAR): keep every stride-th row and column (x[:, :, ::s, ::s]),
     # and zero channels added before and after the existing ones.
     LayerKind("subsample", (("stride", "int", REQUIRED),), ("image",), shape=_subsample_shape,
-              checks=_positive("subsample", "stride"), role="subsample", shape_helper="shapes.subsample"),
+              checks=_positive("subsample", "stride"), role="subsample", shape_helper="shapes.subsample",
+              forward="{x}[:, :, ::{stride:step}, ::{stride:step}]"),
     LayerKind("pad_channels", (("before", "int", REQUIRED), ("after", "int", REQUIRED)), ("image",),
-              shape=_pad_shape, checks=_pad_checks, role="pad", shape_helper="shapes.pad_channels"),
+              shape=_pad_shape, checks=_pad_checks, role="pad", shape_helper="shapes.pad_channels",
+              forward="nn.functional.pad({x}, (0, 0, 0, 0, {before}, {after}))"),
 )
 
 OPS: dict[str, LayerKind] = {k.name: k for k in _ENTRIES}

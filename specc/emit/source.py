@@ -16,6 +16,7 @@ literal goes through escape.literal: no spec text reaches the output any other w
 from __future__ import annotations
 
 import posixpath
+import string
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -576,37 +577,23 @@ class _Writer:
             current[0] = fname_src
 
     def function(self, scope, op: A.Op, init, fwd, var, shape, where) -> None:
-        """A builtin without a module: flatten, subsample, pad_channels (identity writes nothing)."""
-        if op.name == "identity":
+        """A builtin without a module (flatten, subsample, pad_channels): its catalogue entry's shape
+        helper and forward form (identity writes nothing)."""
+        entry = OPS[op.name]
+        if entry.forward is None:
             return
-        if op.name == "flatten":
-            if init is not None:
-                init.add(f"{shape} = shapes.flatten({shape})", where)
-            if fwd is not None:
-                fwd.add(f"{var} = torch.flatten({var}, 1)", where)
-            return
-        names = [n for n, _, _ in OPS[op.name].params]
+        names = [n for n, _, _ in entry.params]
         for lines, forward in ((init, False), (fwd, True)):
             if lines is None:
                 continue
             ex = self.expr_writer(scope, forward)
             given = {n: ex(a) for n, a in zip(names, op.args)}
             given.update({k: ex(v) for k, v in op.kwargs})
-            if op.name == "subsample":
-                s = given["stride"]
-                if not forward:
-                    lines.add(f"{shape} = shapes.subsample({shape}, {s})", where)
-                else:
-                    step = s if _is_simple(s) else f"({s})"
-                    lines.add(f"{var} = {var}[:, :, ::{step}, ::{step}]", where)
-            elif op.name == "pad_channels":
-                before, after = given["before"], given["after"]
-                if not forward:
-                    lines.add(f"{shape} = shapes.pad_channels({shape}, {before}, {after})", where)
-                else:
-                    lines.add(f"{var} = nn.functional.pad({var}, (0, 0, 0, 0, {before}, {after}))", where)
+            if not forward:
+                args = "".join(f", {given[n]}" for n in names if n in given)
+                lines.add(f"{shape} = {entry.shape_helper}({shape}{args})", where)
             else:
-                raise _error(self.program, f"'{op.name}' has no source form", op.pos)
+                lines.add(f"{var} = {_FORWARD.format(entry.forward, x=var, **given)}", where)
 
     def sequence(self, scope, el, init, fwd, var, shape, branch, current) -> None:
         attr, idx, name_src = self.path_source(scope, el, forward=False)
@@ -993,6 +980,18 @@ def _use_targets(stmts) -> dict:
 def _is_simple(src: str) -> bool:
     """Whether a source needs no parentheses as a slice's step: a name, attribute or number."""
     return all(c.isalnum() or c in "_." for c in src)
+
+
+class _ForwardForm(string.Formatter):
+    """Fills a catalogue entry's `forward` with sources; `{name:step}` parenthesizes a compound one."""
+
+    def format_field(self, value, format_spec):
+        if format_spec == "step":
+            return value if _is_simple(value) else f"({value})"
+        return super().format_field(value, format_spec)
+
+
+_FORWARD = _ForwardForm()
 
 
 def _loop_vars(loop: A.ForLoop) -> set[str]:

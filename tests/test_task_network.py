@@ -15,9 +15,10 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import SPECS
+
 import specc
 import specc.builder
-from conftest import SPECS
 from generated.mlp_amnesiac_hat import AmnesiacHATMLP
 from generated.mlp_hat import HATMaskMLP
 from generated.mlp_wsn import WSNMaskMLP

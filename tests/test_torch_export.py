@@ -22,6 +22,7 @@ import pytest
 import torch
 
 from conftest import GENERATED
+
 from specc.runtime.bases import Backbone, CLBackbone, HATMaskBackbone, WSNMaskBackbone
 
 ARGS = {"input_dim": 6, "hidden_dims": [5, 4], "output_dim": 4, "input_channels": 3, "gate": "sigmoid"}

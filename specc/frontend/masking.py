@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import keyword
 
+from ..core.layers import OPS
 from ..schemes import SCHEMES, Scheme, batch_norm_mode
 from . import ast as A
 from .errors import SpecError
@@ -135,7 +136,7 @@ def name_problem(name: str, reserved: frozenset) -> str | None:
     return f"the backbone already has an attribute '{name}'"
 
 
-_BATCH_NORM_OPS = ("batchnorm1d", "batchnorm2d")
+_BATCH_NORM_OPS = tuple(name for name, entry in OPS.items() if entry.per_task_copies)
 
 
 def check_scheme_names(program: Program) -> None:

@@ -21,10 +21,11 @@ import operator
 
 from torch import Tensor, fx, nn
 
+from ...core.layers import BY_CLASS
 from .. import batchnorm, structure
+from ..bases import stored_mask
 from ..codegen import compile_forward
 from ..compiling import eager, eager_frame
-from ..bases import stored_mask
 from ..distributed import check_backups_synchronised, check_not_sharded
 from . import hat
 from .hat import BN_MODES, HATMasked, uses_batch_norm  # noqa: F401  (used by generated code)
@@ -193,8 +194,8 @@ def _backup_paths(network, graph: fx.Graph, agraph, facts, backup_masks: fx.Node
                         if bn is not None:
                             run.append(bn)
                             consumed.add(bn)
-                        image = isinstance(network.get_submodule(node.target), nn.Conv2d)
-                        v = _routed(graph, b, run, val[node.args[0]], masks_b, layer, image)
+                        view = BY_CLASS[type(network.get_submodule(node.target)).__name__].hat_view
+                        v = _routed(graph, b, run, val[node.args[0]], masks_b, layer, view)
                         val[node] = v
                         if bn is not None:
                             val[bn] = v
@@ -226,7 +227,7 @@ def _following_batch_norm(network: nn.Module, node: fx.Node) -> fx.Node | None:
 
 
 def _routed(graph: fx.Graph, b: str, run: list[fx.Node], x: fx.Node, masks_b: fx.Node, layer: str,
-            image: bool) -> fx.Node:
+            view: tuple | None) -> fx.Node:
     """`m_b * backup(x) + (1 - m_b) * main(x)` over the modules of `run` (a layer and its batch
     norm), in CLArena's order: main layer, backup layer, main batch norm, backup batch norm."""
     main, backup = x, x
@@ -234,8 +235,8 @@ def _routed(graph: fx.Graph, b: str, run: list[fx.Node], x: fx.Node, masks_b: fx
         main = graph.call_module(node.target, (main,))
         backup = graph.call_module(f"backup_backbones.{b}.{node.target}", (backup,))
     m = graph.call_function(operator.getitem, (masks_b, layer))
-    if image:
-        m = graph.call_method("view", (m, 1, -1, 1, 1))
+    if view is not None:  # the layer's catalogue entry's hat_view
+        m = graph.call_method("view", (m,) + tuple(view))
     keep = graph.call_function(operator.mul, (m, backup))
     rest = graph.call_function(operator.mul, (graph.call_function(operator.sub, (1, m)), main))
     return graph.call_function(operator.add, (keep, rest))

@@ -28,7 +28,6 @@ from ..compiling import eager, eager_frame
 from ..fx_graph import analysis_graph, trace
 
 
-
 def uses_batch_norm(mode) -> bool:
     """The plain network's `batch_normalization` for HAT's mode (None or False / "shared" / "independent")."""
     return batch_norm_mode(mode) is not None
@@ -350,15 +349,15 @@ def mask_graph(network: nn.Module, graph: fx.Graph, agraph, facts, block_masks: 
             if path not in block_mask:
                 block_mask[path] = _block_get_mask(graph, path, ph)
             source = block_mask[path]
-        image = agraph.nodes[point_id].meta.get("image", False)
+        view = agraph.nodes[point_id].meta.get("view")  # the layer's catalogue entry's hat_view
         if fold and _foldable(network, point):
             _fold(graph, network, point, source, layer)
             continue
         with graph.inserting_after(point):
             m = graph.call_function(operator.getitem, (source, layer))
-        if image:
+        if view is not None:
             with graph.inserting_after(m):
-                m = graph.call_method("view", (m, 1, -1, 1, 1))
+                m = graph.call_method("view", (m,) + tuple(view))
         with graph.inserting_after(m):
             masked = graph.call_function(operator.mul, (point, m))
         point.replace_all_uses_with(masked, delete_user_cb=lambda user: user is not masked)  # noqa: B023 (called here)

@@ -16,8 +16,8 @@ from torch import Tensor, fx, nn
 from ...analysis import analyse
 from .. import batchnorm
 from ..bases import WSNMaskBackbone
-from ..schemes.hat import _hat_bases
 from ..fx_graph import analysis_graph, trace
+from ..schemes.hat import _hat_bases
 
 
 def unit_mask(x: Tensor, mask: Tensor) -> Tensor:
@@ -67,7 +67,7 @@ def _insert_unit_masks(graph: fx.Graph, agraph, facts, masks: dict[str, Tensor])
         point = agraph.nodes[point_id].where
         with graph.inserting_after(point):
             masked = graph.call_function(unit_mask, (point, masks[layer].detach().cpu()))
-        point.replace_all_uses_with(masked, delete_user_cb=lambda user: user is not masked)
+        point.replace_all_uses_with(masked, delete_user_cb=lambda user: user is not masked)  # noqa: B023 (called here)
         masked.meta["unit_mask"] = masks[layer].detach().cpu()
         masked.meta["unit_mask_of"] = layer
 

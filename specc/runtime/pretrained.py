@@ -44,13 +44,18 @@ def load(module: nn.Module, source: Source, weights: str, projections_only: bool
 
     state = getattr(torchvision.models, source.model)(weights=weights).state_dict()
     modules = dict(module.named_modules())
+    projections = []
+    for cls in PROJECTIONS:
+        # a projection is a weighted module (linear, conv), so its catalogue entry names its torch class
+        assert cls is not None, "a weighted catalogue entry has no torch_class"
+        projections.append(getattr(nn, cls))
     converted = {}
     for key, value in state.items():
         new = rename(key, source.renames)
         if new is None:
             continue
         owner = modules.get(new.rpartition(".")[0])
-        if projections_only and not isinstance(owner, tuple(getattr(nn, cls) for cls in PROJECTIONS)):
+        if projections_only and not isinstance(owner, tuple(projections)):
             continue
         converted[new] = value
     module.load_state_dict(converted, strict=False)

@@ -17,18 +17,8 @@ from torch import Tensor, nn
 from ..core.layers import BATCH_NORMS
 from . import distributed
 
-
-def _norm_classes() -> tuple[type[nn.Module], ...]:
-    classes = []
-    for cls in BATCH_NORMS:
-        # a per-task copy is a copy of a module, so a kind marked per_task_copies names its torch class
-        assert cls is not None, "a catalogue entry with per_task_copies has no torch_class"
-        classes.append(getattr(nn, cls))
-    return tuple(classes)
-
-
 # The norms that get per-task copies: the catalogue's entries with `per_task_copies`.
-NORMS = _norm_classes()
+NORMS = tuple(getattr(nn, cls) for cls in BATCH_NORMS)
 
 
 class Group(NamedTuple):

@@ -37,6 +37,7 @@ class AmnesiacHATMasked(HATMasked):
     """HATMasked plus the backup paths of stage 'train_with_backup'."""
 
     _specc_block_masks = False  # CLArena's AmnesiacHAT ResNets mask block layers with the network's masks
+    backup_backbone_kwargs: dict  # set by `install` (the plain class's arguments, or CLArena's)
 
     @eager_frame
     def forward(self, input: Tensor, stage: str, s_max: float | None = None, batch_idx: int | None = None,

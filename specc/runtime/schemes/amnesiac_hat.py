@@ -26,6 +26,7 @@ from ..codegen import compile_forward
 from ..compiling import eager, eager_frame
 from ..distributed import check_backups_synchronised, check_not_sharded
 from . import hat
+from ..denormals import scoped_flush
 from .hat import BN_MODES, HATMasked, uses_batch_norm  # noqa: F401  (used by generated code)
 
 __all__ = ["AmnesiacHATMasked", "install", "uses_batch_norm", "BN_MODES"]
@@ -36,6 +37,7 @@ class AmnesiacHATMasked(HATMasked):
 
     _specc_block_masks = False  # CLArena's AmnesiacHAT ResNets mask block layers with the network's masks
 
+    @scoped_flush  # as HATMasked.forward
     @eager_frame
     def forward(self, input: Tensor, stage: str, s_max: float | None = None, batch_idx: int | None = None,
                 num_batches: int | None = None, test_task_id: int | None = None):

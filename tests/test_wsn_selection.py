@@ -60,12 +60,16 @@ def test_order_statistics_equal_a_sort(x, data):
     n = x.numel()
     lo = data.draw(st.integers(0, n - 1))
     hi = data.draw(st.sampled_from([lo, min(lo + 1, n - 1)]))
-    true_key = int(float32_keys(_reference(x, lo).reshape(1)))
-    hint = data.draw(st.sampled_from([None, true_key, true_key + 100_000, true_key - 5_000_000,
-                                      -(2**31), 2**31 - 1, 0]))
-    below, above, key = order_statistics(x, lo, hi, hint)
+    true_keys = [int(float32_keys(_reference(x, r).reshape(1))) for r in (lo, hi)]
+    near = st.sampled_from([0, 100_000, -5_000_000])
+    hint = data.draw(st.one_of(
+        st.none(),
+        st.tuples(st.sampled_from(true_keys), st.sampled_from(true_keys)),
+        st.tuples(near, near).map(lambda d: (true_keys[0] + d[0], true_keys[1] + d[1])),
+        st.tuples(st.sampled_from([-(2**31), 2**31 - 1, 0]), st.sampled_from([-(2**31), 2**31 - 1, 0]))))
+    below, above, keys = order_statistics(x, lo, hi, hint)
     assert below == _reference(x, lo) and above == _reference(x, hi)  # -0.0 == 0.0: the same threshold
-    assert key == int(float32_keys(below.reshape(1)))
+    assert keys == (int(float32_keys(below.reshape(1))), int(float32_keys(above.reshape(1))))
     assert (x == below).any() and (x == above).any()  # elements of x
 
 

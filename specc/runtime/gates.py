@@ -124,10 +124,10 @@ def quantile_threshold(scores: Tensor, q: float) -> Tensor:
 
 # Radix select (specc.runtime.selection) where it is the faster exact way: float32 on the CPU,
 # eagerly (it reads counts back: free on the CPU, a graph break under torch.compile), large layers
-# (a small tensor costs the histograms' bins). The hint: the key of the last lo-th score of
-# the same storage and rank (WSN's scores move little per step); results never depend on it.
+# (a small tensor costs the histograms' bins). The hint: the keys of the last lo-th and hi-th
+# scores of the same storage and rank (WSN's scores move little per step); results never depend on it.
 RADIX_MIN_NUMEL = 1 << 15
-_HINTS: dict[tuple[int, int, int], int] = {}
+_HINTS: dict[tuple[int, int, int], tuple[int, int]] = {}
 _MAX_HINTS = 4096
 
 

@@ -16,10 +16,11 @@ training step; `torch.kthvalue` copies and partitions the whole tensor for each.
    difference of bit patterns (one subtraction): no key transform of the whole tensor. That reads
    the same under flush-to-zero (a subnormal lies outside such a window either way).
 4. Where the window misses the `hi`-th key (the `lo`-th one's successor lies far away in key
-   space), it is the smallest value above the `lo`-th one (a masked minimum): exact, one more pass.
+   space), a second window around the last call's `hi`-th key is tried, and where that misses
+   too, it is the smallest value above the `lo`-th one (a masked minimum): exact either way.
 
 A window that does not hold the `lo`-th key is detected by its end bins; so a window may be placed
-anywhere: `order_statistics` places it around a *hint*, the `lo`-th key of the previous call
+anywhere: `order_statistics` places it around a *hint*, the keys found by the previous call
 (WSN's scores move little between steps), and falls back to level 1 when it misses. Results do not
 depend on the hint.
 
@@ -30,6 +31,7 @@ only: the caller answers NaN first.
 from __future__ import annotations
 
 import struct
+import threading
 
 import torch
 from torch import Tensor
@@ -71,6 +73,19 @@ _NEGATIVE_NORMAL_KEY = _key(-_SMALLEST_NORMAL)
 _KEY_MINUS_INF, _KEY_PLUS_INF = _key(-float("inf")), _key(float("inf"))
 
 
+_scratch = threading.local()
+
+
+def _scratch_like(x: Tensor) -> Tensor:
+    """A float32 tensor of `x`'s size on its device, reused by every call of this thread: the
+    window's temporaries cost no allocation (a fresh large tensor's first touch costs several
+    times the pass that fills it). Holds the largest layer's size."""
+    buf = getattr(_scratch, "buffer", None)
+    if buf is None or buf.numel() < x.numel() or buf.device != x.device:
+        buf = _scratch.buffer = torch.empty(x.numel(), dtype=torch.float32, device=x.device)
+    return buf[:x.numel()]
+
+
 def _bucket_of_rank(keys: Tensor, rank: int) -> int:
     """Level 1: the top-16-bit bucket (as a signed key prefix) of the `rank`-th smallest key."""
     top = (keys >> _BUCKET_BITS) + (1 << (31 - _BUCKET_BITS))  # 0 .. 65535
@@ -84,9 +99,11 @@ def _window_bins(x: Tensor, first: int, last: int) -> Tensor:
     `key - first` inside, `last - first` for a key >= `last` (int32). Cut on the floats where both
     ends are normal floats of one sign (no NaN, no subnormal, no zero of the other sign)."""
     if _POSITIVE_NORMAL_KEY <= first and last <= _KEY_PLUS_INF:  # keys are the bit patterns
-        return x.clamp(_float(first), _float(last)).view(torch.int32).sub_(_bits(_float(first)))
+        clamped = torch.clamp(x, _float(first), _float(last), out=_scratch_like(x))
+        return clamped.view(torch.int32).sub_(_bits(_float(first)))
     if _KEY_MINUS_INF <= first and last <= _NEGATIVE_NORMAL_KEY:  # keys are -1 - 2**31 - bits
-        return x.clamp(_float(first), _float(last)).view(torch.int32).sub_(_bits(_float(first))).neg_()
+        clamped = torch.clamp(x, _float(first), _float(last), out=_scratch_like(x))
+        return clamped.view(torch.int32).sub_(_bits(_float(first))).neg_()
     return float32_keys(x).clamp_(first, last).sub_(first)
 
 
@@ -100,22 +117,27 @@ def _window(x: Tensor, start: int, ranks: tuple[int, ...]) -> list[int | None]:
     return [start - 1 + j if 1 <= j <= _WINDOW else None for j in found]
 
 
-def order_statistics(x: Tensor, lo: int, hi: int, hint: int | None = None) -> tuple[Tensor, Tensor, int]:
-    """`(lo-th, hi-th, key)`: the `lo`-th and `hi`-th smallest (0-based, `hi` is `lo` or `lo + 1`)
-    of the NaN-free float32 tensor `x` as 0-d tensors, bit for bit elements of `x`, and the key of
-    the `lo`-th, to pass as `hint` next time (any int: the window is placed around it)."""
+def order_statistics(x: Tensor, lo: int, hi: int, hint: tuple[int, int] | None = None
+                     ) -> tuple[Tensor, Tensor, tuple[int, int]]:
+    """`(lo-th, hi-th, keys)`: the `lo`-th and `hi`-th smallest (0-based, `hi` is `lo` or `lo + 1`)
+    of the NaN-free float32 tensor `x` as 0-d tensors, bit for bit elements of `x`, and their keys,
+    to pass as `hint` next time (any two ints: windows are placed around them)."""
     x = x.reshape(-1)
     ranks = (lo,) if hi == lo else (lo, hi)
-    found = _window(x, hint - _WINDOW // 4, ranks) if hint is not None else [None]
+    found = _window(x, hint[0] - _WINDOW // 4, ranks) if hint is not None else [None]
     if found[0] is None:  # no hint, or the window around it misses the lo-th key: level 1
         bucket = _bucket_of_rank(float32_keys(x), lo)
         found = _window(x, (bucket << _BUCKET_BITS) - _WINDOW // 4, ranks)
-    below = _float(found[0])
-    if hi == lo:
-        above = below
-    elif found[1] is not None:
-        above = _float(found[1])
-    else:  # the window misses the hi-th: it is the next value present (no tie: ties are inside)
-        above = float(x.masked_fill(x <= below, float("inf")).min())
+    key_lo = found[0]
+    key_hi = key_lo if hi == lo else found[1]
+    if key_hi is None and hint is not None and hint[1] != hint[0]:  # a window around the last hi-th
+        key_hi = _window(x, hint[1] - _WINDOW // 4, (hi,))[0]
+    below = _float(key_lo)
+    if key_hi is None:  # the windows miss the hi-th: it is the next value present (ties are inside)
+        inf = torch.full((), float("inf"), dtype=x.dtype, device=x.device)
+        above = float(torch.where(x > below, x, inf, out=_scratch_like(x)).amin())
+        key_hi = _key(above)
+    else:
+        above = _float(key_hi)
     values = torch.tensor([below, above], dtype=torch.float32, device=x.device)
-    return values[0], values[1], found[0]
+    return values[0], values[1], (key_lo, key_hi)

@@ -175,3 +175,29 @@ def test_a_backward_that_raises_is_cleaned_up_by_the_next_forward():
         feature.sum().backward()
     net(x, "train", s_max=400, batch_idx=3, num_batches=10)
     assert not denormals_flushed()
+
+
+def test_amnesiac_backup_stage_is_scoped_too():
+    """AmnesiacHAT's 'train_with_backup' forward (its own, beside HAT's) flushes as HAT's does."""
+    from generated.mlp_amnesiac_hat import AmnesiacHATMLP
+
+    torch.manual_seed(0)
+    net = AmnesiacHATMLP(input_dim=20, hidden_dims=[16, 8], output_dim=4, gate="sigmoid")
+    for t in (1, 2):
+        net.setup_task_id(t)
+        if t == 1:
+            net.store_mask()
+    net.instantiate_backup_backbones([1])
+    seen = {}
+
+    def record(key):
+        def hook(*_):
+            seen.setdefault(key, denormals_flushed())  # returns None: values unchanged
+        return hook
+
+    net.get_layer_by_name(net.weighted_layer_names[0]).register_forward_hook(record("forward"))
+    feature, backups, _, _ = net(torch.randn(3, 20), "train_with_backup", s_max=400, batch_idx=3, num_batches=10)
+    assert seen["forward"] and not denormals_flushed()
+    feature.register_hook(record("backward"))  # runs after the network's own hook on the feature
+    (feature.sum() + sum(b.sum() for b in backups.values())).backward()
+    assert seen["backward"] and not denormals_flushed()

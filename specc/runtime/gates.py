@@ -122,7 +122,7 @@ def quantile_threshold(scores: Tensor, q: float) -> Tensor:
     return torch.where(flat.isnan().any(), torch.full_like(threshold, math.nan), threshold)
 
 
-# Radix select (specc.runtime.selection) where it is the faster exact way: float32 on the CPU,
+# Radix select (order_statistics, runtime/selection.py) where it is the faster exact way: float32 on the CPU,
 # eagerly (it reads counts back: free on the CPU, a graph break under torch.compile), large layers
 # (a small tensor costs the histograms' bins). The hint: the keys of the last lo-th and hi-th
 # scores of the same storage and rank (WSN's scores move little per step); results never depend on it.

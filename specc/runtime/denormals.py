@@ -173,6 +173,8 @@ class flush_denormals:
 # on once per pass: the passes are told apart by the engine's graph-task id.
 
 _scope = threading.local()
+# The autograd engine's id of the backward pass running on this thread (-1: none).
+_graph_task_id = getattr(torch._C, "_current_graph_task_id", lambda: 0)
 
 
 def _scope_state():
@@ -192,7 +194,7 @@ def _scope_wanted(network, input) -> bool:
 @eager
 def _enter_forward() -> None:
     s = _scope_state()
-    if s.passes and torch._C._current_graph_task_id() == -1:
+    if s.passes and _graph_task_id() == -1:
         # A backward pass that raised never ran its final callback: restore what it found.
         _set(next(iter(s.passes.values())))
         s.passes.clear()
@@ -226,7 +228,7 @@ def _tensors(value):
 
 def _backward_reached(grad):
     s = _scope_state()
-    task = torch._C._current_graph_task_id()
+    task = _graph_task_id()
     if task not in s.passes:
         s.passes[task] = _set(True)
         torch.autograd.Variable._execution_engine.queue_callback(functools.partial(_backward_done, task))

@@ -1,5 +1,5 @@
 """Train step of WSNMaskMLP 784-2000-2000-64 (batch 64, mask_percentage 0.5, CPU) with specc's gate
-(a selection: torch.kthvalue) against the same step with a torch.quantile gate, side by side.
+(a radix select, specc.runtime.selection) against the same step with a torch.quantile gate, side by side.
 Goal: at least 3x faster (ratio <= 0.33). Run from the repo root: python bench/wsn_train_step.py"""
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def main(repeats: int = 9) -> None:
     _, wm_fast, _, _ = fast(x, "train", mask_percentage=0.5)
     _, wm_slow, _, _ = slow(x, "train", mask_percentage=0.5)
     assert all(torch.equal(wm_fast[k], wm_slow[k]) for k in wm_fast)
-    times = interleaved({"torch.quantile gate": step(slow), "specc gate (kthvalue)": step(fast)}, repeats)
+    times = interleaved({"torch.quantile gate": step(slow), "specc gate (radix select)": step(fast)}, repeats)
     ratio = report("WSNMaskMLP 784-2000-2000-64 train step, batch 64, c=0.5", times, "torch.quantile gate")
     print(f"  speed-up {1 / ratio:.1f}x (goal >= 3x: {'met' if ratio <= 1 / 3 else 'NOT met'})")
 

@@ -18,10 +18,16 @@ For each peer:
   with the input units of every layer worked out from the architecture;
 * WSN (the WSN paper's networks): the `_wsn` spec against the reference with WSN's parameter masks
   (tests/reference/wsn.py's gate).
+
+specc's HAT networks flush subnormal floats to zero in their own forward and backward (issue 22;
+exactly what that changes: tests/test_hat_subnormals.py), so the HAT references compute their masks,
+forward and backward under `specc.flush_denormals()` (`reference_arithmetic`): the same arithmetic,
+with every subnormal value 0.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import pytest
@@ -307,15 +313,21 @@ def build_hat(name: str, variant: str = "_hat"):
     return case, ref, ours, emb, layers
 
 
+def reference_arithmetic(ours):
+    """specc.flush_denormals() where `ours` flushes subnormals in its own forward and backward."""
+    return specc.flush_denormals() if getattr(ours, "flush_subnormals", False) else nullcontext()
+
+
 def check_hat(name: str) -> None:
     case, ref, ours, emb, layers = build_hat(name)
     x = data(case.input_shape)
     embedding_params = {f"task_embedding_t.{n}.weight": e for n, e in emb.items()}
-    stages = [("train", dict(s_max=S_MAX, batch_idx=2, num_batches=5),
-               hat_ref.gate_masks(emb, hat_ref.annealed_scale(S_MAX, 2, 5))),
-              ("validation", dict(s_max=1.0), hat_ref.gate_masks(emb, 1.0)),  # fractional masks
-              ("validation", dict(s_max=S_MAX), hat_ref.gate_masks(emb, S_MAX)),
-              ("test", dict(test_task_id=1), None)]
+    with reference_arithmetic(ours):
+        stages = [("train", dict(s_max=S_MAX, batch_idx=2, num_batches=5),
+                   hat_ref.gate_masks(emb, hat_ref.annealed_scale(S_MAX, 2, 5))),
+                  ("validation", dict(s_max=1.0), hat_ref.gate_masks(emb, 1.0)),  # fractional masks
+                  ("validation", dict(s_max=S_MAX), hat_ref.gate_masks(emb, S_MAX)),
+                  ("test", dict(test_task_id=1), None)]
     for stage, kwargs, masks in stages:
         if stage == "test":
             stored = ours.store_mask()
@@ -324,7 +336,8 @@ def check_hat(name: str) -> None:
         train = stage == "train"
         ref.train(train), ours.train(train)
         torch.manual_seed(7)
-        expected, expected_acts = case.module.hat_forward_features(ref, x, masks)
+        with reference_arithmetic(ours):
+            expected, expected_acts = case.module.hat_forward_features(ref, x, masks)
         torch.manual_seed(7)
         feature, mask, acts = ours(x, stage, **kwargs)
         assert torch.equal(feature, expected), stage
@@ -332,7 +345,8 @@ def check_hat(name: str) -> None:
         assert_same_dicts(acts, expected_acts, f"{stage} activations")
         if train:
             w = data(expected.shape, seed=2)
-            ((expected * w).sum() + sum(m.sum() for m in masks.values())).backward()
+            with reference_arithmetic(ours):
+                ((expected * w).sum() + sum(m.sum() for m in masks.values())).backward()
             ((feature * w).sum() + sum(m.sum() for m in mask.values())).backward()
             assert_same_grads(ref, ours, case.dropped, extra=embedding_params)
             assert_same_buffers(ref, ours)
@@ -347,7 +361,9 @@ def test_hat_alexnet_masks_where_the_paper_puts_them():
     x = data(case.input_shape)
     for s in (1.0, S_MAX):
         feature, _, _ = ours(x, "validation", s_max=s)
-        assert torch.equal(feature, hat_alexnet.hat_paper_forward_features(ref, x, hat_ref.gate_masks(emb, s)))
+        with reference_arithmetic(ours):
+            expected = hat_alexnet.hat_paper_forward_features(ref, x, hat_ref.gate_masks(emb, s))
+        assert torch.equal(feature, expected)
     ours.store_mask()
     feature, _, _ = ours(x, "test", test_task_id=1)
     assert torch.equal(feature, hat_alexnet.hat_paper_forward_features(ref, x, hat_ref.binary_masks(emb)))
@@ -363,14 +379,16 @@ def test_the_papers_mask_point_gives_the_papers_network(name, paper, placements_
     case, ref, ours, emb, layers = build_hat(name, "_hat_paper")
     x = data(case.input_shape)
     ref.train(), ours.train()
-    masks = hat_ref.gate_masks(emb, hat_ref.annealed_scale(S_MAX, 2, 5))
     torch.manual_seed(7)
-    expected = paper.hat_paper_forward_features(ref, x, masks)
+    with reference_arithmetic(ours):
+        masks = hat_ref.gate_masks(emb, hat_ref.annealed_scale(S_MAX, 2, 5))
+        expected = paper.hat_paper_forward_features(ref, x, masks)
     torch.manual_seed(7)
     feature, mask, _ = ours(x, "train", s_max=S_MAX, batch_idx=2, num_batches=5)
     assert torch.equal(feature, expected)
     w = data(expected.shape, seed=2)
-    (expected * w).sum().backward()
+    with reference_arithmetic(ours):
+        (expected * w).sum().backward()
     (feature * w).sum().backward()
     assert_same_grads(ref, ours, case.dropped, extra={f"task_embedding_t.{n}.weight": e for n, e in emb.items()})
     # CLArena's placement differs from the paper's in training (dropout's scaling rounds differently)
@@ -393,7 +411,9 @@ def test_hat_mlp_masks_where_the_paper_puts_them():
     x = data(case.input_shape)
     for s in (1.0, S_MAX):
         feature, _, _ = ours(x, "validation", s_max=s)
-        assert torch.equal(feature, hat_mlp.hat_paper_forward_features(ref, x, hat_ref.gate_masks(emb, s)))
+        with reference_arithmetic(ours):
+            expected = hat_mlp.hat_paper_forward_features(ref, x, hat_ref.gate_masks(emb, s))
+        assert torch.equal(feature, expected)
 
 
 def input_measure(measure: dict, source) -> torch.Tensor | None:

@@ -56,11 +56,11 @@ def _attribute(path: tuple[str, ...]) -> str:
 
 
 def _runtime_sources() -> list[str]:
-    """specc.runtime's backbone API (WSN gate, base classes), without their imports."""
-    from ..runtime import bases, gates
+    """specc.runtime's backbone API (WSN gate and its selection, base classes), without their imports."""
+    from ..runtime import bases, gates, selection
 
     out = []
-    for module in (gates, bases):
+    for module in (selection, gates, bases):
         src = inspect.getsource(module)
         src = re.sub(r'\A(r?""".*?"""\n)', "", src, flags=re.S)  # the module docstring
         lines = [line for line in src.splitlines()
@@ -161,7 +161,8 @@ def export_source(program: Program, overrides: dict | None = None) -> str:
            "these arguments.")
     header = [escape.CODING_LINE, f"# Exported by specc {__version__}. Do not edit: regenerate with `specc export`.",
               escape.docstring(doc), "from __future__ import annotations", "",
-              "import logging", "import math", "from copy import deepcopy", "from typing import Callable, NamedTuple",
+              "import logging", "import math", "import struct", "import threading", "from copy import deepcopy",
+              "from typing import Callable, NamedTuple",
               "", "import torch", "import torch.nn.functional as F", "from torch import Tensor, nn", "",
               "pylogger = logging.getLogger(__name__)"]
     parts = ["\n".join(header), *_runtime_sources(), *_function_sources(helpers)]

@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 import threading
 
 import torch
 
-__all__ = ["flush_denormals", "denormals_flushed"]
+from .compiling import eager, eager_frame
+
+__all__ = ["flush_denormals", "denormals_flushed", "scoped_flush"]
 
 _lock = threading.Lock()
 _OMP_NAMES = ("libgomp", "libiomp", "libomp")
@@ -155,3 +158,105 @@ class flush_denormals:
 
     def __repr__(self) -> str:
         return f"flush_denormals(enabled={self.enabled}, previous={self.previous})"
+
+
+# -- the masked backbones' own scope ---------------------------------------------------------------
+# HAT on specc's bases flushes by default, only while its own work runs: from the start of its
+# forward to its end, and from the moment a backward pass reaches a tensor that forward returned
+# to the end of that backward pass. The caller's state is restored in between. On CPU only (a GPU
+# pays nothing for subnormals, and its CUDA kernels do not read this thread's control register).
+#
+# The backward pass of CPU tensors runs on the thread that calls backward(), with that thread's
+# intra-op team: the hook that turns flushing on runs there, and the callback that restores the
+# state runs there when the pass ends (the autograd engine's final callbacks, as DDP uses them).
+# Several forwards in one backward pass (a network called twice, AmnesiacHAT's backups) turn it
+# on once per pass: the passes are told apart by the engine's graph-task id.
+
+_scope = threading.local()
+# The autograd engine's id of the backward pass running on this thread (-1: none).
+_graph_task_id = getattr(torch._C, "_current_graph_task_id", lambda: 0)
+
+
+def _scope_state():
+    if not hasattr(_scope, "depth"):
+        _scope.depth = 0          # forwards in progress on this thread (nested: AmnesiacHAT -> HAT)
+        _scope.previous = False   # the caller's state before the outermost of them
+        _scope.passes = {}        # backward pass (graph-task id) -> the state before it flushed
+    return _scope
+
+
+@eager
+def _scope_wanted(network, input) -> bool:
+    return getattr(network, "flush_subnormals", False) and isinstance(input, torch.Tensor) \
+        and input.device.type == "cpu"
+
+
+@eager
+def _enter_forward() -> None:
+    s = _scope_state()
+    if s.passes and _graph_task_id() == -1:
+        # A backward pass that raised never ran its final callback: restore what it found.
+        _set(next(iter(s.passes.values())))
+        s.passes.clear()
+    if s.depth == 0:
+        s.previous = _set(True)
+    s.depth += 1
+
+
+@eager
+def _leave_forward(outputs) -> None:
+    s = _scope_state()
+    s.depth -= 1
+    if s.depth:
+        return  # the outer forward restores, and hooks what it returns
+    _set(s.previous)
+    for t in _tensors(outputs):
+        if t.requires_grad:
+            t.register_hook(_backward_reached)
+
+
+def _tensors(value):
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            yield from _tensors(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _tensors(v)
+
+
+def _backward_reached(grad):
+    s = _scope_state()
+    task = _graph_task_id()
+    if task not in s.passes:
+        s.passes[task] = _set(True)
+        torch.autograd.Variable._execution_engine.queue_callback(functools.partial(_backward_done, task))
+    return None  # the gradient is unchanged
+
+
+def _backward_done(task: int) -> None:
+    s = _scope_state()
+    if task in s.passes:
+        _set(s.passes.pop(task))
+
+
+def scoped_flush(forward):
+    """Decorate a masked backbone's (eager-frame) `forward`: when the network's `flush_subnormals`
+    is true and the input is on the CPU, subnormals are flushed to zero (FTZ and DAZ, as
+    `flush_denormals`) during the forward and during the part of each backward pass that starts
+    at the tensors it returned; the caller's state everywhere else."""
+
+    @functools.wraps(forward)
+    def scoped(self, input, *args, **kwargs):
+        if not _scope_wanted(self, input):
+            return forward(self, input, *args, **kwargs)
+        _enter_forward()
+        outputs = None
+        try:
+            outputs = forward(self, input, *args, **kwargs)
+            return outputs
+        finally:
+            _leave_forward(outputs)
+
+    return eager_frame(scoped)

@@ -21,6 +21,10 @@ elements and sorts the whole tensor. Linear interpolation needs only two order s
 4. `torch.lerp(below, above, weight)`, the very kernel `torch.quantile` ends with, on tensors of the
    same dtype and device, so the rounding (including any fused multiply-add) is the same.
 
+On the CPU, in eager mode, for float32 layers of at least `RADIX_MIN_NUMEL` scores, steps 3's two
+order statistics come instead from `specc.runtime.selection.order_statistics` (a radix select that
+reuses the last step's threshold as a hint): the same two scores, so the same threshold, bit for bit.
+
 A NaN anywhere makes the threshold NaN (torch.quantile's rule), so `scores >= threshold` keeps nothing.
 An empty tensor has no quantile (an error, as in torch.quantile); the gate returns an empty mask.
 
@@ -35,6 +39,8 @@ import math
 
 import torch
 from torch import Tensor
+
+from .selection import order_statistics
 
 __all__ = ["PercentileLayerParameterMaskingByMagnitude", "PercentileLayerParameterMaskingByScore", "quantile_threshold", "rank_parts"]
 
@@ -95,6 +101,15 @@ def quantile_threshold(scores: Tensor, q: float) -> Tensor:
 
     lo, hi, weight = rank_parts(q, n, dtype)
 
+    if _by_radix(flat):
+        if bool(flat.sum().isnan()) and bool(flat.isnan().any()):  # a NaN (or inf - inf: look again)
+            return torch.full((), math.nan, dtype=dtype, device=device)
+        hint_key = (flat.data_ptr(), n, lo)
+        below, above, _HINTS[hint_key] = order_statistics(flat, lo, hi, _HINTS.get(hint_key))
+        if len(_HINTS) > _MAX_HINTS:
+            _HINTS.clear()
+        return _lerp(below, above, weight)
+
     below = flat.kthvalue(lo + 1).values
     if hi == lo:
         above = below
@@ -102,12 +117,30 @@ def quantile_threshold(scores: Tensor, q: float) -> Tensor:
         ties_reach_hi = (flat <= below).sum() >= hi + 1
         smallest_above = flat.masked_fill(flat <= below, math.inf).min()
         above = torch.where(ties_reach_hi, below, smallest_above)
-
-    # Shape (1,) operands and a tensor weight, as in torch.quantile's final lerp_.
-    weight_t = torch.full((1,), weight, dtype=dtype, device=device)
-    threshold = torch.lerp(below.reshape(1), above.reshape(1), weight_t).reshape(())
+    threshold = _lerp(below, above, weight)
     # Selection leaves NaNs somewhere arbitrary; torch.quantile answers NaN for any NaN input.
     return torch.where(flat.isnan().any(), torch.full_like(threshold, math.nan), threshold)
+
+
+# Radix select (order_statistics, runtime/selection.py) where it is the faster exact way: float32 on the CPU,
+# eagerly (it reads counts back: free on the CPU, a graph break under torch.compile), large layers
+# (a small tensor costs the histograms' bins). The hint: the keys of the last lo-th and hi-th
+# scores of the same storage and rank (WSN's scores move little per step); results never depend on it.
+RADIX_MIN_NUMEL = 1 << 15
+_HINTS: dict[tuple[int, int, int], tuple[int, int]] = {}
+_MAX_HINTS = 4096
+
+
+def _by_radix(flat: Tensor) -> bool:
+    return flat.numel() >= RADIX_MIN_NUMEL and flat.dtype == torch.float32 and flat.device.type == "cpu" \
+        and not torch.compiler.is_compiling()
+
+
+def _lerp(below: Tensor, above: Tensor, weight: float) -> Tensor:
+    """torch.quantile's last step: lerp on shape (1,) operands and a tensor weight, as it has them
+    (so the rounding, fused multiply-add included, is the same)."""
+    weight_t = torch.full((1,), weight, dtype=below.dtype, device=below.device)
+    return torch.lerp(below.reshape(1), above.reshape(1), weight_t).reshape(())
 
 
 class PercentileLayerParameterMaskingByScore(torch.autograd.Function):
@@ -131,7 +164,9 @@ class PercentileLayerParameterMaskingByScore(torch.autograd.Function):
             # A layer without parameters has nothing to keep; there is no quantile to take.
             return torch.zeros_like(scores)
         threshold = quantile_threshold(scores, 1 - percentage)
-        return (scores >= threshold).to(scores.dtype)
+        # One pass writing the mask's dtype directly (`(scores >= threshold).to(dtype)` takes two,
+        # the bool-to-float copy being slow on the CPU); the same 1.0 / 0.0 values.
+        return torch.ge(scores, threshold, out=torch.empty_like(scores))
 
     @staticmethod
     def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None]:

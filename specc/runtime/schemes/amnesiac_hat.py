@@ -26,6 +26,7 @@ from .. import batchnorm, structure
 from ..bases import stored_mask
 from ..codegen import compile_forward
 from ..compiling import eager, eager_frame
+from ..denormals import scoped_flush
 from ..distributed import check_backups_synchronised, check_not_sharded
 from . import hat
 from .hat import BN_MODES, HATMasked, uses_batch_norm  # noqa: F401  (used by generated code)
@@ -39,6 +40,7 @@ class AmnesiacHATMasked(HATMasked):
     _specc_block_masks = False  # CLArena's AmnesiacHAT ResNets mask block layers with the network's masks
     backup_backbone_kwargs: dict  # set by `install` (the plain class's arguments, or CLArena's)
 
+    @scoped_flush  # as HATMasked.forward
     @eager_frame
     def forward(self, input: Tensor, stage: str, s_max: float | None = None, batch_idx: int | None = None,
                 num_batches: int | None = None, test_task_id: int | None = None):

@@ -25,6 +25,7 @@ from .. import batchnorm, distributed, structure
 from ..bases import CLBackbone, HATMaskBackbone, anneal_scalar, check_mask_arguments
 from ..codegen import compile_forward, forward_source
 from ..compiling import eager, eager_frame
+from ..denormals import scoped_flush
 from ..fx_graph import analysis_graph, trace
 
 
@@ -91,6 +92,7 @@ class HATMasked(_Masked):
 
     _specc_block_masks = True  # HAT: a HAT block's masks come from the block (CLArena's HAT ResNets)
 
+    @scoped_flush  # on specc's bases: subnormals flushed in the forward and its backward (README)
     @eager_frame
     def forward(self, input: Tensor, stage: str, s_max: float | None = None, batch_idx: int | None = None,
                 num_batches: int | None = None, test_task_id: int | None = None):
@@ -270,6 +272,10 @@ def install(network: nn.Module, plain_cls: type, batch_normalization=None, prote
     network._specc_key = structure.key(network, plain_cls, sorted(network._specc_options.items()),
                                        batch_normalization, type(network)._specc_block_masks) if cache else None
     network._specc_independent = batch_normalization == "independent"
+    # Saturated sigmoid masks make subnormal floats, which x86 CPUs compute tens of times slower:
+    # specc's bases flush them in the network's own forward and backward (denormals.scoped_flush);
+    # CLArena's (`--base clarena`) keep CLArena's arithmetic bit for bit.
+    network.flush_subnormals = specc_base(network)
     _rewrite(network)  # traced, analysed and compiled once per structure
     facts = network._specc_facts
     blocks = _hat_blocks(network)

@@ -129,6 +129,8 @@ def order_statistics(x: Tensor, lo: int, hi: int, hint: tuple[int, int] | None =
         bucket = _bucket_of_rank(float32_keys(x), lo)
         found = _window(x, (bucket << _BUCKET_BITS) - _WINDOW // 4, ranks)
     key_lo = found[0]
+    # level 1 placed the window on the bucket that holds the lo-th key, so the window holds it
+    assert key_lo is not None, "the level-1 window misses the key it was placed on"
     key_hi = key_lo if hi == lo else found[1]
     if key_hi is None and hint is not None and hint[1] != hint[0]:  # a window around the last hi-th
         key_hi = _window(x, hint[1] - _WINDOW // 4, (hi,))[0]

@@ -34,6 +34,23 @@ def flush_denormals(enabled: bool = True):
     return _flush(enabled)
 
 
+def task_network(backbone, task_id: int, example_input, masks=None, fuse: bool = True):
+    """Task `task_id`'s network of a trained HAT, AmnesiacHAT or WSN backbone: a plain nn.Module
+    without the units the task's mask drops, equal to the backbone's test stage: see
+    specc.runtime.task_network."""
+    from .runtime.task_network import task_network as _task_network
+
+    return _task_network(backbone, task_id, example_input, masks, fuse)
+
+
+def save_checkpoint(backbone, path, wsn_masks=None) -> None:
+    """Save `backbone`'s state_dict with its stored masks (HAT) or the given WSN masks ({task_id:
+    (weight_mask, bias_mask)}) for `specc export --task`: see specc.runtime.task_network.checkpoint."""
+    from .runtime.task_network.checkpoint import save
+
+    save(backbone, path, wsn_masks)
+
+
 def build(spec_path, /, **constructor_args):
     """Compile the spec at `spec_path` in memory and construct its class with `constructor_args`."""
     from .builder import build as _build

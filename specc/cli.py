@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import stat
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 from . import __version__
 from .frontend.errors import SpecError, UsageError, clip, display_path, printable
+from .output import OutputError, write_all
 
-from .frontend.probe import PROBE_VALUES  # noqa: E402,F401  (documented by `check --help`)
+# The compiler (lark, the elaborator) and torch are imported where they are used: `check` stays
+# torch-free, and the `specc` command (specc/__main__.py) has its Ctrl-C handling in place first.
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,7 +45,16 @@ def _parser() -> argparse.ArgumentParser:
                                    "backbone API copied in; it imports torch only (for vendoring). Same "
                                    "state_dict and outputs as specc.build with those arguments.")
     x.add_argument("spec", metavar="SPEC")
-    x.add_argument("-o", dest="out", metavar="OUT.py", required=True, help="the module to write")
+    x.add_argument("-o", dest="out", metavar="OUT.py", help="the module to write")
+    x.add_argument("--task", type=int, metavar="T",
+                   help="write task T's network of a trained masked backbone instead (needs --checkpoint and "
+                        "--input-shape): only the units T's mask keeps, its outputs the backbone's test stage's; "
+                        "-o writes OUT.py and its weights OUT.pt")
+    x.add_argument("--checkpoint", metavar="CKPT",
+                   help="with --task: the trained backbone, saved by specc.save_checkpoint (state_dict and masks)")
+    x.add_argument("--input-shape", type=_shape, metavar="C,H,W",
+                   help="with --task: the shape of one input, without the batch (e.g. 3,32,32 or 784)")
+    x.add_argument("--onnx", metavar="OUT.onnx", help="with --task: also (or only) write the network as ONNX")
     defines(x)
 
     k = sub.add_parser("check", help="parse, elaborate and analyse each spec (no torch; instant)",
@@ -90,13 +98,17 @@ def _image_size(text: str) -> int:
     return value
 
 
-class OutputError(Exception):
-    """An output that cannot be written (exit status 1). The message names the user's path."""
+# True while main runs as the `specc` command: once its outputs are written, Ctrl-C stays held back
+# until the process exits (the command is done; "interrupted" would be untrue).
+_command = False
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, command: bool = False) -> int:
     """Run the CLI. Ctrl-C anywhere prints one line and exits 130, leaving no file behind (the
-    writer removes its temporary files on any exception)."""
+    writer removes its temporary files on any exception). `command`: called by the `specc`
+    command (specc/__main__.py), which owns the process's signal handling."""
+    global _command
+    _command = command
     _tolerant_streams()
     try:
         return _main(argv)
@@ -121,7 +133,11 @@ def _main(argv: list[str] | None) -> int:
         if args.command == "compile":
             rc = _compile(args.specs, args.out, overrides, args.base)
         elif args.command == "export":
-            rc = _export(args.spec, args.out, overrides)
+            if args.task is None and (args.checkpoint or args.input_shape or args.onnx):
+                raise UsageError("--checkpoint, --input-shape and --onnx go with --task T")
+            if args.task is None and args.out is None:
+                raise UsageError("export needs -o OUT.py")
+            rc = _export_task(args, overrides) if args.task is not None else _export(args.spec, args.out, overrides)
         elif args.command == "check":
             rc = _check(args.specs, overrides)
         elif args.command == "graph":
@@ -211,7 +227,7 @@ def _compile(specs: list[str], out: str | None, overrides: dict, base: str = "sp
                 read.setdefault(ident, path)
         results.append((spec, _target(spec, out), emit(program, overrides, base)))
     _check_targets([(spec, target) for spec, target, _ in results], read)
-    write_all([(target, text.encode("utf-8")) for _, target, text in results])
+    write_all([(target, text.encode("utf-8")) for _, target, text in results], stay_held=_command)
     for _, target, _ in results:
         print(display_path(target))
     return 0
@@ -226,9 +242,42 @@ def _export(spec: str, out: str, overrides: dict) -> int:
     probe(program, overrides)  # what `check` checks, before torch is imported
     read = {ident: path for path in program.sources if (ident := _identity(path)) is not None}
     _check_targets([(spec, Path(out))], read)
-    write_all([(Path(out), export_source(program, overrides).encode("utf-8"))])
+    write_all([(Path(out), export_source(program, overrides).encode("utf-8"))], stay_held=_command)
     print(display_path(out))
     return 0
+
+
+def _export_task(args, overrides: dict) -> int:
+    from .frontend.load import load_program
+    from .frontend.probe import probe
+
+    if args.checkpoint is None or args.input_shape is None:
+        raise UsageError("export --task needs --checkpoint CKPT and --input-shape C,H,W")
+    if args.out is None and args.onnx is None:
+        raise UsageError("export --task needs -o OUT.py, --onnx OUT.onnx or both")
+    program = load_program(args.spec)
+    probe(program, overrides)  # what `check` checks, before torch is imported
+    read = {ident: path for path in program.sources if (ident := _identity(path)) is not None}
+    if _identity(args.checkpoint) is not None:
+        read[_identity(args.checkpoint)] = args.checkpoint
+    targets = ([Path(args.out), Path(args.out).with_suffix(".pt")] if args.out is not None else []) + \
+        ([Path(args.onnx)] if args.onnx is not None else [])
+    _check_targets([(args.spec, t) for t in targets], read)
+    from .emit.task_export import task_files
+
+    files = task_files(program, overrides, args.task, args.checkpoint, args.input_shape, args.out, args.onnx)
+    write_all(files)
+    for target, _ in files:
+        print(display_path(target))
+    return 0
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    parts = text.split(",")
+    if not 1 <= len(parts) <= 4 or not all(p.strip().isdigit() and 0 < int(p) <= 65536 for p in parts):
+        raise argparse.ArgumentTypeError(f"must be 1 to 4 positive integers separated by commas, got "
+                                         f"{clip(printable(text), 40)!r}")
+    return tuple(int(p) for p in parts)
 
 
 def _identity(path) -> tuple[int, int] | None:
@@ -275,106 +324,6 @@ def _target(spec: str, out: str | None) -> Path:
     if p.is_dir() or out.endswith(os.sep):
         return p / f"{stem}.py"
     return p
-
-
-def write_all(files: list[tuple[Path, bytes]]) -> None:
-    """Write every file or none: each goes to a temporary file next to its target, and only when
-    all are written are they renamed over their targets (with Ctrl-C held back during the renames).
-    On any failure or interrupt the temporary files, and the folders made for them, are removed. A
-    target keeps its mode; a new one gets 0o666 minus the umask, like any file the user creates.
-    Errors name the target, never a temporary file."""
-    made_dirs: list[Path] = []
-    temps: list[tuple[str, Path]] = []
-    try:
-        for target, data in files:
-            shown = display_path(target)
-            try:
-                made_dirs += _make_parents(target.parent)
-                mode = _mode_for(target)
-                fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:64]}.", suffix=".tmp", dir=target.parent)
-                temps.append((tmp, target))
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                os.chmod(tmp, mode)
-            except OSError as e:
-                raise OutputError(f"cannot write {shown}: {e.strerror or e}") from None
-        _test_pause("write")
-        with _interrupts_held():
-            _test_pause("rename", 3)
-            for i, (tmp, target) in enumerate(temps):
-                try:
-                    os.replace(tmp, target)
-                except OSError as e:
-                    raise OutputError(f"cannot write {display_path(target)}: {e.strerror or e}") from None
-                temps[i] = ("", target)
-    except BaseException:
-        for tmp, _ in temps:
-            if tmp:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-        for d in reversed(made_dirs):
-            try:
-                d.rmdir()
-            except OSError:
-                pass
-        raise
-
-
-def _make_parents(folder: Path) -> list[Path]:
-    """Create `folder` and its missing parents; returns those created, outermost first."""
-    missing = []
-    p = folder
-    while not p.exists() and p != p.parent:
-        missing.append(p)
-        p = p.parent
-    made = []
-    for d in reversed(missing):
-        d.mkdir()
-        made.append(d)
-    return made
-
-
-def _mode_for(target: Path) -> int:
-    try:
-        st = os.stat(target)
-        if stat.S_ISREG(st.st_mode):
-            return stat.S_IMODE(st.st_mode)
-    except OSError:
-        pass
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-class _interrupts_held:
-    """Hold SIGINT back while the renames run, so that Ctrl-C cannot leave some outputs replaced
-    and others not. A Ctrl-C that came during the renames is dropped when they all succeeded (the
-    command is done: every output is written), and delivered when one failed."""
-
-    def __enter__(self):
-        self.old = None
-        if hasattr(signal, "pthread_sigmask"):
-            self.old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        return self
-
-    def __exit__(self, exc_type, *exc):
-        if self.old is None:
-            return False
-        if exc_type is None and signal.SIGINT not in self.old and signal.SIGINT in signal.sigpending():
-            signal.sigwait({signal.SIGINT})  # consumed while still blocked: never delivered
-        signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
-        return False
-
-
-def _test_pause(stage: str, seconds: float = 60) -> None:
-    """A hook for the test suite: with SPECC_TEST_PAUSE=STAGE, say so on stderr and wait at that
-    stage (`seconds` at most), so that a test can send SIGINT at a known point: "write" (every
-    temporary file written, before the renames) or "rename" (with SIGINT held back)."""
-    if os.environ.get("SPECC_TEST_PAUSE") == stage:
-        _say(f"specc: test pause at {stage}")
-        time.sleep(seconds)
 
 
 def _network(spec: str, overrides: dict, image_size: int | None = None, files: list | None = None):
@@ -424,16 +373,16 @@ def _graph(spec: str, overrides: dict, image_size: int | None, focus: str | None
         _stdout(text)
         return 0
     try:
-        data = graph.render(text, fmt) if fmt is not None else None
+        data = graph.render(text, fmt) if fmt is not None else text.encode("utf-8")
     except graph.RenderError as e:
         _say(f"specc: error: {clip(printable(str(e)))}")
         return 1
     target = Path(out)
     _check_targets([(spec, target)], {i: p for p in files if (i := _identity(p)) is not None})
-    write_all([(target, text.encode("utf-8") if fmt is None else data)])
+    write_all([(target, data)], stay_held=_command)
     print(display_path(out))
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # `python -m specc.cli`; the command is `specc` or `python -m specc`
     sys.exit(main())

@@ -25,6 +25,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from .core.layers import PROJECTIONS, label
 from .frontend.errors import UsageError
 from .frontend.ir import ModuleDecl, Network, Node
 from .schemes import SCHEMES
@@ -112,32 +113,8 @@ def _quote(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _size(v) -> str:
-    if isinstance(v, (tuple, list)):
-        return "×".join(str(x) for x in v)
-    return f"{v}×{v}"
-
-
-def _stride(v) -> str:
-    if v in (1, (1, 1), [1, 1]):
-        return ""
-    return f", stride {v if not isinstance(v, (tuple, list)) else 'x'.join(map(str, v))}"
-
-
 def _kind(decl: ModuleDecl) -> str:
-    kw = decl.kwargs
-    if decl.cls == "Conv2d":
-        return (f"Conv2d {_size(kw['kernel_size'])}{_stride(kw['stride'])}, "
-                f"{kw['in_channels']}→{kw['out_channels']}")
-    if decl.cls == "Linear":
-        return f"Linear {kw['in_features']}→{kw['out_features']}"
-    if decl.cls in ("MaxPool2d", "AvgPool2d"):
-        return f"{decl.cls} {_size(kw['kernel_size'])}{_stride(kw.get('stride', 1))}"
-    if decl.cls == "AdaptiveAvgPool2d":
-        return f"AdaptiveAvgPool2d → {_size(kw['output_size'])}"
-    if decl.cls == "Dropout":
-        return f"Dropout p={kw.get('p')}"
-    return decl.cls
+    return label(decl.cls, decl.kwargs) if isinstance(decl.cls, str) else decl.cls
 
 
 def _line(text: str, size: int | None = None, colour: str | None = None, bold: bool = False,
@@ -237,7 +214,7 @@ class _Drawing:
         return path[: len(f)] == f
 
     def _is_projection(self, n: Node) -> bool:
-        return n.op == "call_module" and self.decls[n.module].cls in ("Conv2d", "Linear")
+        return n.op == "call_module" and self.decls[n.module].cls in PROJECTIONS
 
     def _ties(self) -> dict[int, str]:
         out = {}
@@ -317,8 +294,8 @@ class _Drawing:
     def _mask_line(self, nid: int) -> str:
         layer = self.masked[nid]
         label = _html([_line(f"× mask[{layer}]", 9, bold=True)])
-        attrs = _attrs(label=label, tooltip=f"{self.scheme} mask of {layer}", shape="box", style="rounded,filled", fillcolor=_MASK_FILL, color=_TIE_COLOUR, height="0.25",
-                       margin="0.06,0.02")
+        attrs = _attrs(label=label, tooltip=f"{self.scheme} mask of {layer}", shape="box", style="rounded,filled",
+                       fillcolor=_MASK_FILL, color=_TIE_COLOUR, height="0.25", margin="0.06,0.02")
         return f"m{nid} {attrs};"
 
     # -- the text

@@ -44,6 +44,15 @@ def constructor_parameters(cls) -> list[tuple[str, object]]:
 PRETRAINED = [("pretrained_weights", None)]
 
 
+def unnamed_files(folder: Path) -> bool:
+    """Whether this system makes unnamed (O_TMPFILE) files in `folder`, asked without specc's writer."""
+    try:
+        os.close(os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o600))
+        return True
+    except (AttributeError, OSError):
+        return False
+
+
 def top_level_specs() -> list[Path]:
     """Every spec in specs/ (not specs/lib/), sorted."""
     return sorted(SPECS.glob("*.cl"))

@@ -22,8 +22,8 @@ from copy import deepcopy
 
 import pytest
 import torch
-from torch import nn
 from test_amnesiac_parity import KINDS, TRAIN_ARGS, built
+from torch import nn
 
 GRAD_TOLERANCE = 1e-5
 
@@ -116,7 +116,7 @@ def test_shared_layer_stacks_where_it_pays_and_computes_the_same(threads):
         for conv, shape, stacked in cases:
             inputs = [torch.randn(shape, generator=g) for _ in range(3)]
             calls = []
-            hook = conv.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+            hook = conv.register_forward_hook(lambda m, i, o, calls=calls: calls.append(i[0].shape[0]))
             out = amnesiac_batching.shared_layer(conv, inputs)
             hook.remove()
             assert calls == ([3 * shape[0]] if stacked else [shape[0]] * 3), (conv, shape, calls)

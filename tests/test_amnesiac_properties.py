@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
-
 from test_amnesiac_parity import KINDS, TRAIN_ARGS, make, make_hat, prepare
+from torch import nn
 
 ATOL = RTOL = 1e-6
 

@@ -25,8 +25,8 @@ import pytest
 
 from conftest import TESTS
 
-from specc.frontend.facts import analyse
 from specc.frontend.elaborate import elaborate
+from specc.frontend.facts import analyse
 from specc.frontend.load import load_program
 
 FIXTURES = TESTS / "fixtures" / "analysis"

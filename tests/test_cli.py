@@ -15,9 +15,9 @@ import pytest
 from conftest import GENERATED, REPO, SPECS
 
 import specc
-from specc.frontend.facts import analyse
 from specc.cli import main
 from specc.frontend.elaborate import elaborate
+from specc.frontend.facts import analyse
 from specc.frontend.load import load_program
 
 PYTHON = sys.executable
@@ -171,7 +171,7 @@ def test_compile_D_default_before_required_parameter_is_not_a_traceback(workdir,
 def assert_spec_error_output(err: str, file: str, line: int, col: int) -> None:
     assert "Traceback" not in err
     lines = err.splitlines()
-    first = next(i for i, l in enumerate(lines) if re.match(r"^\S+:\d+:\d+: error: ", l))
+    first = next(i for i, line in enumerate(lines) if re.match(r"^\S+:\d+:\d+: error: ", line))
     assert lines[first].startswith(f"{file}:{line}:{col}: error: ")
     assert lines[first + 2].strip() == "^"
     assert len(lines[first + 2]) - 4 == col
@@ -344,14 +344,14 @@ def test_check_bad_spec_among_good_ones_exit_1(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------
 
 def table_rows(out: str) -> list[list[str]]:
-    lines = [l for l in out.splitlines() if not l.startswith("# probe values")]
+    lines = [line for line in out.splitlines() if not line.startswith("# probe values")]
     header = re.split(r"\s{2,}", lines[0].strip())
     assert header[:8] == ["#", "layer", "kind", "input", "output", "params", "preceding", "next"]
     assert set(lines[1].replace(" ", "")) == {"-"}
     rows = []
-    for l in lines[2:]:
-        if re.match(r"^\s*\d+\s", l):
-            rows.append(re.split(r"\s{2,}", l.strip()))
+    for line in lines[2:]:
+        if re.match(r"^\s*\d+\s", line):
+            rows.append(re.split(r"\s{2,}", line.strip()))
     return rows
 
 
@@ -365,7 +365,8 @@ def test_show_prints_every_weighted_layer_in_order(stem, defines, capsys):
     assert main(["show", str(SPECS / f"{stem}.cl"), *defines]) == 0
     out = capsys.readouterr().out
     rows = table_rows(out)
-    from specc.cli import PROBE_VALUES, _defines  # the probe values `show` documents
+    from specc.cli import _defines
+    from specc.frontend.probe import PROBE_VALUES  # the probe values `show` documents
 
     d = _defines([v for k, v in zip(defines[0::2], defines[1::2]) if k == "-D"])
     program = load_program(str(SPECS / f"{stem}.cl"))

@@ -3,10 +3,10 @@ pickle anywhere near the parser (issue 13, code-execution items)."""
 from __future__ import annotations
 
 import ast
-import re
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tokenize

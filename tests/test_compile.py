@@ -6,7 +6,7 @@ gate scale as a tensor) bit for bit what they replace.
 Most compiles use the "eager" / "aot_eager" backends (TorchDynamo's capture; AOTAutograd's
 forward and backward graphs): seconds. Every compile uses fullgraph=True (a graph break raises).
 A HAT train step also goes through inductor (C++ code generation, tens of seconds; skipped without
-a C compiler); bench/compile_step.py compiles every scheme with inductor.""" 
+a C compiler); bench/compile_step.py compiles every scheme with inductor."""
 from __future__ import annotations
 
 import math
@@ -213,12 +213,12 @@ def test_recompiles_only_when_the_stage_changes(name):
         args, kwargs = all_stages[train]
         compiled(x, *args, **(kwargs | ({"batch_idx": b} if kind != "wsn" else {})))
     assert counters["stats"]["unique_graphs"] == 1
-    for stage, (args, kwargs) in all_stages.items():
+    for args, kwargs in all_stages.values():
         compiled(x, *args, **kwargs)
     graphs = counters["stats"]["unique_graphs"]
     assert 1 < graphs <= len(all_stages)  # stages that compute the same graph share it
     for b in range(1, N + 1):  # every stage again, all of the schedule: nothing new
-        for stage, (args, kwargs) in all_stages.items():
+        for args, kwargs in all_stages.values():
             compiled(x, *args, **(kwargs | ({"batch_idx": b} if "batch_idx" in kwargs else {})))
     assert counters["stats"]["unique_graphs"] == graphs
 

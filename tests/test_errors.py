@@ -10,15 +10,14 @@ import pytest
 from conftest import SPECS
 
 import specc
-from specc.frontend.facts import analyse
+from specc.emit import emit
 from specc.frontend.classdef import class_def
 from specc.frontend.elaborate import elaborate
-from specc.emit import emit
 from specc.frontend.errors import Pos, SpecError
+from specc.frontend.facts import analyse
 from specc.frontend.load import load_program
 from specc.frontend.parse import parse_text
 from specc.frontend.probe import probe
-
 
 # ---------------------------------------------------------------------------------------------
 # helpers

@@ -10,11 +10,12 @@ import sys
 import pytest
 import torch
 
-import specc
 from conftest import SPECS, top_level_specs
+
+import specc
+from specc.emit.export import export_source
 from specc.frontend.errors import SpecError
 from specc.frontend.load import load_program
-from specc.emit.export import export_source
 
 ARGS = {"input_dim": 6, "hidden_dims": [5, 4], "output_dim": 4, "input_channels": 3, "gate": "sigmoid",
         "width": 4}

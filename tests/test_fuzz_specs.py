@@ -35,9 +35,9 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
+from test_codegen_safety import _is_data, _prepared_forward_problems
 
 from conftest import SPECS
-from test_codegen_safety import _is_data, _prepared_forward_problems
 
 from specc.cli import main
 from specc.core.limits import NESTING

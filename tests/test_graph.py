@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, SPECS
+
 from specc.cli import _network, main
 from specc.graph import to_dot
 

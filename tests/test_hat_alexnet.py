@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from generated.alexnet_hat import HATMaskAlexNet
 from reference.hat_alexnet import HATAlexNet
+
+from generated.alexnet_hat import HATMaskAlexNet
 
 
 def _load(ours: HATMaskAlexNet, ref: HATAlexNet) -> None:

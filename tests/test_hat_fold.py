@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import torch
 
-import specc
 from conftest import SPECS
+
+import specc
 from specc.runtime.batchnorm import batch_norm_masked
 
 

@@ -582,8 +582,17 @@ def test_independent_bn_two_tasks(kind):
 
 
 # ---------------------------------------------------------------------------------------------
-# errors (the seed's messages, word for word)
+# errors (the seed's messages, word for word; specc adds what to pass)
 # ---------------------------------------------------------------------------------------------
+
+# specc's messages: the seed's sentence (it names `batch_num` and `task_mask`, which are no
+# arguments), then what to pass.
+ADVICE = {
+    ref.ERR_TRAIN: " Pass s_max=..., batch_idx=... (1 for the first batch of the epoch) and num_batches=... "
+                   "(the batches in the epoch).",
+    ref.ERR_VALIDATION: " Pass s_max=... (the s_max of training).",
+    ref.ERR_TEST: " Pass test_task_id=T: the task whose mask `store_mask()` stored when its training ended.",
+}
 
 MISSING = [
     ("train", dict(batch_idx=1, num_batches=3), ref.ERR_TRAIN),
@@ -607,7 +616,7 @@ def test_missing_argument_errors(kind):
         for stage, kwargs, msg in MISSING:
             with pytest.raises(ValueError) as e:
                 m(x, stage, **kwargs)
-            assert str(e.value) == msg, (form, stage, kwargs)
+            assert str(e.value) == (msg if form == "reference" else msg + ADVICE[msg]), (form, stage, kwargs)
         # num_batches == 1 divides by zero, exactly as the seed's formula does
         with pytest.raises(ZeroDivisionError):
             m(x, "train", s_max=400, batch_idx=1, num_batches=1)

@@ -18,13 +18,24 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SPECS
+from conftest import REPO, SPECS, unnamed_files
 
 from specc.cli import main
-from specc.frontend.ir import ModuleDecl
+from specc.core.limits import (
+    BLOCK_DEPTH,
+    FILES,
+    INCLUDE_DEPTH,
+    LIMITS,
+    LIST_LENGTH,
+    MODULES,
+    NESTING,
+    NODES,
+    SPEC_BYTES,
+    STEPS,
+    TOKENS,
+)
 from specc.frontend.errors import SpecError, UsageError
-from specc.core.limits import (BLOCK_DEPTH, FILES, INCLUDE_DEPTH, LIMITS, LIST_LENGTH, MODULES, NESTING,
-                                   NODES, SPEC_BYTES, STEPS, TOKENS)
+from specc.frontend.ir import ModuleDecl
 
 SPECC = [sys.executable, "-m", "specc.cli"]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -258,9 +269,10 @@ def test_ctrl_c_prints_one_line_exits_130_and_leaves_no_file(tmp_path):
     proc = subprocess.Popen(SPECC + ["compile", str(SPECS / "mlp.cl"), str(SPECS / "cl_mlp.cl"), "-o", f"{out}/"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        # The hook says when every temporary file is written and the renames are next.
+        # The hook says when every output is written (to unnamed files where the system has them, else
+        # to two temporary files) and the naming is next.
         assert proc.stderr.readline() == "specc: test pause at write\n"
-        assert len(list(out.iterdir())) == 2  # the two temporary files
+        assert len(list(out.iterdir())) == (0 if unnamed_files(out) else 2)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
@@ -286,14 +298,15 @@ def test_ctrl_c_during_the_renames_is_held_back_and_every_file_is_written(tmp_pa
     assert sorted(os.listdir(out)) == ["cl_mlp.py", "mlp.py"]
 
 
-@pytest.mark.parametrize("where", ["_network", "_check_targets", "_make_parents"])
+@pytest.mark.parametrize("where", ["_network", "_check_targets", "_make_parents", "_give_name"])
 def test_ctrl_c_anywhere_in_process(tmp_path, capsys, monkeypatch, where):
     import specc.cli as cli_module
+    import specc.output as output_module
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_module, where, interrupted)
+    monkeypatch.setattr(cli_module if hasattr(cli_module, where) else output_module, where, interrupted)
     command = "check" if where == "_network" else "compile"
     rc, out, err = cli([command, SPECS / "mlp.cl", "-o", tmp_path / "out" / "x.py"][:2 if command == "check" else 5],
                        capsys)
@@ -485,7 +498,7 @@ def test_module_lookup_by_path_is_indexed(tmp_path):
     from specc.frontend.load import load_program
 
     block = "block blk(w: int) {\n    c: conv2d(w, kernel=3, padding=1) -> b: batchnorm2d() -> record\n}\n"
-    p = write(tmp_path, "t.cl", block + net("    for i in range(3) { s[i]: blk(4), blk(4) * 2 }", inp="image(3, 8, 8)"))
+    p = write(tmp_path, "t.cl", block + net("    for i in range(3) { s{i}: blk(4), blk(4) * 2 }", inp="image(3, 8, 8)"))
     network = elaborate(load_program(p), {})
     for decl in network.modules:
         assert network.module(decl.path) is decl
@@ -659,25 +672,34 @@ def test_compile_several_specs_writes_all_or_nothing(tmp_path, capsys):
     assert files_under(out) == ["mlp.py"]
 
 
-def test_compile_failure_while_writing_leaves_nothing(tmp_path, capsys, monkeypatch):
-    import specc.cli as cli_module
+@pytest.mark.parametrize("unnamed", [True, False], ids=["unnamed", "named"])
+def test_compile_failure_while_writing_leaves_nothing(tmp_path, capsys, monkeypatch, unnamed):
+    import specc.output as output_module
 
+    if unnamed and not unnamed_files(tmp_path):
+        pytest.skip("no unnamed files (O_TMPFILE) here")
     out = tmp_path / "out"
-    real_mkstemp = cli_module.tempfile.mkstemp
+    where = "anonymous_file" if unnamed else "_named_temp"
+    real = getattr(output_module, where)
     made = []
 
-    def mkstemp(*a, **k):  # the second temporary file cannot be made: a full disk
+    def make(folder_or_target):  # the second file cannot be made: a full disk
         if made:
-            raise OSError(28, "No space left on device", str(Path(k["dir"]) / ".mlp.py.abcd.tmp"))
-        made.append(real_mkstemp(*a, **k))
+            raise OSError(28, "No space left on device", str(out / ".mlp.py.abcd.tmp"))
+        made.append(real(folder_or_target))
         return made[-1]
 
-    monkeypatch.setattr(cli_module.tempfile, "mkstemp", mkstemp)
+    if not unnamed:
+        monkeypatch.setattr(output_module, "anonymous_file", lambda folder: None)
+    monkeypatch.setattr(output_module, where, make)
     rc, _, err = cli(["compile", SPECS / "cl_mlp.cl", SPECS / "mlp.cl", "-o", f"{out}/"], capsys)
     assert rc == 1 and "No space left on device" in err
     assert str(out / "mlp.py") in err and ".tmp" not in err  # the user's path, not the temporary file
-    assert len(made) == 1 and not Path(made[0][1]).exists()
-    assert not out.exists()  # the folder made for the outputs is gone too
+    assert len(made) == 1
+    fd = made[0] if unnamed else made[0][0]
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed
+    assert not out.exists()  # the temporary file and the folder made for the outputs are gone
 
 
 @pytest.mark.parametrize("which", ["spec", "include"])

@@ -28,7 +28,6 @@ from specc.frontend.parse import parse_file
 from specc.frontend.probe import probe
 from specc.report import weighted_layer_table
 
-
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------

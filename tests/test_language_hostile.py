@@ -9,11 +9,9 @@ import ast
 import time
 
 import pytest
-
-from test_hostile_inputs import cli, check_error, image_net, net, write
+from test_hostile_inputs import check_error, cli, image_net, net, write
 
 from specc.core.limits import LIST_LENGTH, NESTING
-
 
 # ---------------------------------------------------------------------------------------------
 # groups and guards

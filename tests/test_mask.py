@@ -13,9 +13,10 @@ import pytest
 import torch
 from torch import nn
 
-import specc
 from reference import plain
 from reference.peers import torchvision_resnet18 as tv
+
+import specc
 
 STAGES = ("train", "validation", "test")
 

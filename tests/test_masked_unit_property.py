@@ -23,12 +23,11 @@ import os
 from dataclasses import dataclass
 
 import torch
-from hypothesis import HealthCheck, given, note, settings
-from hypothesis import strategies
+from hypothesis import HealthCheck, given, note, settings, strategies
 from hypothesis import strategies as st
+from test_hat_measure import AGG, random_measure
 
 import specc
-from test_hat_measure import AGG, random_measure
 
 AFTER = ["bn", "act", "pool"]
 

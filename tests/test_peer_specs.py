@@ -21,13 +21,12 @@ For each peer:
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pytest
 import torch
 
-import specc
 from conftest import SPECS
 from reference import hat as hat_ref
 from reference import wsn as wsn_ref
@@ -46,6 +45,8 @@ from reference.peers import (
     wsn_alexnet,
     wsn_resnet18,
 )
+
+import specc
 
 PEER_SPECS = SPECS / "peers"
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import specc
 from conftest import GENERATED, SPECS
+
+import specc
 from specc.cli import main as cli_main
 from specc.emit import emit
 from specc.frontend.errors import SpecError

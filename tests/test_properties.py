@@ -29,11 +29,11 @@ from torch import nn
 from conftest import SPECS
 
 import specc
-from specc.frontend.facts import analyse
 from specc.cli import main as cli_main
-from specc.frontend.elaborate import elaborate
 from specc.emit import emit
+from specc.frontend.elaborate import elaborate
 from specc.frontend.errors import SpecError
+from specc.frontend.facts import analyse
 from specc.frontend.load import load_program
 
 # ---------------------------------------------------------------------------------------------

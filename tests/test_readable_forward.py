@@ -4,7 +4,6 @@ linecache, so tracebacks, inspect and pdb show its lines, each naming the spec l
 equal builds give equal code; a generated module refuses a runtime older than its compiler."""
 from __future__ import annotations
 
-import importlib
 import inspect
 import io
 import pdb
@@ -14,8 +13,9 @@ import traceback
 import pytest
 import torch
 
-import specc
 from conftest import GENERATED, SPECS
+
+import specc
 from specc.builder import runtime_class
 from specc.frontend.load import load_program
 

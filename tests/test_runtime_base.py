@@ -234,17 +234,28 @@ def test_get_mask_test_returns_stored_masks_on_the_layer_device():
     assert net.masks[2]["fc/1"].device.type == "meta"
 
 
+# CLArena's sentence (it names `batch_num` and `task_mask`, which are no arguments), then the call
+# that specc's backbones take.
+TRAIN = ("The `s_max`, `batch_idx` and `batch_num` should be provided at training stage, instead of the default "
+         "value `None`. Pass s_max=..., batch_idx=... (1 for the first batch of the epoch) and num_batches=... "
+         "(the batches in the epoch).")
+VALIDATION = ("The `s_max` should be provided at validation stage, instead of the default value `None`. "
+              "Pass s_max=... (the s_max of training).")
+TEST = ("The `task_mask` should be provided at testing stage, instead of the default value `None`. "
+        "Pass test_task_id=T: the task whose mask `store_mask()` stored when its training ended.")
+
+
 @pytest.mark.parametrize(
     "stage, kwargs, message",
     [
-        ("train", dict(batch_idx=1, num_batches=2), "The `s_max`, `batch_idx` and `batch_num` should be provided at training stage, instead of the default value `None`."),
-        ("train", dict(s_max=1.0, num_batches=2), "The `s_max`, `batch_idx` and `batch_num` should be provided at training stage, instead of the default value `None`."),
-        ("train", dict(s_max=1.0, batch_idx=1), "The `s_max`, `batch_idx` and `batch_num` should be provided at training stage, instead of the default value `None`."),
-        ("validation", dict(batch_idx=1), "The `s_max` should be provided at validation stage, instead of the default value `None`."),
-        ("test", dict(s_max=1.0), "The `task_mask` should be provided at testing stage, instead of the default value `None`."),
+        ("train", dict(batch_idx=1, num_batches=2), TRAIN),
+        ("train", dict(s_max=1.0, num_batches=2), TRAIN),
+        ("train", dict(s_max=1.0, batch_idx=1), TRAIN),
+        ("validation", dict(batch_idx=1), VALIDATION),
+        ("test", dict(s_max=1.0), TEST),
     ],
 )
-def test_get_mask_errors_word_for_word(stage, kwargs, message):
+def test_get_mask_errors_say_what_to_pass(stage, kwargs, message):
     with pytest.raises(ValueError) as info:
         TinyMLP().get_mask(stage, **kwargs)
     assert str(info.value) == message
@@ -528,3 +539,34 @@ def test_wsn_get_mask_gradient_and_other_stages():
     weight_mask, bias_mask = net.get_mask("test", mask_percentage=0.5, test_mask=given_masks)
     assert weight_mask is given_masks[0] and bias_mask is given_masks[1]
     assert net.get_mask("other", mask_percentage=0.5) == ({}, {})
+
+
+# --------------------------------------------------------------------------- what a test stage needs
+
+
+def test_hat_test_of_a_task_without_stored_mask_says_to_store_it():
+    from specc.runtime.bases import MaskNotStored
+
+    net = TinyMLP()
+    net.setup_task_id(1)
+    with pytest.raises(KeyError) as info:  # a KeyError, as CLArena's lookup raises
+        net.get_mask("test", test_task_id=1)
+    assert isinstance(info.value, MaskNotStored)
+    assert str(info.value) == ("No mask is stored for task 1 (stored: none yet). Call `store_mask()` when the "
+                               "training of task 1 ends, before testing it.")
+    net.store_mask()
+    assert net.get_mask("test", test_task_id=1) is net.masks[1]
+    with pytest.raises(KeyError) as info:
+        net.get_mask("test", test_task_id=3)
+    assert str(info.value).startswith("No mask is stored for task 3 (stored: 1). ")
+
+
+def test_wsn_test_without_test_mask_says_what_to_pass():
+    net = TinyWSN()
+    with pytest.raises(TypeError) as info:
+        net.get_mask("test", mask_percentage=0.5)
+    assert str(info.value) == ("stage 'test' needs test_mask=(weight_mask, bias_mask): the masks of the task "
+                               "being tested, as `get_mask('train', mask_percentage=...)` gave them when its "
+                               "training ended.")
+    kept = net.get_mask("train", mask_percentage=0.5)
+    assert net.get_mask("test", mask_percentage=0.5, test_mask=kept) == kept

@@ -9,7 +9,6 @@
 * a conv weight mask laid out as (out, in*k*k) is applied in the weight's memory order."""
 from __future__ import annotations
 
-
 import pytest
 import torch
 import torch.nn.functional as F

@@ -248,7 +248,7 @@ def _check_stages(models, x, c: float) -> None:
         m.train()
     outs = run_all(models, x, "train", c, grad=True)
     assert_same_outputs(outs, "train")
-    for form, (f, _, _, _) in outs.items():
+    for f, _, _, _ in outs.values():
         (f * torch.linspace(-1, 1, f.numel()).view_as(f)).sum().backward()
     assert_same_grads(models, "train")
     assert_same_state(models)  # running statistics updated alike

@@ -83,7 +83,7 @@ class Facts:
 
     @classmethod
     def of(cls, weighted_layer_names: list[str], input_segments: dict[str, tuple[Segment, ...]],
-           mask_points: dict[str, int], tied_to: dict[str, str], layer_nodes: dict[str, int]) -> "Facts":
+           mask_points: dict[str, int], tied_to: dict[str, str], layer_nodes: dict[str, int]) -> Facts:
         """The facts with each layer's neighbours: in the list (the seed's preceding/next) and in
         the graph (the owners of the units its input carries, and the reverse)."""
         names = weighted_layer_names

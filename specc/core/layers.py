@@ -1,28 +1,15 @@
-"""The catalogue of builtin operations: their arguments, the torch.nn class they build, and how they
-change a shape. Pure data and arithmetic; no torch import (so `specc check` stays instant)."""
+"""The layer catalogue: every builtin layer kind of the spec language is ONE entry here, carrying
+all that the compiler, the analysis and the masking schemes know about it. Pure data and
+arithmetic; no torch import (so `specc check` stays instant). Torch-side facts that cannot be
+data (the masked functional a WSN layer calls) live in specc/runtime/layer_forms.py, keyed by
+`LayerKind.wsn_form`. The README's "Adding a layer kind" says how to add one."""
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class Shape:
-    """A tensor shape without the batch dimension: (features,) or (channels, height, width).
-
-    Height and width may be None when the spec's input does not state them."""
-
-    dims: tuple
-
-    @property
-    def is_image(self) -> bool:
-        return len(self.dims) == 3
-
-    @property
-    def units(self):
-        return self.dims[0]
-
-    def __str__(self) -> str:
-        return "(" + ", ".join("?" if d is None else str(d) for d in self.dims) + ")"
+from .shape import EXPECTS, GETS, KINDS, Shape, window
 
 # Activation classes of torch.nn a spec may name, with their (keyword, type, default) arguments.
 # `inplace` (where torch has it) is accepted and written out; it changes no result: the elaborator
@@ -38,163 +25,335 @@ ACTIVATIONS: dict[str, tuple[tuple[str, str, object], ...]] = {
     "Identity": (),
 }
 
+REQUIRED = object()
+IN = "<in>"  # a torch argument taken from the incoming shape: its units (in_features, num_features, ...)
+
 
 @dataclass(frozen=True)
-class OpSpec:
+class LayerKind:
+    """One builtin layer kind: everything specc knows about it.
+
+    `params`: the spec signature, (name, type, default) with REQUIRED for no default.
+    `accepts`: the shape kinds (specc.core.shape.KINDS) it takes.
+    `shape`: the shape rule, (bound arguments, input Shape) -> output Shape; None keeps the shape.
+    `checks`: the argument checks, (bound arguments, input Shape) -> a problem or None.
+    `torch_class`: the torch.nn class it builds (None: no module; `forward` says what it computes).
+    `torch_args`: (torch keyword, source) pairs: a spec argument's name, IN (the incoming units), or
+        ("pair", name) for (v, v); `positional`: how many leading ones generated source writes by
+        position (when all before them are given).
+    `role`, `keeps_zero`: what it does to units for the analysis (specc/core/roles.py): "projection"
+        (unit-mixing, weighted: a weighted layer of the masking schemes), "norm" (keeps units in
+        place, moves zeros: the HAT mask point goes after it), "activation", "dropout", "pool",
+        "identity" (unit-wise), "flatten", "subsample", "pad" (parameter-free reshapes).
+    `units`: a projection's (input, output) torch keywords of its units.
+    `per_task_copies`: a norm the schemes copy per task with batch_normalization="independent".
+    `reusable`: `use NAME` may call it again (no parameters or state).
+    `parameters`: its parameter count from its torch keyword arguments.
+    `label`: how `specc graph` names it, from its torch keyword arguments.
+    `hat_view`: how HAT views a unit mask to multiply the layer's output (None: as it is, the units
+        being the last axis).
+    `wsn_form`: the masked functional WSN calls for it (a key of runtime/layer_forms.WSN_FORMS).
+    `shape_helper`: the specc.runtime.shapes function generated constructors call for its shape
+        (None: the generic `shapes.layer`; only kinds whose shape changes get a call).
+    `forward`: for a kind without a module, its generated forward: Python source with {x} for the
+        input and {ARG} for its spec arguments ({ARG:step} as a slice step: parenthesized unless a
+        name or number); None: it computes nothing (identity). Its shape helper gets the arguments
+        by position."""
+
     name: str
-    params: tuple[tuple[str, str, object], ...]  # (name, type, default); default REQUIRED = no default
-    torch_class: str | None  # None: a function, no module (flatten, identity)
-    weighted: bool
-    accepts: str  # "features" | "image" | "any"
+    params: tuple[tuple[str, str, object], ...]
+    accepts: tuple[str, ...]
+    torch_class: str | None = None
+    torch_args: tuple = ()
+    positional: int = 0
+    shape: Callable | None = None
+    checks: Callable | None = None
+    role: str = "identity"
+    keeps_zero: bool = True
+    units: tuple[str, str] | None = None
+    per_task_copies: bool = False
+    reusable: bool = False
+    parameters: Callable | None = None
+    label: Callable | None = None
+    hat_view: tuple | None = None
+    wsn_form: str | None = None
+    shape_helper: str | None = None
+    forward: str | None = None
+
+    @property
+    def weighted(self) -> bool:
+        return self.role == "projection"
 
 
-REQUIRED = object()
-# Batch norm: torch.nn.BatchNorm{1,2}d's arguments (momentum none: a cumulative average).
+ANY = KINDS
+
+
+# -- shape rules -----------------------------------------------------------------------------------
+def _linear_shape(a, s: Shape) -> Shape:
+    return s.with_units(a["out_features"])
+
+
+def _conv_shape(a, s: Shape) -> Shape:
+    k, st, p, d = a["kernel"], a["stride"], a["padding"], a["dilation"]
+    return Shape((a["out_channels"],) + tuple(window(x, k, st, p, d) for x in s.spatial), s.kind)
+
+
+def _pool_shape(a, s: Shape) -> Shape:
+    st = a["stride"] if a["stride"] is not None else a["kernel"]
+    k, p, d, ceil = a["kernel"], a["padding"], a.get("dilation", 1), a["ceil_mode"]
+    return Shape((s.units,) + tuple(window(x, k, st, p, d, ceil) for x in s.spatial), s.kind)
+
+
+def _adaptive_shape(a, s: Shape) -> Shape:
+    return Shape((s.units,) + (a["size"],) * len(s.spatial), s.kind)
+
+
+def _subsample_shape(a, s: Shape) -> Shape:
+    st = a["stride"]
+    return Shape((s.units,) + tuple(None if x is None else (x - 1) // st + 1 for x in s.spatial), s.kind)
+
+
+def _pad_shape(a, s: Shape) -> Shape:
+    return s.with_units(s.units + a["before"] + a["after"])
+
+
+def _flatten_shape(a, s: Shape) -> Shape:
+    if len(s.dims) == 1:
+        return s
+    return Shape((math.prod(s.dims) if None not in s.dims else None,))
+
+
+# -- argument checks: every argument is checked here, at check time and with the spec's position,
+# never left to torch at build time (and none may reach a division by zero in a shape rule) ----------
+def _conv_checks(name: str):
+    def checks(a, s: Shape):
+        if a["out_channels"] <= 0 or a["kernel"] <= 0 or a["stride"] <= 0 or a["padding"] < 0:
+            return f"{name} needs out_channels, kernel and stride > 0 and padding >= 0"
+        if a["dilation"] <= 0:
+            return f"{name} needs dilation > 0, got {a['dilation']}"
+        if a["groups"] <= 0:
+            return f"{name} needs groups > 0, got {a['groups']}"
+        if s.units % a["groups"] or a["out_channels"] % a["groups"]:
+            return f"{name} groups={a['groups']} must divide in_channels={s.units} and out_channels"
+        return None
+    return checks
+
+
+def _pool_checks(name: str):
+    def checks(a, s):
+        if a["kernel"] <= 0 or (a["stride"] is not None and a["stride"] <= 0) or a["padding"] < 0:
+            return f"{name} needs kernel and stride > 0 and padding >= 0"
+        if 2 * a["padding"] > a["kernel"]:
+            return f"{name} padding must be at most half the kernel, got padding={a['padding']} for kernel={a['kernel']}"
+        if a.get("dilation", 1) <= 0:
+            return f"{name} needs dilation > 0, got {a['dilation']}"
+        return None
+    return checks
+
+
+def _positive(name: str, arg: str):
+    def checks(a, s):
+        return f"{name} needs {arg} > 0, got {a[arg]}" if a[arg] <= 0 else None
+    return checks
+
+
+def _norm_checks(name: str):
+    def checks(a, s):
+        if not a["eps"] > 0:
+            return f"{name} needs eps > 0, got {a['eps']}"
+        if a.get("momentum") is not None and not 0.0 <= a["momentum"] <= 1.0:
+            return f"{name} momentum must be in [0, 1] (or none: a cumulative average), got {a['momentum']}"
+        return None
+    return checks
+
+
+def _linear_checks(a, s):
+    return "linear needs out_features > 0" if a["out_features"] <= 0 else None
+
+
+def _dropout_checks(a, s):
+    return f"dropout probability must be in [0, 1], got {a['p']}" if not 0.0 <= a["p"] <= 1.0 else None
+
+
+def _pad_checks(a, s):
+    if a["before"] < 0 or a["after"] < 0:
+        return f"pad_channels needs before and after >= 0, got {a['before']} and {a['after']}"
+    return None
+
+
+# -- parameter counts and labels (from torch keyword arguments) --------------------------------------
+def _linear_parameters(kw) -> int:
+    return kw["in_features"] * kw["out_features"] + (kw["out_features"] if kw["bias"] else 0)
+
+
+def _conv_parameters(rank: int):
+    def count(kw) -> int:
+        return (kw["out_channels"] * (kw["in_channels"] // kw["groups"]) * kw["kernel_size"] ** rank
+                + (kw["out_channels"] if kw["bias"] else 0))
+    return count
+
+
+def _batch_norm_parameters(kw) -> int:
+    return 2 * kw["num_features"] if kw["affine"] else 0
+
+
+def _layer_norm_parameters(kw) -> int:
+    d = kw["normalized_shape"]
+    return (d + (d if kw["bias"] else 0)) if kw["elementwise_affine"] else 0
+
+
+def _size(v) -> str:
+    return "×".join(map(str, v)) if isinstance(v, (tuple, list)) else f"{v}×{v}"
+
+
+def _stride(v) -> str:
+    if v in (1, (1, 1), [1, 1]):
+        return ""
+    return f", stride {v if not isinstance(v, (tuple, list)) else 'x'.join(map(str, v))}"
+
+
+def _conv_label(cls: str, rank: int):
+    def label(kw) -> str:
+        k = kw["kernel_size"] if rank == 1 else _size(kw["kernel_size"])
+        return f"{cls} {k}{_stride(kw['stride'])}, {kw['in_channels']}→{kw['out_channels']}"
+    return label
+
+
+def _pool_label(cls: str):
+    return lambda kw: f"{cls} {_size(kw['kernel_size'])}{_stride(kw.get('stride', 1))}"
+
+
+# -- the entries -------------------------------------------------------------------------------------
 _BN = (("eps", "float", 1e-5), ("momentum", "float?", 0.1), ("affine", "bool", True),
        ("track_running_stats", "bool", True))
+_BN_ARGS = (("num_features", IN), ("eps", "eps"), ("momentum", "momentum"), ("affine", "affine"),
+            ("track_running_stats", "track_running_stats"))
+_CONV = (("out_channels", "int", REQUIRED), ("kernel", "int", REQUIRED), ("stride", "int", 1),
+         ("padding", "int", 0), ("dilation", "int", 1), ("groups", "int", 1), ("bias", "bool", True))
+_CONV_ARGS = (("in_channels", IN), ("out_channels", "out_channels"), ("kernel_size", "kernel"),
+              ("stride", "stride"), ("padding", "padding"), ("dilation", "dilation"), ("groups", "groups"),
+              ("bias", "bias"))
 
-# torch.nn classes by role, for the analysis and the passes.
-BATCH_NORMS = ("BatchNorm1d", "BatchNorm2d")
-PROJECTIONS = ("Linear", "Conv2d")
-
-OPS: dict[str, OpSpec] = {
-    "linear": OpSpec("linear", (("out_features", "int", REQUIRED), ("bias", "bool", True)), "Linear", True, "features"),
-    "conv2d": OpSpec("conv2d", (("out_channels", "int", REQUIRED), ("kernel", "int", REQUIRED), ("stride", "int", 1),
-                                ("padding", "int", 0), ("dilation", "int", 1), ("groups", "int", 1),
-                                ("bias", "bool", True)), "Conv2d", True, "image"),
-    "batchnorm1d": OpSpec("batchnorm1d", _BN, "BatchNorm1d", False, "features"),
-    "batchnorm2d": OpSpec("batchnorm2d", _BN, "BatchNorm2d", False, "image"),
-    "dropout": OpSpec("dropout", (("p", "float", 0.5), _INPLACE), "Dropout", False, "any"),
-    "maxpool2d": OpSpec("maxpool2d", (("kernel", "int", REQUIRED), ("stride", "int?", None), ("padding", "int", 0),
-                                      ("dilation", "int", 1), ("ceil_mode", "bool", False)),
-                        "MaxPool2d", False, "image"),
-    "avgpool2d": OpSpec("avgpool2d", (("kernel", "int", REQUIRED), ("stride", "int?", None), ("padding", "int", 0),
-                                      ("ceil_mode", "bool", False), ("count_include_pad", "bool", True)),
-                        "AvgPool2d", False, "image"),
-    "adaptive_avgpool2d": OpSpec("adaptive_avgpool2d", (("size", "int", REQUIRED),), "AdaptiveAvgPool2d", False, "image"),
-    "adaptive_maxpool2d": OpSpec("adaptive_maxpool2d", (("size", "int", REQUIRED),), "AdaptiveMaxPool2d", False, "image"),
-    "flatten": OpSpec("flatten", (), None, False, "any"),
-    "identity": OpSpec("identity", (), None, False, "any"),
+_ENTRIES = (
+    LayerKind("linear", (("out_features", "int", REQUIRED), ("bias", "bool", True)), ("features", "tokens"),
+              "Linear", (("in_features", IN), ("out_features", "out_features"), ("bias", "bias")), positional=2,
+              shape=_linear_shape, checks=_linear_checks, role="projection", keeps_zero=False,
+              units=("in_features", "out_features"), parameters=_linear_parameters,
+              label=lambda kw: f"Linear {kw['in_features']}→{kw['out_features']}",
+              wsn_form="linear", shape_helper="shapes.linear"),
+    LayerKind("conv2d", _CONV, ("image",), "Conv2d", _CONV_ARGS, positional=2, shape=_conv_shape,
+              checks=_conv_checks("conv2d"), role="projection", keeps_zero=False,
+              units=("in_channels", "out_channels"), parameters=_conv_parameters(2),
+              label=_conv_label("Conv2d", 2), hat_view=(1, -1, 1, 1), wsn_form="conv2d",
+              shape_helper="shapes.conv2d"),
+    # conv1d: a 1-d signal (channels, length) -> (out_channels, length'), as torch.nn.Conv1d.
+    LayerKind("conv1d", _CONV, ("signal",), "Conv1d", _CONV_ARGS, positional=2, shape=_conv_shape,
+              checks=_conv_checks("conv1d"), role="projection", keeps_zero=False,
+              units=("in_channels", "out_channels"), parameters=_conv_parameters(1),
+              label=_conv_label("Conv1d", 1), hat_view=(1, -1, 1), wsn_form="conv1d"),
+    # Batch norm: torch.nn.BatchNorm{1,2}d's arguments (momentum none: a cumulative average).
+    LayerKind("batchnorm1d", _BN, ("features", "signal"), "BatchNorm1d", _BN_ARGS, positional=1,
+              checks=_norm_checks("batchnorm1d"), role="norm", keeps_zero=False, per_task_copies=True,
+              parameters=_batch_norm_parameters),
+    LayerKind("batchnorm2d", _BN, ("image",), "BatchNorm2d", _BN_ARGS, positional=1,
+              checks=_norm_checks("batchnorm2d"), role="norm", keeps_zero=False, per_task_copies=True,
+              parameters=_batch_norm_parameters),
+    # layernorm: normalizes each sample over its units (the last axis), as torch.nn.LayerNorm with
+    # normalized_shape = the incoming units. It mixes units: every output depends on all inputs'
+    # mean and variance, and a zero does not stay zero; for the analysis it is a norm (the HAT mask
+    # point goes after it, a layernorm beyond a mask point is refused), without per-task copies.
+    LayerKind("layernorm", (("eps", "float", 1e-5), ("elementwise_affine", "bool", True), ("bias", "bool", True)),
+              ("features", "tokens"), "LayerNorm",
+              (("normalized_shape", IN), ("eps", "eps"), ("elementwise_affine", "elementwise_affine"),
+               ("bias", "bias")), positional=1, checks=_norm_checks("layernorm"), role="norm", keeps_zero=False,
+              parameters=_layer_norm_parameters, label=lambda kw: f"LayerNorm {kw['normalized_shape']}"),
+    LayerKind("dropout", (("p", "float", 0.5), _INPLACE), ANY, "Dropout", (("p", "p"), ("inplace", "inplace")),
+              positional=1, checks=_dropout_checks, role="dropout", reusable=True,
+              label=lambda kw: f"Dropout p={kw.get('p')}"),
+    LayerKind("maxpool2d", (("kernel", "int", REQUIRED), ("stride", "int?", None), ("padding", "int", 0),
+                            ("dilation", "int", 1), ("ceil_mode", "bool", False)), ("image",), "MaxPool2d",
+              (("kernel_size", "kernel"), ("stride", "stride"), ("padding", "padding"), ("dilation", "dilation"),
+               ("ceil_mode", "ceil_mode")), shape=_pool_shape, checks=_pool_checks("maxpool2d"), role="pool",
+              reusable=True, label=_pool_label("MaxPool2d"), shape_helper="shapes.pool2d"),
+    LayerKind("maxpool1d", (("kernel", "int", REQUIRED), ("stride", "int?", None), ("padding", "int", 0),
+                            ("dilation", "int", 1), ("ceil_mode", "bool", False)), ("signal",), "MaxPool1d",
+              (("kernel_size", "kernel"), ("stride", "stride"), ("padding", "padding"), ("dilation", "dilation"),
+               ("ceil_mode", "ceil_mode")), shape=_pool_shape, checks=_pool_checks("maxpool1d"), role="pool",
+              reusable=True, label=lambda kw: f"MaxPool1d {kw['kernel_size']}{_stride(kw['stride'] or 1)}"),
+    LayerKind("avgpool2d", (("kernel", "int", REQUIRED), ("stride", "int?", None), ("padding", "int", 0),
+                            ("ceil_mode", "bool", False), ("count_include_pad", "bool", True)), ("image",),
+              "AvgPool2d", (("kernel_size", "kernel"), ("stride", "stride"), ("padding", "padding"),
+                            ("ceil_mode", "ceil_mode"), ("count_include_pad", "count_include_pad")),
+              shape=_pool_shape, checks=_pool_checks("avgpool2d"), role="pool", reusable=True,
+              label=_pool_label("AvgPool2d"), shape_helper="shapes.pool2d"),
+    LayerKind("adaptive_avgpool2d", (("size", "int", REQUIRED),), ("image",), "AdaptiveAvgPool2d",
+              (("output_size", ("pair", "size")),), positional=1, shape=_adaptive_shape,
+              checks=_positive("adaptive_avgpool2d", "size"), role="pool", reusable=True,
+              label=lambda kw: f"AdaptiveAvgPool2d → {_size(kw['output_size'])}",
+              shape_helper="shapes.adaptive_pool2d"),
+    LayerKind("adaptive_maxpool2d", (("size", "int", REQUIRED),), ("image",), "AdaptiveMaxPool2d",
+              (("output_size", ("pair", "size")),), positional=1, shape=_adaptive_shape,
+              checks=_positive("adaptive_maxpool2d", "size"), role="pool", reusable=True,
+              shape_helper="shapes.adaptive_pool2d"),
+    LayerKind("flatten", (), ANY, shape=_flatten_shape, role="flatten", shape_helper="shapes.flatten",
+              forward="torch.flatten({x}, 1)"),
+    LayerKind("identity", (), ANY),
     # Option-A shortcuts (ResNet-32 on CIFAR): keep every stride-th row and column (x[:, :, ::s, ::s]),
     # and zero channels added before and after the existing ones.
-    "subsample": OpSpec("subsample", (("stride", "int", REQUIRED),), None, False, "image"),
-    "pad_channels": OpSpec("pad_channels", (("before", "int", REQUIRED), ("after", "int", REQUIRED)), None, False,
-                           "image"),
-}
+    LayerKind("subsample", (("stride", "int", REQUIRED),), ("image",), shape=_subsample_shape,
+              checks=_positive("subsample", "stride"), role="subsample", shape_helper="shapes.subsample",
+              forward="{x}[:, :, ::{stride:step}, ::{stride:step}]"),
+    LayerKind("pad_channels", (("before", "int", REQUIRED), ("after", "int", REQUIRED)), ("image",),
+              shape=_pad_shape, checks=_pad_checks, role="pad", shape_helper="shapes.pad_channels",
+              forward="nn.functional.pad({x}, (0, 0, 0, 0, {before}, {after}))"),
+)
 
-
-def _window(size, kernel: int, stride: int, padding: int, dilation: int = 1, ceil_mode: bool = False):
-    """torch's output size of a convolution or pooling window along one axis."""
-    if size is None:
-        return None
-    span = size + 2 * padding - dilation * (kernel - 1) - 1
-    if not ceil_mode:
-        return span // stride + 1
-    out = -(-span // stride) + 1
-    if (out - 1) * stride >= size + padding:  # the last window would start in the padding only
-        out -= 1
-    return out
+OPS: dict[str, LayerKind] = {k.name: k for k in _ENTRIES}
+# The entries that build a module, by torch.nn class name (how traced graphs and declarations name them).
+BY_CLASS: dict[str, LayerKind] = {k.torch_class: k for k in _ENTRIES if k.torch_class is not None}
+PROJECTIONS = tuple(k.torch_class for k in _ENTRIES if k.weighted)
+BATCH_NORMS = tuple(k.torch_class for k in _ENTRIES if k.per_task_copies)
 
 
 def out_shape(op: str, a: dict, s: Shape) -> Shape:
     """The output shape of builtin `op` with bound arguments `a` on input shape `s`."""
-    if op == "linear":
-        return Shape((a["out_features"],))
-    if op == "conv2d":
-        _, h, w = s.dims
-        k, st, p, d = a["kernel"], a["stride"], a["padding"], a["dilation"]
-        return Shape((a["out_channels"], _window(h, k, st, p, d), _window(w, k, st, p, d)))
-    if op in ("maxpool2d", "avgpool2d"):
-        c, h, w = s.dims
-        st = a["stride"] if a["stride"] is not None else a["kernel"]
-        k, p, d, ceil = a["kernel"], a["padding"], a.get("dilation", 1), a["ceil_mode"]
-        return Shape((c, _window(h, k, st, p, d, ceil), _window(w, k, st, p, d, ceil)))
-    if op in ("adaptive_avgpool2d", "adaptive_maxpool2d"):
-        return Shape((s.dims[0], a["size"], a["size"]))
-    if op == "subsample":
-        c, h, w = s.dims
-        st = a["stride"]
-        return Shape((c, None if h is None else (h - 1) // st + 1, None if w is None else (w - 1) // st + 1))
-    if op == "pad_channels":
-        return Shape((s.dims[0] + a["before"] + a["after"],) + s.dims[1:])
-    if op == "flatten":
-        if not s.is_image:
-            return s
-        c, h, w = s.dims
-        return Shape((c * h * w if h is not None and w is not None else None,))
-    return s  # batch norm, dropout, activations, identity keep the shape
+    rule = OPS[op].shape
+    return s if rule is None else rule(a, s)
 
 
 def torch_kwargs(op: str, a: dict, s: Shape) -> dict:
     """Constructor keyword arguments of the torch.nn class, sizes inferred from the input shape."""
-    if op == "linear":
-        return {"in_features": s.units, "out_features": a["out_features"], "bias": a["bias"]}
-    if op == "conv2d":
-        return {"in_channels": s.units, "out_channels": a["out_channels"], "kernel_size": a["kernel"],
-                "stride": a["stride"], "padding": a["padding"], "dilation": a["dilation"],
-                "groups": a["groups"], "bias": a["bias"]}
-    if op in ("batchnorm1d", "batchnorm2d"):
-        return {"num_features": s.units, "eps": a["eps"], "momentum": a["momentum"], "affine": a["affine"],
-                "track_running_stats": a["track_running_stats"]}
-    if op == "dropout":
-        return {"p": a["p"], "inplace": a["inplace"]}
-    if op == "maxpool2d":
-        return {"kernel_size": a["kernel"], "stride": a["stride"], "padding": a["padding"],
-                "dilation": a["dilation"], "ceil_mode": a["ceil_mode"]}
-    if op == "avgpool2d":
-        return {"kernel_size": a["kernel"], "stride": a["stride"], "padding": a["padding"],
-                "ceil_mode": a["ceil_mode"], "count_include_pad": a["count_include_pad"]}
-    if op in ("adaptive_avgpool2d", "adaptive_maxpool2d"):
-        return {"output_size": (a["size"], a["size"])}
-    raise KeyError(op)
+    out = {}
+    for kw, source in OPS[op].torch_args:
+        if source == IN:
+            out[kw] = s.units
+        elif isinstance(source, tuple):
+            out[kw] = (a[source[1]], a[source[1]])
+        else:
+            out[kw] = a[source]
+    return out
 
 
+def _accepts(spec: LayerKind, s: Shape) -> str | None:
+    if s.kind in spec.accepts or spec.accepts == ANY:
+        return None
+    return (f"{spec.name} expects {' or '.join(EXPECTS[k] for k in spec.accepts)} but gets "
+            f"{GETS[s.kind]} of shape {s}")
 
 
 def check(op: str, a: dict, s: Shape) -> str | None:
     """A problem with applying `op` to shape `s`, or None."""
     spec = OPS[op]
-    if spec.accepts == "features" and s.is_image:
-        return f"{op} expects features but gets an image of shape {s}"
-    if spec.accepts == "image" and not s.is_image:
-        return f"{op} expects an image (channels, height, width) but gets features of shape {s}"
+    problem = _accepts(spec, s)
+    if problem:
+        return problem
     if spec.torch_class is not None and s.units is None:
         return f"cannot infer the input size of {op}: the incoming shape is {s}"
-    # Every argument is checked here, at check time and with the spec's position, never left to
-    # torch at build time (and none may reach a division by zero below).
-    if op == "conv2d":
-        if a["out_channels"] <= 0 or a["kernel"] <= 0 or a["stride"] <= 0 or a["padding"] < 0:
-            return "conv2d needs out_channels, kernel and stride > 0 and padding >= 0"
-        if a["dilation"] <= 0:
-            return f"conv2d needs dilation > 0, got {a['dilation']}"
-        if a["groups"] <= 0:
-            return f"conv2d needs groups > 0, got {a['groups']}"
-        if s.units % a["groups"] or a["out_channels"] % a["groups"]:
-            return f"conv2d groups={a['groups']} must divide in_channels={s.units} and out_channels"
-    if op in ("maxpool2d", "avgpool2d"):
-        if a["kernel"] <= 0 or (a["stride"] is not None and a["stride"] <= 0) or a["padding"] < 0:
-            return f"{op} needs kernel and stride > 0 and padding >= 0"
-        if 2 * a["padding"] > a["kernel"]:
-            return f"{op} padding must be at most half the kernel, got padding={a['padding']} for kernel={a['kernel']}"
-        if a.get("dilation", 1) <= 0:
-            return f"{op} needs dilation > 0, got {a['dilation']}"
-    if op in ("adaptive_avgpool2d", "adaptive_maxpool2d") and a["size"] <= 0:
-        return f"{op} needs size > 0, got {a['size']}"
-    if op == "subsample" and a["stride"] <= 0:
-        return f"subsample needs stride > 0, got {a['stride']}"
-    if op == "pad_channels" and (a["before"] < 0 or a["after"] < 0):
-        return f"pad_channels needs before and after >= 0, got {a['before']} and {a['after']}"
-    if op in ("batchnorm1d", "batchnorm2d"):
-        if not a["eps"] > 0:
-            return f"{op} needs eps > 0, got {a['eps']}"
-        if a["momentum"] is not None and not 0.0 <= a["momentum"] <= 1.0:
-            return f"{op} momentum must be in [0, 1] (or none: a cumulative average), got {a['momentum']}"
-    if op == "linear" and a["out_features"] <= 0:
-        return "linear needs out_features > 0"
-    if op == "dropout" and not 0.0 <= a["p"] <= 1.0:
-        return f"dropout probability must be in [0, 1], got {a['p']}"
+    problem = spec.checks(a, s) if spec.checks is not None else None
+    if problem:
+        return problem
     out = out_shape(op, a, s)
-    if out.is_image and any(d is not None and d <= 0 for d in out.dims[1:]):
+    if any(d is not None and d <= 0 for d in out.spatial):
         return f"{op} leaves no spatial extent: {s} -> {out}"
     if any(d is not None and d >= 1 << 63 for d in out.dims):
         return f"{op} makes a shape too large: {out}"
@@ -220,12 +379,14 @@ def check_activation(name: str, a: dict) -> str | None:
     return None
 
 
-def parameter_count(cls: str, kw: dict) -> int:
-    """Parameters of a linear or conv layer declared with torch keyword arguments `kw` (others: 0)."""
-    if cls == "Linear":
-        return kw["in_features"] * kw["out_features"] + (kw["out_features"] if kw["bias"] else 0)
-    if cls == "Conv2d":
-        k = kw["kernel_size"]
-        return (kw["out_channels"] * (kw["in_channels"] // kw["groups"]) * k * k
-                + (kw["out_channels"] if kw["bias"] else 0))
-    return 0
+def parameter_count(cls, kw: dict) -> int:
+    """Parameters of a module of torch.nn class `cls` declared with keyword arguments `kw` (0 for
+    a class outside the catalogue: an activation, a container)."""
+    spec = BY_CLASS.get(cls) if isinstance(cls, str) else None
+    return spec.parameters(kw) if spec is not None and spec.parameters is not None else 0
+
+
+def label(cls: str, kw: dict) -> str:
+    """How `specc graph` names a module of torch.nn class `cls`."""
+    spec = BY_CLASS.get(cls)
+    return spec.label(kw) if spec is not None and spec.label is not None else cls

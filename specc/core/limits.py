@@ -60,7 +60,7 @@ NODES = _limit(
     "calls in the data-flow graph of one elaborated network (layers, flattens, adds)")
 PARAMETERS = _limit(
     "parameters", 1 << 32,
-    "parameters of one network's linear and conv layers together (4.3 billion, 16 GiB of float32; "
+    "parameters of one network's layers together (4.3 billion, 16 GiB of float32; "
     "ResNet-152 has 60 million): building more would exhaust memory before any error")
 VALUE_SIZE = _limit(
     "value_size", 1 << 31,

@@ -7,12 +7,15 @@ its qualified name, a tensor method by its name. This table gives each a role an
 keeps a zero unit zero, which is what decides where a unit mask must be applied. An operation not
 in the table has no role: the analysis refuses to guess what it does to units. No torch import.
 
+The roles of the spec language's layer kinds come from their catalogue entries (specc/core/layers.py);
+this table adds the torch.nn classes and functions a traced model may call besides.
+
 Roles:
-- "projection": Linear / Conv2d, the candidates for weighted layers; they create new units.
-- "norm": batch norm; keeps units, moves zeros (shift, normalisation by batch statistics).
+- "projection": Linear / Conv1d / Conv2d, the candidates for weighted layers; they create new units.
+- "norm": batch norm, layer norm; keeps units, moves zeros (shift, normalisation by statistics).
 - "activation": keeps units; moves zeros only when f(0) != 0.
 - "dropout", "pool", "identity", "scale": keep units and zeros.
-- "flatten": image -> features; each channel becomes height * width consecutive features.
+- "flatten": image (signal) -> features; each channel becomes height * width (length) consecutive features.
 - "add": residual add (moves zeros: the other operand is added); "concat": concatenation along
   the unit axis.
 - "subsample": spatial striding/slicing that keeps channels (option-A shortcuts).
@@ -22,26 +25,21 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from .layers import BY_CLASS
+
 
 class Kind(NamedTuple):
     role: str
     keeps_zero: bool
 
 
-PROJECTIONS = ("Linear", "Conv2d")
-NORMS = ("BatchNorm1d", "BatchNorm2d")
-
 _ACT_ZERO = ("ReLU", "ReLU6", "GELU", "Tanh", "SiLU", "Mish", "Hardswish", "LeakyReLU", "ELU", "CELU",
              "SELU", "Hardtanh", "PReLU", "Softsign", "Tanhshrink", "Hardshrink", "Softshrink")
 _ACT_NONZERO = ("Sigmoid", "Hardsigmoid", "Softplus", "LogSigmoid")  # f(0) != 0
 
 MODULES: dict[str, Kind] = {
-    "Linear": Kind("projection", False), "Conv2d": Kind("projection", False),
-    "BatchNorm1d": Kind("norm", False), "BatchNorm2d": Kind("norm", False),
-    "Dropout": Kind("dropout", True), "Dropout2d": Kind("dropout", True),
-    "MaxPool2d": Kind("pool", True), "AvgPool2d": Kind("pool", True),
-    "AdaptiveAvgPool2d": Kind("pool", True), "AdaptiveMaxPool2d": Kind("pool", True),
-    "Flatten": Kind("flatten", True), "Identity": Kind("identity", True),
+    **{cls: Kind(entry.role, entry.keeps_zero) for cls, entry in BY_CLASS.items()},
+    "Dropout2d": Kind("dropout", True), "Flatten": Kind("flatten", True), "Identity": Kind("identity", True),
     **{name: Kind("activation", True) for name in _ACT_ZERO},
     **{name: Kind("activation", False) for name in _ACT_NONZERO},
 }

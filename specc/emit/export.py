@@ -15,6 +15,7 @@ import inspect
 import re
 from pathlib import PurePosixPath
 
+from ..core.layers import BY_CLASS
 from ..frontend import masking
 from ..frontend.classdef import NO_DEFAULT, class_def
 from ..frontend.elaborate import elaborate
@@ -24,11 +25,11 @@ from ..schemes import Scheme
 from . import escape
 from .source import _doc, _wrap
 
-_TORCH_ARGS = {  # positional torch arguments, in order
-    "Linear": ("in_features", "out_features"), "Conv2d": ("in_channels", "out_channels", "kernel_size"),
-    "BatchNorm1d": ("num_features",), "BatchNorm2d": ("num_features",), "Dropout": ("p",),
-    "MaxPool2d": ("kernel_size",), "AvgPool2d": ("kernel_size",), "AdaptiveAvgPool2d": ("output_size",),
-}
+
+def _positional(cls: str) -> tuple[str, ...]:
+    """The torch arguments of a catalogue class written by position (its entry's leading ones)."""
+    entry = BY_CLASS.get(cls)
+    return tuple(kw for kw, _ in entry.torch_args[:entry.positional]) if entry is not None else ()
 
 
 def _module_source(decl) -> str:
@@ -41,7 +42,7 @@ def _module_source(decl) -> str:
     if not isinstance(decl.cls, str):
         raise SpecError(f"'{decl.name}' is a user's class: an exported module can only name torch.nn classes",
                         decl.pos)
-    positional = _TORCH_ARGS.get(decl.cls, ())
+    positional = _positional(decl.cls)
     args = [escape.literal(decl.kwargs[k]) for k in positional if k in decl.kwargs]
     args += [f"{escape.identifier(k)}={escape.literal(v)}" for k, v in decl.kwargs.items() if k not in positional]
     return f"nn.{escape.identifier(decl.cls)}({', '.join(args)})"
@@ -76,7 +77,7 @@ def _function_sources(globals_used: dict) -> list[str]:
     out = []
     for name, fn in globals_used.items():
         src = inspect.getsource(fn)
-        if fn.__name__ == "wsn_linear" or fn.__name__ == "wsn_conv2d":
+        if "_masked_bias(" in src:  # a WSN form (specc.runtime.schemes.wsn.WSN_FORMS)
             from ..runtime.schemes import wsn
 
             src = inspect.getsource(wsn._masked_bias) + "\n\n" + src
@@ -102,8 +103,8 @@ def export_source(program: Program, overrides: dict | None = None) -> str:
     from .. import __version__
     from ..builder import runtime_class
     from ..frontend.facts import analyse
-    from ..runtime.fx_graph import trace
     from ..runtime.codegen import compile_forward, free_globals
+    from ..runtime.fx_graph import trace
 
     overrides = overrides or {}
     cdef = class_def(program, overrides)
@@ -125,7 +126,7 @@ def export_source(program: Program, overrides: dict | None = None) -> str:
     init = [f"    def __init__(self, output_dim: int | None = {escape.literal(model.output_dim)}) -> None:",
             "        super().__init__(output_dim=output_dim)"]
     for decl in net.modules:
-        parent, last = decl.path[:-1], decl.path[-1]
+        parent = decl.path[:-1]
         value = _module_source(decl)
         container = next((m for m in net.modules if m.path == parent), None)
         if container is not None and container.cls in ("ModuleList", "Sequential"):

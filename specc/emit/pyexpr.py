@@ -16,7 +16,9 @@ from . import escape
 
 # Python precedence levels, loosest first.
 _TERNARY, _OR, _AND, _NOT, _COMPARE, _SUM, _TERM, _UNARY, _POSTFIX, _ATOM = range(10)
-_SHAPE_FIELDS = {"channels": 0, "features": 0, "units": 0, "height": 1, "width": 2}
+# `in.NAME` as an index of the shape tuple, for the kinds a spec's input can have (specc.core.shape:
+# features, signal, image; the elaborator has checked that the kind has the field).
+_SHAPE_FIELDS = {"channels": 0, "features": 0, "units": 0, "height": 1, "width": 2, "length": 1}
 
 
 class ExprWriter:

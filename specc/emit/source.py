@@ -16,53 +16,31 @@ literal goes through escape.literal: no spec text reaches the output any other w
 from __future__ import annotations
 
 import posixpath
+import string
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from ..core.layers import ACTIVATIONS, OPS
+from ..core.layers import ACTIVATIONS, IN, OPS
+from ..core.values import type_name
 from ..frontend import ast as A
+from ..frontend import masking
 from ..frontend.classdef import NO_DEFAULT, annotation, class_def, literal
 from ..frontend.elaborate import block_parameters, branch_roles, fixed_values
 from ..frontend.errors import Pos, SpecError
 from ..frontend.load import Program
 from ..frontend.reserved import GENERATED_NAMES
-from ..frontend import masking
-from ..core.values import type_name
 from . import escape
 from .pyexpr import ExprWriter, free_names
 
-# How each builtin becomes a torch.nn constructor call: the class, then (torch keyword, source)
-# pairs where the source is a spec argument name, IN (the incoming units) or ("pair", arg).
-IN = object()
-_CONSTRUCT = {
-    "linear": ("nn.Linear", (("in_features", IN), ("out_features", "out_features"), ("bias", "bias"))),
-    "conv2d": ("nn.Conv2d", (("in_channels", IN), ("out_channels", "out_channels"), ("kernel_size", "kernel"),
-                             ("stride", "stride"), ("padding", "padding"), ("dilation", "dilation"),
-                             ("groups", "groups"), ("bias", "bias"))),
-    "batchnorm1d": ("nn.BatchNorm1d", (("num_features", IN), ("eps", "eps"), ("momentum", "momentum"),
-                                       ("affine", "affine"), ("track_running_stats", "track_running_stats"))),
-    "batchnorm2d": ("nn.BatchNorm2d", (("num_features", IN), ("eps", "eps"), ("momentum", "momentum"),
-                                       ("affine", "affine"), ("track_running_stats", "track_running_stats"))),
-    "dropout": ("nn.Dropout", (("p", "p"), ("inplace", "inplace"))),
-    "maxpool2d": ("nn.MaxPool2d", (("kernel_size", "kernel"), ("stride", "stride"), ("padding", "padding"),
-                                   ("dilation", "dilation"), ("ceil_mode", "ceil_mode"))),
-    "avgpool2d": ("nn.AvgPool2d", (("kernel_size", "kernel"), ("stride", "stride"), ("padding", "padding"),
-                                   ("ceil_mode", "ceil_mode"), ("count_include_pad", "count_include_pad"))),
-    "adaptive_avgpool2d": ("nn.AdaptiveAvgPool2d", (("output_size", ("pair", "size")),)),
-    "adaptive_maxpool2d": ("nn.AdaptiveMaxPool2d", (("output_size", ("pair", "size")),)),
-}
-# Torch arguments written positionally (the ones every reader knows by position).
-_POSITIONAL = {"in_features", "out_features", "in_channels", "out_channels", "num_features", "p", "output_size"}
-# How a builtin changes the shape: the runtime helper and its (spec argument) parameters.
+# How each builtin becomes a torch.nn constructor call and changes the shape: its catalogue entry
+# (specc/core/layers.py). The shape helpers generated constructors call, with the spec arguments
+# they take, for the kinds that have their own (any other calls the generic `shapes.layer`).
 _SHAPE = {
-    "linear": ("shapes.linear", ("out_features",)),
-    "conv2d": ("shapes.conv2d", ("out_channels", "kernel", "stride", "padding", "dilation", "groups")),
-    "maxpool2d": ("shapes.pool2d", ("kernel", "stride", "padding", "dilation", "ceil_mode")),
-    "avgpool2d": ("shapes.pool2d", ("kernel", "stride", "padding", "ceil_mode")),
-    "adaptive_avgpool2d": ("shapes.adaptive_pool2d", ("size",)),
-    "adaptive_maxpool2d": ("shapes.adaptive_pool2d", ("size",)),
+    "shapes.linear": ("out_features",),
+    "shapes.conv2d": ("out_channels", "kernel", "stride", "padding", "dilation", "groups"),
+    "shapes.pool2d": ("kernel", "stride", "padding", "dilation", "ceil_mode"),
+    "shapes.adaptive_pool2d": ("size",),
 }
-PROJECTION_OPS = ("linear", "conv2d")
 
 # Names the generated module binds at module level (imports); a spec name equal to one of them is
 # renamed where it would shadow it (loop variables, branches).
@@ -248,7 +226,7 @@ class _Writer:
         out: list[A.BlockDef] = []
         for b in self.blocks_used:
             parallel = {name for name, role in branch_roles(self.program, b.body).items() if role == "concat"}
-            own = any(op.name in PROJECTION_OPS for s in b.body
+            own = any(op.name in OPS and OPS[op.name].weighted for s in b.body
                       if isinstance(s, (A.Chain, A.ForLoop)) or (isinstance(s, A.Branch) and s.name in parallel)
                       for op in _chain_ops([s]))
             if own or any(x.name in set(self.ops_in(b.body)) for x in out):
@@ -479,7 +457,7 @@ class _Writer:
         op = decl.ops[0]
         if fwd is not None:
             fwd.add(f"{var} = self.{escape.identifier(el.path.name)}({var})", where)
-        if init is not None and self.op_kind(scope, op) == "builtin" and op.name in _SHAPE:
+        if init is not None and self.op_kind(scope, op) == "builtin" and OPS[op.name].shape is not None:
             init.add(f"{shape} = {self.shape_update(scope, op, shape, None)}")
 
     def use_guard(self, scope: _Scope, el: A.Use) -> list:
@@ -538,7 +516,7 @@ class _Writer:
         idx = self.expr_writer(scope, forward)(p.index) if p.index is not None else None
         return p.name, idx, _name_source(prefix, p.name, idx)
 
-    def computed_name(self, scope: _Scope, p: A.PathRef, forward: bool) -> "_Computed":
+    def computed_name(self, scope: _Scope, p: A.PathRef, forward: bool) -> _Computed:
         ex = self.expr_writer(scope, forward)
         pieces = [escape.identifier(x) if isinstance(x, str) and not x.isdigit() else
                   (x if isinstance(x, str) else ex(x)) for x in p.parts]
@@ -586,10 +564,10 @@ class _Writer:
                 fwd.add(f"{var}, block_activations = {self.module_access(fattr, fidx)}({var})", where)
                 fwd.add("activations.update(block_activations)")
             return
-        weighted = kind == "builtin" and op.name in PROJECTION_OPS and branch != "shortcut"
+        weighted = kind == "builtin" and OPS[op.name].weighted and branch != "shortcut"
         if init is not None:
             self.assign_module(scope, init, attr, idx, self.construct(scope, op, kind, shape), where)
-            if kind == "builtin" and op.name in _SHAPE:
+            if kind == "builtin" and OPS[op.name].shape is not None:
                 init.add(f"{shape} = {self.shape_update(scope, op, shape, name_src)}", where)
             if weighted:
                 init.add(f"self.weighted_layer_names.append({name_src})")
@@ -599,37 +577,23 @@ class _Writer:
             current[0] = fname_src
 
     def function(self, scope, op: A.Op, init, fwd, var, shape, where) -> None:
-        """A builtin without a module: flatten, subsample, pad_channels (identity writes nothing)."""
-        if op.name == "identity":
+        """A builtin without a module (flatten, subsample, pad_channels): its catalogue entry's shape
+        helper and forward form (identity writes nothing)."""
+        entry = OPS[op.name]
+        if entry.forward is None:
             return
-        if op.name == "flatten":
-            if init is not None:
-                init.add(f"{shape} = shapes.flatten({shape})", where)
-            if fwd is not None:
-                fwd.add(f"{var} = torch.flatten({var}, 1)", where)
-            return
-        names = [n for n, _, _ in OPS[op.name].params]
+        names = [n for n, _, _ in entry.params]
         for lines, forward in ((init, False), (fwd, True)):
             if lines is None:
                 continue
             ex = self.expr_writer(scope, forward)
             given = {n: ex(a) for n, a in zip(names, op.args)}
             given.update({k: ex(v) for k, v in op.kwargs})
-            if op.name == "subsample":
-                s = given["stride"]
-                if not forward:
-                    lines.add(f"{shape} = shapes.subsample({shape}, {s})", where)
-                else:
-                    step = s if _is_simple(s) else f"({s})"
-                    lines.add(f"{var} = {var}[:, :, ::{step}, ::{step}]", where)
-            elif op.name == "pad_channels":
-                before, after = given["before"], given["after"]
-                if not forward:
-                    lines.add(f"{shape} = shapes.pad_channels({shape}, {before}, {after})", where)
-                else:
-                    lines.add(f"{var} = nn.functional.pad({var}, (0, 0, 0, 0, {before}, {after}))", where)
+            if not forward:
+                args = "".join(f", {given[n]}" for n in names if n in given)
+                lines.add(f"{shape} = {entry.shape_helper}({shape}{args})", where)
             else:
-                raise _error(self.program, f"'{op.name}' has no source form", op.pos)
+                lines.add(f"{var} = {_FORWARD.format(entry.forward, x=var, **given)}", where)
 
     def sequence(self, scope, el, init, fwd, var, shape, branch, current) -> None:
         attr, idx, name_src = self.path_source(scope, el, forward=False)
@@ -667,10 +631,10 @@ class _Writer:
                     init.add("self.weighted_layer_names += block.weighted_layer_names")
                     init.add(f"{shape} = block.out_shape")
                 elif kind in ("builtin", "activation"):
-                    if kind == "builtin" and op.name in PROJECTION_OPS and branch != "shortcut":
+                    if kind == "builtin" and OPS[op.name].weighted and branch != "shortcut":
                         init.add(f"self.weighted_layer_names.append({child_name})")
                     init.add(f"{holder}.append({self.construct(scope, op, kind, shape)})", self.where(op.pos))
-                    if kind == "builtin" and op.name in _SHAPE:
+                    if kind == "builtin" and OPS[op.name].shape is not None:
                         init.add(f"{shape} = {self.shape_update(scope, op, shape, child_name)}")
                 else:
                     raise _error(self.program, f"'{op.name}' cannot be repeated", op.pos)
@@ -730,14 +694,14 @@ class _Writer:
             given.update(dict(op.kwargs))
             args = ", ".join(f"{escape.identifier(k)}={ex(v)}" for k, v in given.items())
             return f"nn.{escape.identifier(op.name)}({args})"
-        cls, mapping = _CONSTRUCT[op.name]
-        names = [n for n, _, _ in OPS[op.name].params]
+        entry = OPS[op.name]
+        names = [n for n, _, _ in entry.params]
         given = dict(zip(names, op.args))
         given.update(dict(op.kwargs))
         args = []
         positional = True
-        for torch_kw, source in mapping:
-            if source is IN:
+        for i, (torch_kw, source) in enumerate(entry.torch_args):
+            if source == IN:
                 value = f"{shape}[0]"
             elif isinstance(source, tuple):
                 if source[1] not in given:
@@ -749,21 +713,24 @@ class _Writer:
                     positional = False
                     continue
                 value = ex(given[source])
-            if positional and torch_kw in _POSITIONAL:
+            if positional and i < entry.positional:
                 args.append(value)
             else:
                 positional = False
                 args.append(f"{torch_kw}={value}")
-        return f"{cls}({', '.join(args)})"
+        return f"nn.{entry.torch_class}({', '.join(args)})"
 
     def shape_update(self, scope: _Scope, op: A.Op, shape: str, name_src: str | None) -> str:
         ex = self.expr_writer(scope, forward=False)
-        fn, params = _SHAPE[op.name]
+        fn = OPS[op.name].shape_helper
         names = [n for n, _, _ in OPS[op.name].params]
         given = dict(zip(names, op.args))
         given.update(dict(op.kwargs))
         args = [shape]
-        for i, name in enumerate(params):
+        if fn is None:  # the generic helper, which takes every argument by name
+            fn, args = "shapes.layer", [escape.literal(op.name), shape]
+            args += [f"{name}={ex(given[name])}" for name in names if name in given]
+        for i, name in enumerate(_SHAPE.get(fn, ())):
             if name in given:
                 args.append(ex(given[name]) if i == 0 else f"{name}={ex(given[name])}")
         if name_src is not None:
@@ -831,6 +798,8 @@ class _Writer:
         scope = _Scope("network", dict(self.net_params))
         init, fwd = Lines(), Lines()
         init.depth = fwd.depth = 2
+        if self.base == "clarena":
+            init.add(_IGNORE_UNKNOWN)
         for p in net.params:
             init.add(f"{p.name} = check_argument({escape.string(p.name)}, {p.name}, {escape.string(type_name(p.type))})",
                      self.where(p.pos))
@@ -856,6 +825,8 @@ class _Writer:
         if "output_dim" not in self.net_params:
             sig.append("output_dim: int | None = None")
         sig.append(_DISABLE_UNLEARNING)
+        if self.base == "clarena":
+            sig.append(_UNKNOWN_KWARGS)
         head = [f"class {name}(Backbone):",
                 *_doc(self.network_doc(name)),
                 ""]
@@ -894,6 +865,8 @@ class _Writer:
         dims = [ex(a) for a in d.args]
         if d.kind == "image" and len(dims) == 1:
             dims += ["None", "None"]
+        if d.kind == "signal" and len(dims) == 1:
+            dims += ["None"]
         return f"({', '.join(dims)},)" if len(dims) == 1 else f"({', '.join(dims)})"
 
     def plain_params(self) -> list[str]:
@@ -1013,6 +986,18 @@ def _is_simple(src: str) -> bool:
     return all(c.isalnum() or c in "_." for c in src)
 
 
+class _ForwardForm(string.Formatter):
+    """Fills a catalogue entry's `forward` with sources; `{name:step}` parenthesizes a compound one."""
+
+    def format_field(self, value, format_spec):
+        if format_spec == "step":
+            return value if _is_simple(value) else f"({value})"
+        return super().format_field(value, format_spec)
+
+
+_FORWARD = _ForwardForm()
+
+
 def _loop_vars(loop: A.ForLoop) -> set[str]:
     out = {v for v in (loop.index_var, loop.item_var) if v}
     for s in loop.body:
@@ -1061,7 +1046,7 @@ def emit_source(program: Program, overrides: dict | None = None, base: str = "sp
         chunks.append([f"class {final}({plain}):", *_doc(f"{final}: the network {plain}.")])
     body = "\n\n\n".join("\n".join(c) for c in chunks)
     imports = ["import torch", "from torch import Tensor, nn", ""]
-    runtime = [n for n in ("check_argument", "indexed", "module_name", "pretrained", "shapes")
+    runtime = [n for n in ("check_argument", "ignore_unknown", "indexed", "module_name", "pretrained", "shapes")
                if f"{n}(" in body or f"{n}." in body]
     imports.append("from specc import require_runtime")
     imports.append("")
@@ -1107,12 +1092,27 @@ def _summary(program: Program, overrides: dict | None) -> str:
 _DISABLE_UNLEARNING = "disable_unlearning: bool = False"
 
 
-def _signature(program: Program, overrides: dict | None) -> list[str]:
+# CLArena's constructors take any keyword (its Backbone drops what no class reads), so configs
+# written for it may carry keys no class reads (`batch_normalisation`, misspelt, in its author's).
+# With `--base clarena` the classes users build take them too and warn, naming them; with specc's
+# own base an unknown keyword stays a TypeError.
+_UNKNOWN_KWARGS = "**unknown_kwargs"
+_IGNORE_UNKNOWN = "ignore_unknown(type(self).__name__, unknown_kwargs)"
+
+
+def _signature(program: Program, overrides: dict | None, base: str) -> list[str]:
     sig = [f"{escape.identifier(d.name)}: {d.annotation}" + ("" if d.default is NO_DEFAULT else f" = {d.default_src}")
            for d in class_def(program, overrides).params]
     if not any(d.startswith("disable_unlearning:") for d in sig):
         sig += ["*", _DISABLE_UNLEARNING]
+    if base == "clarena":
+        sig.append(_UNKNOWN_KWARGS)
     return sig
+
+
+def _init_head(w: _Writer) -> list[str]:
+    """The first lines of a constructor users call (the network's, the continual and masked classes')."""
+    return [f"        {_IGNORE_UNKNOWN}"] if w.base == "clarena" else []
 
 
 def _continual_class(w: _Writer, program: Program, overrides, final: str, plain: str) -> list[str]:
@@ -1123,7 +1123,8 @@ def _continual_class(w: _Writer, program: Program, overrides, final: str, plain:
     return [f"class {final}(CLBackbone, {plain}):",
             *_doc(doc),
             "",
-            *_wrap("    ", f"def __init__({', '.join(['self'] + _signature(program, overrides))}) -> None:"),
+            *_wrap("    ", f"def __init__({', '.join(['self'] + _signature(program, overrides, w.base))}) -> None:"),
+            *_init_head(w),
             *_wrap("        ", f"super().__init__({', '.join(call)})"),
             "",
             "    def forward(self, input: Tensor, stage: str | None = None, task_id: int | None = None) "
@@ -1194,7 +1195,7 @@ def _masked_class(w: _Writer, program: Program, overrides, final: str, plain: st
                 call.append("batch_normalization=False")
         else:
             call.append(f"{p.name}={p.name}")
-    install = [f"self", plain]
+    install = ["self", plain]
     install.append("batch_normalization=batch_normalization" if "batch_normalization" in class_names
                    else "batch_normalization=None")
     for key in ("protect_shortcuts", "fold_batch_norm"):
@@ -1214,7 +1215,8 @@ def _masked_class(w: _Writer, program: Program, overrides, final: str, plain: st
               for b in direct]
     if lines[-1] != "":
         lines.append("")
-    lines += [*_wrap("    ", f"def __init__({', '.join(['self'] + _signature(program, overrides))}) -> None:")]
+    lines += [*_wrap("    ", f"def __init__({', '.join(['self'] + _signature(program, overrides, w.base))}) -> None:"),
+              *_init_head(w)]
     if hat_blocks:
         mode = "batch_normalization" if "batch_normalization" in class_names else "None"
         lines += ["        # The blocks are built as HAT backbones by the plain constructor: they need these first.",
@@ -1240,7 +1242,7 @@ def _doc(text: str, pad: str = "    ") -> list[str]:
 
     paragraphs = [textwrap.fill(p, _WIDTH - len(pad) - 6) for p in text.split("\n\n")]
     lines = escape.docstring("\n\n".join(paragraphs)).split("\n")
-    return [pad + lines[0]] + [(pad + l) if l else "" for l in lines[1:]]
+    return [pad + lines[0]] + [(pad + line) if line else "" for line in lines[1:]]
 
 
 def _wrap(pad: str, text: str) -> list[str]:

@@ -186,7 +186,7 @@ class Use:
 class Group:
     """`(a -> b -> ...) if c`: a sub-chain, present only when its guard holds."""
 
-    elements: list["Element"]
+    elements: list[Element]
     pos: Pos
     cond: Expr | None = None
     cond_pos: Pos | None = None
@@ -220,7 +220,7 @@ def layer_elements(stmts):
                     yield el
 
 
-def input_ref_in(node) -> "InputRef | None":
+def input_ref_in(node) -> InputRef | None:
     """The first `in` that `node` (an expression, an element, a list of them) reads, if any; the
     elements of a group are not the group's own (each is asked on its own)."""
     todo = [node]
@@ -255,7 +255,7 @@ class ForLoop:
     index_var: str | None
     item_var: str
     iterable: Expr
-    body: list["Stmt"]
+    body: list[Stmt]
     pos: Pos
 
 
@@ -263,7 +263,7 @@ class ForLoop:
 class BlockDef:
     name: str
     params: list[Param]
-    body: list["Stmt"]
+    body: list[Stmt]
     pos: Pos
 
 
@@ -284,13 +284,13 @@ class NetworkDef:
     input: InputDecl
     body: list[Stmt]
     pos: Pos
-    pretrained: "Pretrained | None" = None
+    pretrained: Pretrained | None = None
     # Parameters fixed when the spec is compiled (not constructor parameters): bound by a backbone
     # (`backbone ResNet18 = ResNet(blocks=[2, 2, 2, 2])`) or block-typed: (parameter, value, where
     # the value is written). A NetworkDef with fixed parameters is a view made by specc.frontend.load.
     fixed: list[tuple[Param, Expr, Pos]] = field(default_factory=list)
-    origin: "NetworkDef | None" = None  # the network as written, for a view
-    bound_in: "BackboneDecl | None" = None  # the backbone declaration binding it, for a view
+    origin: NetworkDef | None = None  # the network as written, for a view
+    bound_in: BackboneDecl | None = None  # the backbone declaration binding it, for a view
 
 
 @dataclass
@@ -318,7 +318,7 @@ class BackboneDecl:
     network: str
     pos: Pos
     # `backbone NAME = NETWORK(args)`: the arguments bound (fixed) in the class; None without `(...)`
-    binding: "tuple[list[Expr], list[tuple[str, Expr]]] | None" = None
+    binding: tuple[list[Expr], list[tuple[str, Expr]]] | None = None
 
 
 @dataclass

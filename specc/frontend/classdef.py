@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..core.layers import ACTIVATIONS
+from ..core.values import Activation, coerce, type_name
 from .ast import TypeRef
 from .elaborate import Evaluator, bind_arguments
 from .errors import SpecError
-from ..core.layers import ACTIVATIONS
 from .load import Program
 from .masking import check_gate_default, class_params, network_args
-from ..core.values import Activation, coerce, type_name
 
 NO_DEFAULT = object()
 

@@ -10,16 +10,27 @@ import difflib
 import math
 from dataclasses import dataclass, field
 
+from ..core.layers import ACTIVATIONS, OPS, REQUIRED, check, check_activation, out_shape, parameter_count, torch_kwargs
+from ..core.limits import (
+    BLOCK_DEPTH,
+    INT_BITS,
+    LIST_LENGTH,
+    MODULES,
+    NESTING,
+    NODES,
+    PARAMETERS,
+    VALUE_SIZE,
+    Budget,
+    int_in_range,
+)
+from ..core.shape import FIELDS as SHAPE_FIELDS
+from ..core.values import Activation, BlockRef, coerce, type_name
 from . import ast as A
 from .errors import Pos, SpecError
-from ..core.limits import (BLOCK_DEPTH, INT_BITS, LIST_LENGTH, MODULES, NESTING, NODES, PARAMETERS, VALUE_SIZE, Budget,
-                           int_in_range)
 from .ir import ModuleDecl, Network, Node, Param, Shape
-from ..core.layers import ACTIVATIONS, OPS, REQUIRED, check, check_activation, out_shape, parameter_count, torch_kwargs
 from .load import Program
 from .masking import check_name, check_scheme_names, class_params, network_args, options, weights_branches
 from .reserved import MODULE_NAMES, PARAMETER_NAMES
-from ..core.values import Activation, BlockRef, coerce, type_name
 
 _FUNCS = ("len", "range", "min", "max")
 
@@ -103,10 +114,6 @@ def block_parameters(program: Program) -> dict[str, str]:
             if p.type.name == "block" and isinstance(expr, A.Name)}
 
 
-# Modules `use` may call at a second point: no parameters, no state (activations, dropout, pooling).
-_REUSABLE = ("dropout", "maxpool2d", "avgpool2d", "adaptive_avgpool2d", "adaptive_maxpool2d")
-
-
 def _check_network_in(program: Program) -> None:
     """At network level `in` is the shape entering the element it is written in. It may size
     layers (arguments, repetitions), which the constructor computes; the parts the forward also
@@ -179,7 +186,7 @@ def _check_records(elab, elements) -> None:
     or another's depending on the guard, which the generated forward cannot follow. Refused."""
     def weighted(el) -> bool:
         return isinstance(el, A.Layer) and len(el.ops) == 1 and el.ops[0].repeat is None \
-            and el.ops[0].name in ("linear", "conv2d")
+            and el.ops[0].name in OPS and OPS[el.ops[0].name].weighted
 
     def walk(elements, state):
         # state: None (no weighted layer yet), "sure", or the position of the guard that makes it unsure
@@ -211,7 +218,7 @@ class _Scope:
     branches: dict = field(default_factory=dict)  # name -> (ast.Branch, key)
     branch_values: dict = field(default_factory=dict)  # name -> node id
     block: str | None = None
-    evaluator: "Evaluator | None" = None  # made once per scope: its env (and in a block `in`) does not change
+    evaluator: Evaluator | None = None  # made once per scope: its env (and in a block `in`) does not change
     branch_roles: dict = field(default_factory=dict)  # branch name -> "add" | "concat": how it is joined
 
 
@@ -253,7 +260,7 @@ class Evaluator:
             if not int_in_range(v):
                 raise self.err(f"integer too large (limit: below 2**{INT_BITS})", pos)
         elif not math.isfinite(v):
-            raise self.err(f"number too large: the result is not a finite float", pos)
+            raise self.err("number too large: the result is not a finite float", pos)
         return v
 
     def _Lit(self, e):
@@ -276,8 +283,7 @@ class Evaluator:
     def _Attr(self, e):
         obj = self.eval(e.obj)
         if isinstance(obj, Shape):
-            fields = {"channels": 0, "height": 1, "width": 2} if obj.is_image else {"features": 0}
-            fields = {**fields, "units": 0}
+            fields = SHAPE_FIELDS[obj.kind]
             if e.name in fields:
                 return obj.dims[fields[e.name]]
             raise self.err(f"`in` has no '{e.name}' here (shape {obj})", e.pos,
@@ -519,7 +525,7 @@ class _Elaborator:
         self.bound = bound
         self.nodes: list[Node] = []
         self.modules: dict[tuple, ModuleDecl] = {}
-        self.parameters = 0  # of the linear and conv layers declared so far (limits.PARAMETERS)
+        self.parameters = 0  # of the layers declared so far (limits.PARAMETERS)
         self.records: dict[str, int] = {}
         self.budget = new_budget(program)
         self.list_lengths: dict[tuple, int] = {}  # ModuleList path -> entries so far
@@ -586,17 +592,20 @@ class _Elaborator:
     def _input_shape(self, ev: Evaluator) -> Shape:
         d = self.net.input
         dims = [ev.eval(a) for a in d.args]
-        expect = {"features": (1, 1), "image": (1, 3)}
+        expect = {"features": (1,), "signal": (1, 2), "image": (1, 3)}
         if d.kind not in expect:
-            raise self.err(f"unknown input kind '{d.kind}'", d.pos, "use `input features(n)` or `input image(c[, h, w])`")
-        lo, hi = expect[d.kind]
-        if not lo <= len(dims) <= hi or len(dims) == 2:
-            raise self.err(f"`input {d.kind}` takes {'1' if hi == 1 else '1 or 3'} sizes, got {len(dims)}", d.pos)
+            raise self.err(f"unknown input kind '{d.kind}'", d.pos,
+                           "use `input features(n)`, `input signal(c[, length])` or `input image(c[, h, w])`")
+        if len(dims) not in expect[d.kind]:
+            raise self.err(f"`input {d.kind}` takes {' or '.join(map(str, expect[d.kind]))} sizes, got {len(dims)}",
+                           d.pos)
         for a, v in zip(d.args, dims):
             if not _is_int(v) or v <= 0:
                 raise self.err(f"an input size must be a positive int, got {_show(v)}", a.pos)
         if d.kind == "image" and len(dims) == 1:
             dims += [self.image_size, self.image_size]
+        if d.kind == "signal" and len(dims) == 1:
+            dims += [None]
         return Shape(tuple(dims))
 
     def _node(self, op, module, inputs, shape, pos, order, **kw) -> int:
@@ -625,7 +634,7 @@ class _Elaborator:
                 raise self.err("blocks are declared at the top level of a file", s.pos)
             if not isinstance(s, A.Branch):  # branches are elaborated where `add` uses them
                 stream = self._statement(s, scope, stream, scope.key + (i,))
-        for name, (b, key) in scope.branches.items():
+        for name, (b, _key) in scope.branches.items():
             if name not in scope.branch_values:
                 raise self.err(f"branch '{name}' is never used", b.pos, f"use it with `add({name})`")
         return stream
@@ -752,8 +761,8 @@ class _Elaborator:
         shapes = [self.nodes[i].shape for i in inputs]
         first = shapes[0]
         for name, shape in zip(el.branches, shapes[1:]):
-            if shape.is_image != first.is_image or shape.dims[1:] != first.dims[1:]:
-                what = "spatial sizes" if first.is_image and shape.is_image else "kinds"
+            if shape.kind != first.kind or shape.dims[1:] != first.dims[1:]:
+                what = "spatial sizes" if first.kind == shape.kind else "kinds"
                 raise self.err(f"concat({', '.join(el.branches)}): branch '{name}' has shape {shape}, the stream "
                                f"{first}: their {what} differ", el.pos,
                                "concat joins along the channels (features): every other size must be equal")
@@ -774,7 +783,7 @@ class _Elaborator:
             raise self.err(f"`use {name}`: {where} has no module '{name}' declared before this point", el.path.pos,
                            f"`use` calls a module declared earlier in {where} once more")
         op = self.module_ops.get(path)
-        if op is None or not (op[1] == "activation" or op[0] in _REUSABLE):
+        if op is None or not (op[1] == "activation" or OPS[op[0]].reusable):
             what = "a block or a container" if op is None else f"'{op[0]}'"
             raise self.err(f"`use {name}`: '{name}' is {what}; only activations, dropout and pooling (modules "
                            "without parameters or state) can be called at several points", el.path.pos,
@@ -807,7 +816,12 @@ class _Elaborator:
                 return self._instantiate(kind[1], op, ev, path, stream, key, el.pos), None
             path = self._path(el, scope, ev, key, needed=kind[0] != "function", what=op.name)
             return self._builtin(kind, op, ev, path, stream, key, in_branch, current_layer)
-        # A sequence `a(...), b(...) * n`: an nn.Sequential whose children are numbered.
+        # A sequence `a(...), b(...) * n`: an nn.Sequential whose children are numbered. The
+        # generated constructor cannot append one to a module list: refused here, so that `check`
+        # says what `compile` would.
+        if el.path is not None and el.path.index is not None:
+            raise self.err("a sequence cannot be an element of a module list", el.path.pos,
+                           f"compute its name instead: `{el.path.name}{{i}}: ...`")
         path = self._path(el, scope, ev, key, needed=True, what="a sequence")
         self._declare(path, "Sequential", {}, el.pos, key)
         index = 0
@@ -932,8 +946,8 @@ class _Elaborator:
         if isinstance(cls, str):
             self.parameters += parameter_count(cls, kwargs)
             if self.parameters > PARAMETERS:
-                raise self.err(f"the network has too many parameters: more than {PARAMETERS:,} in its linear and "
-                               "conv layers (the limit)", pos)
+                raise self.err(f"the network has too many parameters: more than {PARAMETERS:,} in its layers "
+                               "(the limit)", pos)
         self.modules[path] = ModuleDecl(path, cls, kwargs, pos, key, block)
 
     def _bind_op_args(self, spec_params, op: A.Op, ev: Evaluator, what: str, declared: bool = False) -> dict:

@@ -3,9 +3,12 @@ facts written back for `check`, `show` and `graph`, analysis errors as positione
 from __future__ import annotations
 
 import heapq
+import math
 
-from ..analysis import AnalysisError, Graph, Node, analyse as analyse_graph
-from ..core.roles import MODULES, PROJECTIONS
+from ..analysis import AnalysisError, Graph, Node
+from ..analysis import analyse as analyse_graph
+from ..core.layers import BY_CLASS, OPS
+from ..core.roles import MODULES
 from ..schemes import SCHEMES
 from .errors import SpecError
 from .ir import Network
@@ -45,32 +48,32 @@ def _graph(net: Network, order: list[int]) -> Graph:
         inputs = [index[j] for j in n.inputs]
         if n.op == "input":
             node = Node(i, "input", [], "input", units=n.shape.units)
-            node.meta["image"] = n.shape.is_image
+            node.meta["view"] = n.shape.unit_view
         elif n.op == "add":
             node = Node(i, "add", inputs, "add", keeps_zero=False, shortcut_operand=1)
-        elif n.op == "flatten":
-            src = net.nodes[n.inputs[0]].shape
-            spatial = (src.dims[1] * src.dims[2] if src.is_image and None not in src.dims[1:] else None)
-            node = Node(i, "flatten", inputs, "flatten", spatial=spatial)
         elif n.op == "concat":
             node = Node(i, "concat", inputs, "concat")
-        elif n.op == "subsample":
-            node = Node(i, "subsample", inputs, "subsample")
-        elif n.op == "pad_channels":
-            a = n.meta["args"]
-            node = Node(i, "pad", inputs, "pad_channels", pad=(a["before"], a["after"]))
+        elif n.op in OPS:  # a catalogue layer without a module (flatten, subsample, pad_channels)
+            entry = OPS[n.op]
+            node = Node(i, entry.role, inputs, n.op, keeps_zero=entry.keeps_zero)
+            if entry.role == "flatten":
+                src = net.nodes[n.inputs[0]].shape.spatial
+                node.spatial = math.prod(src) if src and None not in src else None
+            elif entry.role == "pad":
+                a = n.meta["args"]
+                node.pad = (a["before"], a["after"])
         else:
             decl = modules[n.module]
             cls = decl.cls if isinstance(decl.cls, str) else decl.cls.__name__
             kind = MODULES.get(cls)
             node = Node(i, kind.role if kind else "unknown", inputs, n.name, module=True,
                         keeps_zero=kind.keeps_zero if kind else False)
-            if cls in PROJECTIONS:
+            entry = BY_CLASS.get(cls)
+            if entry is not None and entry.weighted:
                 kw = decl.kwargs
-                node.units = kw.get("out_features", kw.get("out_channels"))
-                node.in_units = kw.get("in_features", kw.get("in_channels"))
+                node.in_units, node.units = kw[entry.units[0]], kw[entry.units[1]]
                 node.groups = kw.get("groups", 1)
-                node.meta["image"] = n.shape.is_image
+                node.meta["view"] = entry.hat_view
         node.where = n
         nodes.append(node)
     records = {layer: index[nid] for layer, nid in net.records.items()}
@@ -83,9 +86,9 @@ def _unit_map(graph: Graph, facts, node: Node):
     owner = node.meta["units"][0].owner if len(node.meta["units"]) == 1 else None
     if owner is None:
         return None
-    if node.meta["image"]:
+    if node.meta["view"] is not None:
         return "channel"
-    if graph.nodes[facts.layer_nodes[owner]].meta["image"]:
+    if graph.nodes[facts.layer_nodes[owner]].meta["view"] is not None:
         return ("flatten", node.meta["units"][0].repeat)
     return "feature"
 

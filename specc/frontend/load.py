@@ -10,9 +10,9 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.limits import FILES, INCLUDE_DEPTH, SPEC_BYTES
 from . import ast as A
 from .errors import Pos, SpecError, display_path
-from ..core.limits import FILES, INCLUDE_DEPTH, SPEC_BYTES
 from .parse import parse_text
 
 

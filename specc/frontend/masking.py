@@ -10,11 +10,12 @@ from __future__ import annotations
 import difflib
 import keyword
 
+from ..core.layers import OPS
+from ..schemes import SCHEMES, Scheme, batch_norm_mode
 from . import ast as A
 from .errors import SpecError
 from .load import Program
 from .reserved import GENERATED_NAMES, GENERATED_PREFIX, METHODS, PARAMETER_NAMES, SCHEME_ATTRIBUTES
-from ..schemes import BN_MODES, SCHEMES, Scheme
 
 
 def scheme(program: Program) -> Scheme | None:
@@ -135,7 +136,7 @@ def name_problem(name: str, reserved: frozenset) -> str | None:
     return f"the backbone already has an attribute '{name}'"
 
 
-_BATCH_NORM_OPS = ("batchnorm1d", "batchnorm2d")
+_BATCH_NORM_OPS = tuple(name for name, entry in OPS.items() if entry.per_task_copies)
 
 
 def check_scheme_names(program: Program) -> None:
@@ -225,9 +226,9 @@ def network_args(program: Program, class_values: dict) -> dict:
             p.name == "batch_normalization" for p in program.network.params):
         out["batch_normalization"] = False
     elif "batch_normalization" in class_values:
-        mode = class_values["batch_normalization"]
-        if mode not in BN_MODES:
-            raise _err(program, f"batch_normalization must be None, 'shared' or 'independent', not {mode!r}",
-                       m.pos)
+        try:
+            mode = batch_norm_mode(class_values["batch_normalization"])
+        except ValueError as e:
+            raise _err(program, str(e), m.pos) from None
         out["batch_normalization"] = mode is not None
     return out

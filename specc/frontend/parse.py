@@ -8,9 +8,9 @@ from pathlib import Path
 import lark
 from lark import Token, Tree
 
+from ..core.limits import INT_BITS, NESTING, SPEC_BYTES, TOKENS, int_in_range
 from . import ast as A
 from .errors import Pos, SpecError
-from ..core.limits import INT_BITS, NESTING, SPEC_BYTES, TOKENS, int_in_range
 from .tables import parser as _parser
 
 # Token names as Lark reports them -> what a user would call them.

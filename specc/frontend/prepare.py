@@ -5,12 +5,12 @@ every name a constructor parameter, given once, every value of its type, every p
 default given."""
 from __future__ import annotations
 
+from ..core.limits import PREPARES
+from ..core.values import coerce
 from . import ast as A
 from .errors import SpecError
 from .load import Program
 from .masking import check_gate_default, class_params, scheme
-from ..core.limits import PREPARES
-from ..core.values import coerce
 
 
 def arguments(program: Program) -> list[tuple[dict, A.PrepareDecl]]:

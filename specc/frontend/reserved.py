@@ -170,6 +170,8 @@ ATTRIBUTES = frozenset({
 GENERATED_NAMES = frozenset({
     "annotations", "torch", "nn", "Tensor", "super",
     "require_runtime", "shapes", "check_argument", "indexed", "module_name", "pretrained",
+    # `--base clarena`: what a constructor takes and ignores, and the helper that warns about it
+    "unknown_kwargs", "ignore_unknown",
     "Backbone", "CLBackbone",
     *(s.base for s in SCHEMES.values()), *(s.runtime for s in SCHEMES.values()),
     # the section of a spec's `prepare(...)` (specc/emit/prepared.py)

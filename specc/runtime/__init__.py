@@ -7,12 +7,12 @@ Imports torch; never imports the front end (specc.frontend) or lark."""
 from __future__ import annotations
 
 from . import shapes
-from .arguments import check_argument
+from .arguments import check_argument, ignore_unknown
 from .bases import AmnesiacHATBackbone, Backbone, CLBackbone, HATMaskBackbone, WSNMaskBackbone
 from .gates import PercentileLayerParameterMaskingByScore, quantile_threshold
 from .modules import indexed, module_name
 
 __all__ = [
     "Backbone", "CLBackbone", "HATMaskBackbone", "AmnesiacHATBackbone", "WSNMaskBackbone",
-    "PercentileLayerParameterMaskingByScore", "quantile_threshold", "check_argument", "indexed", "module_name", "shapes",
+    "PercentileLayerParameterMaskingByScore", "quantile_threshold", "check_argument", "ignore_unknown", "indexed", "module_name", "shapes",
 ]

@@ -6,6 +6,7 @@ ListConfig), None only for `T?`. An activation is a class (or any callable makin
 as a functools.partial from a hydra config) or the name of a torch.nn activation."""
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -48,3 +49,13 @@ def check_argument(name: str, value, type_text: str):
 
         return getattr(nn, checked.name)
     return checked
+
+
+def ignore_unknown(class_name: str, unknown: dict) -> None:
+    """`--base clarena` classes only: keyword arguments no parameter takes are accepted, as CLArena's
+    constructors accept them (its Backbone drops them silently), with a warning naming each, since
+    such a key is often a misspelling (`batch_normalisation`) that changes nothing."""
+    if unknown:
+        names = ", ".join(repr(name) for name in unknown)
+        warnings.warn(f"{class_name} ignores the keyword argument(s) {names}: no parameter of it has that name "
+                      "(CLArena's classes ignore them silently)", UserWarning, stacklevel=3)

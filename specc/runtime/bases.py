@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -121,24 +121,55 @@ def _whole(t: Tensor) -> Tensor:
     return t if full_tensor is None else full_tensor()
 
 
+# Deviation: CLArena's messages name `batch_num` and `task_mask`, which are not the arguments' names
+# (`num_batches`, `test_task_id`): each message keeps CLArena's sentence (code matching it still
+# matches) and adds the call that these backbones (and CLArena's) take.
+MISSING_TRAIN = (
+    "The `s_max`, `batch_idx` and `batch_num` should be provided at training stage, instead of the default "
+    "value `None`. Pass s_max=..., batch_idx=... (1 for the first batch of the epoch) and num_batches=... "
+    "(the batches in the epoch)."
+)
+MISSING_VALIDATION = (
+    "The `s_max` should be provided at validation stage, instead of the default value `None`. "
+    "Pass s_max=... (the s_max of training)."
+)
+MISSING_TEST = (
+    "The `task_mask` should be provided at testing stage, instead of the default value `None`. "
+    "Pass test_task_id=T: the task whose mask `store_mask()` stored when its training ended."
+)
+
+
+class MaskNotStored(KeyError):
+    r"""No mask is stored for the task asked for at test time (a KeyError, as CLArena's lookup
+    raises, with a message that says what to do)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def stored_mask(network: nn.Module, task_id, use: str = "testing it") -> dict[str, Tensor]:
+    r"""The mask `store_mask()` stored for `task_id` on `network` (a HAT backbone); `use` says what
+    needs it, for the message."""
+    try:
+        return network.masks[task_id]
+    except KeyError:
+        stored = ", ".join(str(t) for t in network.masks) or "none yet"
+        raise MaskNotStored(
+            f"No mask is stored for task {task_id!r} (stored: {stored}). Call `store_mask()` when the "
+            f"training of task {task_id!r} ends, before {use}."
+        ) from None
+
+
 def check_mask_arguments(stage: str, s_max, batch_idx, num_batches, test_task_id) -> None:
     r"""The argument checks of `HATMaskBackbone.get_mask` for `stage`."""
-    # The messages name `batch_num` and `task_mask`, as CLArena's do, though the arguments are
-    # `num_batches` and `test_task_id`: kept word for word for parity.
     if stage == "train" and (
         s_max is None or batch_idx is None or num_batches is None
     ):
-        raise ValueError(
-            "The `s_max`, `batch_idx` and `batch_num` should be provided at training stage, instead of the default value `None`."
-        )
+        raise ValueError(MISSING_TRAIN)
     if stage == "validation" and (s_max is None):
-        raise ValueError(
-            "The `s_max` should be provided at validation stage, instead of the default value `None`."
-        )
+        raise ValueError(MISSING_VALIDATION)
     if stage == "test" and (test_task_id is None):
-        raise ValueError(
-            "The `task_mask` should be provided at testing stage, instead of the default value `None`."
-        )
+        raise ValueError(MISSING_TEST)
 
 
 def anneal_scalar(s_max: float, batch_idx: int, num_batches: int) -> float:
@@ -227,7 +258,7 @@ class HATMaskBackbone(CLBackbone):
         elif stage == "test":
             # As in CLArena, the stored dict itself is returned and updated in place, so the device
             # move happens once and is shared with every submodule holding the same dict.
-            mask = self.masks[test_task_id]
+            mask = stored_mask(self, test_task_id)
             for layer_name, layer_mask in mask.items():
                 target_device = self.get_layer_by_name(layer_name).weight.device
                 if layer_mask.device != target_device:
@@ -514,6 +545,12 @@ class WSNMaskBackbone(CLBackbone):
                 else:
                     bias_mask[layer_name] = None
         elif stage == "test":
+            if test_mask is None:
+                # Deviation: CLArena fails here unpacking None ("cannot unpack non-iterable NoneType").
+                raise TypeError(
+                    "stage 'test' needs test_mask=(weight_mask, bias_mask): the masks of the task being "
+                    "tested, as `get_mask('train', mask_percentage=...)` gave them when its training ended."
+                )
             weight_mask, bias_mask = test_mask
 
         return weight_mask, bias_mask

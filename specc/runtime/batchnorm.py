@@ -14,9 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..core.layers import BATCH_NORMS
 from . import distributed
 
-NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+# The norms that get per-task copies: the catalogue's entries with `per_task_copies`.
+NORMS = tuple(getattr(nn, cls) for cls in BATCH_NORMS)
 
 
 class Group(NamedTuple):

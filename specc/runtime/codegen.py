@@ -73,11 +73,17 @@ def forward_source(network) -> str:
 def free_globals(network) -> dict:
     """The module-level names `network`'s rewritten forward reads (neither its own arguments and
     locals nor builtins), with their values: what its source needs wherever it is written out."""
+    return {name: network._specc_forward.__globals__[name] for name in globals_read(forward_source(network))}
+
+
+def globals_read(src: str) -> list[str]:
+    """The module-level names the function defined by `src` reads: neither its arguments and
+    locals nor builtins."""
     import ast
     import builtins
 
-    fn = ast.parse(forward_source(network)).body[0]
+    fn = ast.parse(src).body[0]
     names = [n for n in ast.walk(fn) if isinstance(n, ast.Name)]
     local = {a.arg for a in fn.args.args} | {n.id for n in names if isinstance(n.ctx, ast.Store)}
     read = sorted({n.id for n in names if isinstance(n.ctx, ast.Load)} - local)
-    return {name: network._specc_forward.__globals__[name] for name in read if not hasattr(builtins, name)}
+    return [name for name in read if not hasattr(builtins, name)]

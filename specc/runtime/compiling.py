@@ -13,7 +13,8 @@ frames it calls, as `torch.compiler.disable(fn, recursive=False)` does, without 
 torch._dynamo (seconds) when specc is imported: the request is recorded on the code object."""
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 F = TypeVar("F", bound=Callable)
 

@@ -147,7 +147,7 @@ class flush_denormals:
     def __bool__(self) -> bool:
         return self.previous
 
-    def __enter__(self) -> "flush_denormals":
+    def __enter__(self) -> flush_denormals:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -9,10 +9,9 @@ from __future__ import annotations
 import sys
 import weakref
 
-import torch
 from torch import Tensor, nn
 
-_managed: "weakref.WeakKeyDictionary[nn.Module, set[int]]" = weakref.WeakKeyDictionary()
+_managed: weakref.WeakKeyDictionary[nn.Module, set[int]] = weakref.WeakKeyDictionary()
 
 
 def _dist():

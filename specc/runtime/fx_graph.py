@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import linecache
 import sys
-from pathlib import Path
 from contextlib import contextmanager
+from pathlib import Path
 
 from torch import fx, nn
 
-from ..analysis import Graph, Node
-from ..core.roles import FUNCTIONS, METHODS, MODULES, PROJECTIONS, Kind
-from . import positions
 from .. import require_runtime as _require_runtime
-
+from ..analysis import Graph, Node
+from ..core.layers import BY_CLASS
+from ..core.roles import FUNCTIONS, METHODS, MODULES, Kind
+from . import positions
 
 
 class _Tracer(fx.Tracer):
@@ -175,11 +175,12 @@ def _node(fxn: fx.Node, root: nn.Module, nid: int, inputs: list[int]) -> Node:
                 keeps_zero=kind.keeps_zero if kind else False, module=fxn.op == "call_module")
     if fxn.op == "call_module":
         module = root.get_submodule(fxn.target)
-        if type(module).__name__ in PROJECTIONS:
+        entry = BY_CLASS.get(type(module).__name__)
+        if entry is not None and entry.weighted:
             node.units = module.weight.shape[0]
             node.in_units = module.weight.shape[1] * getattr(module, "groups", 1)
             node.groups = getattr(module, "groups", 1)
-            node.meta["image"] = isinstance(module, nn.Conv2d)
+            node.meta["view"] = entry.hat_view
     elif role == "flatten" and fxn.op == "call_method" and fxn.target in ("view", "reshape"):
         if not _is_batch_flatten(fxn.args[1:]):
             node.role = "unknown"

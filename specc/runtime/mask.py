@@ -13,8 +13,8 @@ import importlib
 
 from torch import nn
 
-from . import bases
 from ..schemes import SCHEMES, Scheme
+from . import bases
 
 _types: dict[tuple[type, str], type] = {}
 
@@ -49,7 +49,7 @@ def mask(model: nn.Module, scheme: str = "hat", *, output_dim: int | None = None
     if s.maskable is not None:
         raise ValueError(f"specc.mask: {s.title} cannot mask a built model: {s.maskable}")
     known = {o.name: o for o in s.options}
-    for name, value in options.items():
+    for name in options:
         if name not in known:
             raise TypeError(f"specc.mask: {scheme} has no option {name!r}; options: {', '.join(known)}")
     if s.gates:

@@ -8,6 +8,8 @@ from typing import NamedTuple
 
 from torch import nn
 
+from ..core.layers import PROJECTIONS
+
 
 class Source(NamedTuple):
     model: str  # a torchvision.models constructor, e.g. "resnet18"
@@ -48,7 +50,7 @@ def load(module: nn.Module, source: Source, weights: str, projections_only: bool
         if new is None:
             continue
         owner = modules.get(new.rpartition(".")[0])
-        if projections_only and not isinstance(owner, (nn.Linear, nn.Conv2d)):
+        if projections_only and not isinstance(owner, tuple(getattr(nn, cls) for cls in PROJECTIONS)):
             continue
         converted[new] = value
     module.load_state_dict(converted, strict=False)

@@ -1,6 +1,7 @@
 """Shape arithmetic for generated constructors: the spec language's own rules (specc.core.layers),
-on plain tuples: `(features,)` or `(channels, height, width)`, height and width None when the spec
-leaves them open. A layer that does not fit its input raises ValueError naming the layer."""
+on plain tuples: `(features,)`, `(channels, length)` or `(channels, height, width)` (specc.core.shape
+tells the kind by the number of dimensions), sizes None when the spec leaves them open. A layer that
+does not fit its input raises ValueError naming the layer."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -27,6 +28,12 @@ def _out_shape(op: str, shape: tuple, given: tuple) -> tuple | str:
             for name, _, default in OPS[op].params if name in named or default is not REQUIRED}
     s = Shape(shape)
     return check(op, args, s) or out_shape(op, args, s).dims
+
+
+def layer(op: str, shape: tuple, where: str | None = None, **given) -> tuple:
+    """The output shape of catalogue layer `op` (given its spec arguments by name): the helper
+    generated constructors call for a layer kind without one of its own below."""
+    return _apply(op, where or op, shape, **given)
 
 
 def linear(shape: tuple, out_features: int, where: str = "linear") -> tuple:
@@ -62,7 +69,7 @@ def concat(*shapes: tuple, where: str = "concat") -> tuple:
     first = Shape(tuple(shapes[0]))
     for other in shapes[1:]:
         s = Shape(tuple(other))
-        if s.is_image != first.is_image or s.dims[1:] != first.dims[1:]:
+        if s.kind != first.kind or s.dims[1:] != first.dims[1:]:
             raise ValueError(f"{where}: concat joins shapes {first} and {s}, whose other sizes differ")
     units = [s[0] for s in shapes]
     return (None if None in units else sum(units),) + tuple(first.dims[1:])

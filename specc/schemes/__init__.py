@@ -8,9 +8,9 @@ and a line in SCHEMES below; nothing else names a scheme.
 """
 from __future__ import annotations
 
-from .declaration import BN_MODES, Option, Scheme
 from . import amnesiac_hat, hat, wsn
+from .declaration import BN_MODES, Option, Scheme, batch_norm_mode
 
 SCHEMES: dict[str, Scheme] = {s.name: s for s in (hat.SCHEME, wsn.SCHEME, amnesiac_hat.SCHEME)}
 
-__all__ = ["BN_MODES", "Option", "SCHEMES", "Scheme"]
+__all__ = ["BN_MODES", "Option", "SCHEMES", "Scheme", "batch_norm_mode"]

@@ -8,6 +8,17 @@ from dataclasses import dataclass
 BN_MODES = (None, "shared", "independent")
 
 
+def batch_norm_mode(value):
+    """A masked class's `batch_normalization` as one of BN_MODES. False is None: CLArena's classes
+    take it as "no batch norm" (they test `== "shared" or == "independent"`), and its author's own
+    configs write it (`batch_normalization: false`). ValueError naming the value otherwise."""
+    if value is False:
+        return None
+    if isinstance(value, bool) or value not in BN_MODES:
+        raise ValueError(f"batch_normalization must be None (or False), 'shared' or 'independent', not {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Option:
     """An option of the `mask SCHEME(...)` declaration (a literal: str, bool, or none where the type

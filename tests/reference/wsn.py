@@ -224,7 +224,7 @@ class WSNMaskResNet18(_WSNBase):
         for stage, width, stride in (("conv2x", 64, 1), ("conv3x", 128, 2), ("conv4x", 256, 2),
                                      ("conv5x", 512, 2)):
             blocks = []
-            for j, s in enumerate((stride, 1)):
+            for s in (stride, 1):
                 blocks.append(WSNMaskResNetBlockSmall(c_in, width, s, activation_layer,
                                                       batch_normalization, bias))
                 c_in = width

@@ -28,7 +28,9 @@ import operator
 
 from torch import Tensor, fx, nn
 
+from ...core.layers import BY_CLASS
 from .. import batchnorm, structure
+from ..bases import stored_mask
 from ..codegen import compile_forward
 from ..compiling import eager, eager_frame
 from ..distributed import check_backups_synchronised, check_not_sharded
@@ -64,7 +66,16 @@ class AmnesiacHATMasked(HATMasked):
     def instantiate_backup_backbones(self, backup_task_ids: list[int]) -> None:
         if hat.specc_base(self):
             check_not_sharded(self)
-        super().instantiate_backup_backbones(backup_task_ids)
+            super().instantiate_backup_backbones(backup_task_ids)
+        else:
+            # CLArena's base builds `original_backbone_class(**backup_backbone_kwargs)`; with that base
+            # the kwargs are CLArena's (the HAT mode), which the plain class's bool parameter refuses.
+            kept = self.backup_backbone_kwargs
+            self.backup_backbone_kwargs = plain_arguments(kept)
+            try:
+                super().instantiate_backup_backbones(backup_task_ids)
+            finally:
+                self.backup_backbone_kwargs = kept
         self._specc_backup_ids = [f"{t}" for t in backup_task_ids]
         _compile_backups(self)
 
@@ -82,13 +93,13 @@ class AmnesiacHATMasked(HATMasked):
 @eager
 def prepare_backups(network: nn.Module, s_max, batch_idx, num_batches, test_task_id):
     """hat.prepare for stage 'train_with_backup' (masks as in 'train'), plus the stored masks of
-    the backup tasks keyed as the backup paths are and the forward that runs the paths (selected
+    the backup tasks keyed as the backup paths are and the forward that runs the paths (sequential
     or batched, see the module's docstring), after checking that a data-parallel wrapper knows
     the backups."""
     if hat.specc_base(network):
         check_backups_synchronised(network)
     prepared = hat.prepare(network, "train", s_max, batch_idx, num_batches, test_task_id)
-    backup_masks = {f"{t}": network.masks[t] for t in network.backup_task_ids}
+    backup_masks = {f"{t}": stored_mask(network, t, "training its backup") for t in network.backup_task_ids}
     paths = network._specc_backup_sequential[0] if network._specc_sequential_backups \
         else network._specc_backup_forward
     return prepared + (backup_masks, paths)
@@ -114,12 +125,29 @@ def install(network: nn.Module, plain_cls: type, batch_normalization=None, prote
     hat.install(network, plain_cls, batch_normalization, protect_shortcuts, fold_batch_norm, point=point)
     network._specc_backup_forward = None
     if not network.disable_unlearning:
-        # The plain constructor's arguments, as this network was built with them.
-        names = list(inspect.signature(plain_cls.__init__).parameters)[1:]
-        kwargs = {name: getattr(network, name) for name in names}
-        if "batch_normalization" in kwargs:
-            kwargs["batch_normalization"] = batch_normalization is not None
-        network.backup_backbone_kwargs = kwargs
+        network.backup_backbone_kwargs = backup_arguments(network, plain_cls, batch_normalization)
+
+
+def backup_arguments(network: nn.Module, plain_cls: type, batch_normalization) -> dict:
+    """The backups' constructor arguments: the plain constructor's, as this network was built with
+    them, less `disable_unlearning` (a pipeline's flag) and, with `--base clarena`, the keywords it
+    ignores. `batch_normalization`: with specc's base the plain class's bool; with CLArena's, as the
+    masked class was given it (what CLArena's AmnesiacHATMLP keeps: None, False, 'shared', ...)."""
+    params = list(inspect.signature(plain_cls.__init__).parameters.values())[1:]
+    kwargs = {p.name: getattr(network, p.name) for p in params
+              if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "disable_unlearning"}
+    if "batch_normalization" in kwargs:
+        kwargs["batch_normalization"] = (uses_batch_norm(batch_normalization) if hat.specc_base(network)
+                                         else batch_normalization)
+    return kwargs
+
+
+def plain_arguments(backup_kwargs: dict) -> dict:
+    """`backup_arguments` as the plain class takes them (batch_normalization a bool)."""
+    bn = backup_kwargs.get("batch_normalization")
+    if "batch_normalization" not in backup_kwargs or isinstance(bn, bool):
+        return backup_kwargs
+    return {**backup_kwargs, "batch_normalization": uses_batch_norm(bn)}
 
 
 def _compile_backups(network: nn.Module) -> None:
@@ -199,14 +227,14 @@ def _backup_paths(network, graph: fx.Graph, agraph, facts, backup_masks: fx.Node
                         if bn is not None:
                             run.append(bn)
                             consumed.add(bn)
-                        image = isinstance(network.get_submodule(node.target), nn.Conv2d)
-                        v = _routed(graph, b, run, val[node.args[0]], masks_b, layer, image)
+                        view = BY_CLASS[type(network.get_submodule(node.target)).__name__].hat_view
+                        v = _routed(graph, b, run, val[node.args[0]], masks_b, layer, view)
                         main_calls.setdefault(node, []).append(v.meta["main_call"])
                         val[node] = v
                         if bn is not None:
                             val[bn] = v
                         continue
-                    val[node] = graph.node_copy(node, lambda a: val.get(a, a))
+                    val[node] = graph.node_copy(node, lambda a: val.get(a, a))  # noqa: B023 (called here)
     return {b: values[b][feature] for b in ids}
 
 
@@ -233,17 +261,18 @@ def _following_batch_norm(network: nn.Module, node: fx.Node) -> fx.Node | None:
 
 
 def _routed(graph: fx.Graph, b: str, run: list[fx.Node], x: fx.Node, masks_b: fx.Node, layer: str,
-            image: bool) -> fx.Node:
+            view: tuple | None) -> fx.Node:
     """`m_b * backup(x) + (1 - m_b) * main(x)` over the modules of `run` (a layer and its batch
     norm), in CLArena's order: main layer, backup layer, main batch norm, backup batch norm."""
     main, backup = x, x
     for node in run:
         main = graph.call_module(node.target, (main,))
-        first = first if node is not run[0] else main
+        if node is run[0]:
+            first = main
         backup = graph.call_module(f"backup_backbones.{b}.{node.target}", (backup,))
     m = graph.call_function(operator.getitem, (masks_b, layer))
-    if image:
-        m = graph.call_method("view", (m, 1, -1, 1, 1))
+    if view is not None:  # the layer's catalogue entry's hat_view
+        m = graph.call_method("view", (m,) + tuple(view))
     keep = graph.call_function(operator.mul, (m, backup))
     rest = graph.call_function(operator.mul, (graph.call_function(operator.sub, (1, m)), main))
     mixed = graph.call_function(operator.add, (keep, rest))

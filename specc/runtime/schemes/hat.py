@@ -20,20 +20,17 @@ import torch
 from torch import Tensor, fx, nn
 
 from ...analysis import analyse
+from ...schemes import BN_MODES, batch_norm_mode  # noqa: F401  (BN_MODES: re-exported)
 from .. import batchnorm, distributed, structure
 from ..bases import CLBackbone, HATMaskBackbone, anneal_scalar, check_mask_arguments
 from ..codegen import compile_forward, forward_source
 from ..compiling import eager, eager_frame
 from ..fx_graph import analysis_graph, trace
 
-BN_MODES = (None, "shared", "independent")
-
 
 def uses_batch_norm(mode) -> bool:
-    """The plain network's `batch_normalization` for HAT's mode (None / "shared" / "independent")."""
-    if mode not in BN_MODES:
-        raise ValueError(f"batch_normalization must be None, 'shared' or 'independent', not {mode!r}")
-    return mode is not None
+    """The plain network's `batch_normalization` for HAT's mode (None or False / "shared" / "independent")."""
+    return batch_norm_mode(mode) is not None
 
 
 def _hat_bases():
@@ -251,6 +248,7 @@ def nested(block_cls: type):
 def install_block(block: nn.Module, batch_normalization) -> None:
     """At the end of a HAT block's constructor: its embeddings (right after its layers, as
     CLArena's blocks draw them) and its per-task batch norms."""
+    batch_normalization = batch_norm_mode(batch_normalization)
     for name in block.weighted_layer_names:
         units = block.get_submodule(name[len(block.path) + 1:].replace("/", ".")).weight.shape[0]
         block.task_embedding_t[name] = nn.Embedding(num_embeddings=1, embedding_dim=units)
@@ -264,6 +262,7 @@ def install(network: nn.Module, plain_cls: type, batch_normalization=None, prote
     """At the end of a HAT class's constructor: analyse the plain forward, create the task
     embeddings, the per-task batch norms, and the masked forward. `cache`: the plain class's
     constructor arguments, kept as attributes, determine its structure (generated classes)."""
+    batch_normalization = batch_norm_mode(batch_normalization)
     network._specc_plain = plain_cls
     network._specc_options = {"protect_shortcuts": protect_shortcuts, "fold_batch_norm": fold_batch_norm,
                               "point": point}
@@ -315,7 +314,7 @@ def _rewrite(network: nn.Module) -> None:
         network._specc_facts, network._specc_forward, network._specc_forward_source = known
         return
     graph, agraph, facts = _analyse(network)
-    ph = mask_graph(network, graph, agraph, facts, block_masks=type(network)._specc_block_masks)
+    mask_graph(network, graph, agraph, facts, block_masks=type(network)._specc_block_masks)
     if getattr(network, "_specc_derive_records", False):
         record_activations(graph, agraph, facts, {n.meta["hat_mask"]: n for n in graph.nodes if "hat_mask" in n.meta})
     network._specc_forward, network._specc_forward_source = compile_forward(graph, type(network).__name__)
@@ -350,18 +349,18 @@ def mask_graph(network: nn.Module, graph: fx.Graph, agraph, facts, block_masks: 
             if path not in block_mask:
                 block_mask[path] = _block_get_mask(graph, path, ph)
             source = block_mask[path]
-        image = agraph.nodes[point_id].meta.get("image", False)
+        view = agraph.nodes[point_id].meta.get("view")  # the layer's catalogue entry's hat_view
         if fold and _foldable(network, point):
             _fold(graph, network, point, source, layer)
             continue
         with graph.inserting_after(point):
             m = graph.call_function(operator.getitem, (source, layer))
-        if image:
+        if view is not None:
             with graph.inserting_after(m):
-                m = graph.call_method("view", (m, 1, -1, 1, 1))
+                m = graph.call_method("view", (m,) + tuple(view))
         with graph.inserting_after(m):
             masked = graph.call_function(operator.mul, (point, m))
-        point.replace_all_uses_with(masked, delete_user_cb=lambda user: user is not masked)
+        point.replace_all_uses_with(masked, delete_user_cb=lambda user: user is not masked)  # noqa: B023 (called here)
         masked.meta["hat_mask"] = layer
         masked.meta["spec_position"] = point.meta.get("spec_position")
         masked.stack_trace = point.stack_trace

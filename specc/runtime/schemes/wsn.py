@@ -5,7 +5,8 @@ top-scored fraction (the gate, specc.runtime.gates), the stored parameters untou
 (shortcut projections included: a parameter left out of the masks is a source of forgetting),
 creates one score per parameter (`weight_score_t[name] = nn.Embedding(out, in / groups * kh * kw)`,
 `bias_score_t[name] = nn.Embedding(1, out)`, as CLArena creates them, whether or not the layer has
-a bias) and rewrites each weighted module call into `linear` / `conv2d` on masked parameters."""
+a bias) and rewrites each weighted module call into its masked functional (WSN_FORMS: `linear`,
+`conv1d`, `conv2d`) on masked parameters."""
 from __future__ import annotations
 
 import operator
@@ -14,19 +15,18 @@ import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
 from ...analysis import analyse
+from ...core.layers import BY_CLASS
+from ...schemes import BN_MODES, batch_norm_mode  # noqa: F401  (BN_MODES: re-exported)
 from .. import batchnorm, distributed, structure
 from ..codegen import compile_forward
-from ..gates import GATES_BY_RANKING
 from ..fx_graph import analysis_graph, trace
+from ..gates import GATES_BY_RANKING
 from .hat import _Masked, record_activations, route_batch_norms, specc_base
-
-BN_MODES = (None, "shared", "independent")
 
 
 def uses_batch_norm(mode) -> bool:
-    if mode not in BN_MODES:
-        raise ValueError(f"batch_normalization must be None, 'shared' or 'independent', not {mode!r}")
-    return mode is not None
+    """The plain network's `batch_normalization` for the mode (None or False / "shared" / "independent")."""
+    return batch_norm_mode(mode) is not None
 
 
 def _masked_bias(bias: Tensor | None, mask: Tensor | None) -> Tensor | None:
@@ -46,6 +46,18 @@ def wsn_conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, weight_mask: Tens
     # The mask comes in its score's layout (out, in / groups * kh * kw): the weight's own memory order.
     return F.conv2d(x, weight * weight_mask.view_as(weight), _masked_bias(bias, bias_mask), stride, padding,
                     dilation, groups)
+
+
+def wsn_conv1d(x: Tensor, weight: Tensor, bias: Tensor | None, weight_mask: Tensor, bias_mask: Tensor | None,
+               stride, padding, dilation, groups: int) -> Tensor:
+    return F.conv1d(x, weight * weight_mask.view_as(weight), _masked_bias(bias, bias_mask), stride, padding,
+                    dilation, groups)
+
+
+# The masked functional of each weighted layer kind (the catalogue entry's `wsn_form`, specc/core/
+# layers.py) and the module attributes it takes after (x, weight, bias, weight_mask, bias_mask).
+_CONV = ("stride", "padding", "dilation", "groups")
+WSN_FORMS = {"linear": (wsn_linear, ()), "conv2d": (wsn_conv2d, _CONV), "conv1d": (wsn_conv1d, _CONV)}
 
 
 class WSNMasked(_Masked):
@@ -84,6 +96,7 @@ class WSNMasked(_Masked):
 
 def install(network: nn.Module, plain_cls: type, batch_normalization=None, cache: bool = True,
             rank_by: str = "score") -> None:
+    batch_normalization = batch_norm_mode(batch_normalization)
     network._specc_plain = plain_cls
     network.gate_fn = GATES_BY_RANKING[rank_by]
     network._specc_key = structure.key(network, plain_cls, batch_normalization) if cache else None
@@ -141,11 +154,8 @@ def _compile(network: nn.Module, graph: fx.Graph, agraph, facts) -> None:
             b = graph.get_attr(f"{node.target}.bias") if layer.bias is not None else None
             wm = graph.call_function(operator.getitem, (weight_mask, name))
             bm = graph.call_function(operator.getitem, (bias_mask, name))
-            if isinstance(layer, nn.Linear):
-                new = graph.call_function(wsn_linear, (node.args[0], w, b, wm, bm))
-            else:
-                new = graph.call_function(wsn_conv2d, (node.args[0], w, b, wm, bm, layer.stride, layer.padding,
-                                                       layer.dilation, layer.groups))
+            form, attributes = WSN_FORMS[BY_CLASS[type(layer).__name__].wsn_form]
+            new = graph.call_function(form, (node.args[0], w, b, wm, bm) + tuple(getattr(layer, a) for a in attributes))
         new.meta.update(node.meta)
         new.stack_trace = node.stack_trace
         node.replace_all_uses_with(new)

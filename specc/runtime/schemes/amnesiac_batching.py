@@ -5,20 +5,21 @@ and, inside each backup path's routed mix `m_b * backup(x_b) + (1 - m_b) * main(
 input: 1 + n calls of the same weights. Where a layer's cost is in its weights (few output
 positions per weight: ResNets' late stages at small images), one call on the inputs stacked along
 the batch reads and updates the weights once instead of 1 + n times; the backup layers, each with
-weights of its own, still run one by one. The work then is that of 1 + n networks' weights, plus
-the backup paths' routed arithmetic.
+weights of its own, still run one by one. The weights' traffic then is that of 1 + n networks; the
+arithmetic stays that of 1 + 2n layer calls.
 
 What it changes: nothing in the forward, nor in batch norms (each path's batch norm still runs on
 its own slice, in the same order); the gradient of the shared weight is one sum over every path's
 samples instead of one sum per path added up: the same terms in another floating-point order (see
 the README). The forward stays exact because a CPU convolution computes each sample alike whatever
-the batch size, as long as the batch selects the same kernel: measured for batches of 2 and more
-(a batch of 1 takes another kernel), and a 1x1 convolution without stride takes another below 16
-samples (torch's choice of backend, with one thread). So the layers are stacked only where each
-path's batch is 2 or more (16 for such 1x1 convolutions), on CPU tensors (other devices choose
-kernels by shape: not stacked, so their results stay the sequential ones). Linear layers are not
-stacked: a matrix product's row may round differently with the number of rows (measured with two
-threads). tests/test_amnesiac_batched.py compares with the sequential forward.
+the batch size, as long as the batch selects the same backend: measured for batches of 2 and more.
+torch picks the backend by batch size in two cases (ConvParams::use_mkldnn): a batch of 1 with a
+small kernel and input (measured: another result) and, on one thread, a 1x1 convolution without
+stride below 16 samples (measured equal here, kept out as a precaution). So the layers are stacked
+only where each path's batch is 2 or more (16 for such 1x1 convolutions), on CPU tensors (other
+devices choose kernels by shape: not stacked, so their results stay the sequential ones). Linear
+layers are not stacked: a matrix product's row may round differently with the number of rows
+(measured with two threads). tests/test_amnesiac_batched.py compares with the sequential forward.
 """
 from __future__ import annotations
 

@@ -124,3 +124,22 @@ def test_shared_layer_stacks_where_it_pays_and_computes_the_same(threads):
                 assert torch.equal(o, conv(x)), (conv, shape)
     finally:
         torch.set_num_threads(previous)
+
+
+def test_batched_forward_compiles_whole():
+    """torch.compile captures the batched ResNet forward (stacked calls included) as one graph,
+    without a break, and computes what eager does (tests/test_compile.py covers the MLP, whose
+    linear layers are not stacked)."""
+    import torch._dynamo
+
+    net = built("resnet18", 2, ("generated",), batch_normalization="shared")["generated"]
+    net.train()
+    reference = deepcopy(net)
+    x = torch.randn(*KINDS["resnet18"][-1], generator=torch.Generator().manual_seed(1))
+    explained = torch._dynamo.explain(net)(x, "train_with_backup", **TRAIN_ARGS)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+    torch._dynamo.reset()
+    compiled = torch.compile(net, fullgraph=True, backend="eager")
+    f, b, _, _ = compiled(x, "train_with_backup", **TRAIN_ARGS)
+    rf, rb, _, _ = reference(x, "train_with_backup", **TRAIN_ARGS)
+    assert torch.equal(f, rf) and all(torch.equal(b[t], rb[t]) for t in rb)

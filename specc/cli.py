@@ -258,8 +258,8 @@ def _export_task(args, overrides: dict) -> int:
     program = load_program(args.spec)
     probe(program, overrides)  # what `check` checks, before torch is imported
     read = {ident: path for path in program.sources if (ident := _identity(path)) is not None}
-    if _identity(args.checkpoint) is not None:
-        read[_identity(args.checkpoint)] = args.checkpoint
+    if (checkpoint := _identity(args.checkpoint)) is not None:
+        read[checkpoint] = args.checkpoint
     targets = ([Path(args.out), Path(args.out).with_suffix(".pt")] if args.out is not None else []) + \
         ([Path(args.onnx)] if args.onnx is not None else [])
     _check_targets([(args.spec, t) for t in targets], read)

@@ -276,6 +276,16 @@ def test_source_with_weights_file_equals_the_network(tmp_path, resnet18):
     assert sum(p.numel() for p in loaded.parameters()) == sum(p.numel() for p in net.parameters())
 
 
+def test_source_refuses_a_module_whose_extra_repr_is_not_constructor_arguments(monkeypatch):
+    from specc.runtime.task_network.source import _constructor
+
+    assert _constructor(nn.ReLU(inplace=True)) == "nn.ReLU(inplace=True)"
+    # "f(1) + (2)" parses, but as an addition, not a call: refused as not writable, not an AttributeError
+    monkeypatch.setattr(nn.ReLU, "extra_repr", lambda self: "1) + (2")
+    with pytest.raises(ValueError, match="holding ReLU cannot be written as source"):
+        _constructor(nn.ReLU())
+
+
 needs_onnx = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx")
                                 is None, reason="onnx and onnxruntime (the `test` extra) are not installed")
 

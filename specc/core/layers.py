@@ -1,7 +1,7 @@
 """The layer catalogue: every builtin layer kind of the spec language is ONE entry here, carrying
 all that the compiler, the analysis and the masking schemes know about it. Pure data and
 arithmetic; no torch import (so `specc check` stays instant). Torch-side facts that cannot be
-data (the masked functional a WSN layer calls) live in specc/runtime/layer_forms.py, keyed by
+data (the masked functional a WSN layer calls) live in specc/runtime/schemes/wsn.py (WSN_FORMS), keyed by
 `LayerKind.wsn_form`. The README's "Adding a layer kind" says how to add one."""
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ class LayerKind:
     `label`: how `specc graph` names it, from its torch keyword arguments.
     `hat_view`: how HAT views a unit mask to multiply the layer's output (None: as it is, the units
         being the last axis).
-    `wsn_form`: the masked functional WSN calls for it (a key of runtime/layer_forms.WSN_FORMS).
+    `wsn_form`: the masked functional WSN calls for it (a key of WSN_FORMS in runtime/schemes/wsn.py).
     `shape_helper`: the specc.runtime.shapes function generated constructors call for its shape
         (None: the generic `shapes.layer`; only kinds whose shape changes get a call).
     `forward`: for a kind without a module, its generated forward: Python source with {x} for the
@@ -311,8 +311,10 @@ _ENTRIES = (
 OPS: dict[str, LayerKind] = {k.name: k for k in _ENTRIES}
 # The entries that build a module, by torch.nn class name (how traced graphs and declarations name them).
 BY_CLASS: dict[str, LayerKind] = {k.torch_class: k for k in _ENTRIES if k.torch_class is not None}
-PROJECTIONS = tuple(k.torch_class for k in _ENTRIES if k.weighted)
-BATCH_NORMS = tuple(k.torch_class for k in _ENTRIES if k.per_task_copies)
+# Weighted kinds and per-task-copied norms are modules, so each names its torch class (checked below).
+PROJECTIONS: tuple[str, ...] = tuple(k.torch_class or "" for k in _ENTRIES if k.weighted)
+BATCH_NORMS: tuple[str, ...] = tuple(k.torch_class or "" for k in _ENTRIES if k.per_task_copies)
+assert all(PROJECTIONS) and all(BATCH_NORMS), "a weighted or per-task-copied layer kind has no torch_class"
 
 
 def out_shape(op: str, a: dict, s: Shape) -> Shape:

@@ -68,12 +68,12 @@ def _graph(net: Network, order: list[int]) -> Graph:
             kind = MODULES.get(cls)
             node = Node(i, kind.role if kind else "unknown", inputs, n.name, module=True,
                         keeps_zero=kind.keeps_zero if kind else False)
-            entry = BY_CLASS.get(cls)
-            if entry is not None and entry.weighted:
+            layer = BY_CLASS.get(cls)
+            if layer is not None and layer.weighted:
                 kw = decl.kwargs
-                node.in_units, node.units = kw[entry.units[0]], kw[entry.units[1]]
+                node.in_units, node.units = kw[layer.units[0]], kw[layer.units[1]]
                 node.groups = kw.get("groups", 1)
-                node.meta["view"] = entry.hat_view
+                node.meta["view"] = layer.hat_view
         node.where = n
         nodes.append(node)
     records = {layer: index[nid] for layer, nid in net.records.items()}

@@ -44,13 +44,14 @@ def load(module: nn.Module, source: Source, weights: str, projections_only: bool
 
     state = getattr(torchvision.models, source.model)(weights=weights).state_dict()
     modules = dict(module.named_modules())
+    projections = tuple(getattr(nn, cls) for cls in PROJECTIONS)
     converted = {}
     for key, value in state.items():
         new = rename(key, source.renames)
         if new is None:
             continue
         owner = modules.get(new.rpartition(".")[0])
-        if projections_only and not isinstance(owner, tuple(getattr(nn, cls) for cls in PROJECTIONS)):
+        if projections_only and not isinstance(owner, projections):
             continue
         converted[new] = value
     module.load_state_dict(converted, strict=False)

@@ -45,6 +45,7 @@ class AmnesiacHATMasked(HATMasked):
 
     _specc_block_masks = False  # CLArena's AmnesiacHAT ResNets mask block layers with the network's masks
     _specc_sequential_backups = False  # True: the sequential forward always (a reference for tests)
+    backup_backbone_kwargs: dict  # set by `install` (the plain class's arguments, or CLArena's)
 
     @eager_frame
     def forward(self, input: Tensor, stage: str, s_max: float | None = None, batch_idx: int | None = None,

@@ -154,7 +154,9 @@ def _compile(network: nn.Module, graph: fx.Graph, agraph, facts) -> None:
             b = graph.get_attr(f"{node.target}.bias") if layer.bias is not None else None
             wm = graph.call_function(operator.getitem, (weight_mask, name))
             bm = graph.call_function(operator.getitem, (bias_mask, name))
-            form, attributes = WSN_FORMS[BY_CLASS[type(layer).__name__].wsn_form]
+            kind = BY_CLASS[type(layer).__name__].wsn_form
+            assert kind is not None, f"the weighted layer kind of {type(layer).__name__} has no wsn_form"
+            form, attributes = WSN_FORMS[kind]
             new = graph.call_function(form, (node.args[0], w, b, wm, bm) + tuple(getattr(layer, a) for a in attributes))
         new.meta.update(node.meta)
         new.stack_trace = node.stack_trace

@@ -33,6 +33,15 @@ def channels(node) -> int | None:
     return int(shape[1]) if shape is not None and len(shape) >= 2 else None
 
 
+def width(node) -> int:
+    """The channel count of a node known to have one: classify makes every node without channels
+    opaque (or output, meta), so a node of any other prune kind has them, and tensor_inputs gives
+    only operands with channels."""
+    count = channels(node)
+    assert count is not None, f"{node} has no channel count"
+    return count
+
+
 def tensor_inputs(node: fx.Node) -> list[fx.Node]:
     out: list[fx.Node] = []
     fx.node.map_arg((node.args, node.kwargs), lambda n: out.append(n))
@@ -80,7 +89,7 @@ def _kind(backbone, node: fx.Node, anode) -> str:
     if role == "add" and len(ins) == 2 and all(channels(i) == channels(node) for i in ins) \
             and all(len(i.meta["tensor_meta"].shape) == len(node.meta["tensor_meta"].shape) for i in ins):
         return "add"
-    if role == "flatten" and len(ins) == 1 and channels(node) % channels(ins[0]) == 0:
+    if role == "flatten" and len(ins) == 1 and width(node) % width(ins[0]) == 0:
         return "flatten"
     if role == "concat" and all(channels(i) is not None for i in ins):
         return "concat"
@@ -93,16 +102,17 @@ def _all(node) -> torch.Tensor:
     return torch.ones(channels(node), dtype=torch.bool)
 
 
-def _repeat(node: fx.Node) -> int:
-    return channels(node) // channels(tensor_inputs(node)[0])
+def flatten_repeat(node: fx.Node) -> int:
+    """How many features a flatten node makes of each channel of its input."""
+    return width(node) // width(tensor_inputs(node)[0])
 
 
 def concat_slices(node: fx.Node) -> list[tuple[fx.Node, int, int]]:
     operands = node.args[0] if node.args else node.kwargs["tensors"]
     out, start = [], 0
     for op in operands:
-        out.append((op, start, start + channels(op)))
-        start += channels(op)
+        out.append((op, start, start + width(op)))
+        start += width(op)
     return out
 
 
@@ -119,7 +129,7 @@ def find_nonzero(graph: fx.Graph) -> None:
         elif kind == "add":
             nz = ins[0].meta["nonzero"] | ins[1].meta["nonzero"]
         elif kind == "flatten":
-            nz = ins[0].meta["nonzero"].repeat_interleave(_repeat(node))
+            nz = ins[0].meta["nonzero"].repeat_interleave(flatten_repeat(node))
         elif kind == "concat":
             nz = torch.cat([op.meta["nonzero"] for op, _, _ in concat_slices(node)])
         elif kind == "pad":
@@ -151,7 +161,7 @@ def demand(node: fx.Node, operand: fx.Node) -> torch.Tensor:
     if kind == "projection":
         return _all(operand) if bool(need.any()) else torch.zeros(channels(operand), dtype=torch.bool)
     if kind == "flatten":
-        return need.view(-1, _repeat(node)).any(1)
+        return need.view(-1, flatten_repeat(node)).any(1)
     if kind == "concat":
         got = torch.zeros(channels(operand), dtype=torch.bool)
         for op, start, stop in concat_slices(node):
@@ -160,7 +170,7 @@ def demand(node: fx.Node, operand: fx.Node) -> torch.Tensor:
         return got
     if kind == "pad":
         before, after = channel_pad(node)
-        return need[before:channels(node) - after].clone()
+        return need[before:width(node) - after].clone()
     return _all(operand)
 
 
@@ -186,13 +196,13 @@ def find_keep(graph: fx.Graph) -> None:
             continue
         keep = node.meta["nonzero"] & node.meta["needed"]
         if kind == "flatten":
-            r = _repeat(node)
+            r = flatten_repeat(node)
             keep = keep.view(-1, r).any(1).repeat_interleave(r)
         if not bool(keep.any()) and len(keep):
             # torch has no convolution of zero channels: a value that keeps none keeps its first
             # (computed as the graph says; zero or read by nothing, as every dropped channel)
             keep = keep.clone()
-            keep[: _repeat(node) if kind == "flatten" else 1] = True
+            keep[: flatten_repeat(node) if kind == "flatten" else 1] = True
         node.meta["keep"] = keep
 
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from .channels import channel_pad, channels, concat_slices, tensor_inputs
+from .channels import channel_pad, channels, concat_slices, flatten_repeat, tensor_inputs, width
 from .stage_graph import node_module
 
 
@@ -26,7 +26,7 @@ def _index(keep: torch.Tensor) -> torch.Tensor:
     return keep.nonzero().flatten()
 
 
-def _sliced(module: nn.Module, node: fx.Node, keep_in: torch.Tensor | None, keep_out: torch.Tensor) -> nn.Module:
+def _sliced(module: nn.Module, node: fx.Node, keep_in: torch.Tensor, keep_out: torch.Tensor) -> nn.Module:
     """A copy of `module` computing only the channels `keep_out` from the channels `keep_in`."""
     out = _index(keep_out)
     weight = node.meta.get("weight", module.weight if hasattr(module, "weight") else None)
@@ -145,13 +145,13 @@ class _Builder:
         if kind in ("channelwise", "add"):
             return self.copy(node, lambda n: keep)
         if kind == "flatten":
-            r = channels(node) // channels(tensor_inputs(node)[0])
+            r = flatten_repeat(node)
             return self.copy(node, lambda n: keep.view(-1, r).any(1))
         if kind == "pad":
             before, after = channel_pad(node)
             (x,) = tensor_inputs(node)
-            return self.value_as(x, keep[before:channels(node) - after])
-        parts = {}
+            return self.value_as(x, keep[before:width(node) - after])
+        parts: dict[fx.Node, torch.Tensor] = {}
         for op, start, stop in concat_slices(node):
             parts.setdefault(op, keep[start:stop])
         return self.copy(node, lambda n: parts[n])

@@ -41,7 +41,8 @@ def _constructor(module: nn.Module) -> str:
         args = module.extra_repr()
         call = ast.parse(f"f({args})", mode="eval").body
         # keyword literals only: anything else could not be written back as a constructor call
-        if not call.args and all(k.arg for k in call.keywords):
+        # (nor could an extra_repr that closes the call early, such as "1) + (2": not a Call then)
+        if isinstance(call, ast.Call) and not call.args and all(k.arg for k in call.keywords):
             for k in call.keywords:
                 ast.literal_eval(k.value)
             return f"nn.{cls.__name__}({args})"

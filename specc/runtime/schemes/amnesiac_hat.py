@@ -13,6 +13,13 @@ except that:
 - every other module (activation, pooling, dropout) is the main network's own.
 The backup ops of a layer are computed after the main path's ops of that layer, as CLArena's
 AmnesiacHATMLP orders them (dropout draws random numbers in that order).
+
+Two forwards compute that stage, with the same ops in the same order, except that the batched one
+(specc's bases) calls a main convolution once for the main path and every backup path, on their
+inputs stacked along the batch, where the layer's cost is in its weights
+(amnesiac_batching.shared_layer); the sequential one calls it once per path, as CLArena does: it
+runs with `--base clarena` (CLArena's arithmetic, bit for bit) and where `_specc_sequential_backups`
+is set (the tests' reference).
 """
 from __future__ import annotations
 
@@ -28,7 +35,7 @@ from ..codegen import compile_forward
 from ..compiling import eager, eager_frame
 from ..denormals import scoped_flush
 from ..distributed import check_backups_synchronised, check_not_sharded
-from . import hat
+from . import amnesiac_batching, hat
 from .hat import BN_MODES, HATMasked, uses_batch_norm  # noqa: F401  (used by generated code)
 
 __all__ = ["AmnesiacHATMasked", "install", "uses_batch_norm", "BN_MODES"]
@@ -38,6 +45,7 @@ class AmnesiacHATMasked(HATMasked):
     """HATMasked plus the backup paths of stage 'train_with_backup'."""
 
     _specc_block_masks = False  # CLArena's AmnesiacHAT ResNets mask block layers with the network's masks
+    _specc_sequential_backups = False  # True: the sequential forward always (a reference for tests)
     backup_backbone_kwargs: dict  # set by `install` (the plain class's arguments, or CLArena's)
 
     @scoped_flush  # as HATMasked.forward
@@ -49,11 +57,12 @@ class AmnesiacHATMasked(HATMasked):
         if getattr(self, "_specc_backup_forward", None) is None:
             raise ValueError("stage 'train_with_backup' needs backup backbones: call "
                              "instantiate_backup_backbones() first")
-        own, _, scale, mask, backup_masks = prepare_backups(self, s_max, batch_idx, num_batches, test_task_id)
+        own, _, scale, mask, backup_masks, paths = prepare_backups(self, s_max, batch_idx, num_batches,
+                                                                   test_task_id)
         if own:
-            feature, backup_features, mask, activations = run_with_backup(self, input, scale, backup_masks)
+            feature, backup_features, mask, activations = run_with_backup(self, paths, input, scale, backup_masks)
         else:  # CLArena's base (or an overridden get_mask): its masks
-            feature, backup_features, activations = self._specc_backup_forward(
+            feature, backup_features, activations = paths(
                 self, input, mask, None, "train", s_max, batch_idx, num_batches, test_task_id, backup_masks)
         return feature, by_task_id(self, backup_features), mask, activations
 
@@ -78,16 +87,25 @@ class AmnesiacHATMasked(HATMasked):
         if getattr(self, "_specc_backup_ids", None):
             _compile_backups(self)
 
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_specc_backup_sequential", None)  # a compiled function, made again on load
+        return state
+
 
 @eager
 def prepare_backups(network: nn.Module, s_max, batch_idx, num_batches, test_task_id):
     """hat.prepare for stage 'train_with_backup' (masks as in 'train'), plus the stored masks of
-    the backup tasks keyed as the backup paths are, after checking that a data-parallel wrapper
-    knows the backups."""
+    the backup tasks keyed as the backup paths are and the forward that runs the paths (sequential
+    or batched, see the module's docstring), after checking that a data-parallel wrapper knows
+    the backups."""
     if hat.specc_base(network):
         check_backups_synchronised(network)
     prepared = hat.prepare(network, "train", s_max, batch_idx, num_batches, test_task_id)
-    return prepared + ({f"{t}": stored_mask(network, t, "training its backup") for t in network.backup_task_ids},)
+    backup_masks = {f"{t}": stored_mask(network, t, "training its backup") for t in network.backup_task_ids}
+    paths = network._specc_backup_sequential[0] if network._specc_sequential_backups \
+        else network._specc_backup_forward
+    return prepared + (backup_masks, paths)
 
 
 @eager
@@ -95,11 +113,12 @@ def by_task_id(network: nn.Module, backup_features: dict) -> dict:
     return {t: backup_features[f"{t}"] for t in network.backup_task_ids}
 
 
-def run_with_backup(network: nn.Module, input: Tensor, scale: Tensor, backup_masks: dict):
-    """Stage 'train_with_backup' with the masks made from the gate scale `scale` (hat.gate_scale):
-    the frame torch.compile captures (AmnesiacHATMasked.forward runs eagerly)."""
+def run_with_backup(network: nn.Module, paths, input: Tensor, scale: Tensor, backup_masks: dict):
+    """Stage 'train_with_backup' with the masks made from the gate scale `scale` (hat.gate_scale),
+    the backup paths run by the forward `paths`: the frame torch.compile captures
+    (AmnesiacHATMasked.forward runs eagerly)."""
     mask = hat.masks_from_scale(network, scale)
-    feature, backup_features, activations = network._specc_backup_forward(
+    feature, backup_features, activations = paths(
         network, input, mask, None, "train", None, None, None, None, backup_masks)
     return feature, backup_features, mask, activations
 
@@ -135,29 +154,43 @@ def plain_arguments(backup_kwargs: dict) -> dict:
 
 
 def _compile_backups(network: nn.Module) -> None:
-    """The forward of stage 'train_with_backup' (always a training stage: batch norms are the live
-    ones, so no per-task routing; no folding, so that each batch norm can be routed)."""
-    key = None if network._specc_key is None else network._specc_key + (tuple(network._specc_backup_ids),)
+    """The forwards of stage 'train_with_backup' (always a training stage: batch norms are the live
+    ones, so no per-task routing; no folding, so that each batch norm can be routed): the batched
+    one (specc's bases; the sequential one with CLArena's) as `_specc_backup_forward` and
+    `_specc_backup_source`, and the sequential one as `_specc_backup_sequential`."""
+    batched = hat.specc_base(network)
+    key = None if network._specc_key is None else \
+        network._specc_key + (tuple(network._specc_backup_ids), batched)
     known = structure.recall(key)
-    if known is not None:
-        network._specc_backup_forward, network._specc_backup_source = known
-        return
+    if known is None:
+        sequential = _backup_forward(network, batched=False)
+        known = (_backup_forward(network, batched=True) if batched else sequential, sequential)
+        structure.remember(key, known)
+    (network._specc_backup_forward, network._specc_backup_source), network._specc_backup_sequential = known
+
+
+def _backup_forward(network: nn.Module, batched: bool) -> tuple:
+    """(forward, source) of stage 'train_with_backup'; `batched`: main convolutions shared by
+    the paths (amnesiac_batching)."""
     graph, agraph, facts = hat._analyse(network)
     ph = hat.mask_graph(network, graph, agraph, facts, block_masks=False, route=False, fold=False)
     with graph.inserting_after(ph["test_task_id"]):
         backup_masks = graph.placeholder("backup_masks")
     output = next(n for n in graph.nodes if n.op == "output")
     feature, activations = output.args[0]
-    features = _backup_paths(network, graph, agraph, facts, backup_masks, network._specc_backup_ids)
+    main_calls: dict[fx.Node, list[fx.Node]] = {}
+    features = _backup_paths(network, graph, agraph, facts, backup_masks, network._specc_backup_ids, main_calls)
+    if batched:
+        _share_main_layers(network, graph, main_calls)
     output.args = ((feature, features, activations),)
     graph.lint()
-    network._specc_backup_forward, network._specc_backup_source = compile_forward(
-        graph, f"{type(network).__name__}.train_with_backup")
-    structure.remember(key, (network._specc_backup_forward, network._specc_backup_source))
+    return compile_forward(graph, f"{type(network).__name__}.train_with_backup")
 
 
-def _backup_paths(network, graph: fx.Graph, agraph, facts, backup_masks: fx.Node, ids: list[str]) -> dict:
-    """Insert the backup paths; returns {task id string: backup feature node}."""
+def _backup_paths(network, graph: fx.Graph, agraph, facts, backup_masks: fx.Node, ids: list[str],
+                  main_calls: dict) -> dict:
+    """Insert the backup paths; returns {task id string: backup feature node}. `main_calls` gets,
+    for each main layer node the paths route, the backup paths' calls of that main layer."""
     inp = agraph.nodes[0].where
     output = next(n for n in graph.nodes if n.op == "output")
     feature = output.args[0][0]
@@ -199,6 +232,7 @@ def _backup_paths(network, graph: fx.Graph, agraph, facts, backup_masks: fx.Node
                             consumed.add(bn)
                         view = BY_CLASS[type(network.get_submodule(node.target)).__name__].hat_view
                         v = _routed(graph, b, run, val[node.args[0]], masks_b, layer, view)
+                        main_calls.setdefault(node, []).append(v.meta["main_call"])
                         val[node] = v
                         if bn is not None:
                             val[bn] = v
@@ -236,10 +270,40 @@ def _routed(graph: fx.Graph, b: str, run: list[fx.Node], x: fx.Node, masks_b: fx
     main, backup = x, x
     for node in run:
         main = graph.call_module(node.target, (main,))
+        if node is run[0]:
+            first = main
         backup = graph.call_module(f"backup_backbones.{b}.{node.target}", (backup,))
     m = graph.call_function(operator.getitem, (masks_b, layer))
     if view is not None:  # the layer's catalogue entry's hat_view
         m = graph.call_method("view", (m,) + tuple(view))
     keep = graph.call_function(operator.mul, (m, backup))
     rest = graph.call_function(operator.mul, (graph.call_function(operator.sub, (1, m)), main))
-    return graph.call_function(operator.add, (keep, rest))
+    mixed = graph.call_function(operator.add, (keep, rest))
+    mixed.meta["main_call"] = first  # the main layer's call on this path (see _share_main_layers)
+    return mixed
+
+
+def _share_main_layers(network: nn.Module, graph: fx.Graph, main_calls: dict) -> None:
+    """Replace each main convolution's call on the main path, and its calls on the backup paths, by
+    one amnesiac_batching.shared_layer at the main path's call, where every path's input is
+    computed before it (always so in specc's ResNets: a segment's backup ops come right before the
+    next weighted layer's call)."""
+    order = {n: i for i, n in enumerate(graph.nodes)}
+    for node, calls in main_calls.items():
+        if not amnesiac_batching.stackable(network.get_submodule(node.target)):
+            continue
+        inputs = [node.args[0]] + [c.args[0] for c in calls]
+        if any(order[x] > order[node] for x in inputs):
+            continue
+        # Paths that share their input (the network's input, at the first layer) share the call.
+        distinct = list(dict.fromkeys(inputs))
+        with graph.inserting_before(node):
+            module = graph.get_attr(node.target)
+            shared = graph.call_function(amnesiac_batching.shared_layer, (module, distinct))
+            outputs = [graph.call_function(operator.getitem, (shared, i)) for i in range(len(distinct))]
+        for n in (module, shared, *outputs):
+            n.meta.update(node.meta)
+        for call, x in zip([node] + calls, inputs):
+            call.replace_all_uses_with(outputs[distinct.index(x)])
+            graph.erase_node(call)
+

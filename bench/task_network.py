@@ -6,6 +6,8 @@ Run from the repo root: python bench/task_network.py [rounds] [threads] (threads
 machine shared with other work, torch's intra-op threads spin-wait for each other and time noise)."""
 from __future__ import annotations
 
+import argparse
+import statistics
 import subprocess
 import sys
 import time
@@ -82,8 +84,6 @@ def main(rounds: int = 15, threads: int = 1, batch: int = 32) -> None:
           f"max error {err:.1e} (relative to the test stage)")
     times = interleaved(cases, rounds, settle=True)
     report("eval forward, ratio to the unmasked network:", times, "unmasked ResNet18 eval")
-    import statistics
-
     speedup = statistics.median(times["unmasked ResNet18 eval"]) / statistics.median(
         times["task 1's network (specc.task_network)"])
     print(f"  task network speed-up over the unmasked eval: {speedup:.2f}x (goal >= 2.5x: "
@@ -91,4 +91,9 @@ def main(rounds: int = 15, threads: int = 1, batch: int = 32) -> None:
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:3]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--repeats", type=int, default=15, help="interleaved rounds")
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads")
+    parser.add_argument("--batch", type=int, default=32)
+    args = parser.parse_args()
+    main(args.repeats, args.threads, args.batch)

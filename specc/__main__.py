@@ -2,7 +2,7 @@
 
 Ctrl-C must end the command with one line and exit status 130 at any moment, also while the
 compiler and torch are still being imported (half a second). So this module, imported right after
-the empty `specc/__init__.py`, installs its SIGINT handler before it imports anything else, and
+`specc/__init__.py` (which imports nothing), installs its SIGINT handler before it imports anything else, and
 imports the CLI only inside the `try` that turns KeyboardInterrupt into that line. Python's own
 start-up, before this module runs, is the one window it cannot cover (README, "CLI")."""
 # The C module (typeshed has no stub): `signal` imports enum, milliseconds that Ctrl-C could land in.

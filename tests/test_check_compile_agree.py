@@ -249,3 +249,94 @@ def test_check_agrees_with_the_compiled_class(folder, drawn):
     note(f"arguments: {args}")
     problem = disagreement(text, args, mask, folder)
     assert problem is None, problem
+
+
+# -- regressions: the disagreements the property found (issue 20), each with its minimal spec -----
+
+def _net(body: str, params: str = "ch: int = 3, w: int = 4, flag: bool = false, n: int = 2, pad: int = 0, "
+                                  "act: activation? = ReLU", blocks: str = "") -> str:
+    return f"{blocks}network N({params}) {{\n    input image(ch, 8, 8)\n{body}\n}}\n"
+
+
+def _check_and_compile_refuse(folder: Path, text: str, needle: str, line: int) -> None:
+    """`check` and `compile` both refuse `text` with one positioned error naming `needle` at `line`."""
+    path = folder / "spec.cl"
+    path.write_text(text)
+    program = load_program(path)
+    for run in (lambda: probe(program), lambda: runtime_class(program)):
+        with pytest.raises(SpecError) as info:
+            run()
+        assert needle in info.value.message and info.value.pos.line == line, info.value.render()
+    assert disagreement(text, {}, "", folder) is None
+
+
+@pytest.mark.parametrize("body, needle, line", [
+    # rules compile knew and check did not (now in specc.frontend.static_rules, which both run)
+    ("    for i in range(n) {\n        l[i]: conv2d(w, kernel=1) -> add(b)\n    }\n    branch b = bc: conv2d(w, kernel=1)",
+     "branch 'b' is added inside a loop before it is declared", 6),
+    ("    a: act(inplace=true)", "activation parameter 'act' takes no arguments here", 3),
+    ("    q[0]: conv2d(w, kernel=1), ReLU()", "a sequence cannot be an element of a module list", 3),
+    # `in` at network level in what the forward computes (compile crashed: internal ValueError)
+    ("    branch p = pad_channels(0, w - in.channels)\n    c: conv2d(w, kernel=1) -> add(p)",
+     "`in` cannot be used in the arguments of pad_channels", 3),
+    # what does not depend on the arguments is checked under a guard that is false for them
+    ("    t: conv2d(4, kernal=3) if flag", "conv2d has no argument 'kernal'", 3),
+    ("    t: conv2d(4, kernel=\"3\") if flag", "argument 'kernel' of conv2d", 3),
+    ("    t: conv2d(kernel=3) if flag", "conv2d needs argument 'out_channels'", 3),
+    ("    z: zork(3) if flag", "unknown layer 'zork'", 3),
+    ("    (z: ReLU(1, 2)) if flag", "ReLU takes at most 1 positional arguments", 3),
+    ("    z: conv2d(4, kernel=1) if flag -> y: n()", "'n' is a parameter of type int, not a layer", 3),
+])
+def test_check_refuses_what_compile_refuses(folder, body, needle, line):
+    _check_and_compile_refuse(folder, _net(body), needle, line)
+
+
+def test_a_generated_class_name_is_refused_by_check_too(folder):
+    blocks = "block b(width: int) {\n    c: conv2d(width, kernel=1)\n}\n"
+    text = _net("    x: b(w)\n    block_b: ReLU()", blocks=blocks)
+    _check_and_compile_refuse(folder, text, "module name 'block_b' is taken by the generated class", 7)
+
+
+def test_a_block_body_is_checked_whatever_the_guards(folder):
+    blocks = "block b(width: int) {\n    c: conv2d(width, kernel=1) -> (d: conv2d(width, strid=2)) if flag -> r: ReLU()\n}\n"
+    _check_and_compile_refuse(folder, _net("    x: b(w)", blocks=blocks), "conv2d has no argument 'strid'", 2)
+
+
+def _constructor_refuses(folder: Path, text: str, args: dict, check_needle: str, runtime_needle: str) -> None:
+    """`check -D args` refuses with `check_needle`; the compiled class (compiled for the defaults,
+    which check accepts) refuses `args` at construction, positioned at the spec's line."""
+    path = folder / "spec.cl"
+    path.write_text(text)
+    program = load_program(path)
+    probe(program)
+    with pytest.raises(SpecError) as info:
+        probe(program, args)
+    assert check_needle in info.value.message, info.value.render()
+    with pytest.raises(Exception) as failed:
+        runtime_class(program)(**args)
+    assert runtime_needle in str(failed.value) and RUNTIME_POSITION.search(str(failed.value)), failed.value
+    assert disagreement(text, args, "", folder) is None
+
+
+def test_a_module_list_whose_first_element_is_guarded_off(folder):
+    # before: AttributeError: 'N' object has no attribute 'u' (no position)
+    text = _net("    u[0]: conv2d(w, kernel=1) if flag -> u[1]: ReLU()").replace("flag: bool = false", "flag: bool = true")
+    _constructor_refuses(folder, text, {"flag": False}, "'u' must start at index 0, not 1",
+                         "module list index 1 out of order")
+
+
+def test_module_list_order_is_checked_for_the_arguments_given(folder):
+    # before: ValueError without the spec's position
+    text = _net("    for i in range(n) {\n        o[i + pad]: ReLU()\n    }")
+    _constructor_refuses(folder, text, {"pad": 1}, "'o' must start at index 0, not 1", "module list index 1 out of order")
+
+
+def test_pad_channels_sign_is_checked_for_the_arguments_given(folder):
+    text = _net("    pad_channels(0, pad) -> c: conv2d(w, kernel=1)")
+    _constructor_refuses(folder, text, {"pad": -1}, "pad_channels", "pad_channels")
+
+
+def test_add_shapes_are_checked_for_the_arguments_given(folder):
+    blocks = "block r(width: int) {\n    branch s = identity\n    c: conv2d(width, kernel=1) -> add(s)\n}\n"
+    text = _net("    x: r(w)", params="ch: int = 4, w: int = 4", blocks=blocks)
+    _constructor_refuses(folder, text, {"w": 2}, "add(s) joins shapes", "the add joins shapes")

@@ -110,7 +110,8 @@ _REUSABLE = ("dropout", "maxpool2d", "avgpool2d", "adaptive_avgpool2d", "adaptiv
 def _check_network_in(program: Program) -> None:
     """At network level `in` is the shape entering the element it is written in. It may size
     layers (arguments, repetitions), which the constructor computes; the parts the forward also
-    evaluates (conditions, loops, module-list indices, computed names) cannot read it there: the
+    evaluates (conditions, loops, module-list indices, computed names, the arguments of a layer
+    without a module such as pad_channels) cannot read it there: the
     generated forward does not track shapes."""
     todo = list(program.network.body)
     while todo:
@@ -128,6 +129,9 @@ def _check_network_in(program: Program) -> None:
                     found.append(("a module-list index", path.index))
                 if path is not None and path.parts is not None:
                     found += [("a computed name", x) for x in path.parts if not isinstance(x, str)]
+                for op in getattr(el, "ops", ()):
+                    if op.name in OPS and OPS[op.name].torch_class is None:  # computed by the forward
+                        found += [(f"the arguments of {op.name}", a) for a in list(op.args) + [v for _, v in op.kwargs]]
         for what, e in found:
             ref = A.input_ref_in(e)
             if ref is not None:
@@ -213,6 +217,7 @@ class _Scope:
     block: str | None = None
     evaluator: "Evaluator | None" = None  # made once per scope: its env (and in a block `in`) does not change
     branch_roles: dict = field(default_factory=dict)  # branch name -> "add" | "concat": how it is joined
+    loops: int = 0  # loops entered and not yet left in this scope
 
 
 class Evaluator:
@@ -641,6 +646,11 @@ class _Elaborator:
                 raise self.err(f"loop variable '{var}' hides the parameter of the same name", s.pos)
         self.budget.charge(len(scope.env), s.pos)  # the environment is saved and restored
         saved = dict(scope.env)
+        lists = None
+        if scope.loops == 0:  # the outermost loop of its scope creates the lists its body fills
+            lists = [(name, layer, conds, changes, scope.prefix + (name,) in self.modules)
+                     for name, layer, conds, changes in A.loop_lists(s)]
+        scope.loops += 1
         self._enter(s.pos, "loops and blocks nested")
         for it, item in enumerate(items):
             self.budget.charge(1, s.pos)
@@ -652,9 +662,31 @@ class _Elaborator:
                     raise self.err("only chains and loops may appear inside a `for` body", st.pos)
                 stream = self._statement(st, scope, stream, key + (it, j))
         self.depth -= 1
+        scope.loops -= 1
         scope.env.clear()
         scope.env.update(saved)
+        if lists:
+            self._loop_lists(lists, scope, key)
         return stream
+
+    def _loop_lists(self, lists, scope: _Scope, key) -> None:
+        """The module lists of a loop (ast.loop_lists) exist from before its first iteration, as the
+        generated constructor creates them: under their guards when those do not change from
+        iteration to iteration, always otherwise; even when no iteration fills them."""
+        ev = self._evaluator(scope)
+        for i, (name, layer, conds, changes, existed) in enumerate(lists):
+            if existed:  # declared before the loop: not this loop's
+                continue
+            path, order = scope.prefix + (name,), key + (-1, i)
+            decl = self.modules.get(path)
+            if decl is not None:
+                decl.order = order  # registered before the loop's modules
+                continue
+            if not changes and not all(ev._truth(c) for c in conds):
+                continue
+            if len(layer.ops) == 1 and self._op_kind(layer.ops[0], ev)[0] == "skip":
+                continue  # an activation parameter set to none
+            self._declare(path, "ModuleList", {}, layer.pos, order)
 
     def _evaluator(self, scope: _Scope) -> Evaluator:
         if scope.evaluator is None:

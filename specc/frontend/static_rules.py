@@ -1,0 +1,168 @@
+"""The rules of a spec that hold whatever its arguments, checked on the text of every element, in
+the network and in every block, under every guard (issue 20: `conv2d(4, kernal=3) if flag` must be
+refused even where `flag` is false for the values `check` probes).
+
+Both sides consume these rules once: `check`, `show`, `graph` and `compile` run them through
+specc.frontend.probe.check_statically before elaborating or writing anything, and the source writer
+(specc.emit.source) resolves an operation with `layer_kind`, the same function. What depends on
+argument values (shapes, module-list order, computed names) is checked by the elaborator for the
+values given and again, positioned, by the generated constructor (specc.runtime.shapes, indexed,
+module_name)."""
+from __future__ import annotations
+
+import difflib
+
+from . import ast as A
+from .errors import SpecError
+from .load import Program
+from ..core.layers import ACTIVATIONS, OPS, REQUIRED
+from ..core.values import coerce
+
+
+def layer_kind(program: Program, name: str, params: dict[str, A.Param], block_params: dict[str, str]) -> str | None:
+    """What an operation name stands for in a scope whose parameters are `params` (name -> its
+    declaration; loop variables are not parameters): "activation", "builtin", "function" (a
+    builtin without a module), "block", "activation-param" (an activation-typed parameter), or None
+    (not a layer). The elaborator's order: activations, builtins, blocks, then parameters, so a
+    parameter named like a layer does not hide it."""
+    if name in ACTIVATIONS:
+        return "activation"
+    if name in OPS:
+        return "function" if OPS[name].torch_class is None else "builtin"
+    if block_params.get(name, name) in program.blocks:
+        return "block"
+    p = params.get(name)
+    if p is not None and p.type.name == "activation":
+        return "activation-param"
+    return None
+
+
+def _err(program: Program, msg: str, pos, hint: str | None = None) -> SpecError:
+    return SpecError(msg, pos, hint=hint, source=program.sources.get(pos.file))
+
+
+def _check_signature(program: Program, op: A.Op, signature, what: str) -> None:
+    """Argument names, counts and literal types of `op` against `signature` ((name, type, default)
+    triples; a type is text, or a TypeRef for a block's parameters)."""
+    names = [n for n, _, _ in signature]
+    if len(op.args) > len(signature):
+        raise _err(program, f"{what} takes at most {len(signature)} positional arguments, got {len(op.args)}", op.pos,
+                   f"arguments: {', '.join(names)}" if names else None)
+    given = {n: a for (n, _, _), a in zip(signature, op.args)}
+    for name, a in op.kwargs:
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            raise _err(program, f"{what} has no argument '{name}'", a.pos,
+                       f"did you mean '{close[0]}'?" if close else
+                       (f"arguments: {', '.join(names)}" if names else f"{what} takes no arguments"))
+        if name in given:
+            raise _err(program, f"argument '{name}' of {what} given twice", a.pos)
+        given[name] = a
+    for name, typ, default in signature:
+        if name not in given:
+            if default is REQUIRED:
+                raise _err(program, f"{what} needs argument '{name}'", op.pos)
+            continue
+        a = given[name]
+        if isinstance(a, A.Lit) and not isinstance(typ, A.TypeRef):
+            from .elaborate import _type_ref
+
+            try:
+                coerce(a.value, _type_ref(typ), f"argument '{name}' of {what}")
+            except TypeError as e:
+                raise _err(program, str(e), a.pos) from None
+
+
+def _block_signature(block: A.BlockDef):
+    return [(p.name, p.type, REQUIRED if p.default is None else None) for p in block.params]
+
+
+def _check_op(program: Program, op: A.Op, params: dict, block_params: dict) -> None:
+    kind = layer_kind(program, op.name, params, block_params)
+    if kind is None:
+        p = params.get(op.name)
+        if p is not None and p.type.name == "block":
+            return  # a block parameter bound to no block: refused where it is bound (elaborate.fixed_values)
+        if p is not None:
+            raise _err(program, f"'{op.name}' is a parameter of type {p.type.name}, not a layer", op.pos,
+                       "an operation names a layer, an activation, a block, or a parameter of type "
+                       "activation or block")
+        known = list(OPS) + list(ACTIVATIONS) + list(program.blocks)
+        close = difflib.get_close_matches(op.name, known, n=1)
+        raise _err(program, f"unknown layer '{op.name}'", op.pos,
+                   f"did you mean '{close[0]}'?" if close else "builtin layers: " + ", ".join(OPS))
+    if kind == "activation":
+        _check_signature(program, op, ACTIVATIONS[op.name], op.name)
+    elif kind in ("builtin", "function"):
+        _check_signature(program, op, OPS[op.name].params, op.name)
+    elif kind == "block":
+        block = program.blocks[block_params.get(op.name, op.name)]
+        _check_signature(program, op, _block_signature(block), f"block '{block.name}'")
+    elif op.args or op.kwargs:  # an activation parameter: its value (a class) is called as it is
+        raise _err(program, f"activation parameter '{op.name}' takes no arguments here", op.pos,
+                   "its value is constructed without arguments; write the activation by name to pass some")
+
+
+def _check_element(program: Program, el: A.Layer) -> None:
+    p = el.path
+    if p is None:
+        return
+    if p.index is not None and (len(el.ops) > 1 or el.ops[0].repeat is not None):
+        raise _err(program, "a sequence cannot be an element of a module list", p.pos,
+                   "give the sequence a name of its own (`name: a(...), b(...)`), or a computed name (`name{i}`)")
+    if p.parts is None and p.name.startswith("block_") and p.name[len("block_"):] in program.blocks:
+        raise _err(program, f"module name '{p.name}' is taken by the generated class (the factory of block "
+                   f"'{p.name[len('block_'):]}')", p.pos, "choose another name")
+
+
+def first_joins(stmts) -> dict[str, int]:
+    """Branch name -> index of the first statement of `stmts` that joins it (by add or concat)."""
+    out: dict[str, int] = {}
+    for i, s in enumerate(stmts):
+        for name in _joins_in(s):
+            out.setdefault(name, i)
+    return out
+
+
+def _joins_in(s) -> list[str]:
+    """The branches a statement joins (by add or concat), in order."""
+    if isinstance(s, A.ForLoop):
+        return [n for st in s.body for n in _joins_in(st)]
+    out = []
+    if isinstance(s, (A.Chain, A.Branch)):
+        for el in A.flat_elements(s.elements):
+            if isinstance(el, A.Add):
+                out.append(el.branch)
+            elif isinstance(el, A.Concat):
+                out += el.branches
+    return out
+
+
+def _check_branches(program: Program, stmts) -> None:
+    """A branch joined inside a loop is computed once, before the loop: it must be declared first."""
+    joins = first_joins(stmts)
+    for i, s in enumerate(stmts):
+        if isinstance(s, A.Branch):
+            first = joins.get(s.name)
+            if first is not None and first < i and isinstance(stmts[first], A.ForLoop):
+                raise _err(program, f"branch '{s.name}' is added inside a loop before it is declared", s.pos,
+                           "declare the branch before the loop that adds it")
+
+
+def check_static_rules(program: Program) -> None:
+    """Every element of the network and of every block, whatever the guards: operation names,
+    argument names and counts, literal argument types, module-list elements, reserved module names,
+    branches joined in loops."""
+    from .elaborate import block_parameters
+
+    block_params = block_parameters(program)
+    net_params = {p.name: p for p in program.network.params}
+    net_params.update({p.name: p for p, _, _ in program.network.fixed})
+    scopes = [(program.network.body, net_params)]
+    scopes += [(b.body, {**net_params, **{p.name: p for p in b.params}}) for b in program.blocks.values()]
+    for body, params in scopes:
+        _check_branches(program, body)
+        for el in sorted(A.layer_elements(body), key=lambda el: (el.pos.file, el.pos.line, el.pos.column)):
+            _check_element(program, el)
+            for op in el.ops:
+                _check_op(program, op, params, block_params)

@@ -37,7 +37,7 @@ from specc.frontend.errors import SpecError
 from specc.frontend.load import load_program
 from specc.frontend.probe import probe
 
-EXAMPLES = int(os.environ.get("SPECC_AGREE_EXAMPLES", "30"))
+EXAMPLES = int(os.environ.get("SPECC_AGREE_EXAMPLES", "80"))
 SIZE = 8  # the input images' height and width
 OUTCOMES = collections.Counter()  # how the examples ended (a generator that only makes refusals tests little)
 RUNTIME_POSITION = re.compile(r"spec\.cl:\d+")
@@ -55,6 +55,8 @@ PARAMS = [
     ("act", "act: activation? = ReLU", st.sampled_from(["ReLU", "Tanh", None])),
     ("p", "p: float = 0.25", st.sampled_from([0.0, 0.5])),
     ("pad", "pad: int = 0", st.sampled_from([-1, 0, 1, 2])),
+    ("tag", 'tag: str = "a"', st.sampled_from(["a", "b"])),
+    ("drop", "drop: float? = none", st.sampled_from([None, 0.5])),
 ]
 
 BLOCKS = """
@@ -107,11 +109,16 @@ STATEMENTS = [
     "pad_channels(0, pad) -> pc{j}: conv2d(w, kernel=1)",
     "z{j}: zork(3) if flag",
     "x{j}: conv2d(w, kernel=n + 1, stride=2)",
+    "(tg{j}: conv2d(w, kernel=1) -> tr{j}: ReLU()) if tag == \"a\"",
+    "c{j}: conv2d(w, kernel=1) -> (dr{j}: dropout(drop) if drop != none) -> e{j}: ReLU(inplace=true)",
+    "for i, v in widths {{\n    (m{j}[i]: conv2d(v, kernel=1)) if i > 0 -> mr{j}[i]: act()\n}}",
+    "for i in range(n) {{\n    for k in range(2) {{\n        y{j}_{{i}}_{{k}}: conv2d(w, kernel=1)\n    }}\n}}",
     "e{j}: conv2d(w * n, kernel=1, groups=n)",
     "branch pp{j} = pad_channels(0, w - in.channels)\npq{j}: conv2d(w, kernel=1) -> add(pp{j})",
 ]
 
-TAILS = ["", "flatten -> head: linear(w)", "ap: adaptive_avgpool2d(1) -> flatten -> head: linear(w) -> record"]
+TAILS = ["", "flatten -> head: linear(w)", "ap: adaptive_avgpool2d(1) -> flatten -> head: linear(w) -> record",
+         "flatten -> f1: linear(w) -> fb: batchnorm1d() if on -> fa: act() -> record -> f2: linear(n + 1)"]
 MASKS = ["", "", "", "", "mask hat()", "mask wsn()"]
 
 
@@ -340,3 +347,48 @@ def test_add_shapes_are_checked_for_the_arguments_given(folder):
     blocks = "block r(width: int) {\n    branch s = identity\n    c: conv2d(width, kernel=1) -> add(s)\n}\n"
     text = _net("    x: r(w)", params="ch: int = 4, w: int = 4", blocks=blocks)
     _constructor_refuses(folder, text, {"w": 2}, "add(s) joins shapes", "the add joins shapes")
+
+
+@pytest.mark.parametrize("body", [
+    # before: check accepted the defaults (n=2); the class compiled for them, constructed with n=0,
+    # overwrote the caller's input in its forward
+    "    s: b(w) * n -> ip: ReLU(inplace=true)",
+    "    (c: conv2d(w, kernel=1)) if flag -> ip: ReLU(inplace=true)",
+    "    d: dropout(0.5) -> ip: ReLU(inplace=true)",  # dropout in eval mode returns its input
+    "    flatten -> ip: ReLU(inplace=true)",  # a view of the input
+    "    x: b(w) -> ip: ReLU(inplace=true)",  # the block may pass its input through
+])
+def test_inplace_on_what_may_be_the_callers_input_is_refused_whatever_the_arguments(folder, body):
+    blocks = "block b(width: int) {\n    (c: conv2d(width, kernel=1) -> r: ReLU()) if flag -> d: dropout(0.1)\n}\n"
+    _check_and_compile_refuse(folder, _net(body, blocks=blocks), "may be the network's input", 6)
+
+
+def test_inplace_after_a_new_tensor_is_accepted(folder):
+    blocks = "block b(width: int) {\n    c: conv2d(width, kernel=1) -> r: ReLU()\n}\n"
+    for body in ("    c: conv2d(w, kernel=1) -> ip: ReLU(inplace=true)", "    x: b(w) -> ip: ReLU(inplace=true)",
+                 "    x: b(w) * n -> c: conv2d(w, kernel=1) -> ip: ReLU(inplace=true)"):
+        text = _net(body, blocks=blocks)
+        (folder / "spec.cl").write_text(text)
+        probe(load_program(folder / "spec.cl"))
+        for n in (0, 2):
+            assert disagreement(text, {"n": n}, "", folder) is None
+
+
+@pytest.mark.parametrize("body, args, lists", [
+    # a loop that runs zero times: the generated constructor creates its lists before the loop
+    ("    for i in range(n) {\n        l[i]: conv2d(w, kernel=1) -> la[i]: act()\n    }", {"n": 0}, {"l", "la"}),
+    # guards: one that holds for the arguments, one that does not, one that changes with the iteration
+    ("    for i in range(n) {\n        (l[i]: conv2d(w, kernel=1)) if flag -> (m[i]: ReLU()) if i > 5 -> z[i]: act()\n    }",
+     {"n": 0, "flag": False, "act": None}, {"m"}),
+    ("    for i in range(n) {\n        (l[i]: conv2d(w, kernel=1)) if flag -> (m[i]: ReLU()) if i > 5\n            -> z[i]: act()\n    }",
+     {"n": 2, "flag": True}, {"l", "m", "z"}),
+])
+def test_the_lists_of_a_loop_are_the_same_on_both_sides(folder, body, args, lists):
+    text = _net(body)
+    assert disagreement(text, args, "", folder) is None
+    program = load_program(folder / "spec.cl")
+    net = probe(program, args)
+    assert {m.path[0] for m in net.modules if m.cls == "ModuleList"} == lists
+    model = runtime_class(program)(**args)
+    # registered in the same order (the state dict's order)
+    assert [m.path[0] for m in net.modules if len(m.path) == 1] == [n for n, _ in model.named_children()]

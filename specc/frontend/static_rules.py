@@ -166,3 +166,89 @@ def check_static_rules(program: Program) -> None:
             _check_element(program, el)
             for op in el.ops:
                 _check_op(program, op, params, block_params)
+    check_caller_input(program)
+
+
+# Builtins whose output may be their input itself or a view of it (dropout in eval mode returns its
+# input; flatten and subsample are views; identity is its input; a zero pad may be a view).
+_PASS_THROUGH = ("dropout", "identity", "flatten", "subsample", "pad_channels")
+
+
+class _CallerInput:
+    """Where the value flowing through the network may be the caller's input tensor (or a view of
+    it), for some arguments: an element under a guard may be absent, a repetition or a loop may run
+    zero times, a block's body may pass its input through. An in-place operation there would
+    overwrite the caller's tensor, so it is refused whatever the arguments (the compiled class
+    cannot tell at construction where its forward's values come from)."""
+
+    def __init__(self, program: Program):
+        from .elaborate import block_parameters
+
+        self.program = program
+        self.block_params = block_parameters(program)
+        self.net_params = {p.name: p for p in program.network.params}
+        self.net_params.update({p.name: p for p, _, _ in program.network.fixed})
+        self.done: dict[tuple[str, bool], bool] = {}
+
+    def statements(self, stmts, maybe: bool, params: dict) -> bool:
+        modules = {el.path.name: el for el, _ in A.guarded_layers(stmts) if el.path is not None
+                   and el.path.parts is None and el.path.index is None and len(el.ops) == 1}
+        for s in stmts:
+            if isinstance(s, A.ForLoop):
+                maybe = maybe or self.statements(s.body, maybe, params)
+            elif isinstance(s, A.Chain):
+                maybe = self.elements(s.elements, maybe, params, modules)
+            elif isinstance(s, A.Branch):  # from the scope's input, read by the main path too
+                self.elements(s.elements, maybe, params, modules)
+        return maybe
+
+    def elements(self, elements, maybe: bool, params: dict, modules: dict) -> bool:
+        for el in elements:
+            if isinstance(el, A.Group):
+                out = self.elements(el.elements, maybe, params, modules)
+            elif isinstance(el, A.Layer):
+                out = self.layer(el, maybe, params)
+            elif isinstance(el, A.Use):
+                target = modules.get(el.path.name)
+                out = self.op(target.ops[0], maybe, params) if target is not None else maybe
+            elif isinstance(el, (A.Add, A.Concat)):
+                out = False
+            else:
+                out = maybe
+            maybe = (maybe or out) if el.cond is not None else out
+        return maybe
+
+    def layer(self, el: A.Layer, maybe: bool, params: dict) -> bool:
+        for op in el.ops:
+            out = self.op(op, maybe, params)
+            maybe = (maybe or out) if op.repeat is not None else out
+        return maybe
+
+    def op(self, op: A.Op, maybe: bool, params: dict) -> bool:
+        kind = layer_kind(self.program, op.name, params, self.block_params)
+        inplace = next((a for name, a in op.kwargs if name == "inplace"), None)
+        if inplace is not None and not (isinstance(inplace, A.Lit) and inplace.value is False) and maybe:
+            raise _err(self.program, f"'{op.name}' has inplace=true but its input may be the network's input, "
+                       "which belongs to the caller (or a view of it), for some arguments: overwriting it would "
+                       "change results", op.pos,
+                       "drop `inplace=true` here, or put a layer that makes a new tensor (a conv, a linear, a "
+                       "batch norm, ...) before it, unguarded")
+        if kind == "block":
+            block = self.program.blocks[self.block_params.get(op.name, op.name)]
+            key = (block.name, maybe)
+            if key not in self.done:
+                self.done[key] = self.statements(block.body, maybe, {**self.net_params, **{p.name: p for p in block.params}})
+            return self.done[key]
+        if kind == "activation-param":
+            return maybe if params[op.name].type.optional else False
+        if kind == "activation":
+            return maybe if inplace is not None else False
+        if kind in ("builtin", "function") and op.name in _PASS_THROUGH:
+            return maybe
+        return False
+
+
+def check_caller_input(program: Program) -> None:
+    """No in-place operation where the value may be the caller's input tensor (see _CallerInput)."""
+    walker = _CallerInput(program)
+    walker.statements(program.network.body, True, walker.net_params)

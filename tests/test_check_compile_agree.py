@@ -10,7 +10,8 @@ read `in`, several layer kinds, `mask hat()` / `mask wsn()`), and for each one:
 2. for the drawn constructor arguments, `check -D args` succeeds exactly when the compiled class
    constructs with them and runs one forward;
 3. every refusal names the spec's position: a SpecError (file:line:col) from the front end, or
-   from a constructor an exception whose message names `file.cl:line`; never an internal error;
+   from a constructor an exception whose message (or note) names `file.cl:line`; never an internal
+   error;
 4. when both succeed, the compiled class has the modules `check` elaborated, its output has the
    shape `check` inferred, and the class written by the emitter equals specc.build's
    (state_dict and output torch.equal).
@@ -211,7 +212,7 @@ def disagreement(text: str, args: dict, mask: str, folder: Path) -> str | None:
         return f"forward: {e}"
     except Exception as e:  # what a constructor refuses with: positioned by the spec's line
         failed = e
-        if refused is not None and not RUNTIME_POSITION.search(str(e)):
+        if refused is not None and not RUNTIME_POSITION.search(_shown(e)):
             return f"construction: unpositioned {type(e).__name__}: {str(e)[:120]}"
     if (refused is None) != (failed is None):
         return (f"check {'ok' if refused is None else 'refuses'} / construct "
@@ -236,6 +237,11 @@ def disagreement(text: str, args: dict, mask: str, folder: Path) -> str | None:
     if not torch.equal(out, built_out):
         return "the compiled class's output differs from specc.build's"
     return None
+
+
+def _shown(e: BaseException) -> str:
+    """An exception as a traceback shows it: its message, then its notes."""
+    return "\n".join([str(e)] + list(getattr(e, "__notes__", ())))
 
 
 def _build(path, args):
@@ -321,7 +327,7 @@ def _constructor_refuses(folder: Path, text: str, args: dict, check_needle: str,
     assert check_needle in info.value.message, info.value.render()
     with pytest.raises(Exception) as failed:
         runtime_class(program)(**args)
-    assert runtime_needle in str(failed.value) and RUNTIME_POSITION.search(str(failed.value)), failed.value
+    assert runtime_needle in str(failed.value) and RUNTIME_POSITION.search(_shown(failed.value)), _shown(failed.value)
     assert disagreement(text, args, "", folder) is None
 
 
@@ -392,3 +398,12 @@ def test_the_lists_of_a_loop_are_the_same_on_both_sides(folder, body, args, list
     model = runtime_class(program)(**args)
     # registered in the same order (the state dict's order)
     assert [m.path[0] for m in net.modules if len(m.path) == 1] == [n for n, _ in model.named_children()]
+
+
+def test_torch_errors_at_construction_name_the_spec_line(folder):
+    # before: ValueError: groups must be a positive integer (torch's, without the layer or the line)
+    text = _net("    c: conv2d(w, kernel=1)\n    e: conv2d(w * n, kernel=1, groups=n)")
+    _constructor_refuses(folder, text, {"n": 0}, "conv2d needs out_channels", "groups must be a positive integer")
+    with pytest.raises(ValueError) as failed:
+        runtime_class(load_program(folder / "spec.cl"))(n=0)
+    assert "spec.cl:4:" in _shown(failed.value), _shown(failed.value)  # the line of `e`, not of `c`

@@ -19,6 +19,7 @@ from ..core.layers import ACTIVATIONS, OPS, REQUIRED, check, check_activation, o
 from .load import Program
 from .masking import check_name, check_scheme_names, class_params, network_args, options, weights_branches
 from .reserved import MODULE_NAMES, PARAMETER_NAMES
+from .static_rules import given_arguments
 from ..core.values import Activation, BlockRef, coerce, type_name
 
 _FUNCS = ("len", "range", "min", "max")
@@ -977,20 +978,8 @@ class _Elaborator:
         names = _NAMES.get(id(spec_params))  # ids of live catalogue tuples: never another's
         if names is None:
             names = [n for n, _, _ in spec_params]
-        if len(op.args) > len(spec_params):
-            raise self.err(f"{what} takes at most {len(spec_params)} positional arguments, got {len(op.args)}", op.pos,
-                           f"arguments: {', '.join(names)}" if names else None)
         out = {}
-        for (name, _, _), a in zip(spec_params, op.args):
-            out[name] = (ev.eval(a), a.pos)
-        for name, a in op.kwargs:
-            if name not in names:
-                close = difflib.get_close_matches(name, names, n=1)
-                raise self.err(f"{what} has no argument '{name}'", a.pos,
-                               f"did you mean '{close[0]}'?" if close else
-                               (f"arguments: {', '.join(names)}" if names else f"{what} takes no arguments"))
-            if name in out:
-                raise self.err(f"argument '{name}' of {what} given twice", a.pos)
+        for name, a in given_arguments(self.program, op, names, what).items():
             out[name] = (ev.eval(a), a.pos)
         bound = {}
         for name, typ, default in spec_params:

@@ -41,14 +41,14 @@ def _err(program: Program, msg: str, pos, hint: str | None = None) -> SpecError:
     return SpecError(msg, pos, hint=hint, source=program.sources.get(pos.file))
 
 
-def _check_signature(program: Program, op: A.Op, signature, what: str) -> None:
-    """Argument names, counts and literal types of `op` against `signature` ((name, type, default)
-    triples; a type is text, or a TypeRef for a block's parameters)."""
-    names = [n for n, _, _ in signature]
-    if len(op.args) > len(signature):
-        raise _err(program, f"{what} takes at most {len(signature)} positional arguments, got {len(op.args)}", op.pos,
+def given_arguments(program: Program, op: A.Op, names: list[str], what: str) -> dict[str, A.Expr]:
+    """The expressions `op` passes, by argument name (positional ones first), for a layer or block
+    whose arguments are `names`: at most that many positional arguments, no unknown name, none given
+    twice. The elaborator binds arguments with it too."""
+    if len(op.args) > len(names):
+        raise _err(program, f"{what} takes at most {len(names)} positional arguments, got {len(op.args)}", op.pos,
                    f"arguments: {', '.join(names)}" if names else None)
-    given = {n: a for (n, _, _), a in zip(signature, op.args)}
+    given = dict(zip(names, op.args))
     for name, a in op.kwargs:
         if name not in names:
             close = difflib.get_close_matches(name, names, n=1)
@@ -58,6 +58,13 @@ def _check_signature(program: Program, op: A.Op, signature, what: str) -> None:
         if name in given:
             raise _err(program, f"argument '{name}' of {what} given twice", a.pos)
         given[name] = a
+    return given
+
+
+def _check_signature(program: Program, op: A.Op, signature, what: str) -> None:
+    """Argument names, counts, required arguments and literal types of `op` against `signature`
+    ((name, type, default) triples; a type is text, or a TypeRef for a block's parameters)."""
+    given = given_arguments(program, op, [n for n, _, _ in signature], what)
     for name, typ, default in signature:
         if name not in given:
             if default is REQUIRED:

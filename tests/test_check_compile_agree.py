@@ -118,6 +118,25 @@ STATEMENTS = [
     "branch pp{j} = pad_channels(0, w - in.channels)\npq{j}: conv2d(w, kernel=1) -> add(pp{j})",
 ]
 
+# the same for feature vectors (`input features(ch * 4)`)
+FEATURE_STATEMENTS = [
+    "f{j}: linear(w) -> fb{j}: batchnorm1d() if flag -> fa{j}: act() -> record",
+    "(g{j}: linear(w) -> gr{j}: ReLU()) if on",
+    "for i, v in widths {{\n    fc{j}[i]: linear(v) -> fd{j}[i]: dropout(p) -> fr{j}[i]: act()\n}}",
+    "for i in range(n) {{\n    h{j}_{{i}}: linear(w + i) -> record\n}}",
+    "s{j}: linear(w), ReLU(), linear(w) * n",
+    "branch b{j} = bl{j}: linear(w)\nnl{j}: linear(w) -> add(b{j})",
+    "branch cc{j} = cl{j}: linear(w) -> record\ncm{j}: linear(w) -> concat(cc{j})",
+    "d{j}: dropout(p) -> ip{j}: ReLU(inplace=true)",
+    "ni{j}: linear(in.features // 2 + 1)",
+    "bn{j}: batchnorm1d(momentum=none) if flag -> x{j}: linear(n * 2)",
+    "z{j}: linear(w, bais=false) if flag",
+    "flatten -> f{j}: linear(w) -> (u{j}[0]: ReLU()) if on -> u{j}[1]: Tanh()",
+    "r{j}: ReLU() -> l{j}: linear(w) -> use r{j}",
+]
+FEATURE_TAILS = ["", "head: linear(w)", "head: linear(w) -> hb: batchnorm1d() if on -> ha: act()"]
+BINDINGS = ["", "", "backbone M = N(tag=\"a\")", "backbone M = continual N"]
+
 TAILS = ["", "flatten -> head: linear(w)", "ap: adaptive_avgpool2d(1) -> flatten -> head: linear(w) -> record",
          "flatten -> f1: linear(w) -> fb: batchnorm1d() if on -> fa: act() -> record -> f2: linear(n + 1)"]
 MASKS = ["", "", "", "", "mask hat()", "mask wsn()"]
@@ -126,19 +145,21 @@ MASKS = ["", "", "", "", "mask hat()", "mask wsn()"]
 @st.composite
 def specs(draw):
     """(spec text, constructor arguments, mask)."""
-    chosen = draw(st.lists(st.sampled_from(STATEMENTS), min_size=1, max_size=5))
+    features = draw(st.integers(0, 3)) == 0
+    chosen = draw(st.lists(st.sampled_from(FEATURE_STATEMENTS if features else STATEMENTS), min_size=1, max_size=5))
     body = [s.format(j=j) for j, s in enumerate(chosen)]
-    body.append(draw(st.sampled_from(TAILS)))
+    body.append(draw(st.sampled_from(FEATURE_TAILS if features else TAILS)))
     mask = draw(st.sampled_from(MASKS))
+    binding = draw(st.sampled_from(BINDINGS))
     params = [p for p in PARAMS]
     args = {}
     for name, _, values in params:
-        if draw(st.integers(0, 3)):
+        if draw(st.integers(0, 3)) and not (name == "tag" and "tag=" in binding):
             args[name] = draw(values)
     text = (BLOCKS + "network N(\n" + "".join(f"    {decl},\n" for _, decl, _ in params) + ") {\n"
-            + "    input image(ch, 8, 8)\n"
+            + ("    input features(ch * 4)\n" if features else "    input image(ch, 8, 8)\n")
             + "".join("    " + line + "\n" for stmt in body for line in stmt.split("\n") if line)
-            + "}\n" + (mask + "\n" if mask else ""))
+            + "}\n" + (binding + "\n" if binding else "") + (mask + "\n" if mask else ""))
     if mask == "mask hat()":
         args["gate"] = "sigmoid"  # the masked class's parameter without a default
     return text, args, mask
@@ -166,10 +187,11 @@ def _forward(model, x, mask):
     return model(x)[0]
 
 
-def _construct_and_run(cls, args, mask, seed=0):
+def _construct_and_run(cls, args, mask, features, seed=0):
     torch.manual_seed(seed)
     model = cls(**args)
-    x = torch.randn(2, args.get("ch", 3), SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+    size = (args.get("ch", 3) * 4,) if features else (args.get("ch", 3), SIZE, SIZE)
+    x = torch.randn(2, *size, generator=torch.Generator().manual_seed(1))
     before = x.clone()
     torch.manual_seed(seed + 1)
     out = _forward(model, x, mask)
@@ -187,6 +209,7 @@ def disagreement(text: str, args: dict, mask: str, folder: Path) -> str | None:
         assert e.pos is not None and e.pos.line > 0, f"unpositioned SpecError: {e}"
         return None
     checked, _ = _front(program, {})
+    features = program.network.input.kind == "features"
     try:
         cls = runtime_class(program)
         compiled = None
@@ -204,7 +227,7 @@ def disagreement(text: str, args: dict, mask: str, folder: Path) -> str | None:
     # 2. for the drawn arguments
     refused, net = _front(program, args)
     try:
-        model, out = _construct_and_run(cls, args, mask)
+        model, out = _construct_and_run(cls, args, mask, features)
         failed = None
     except SpecError as e:
         return f"construction raised a SpecError: {e.message}"
@@ -230,7 +253,7 @@ def disagreement(text: str, args: dict, mask: str, folder: Path) -> str | None:
     out_shape = net.nodes[net.output].shape.dims
     if tuple(out.shape[1:]) != tuple(out_shape):
         return f"output shape: check {out_shape}, compiled {tuple(out.shape[1:])}"
-    built_model, built_out = _construct_and_run(lambda **a: _build(path, a), args, mask)
+    built_model, built_out = _construct_and_run(lambda **a: _build(path, a), args, mask, features)
     sa, sb = model.state_dict(), built_model.state_dict()
     if list(sa) != list(sb) or not all(torch.equal(sa[k], sb[k]) for k in sa):
         return "the compiled class's state_dict differs from specc.build's"

@@ -109,6 +109,9 @@ STATEMENTS = [
     "d{j}: dropout(p) -> dd{j}: dropout(0.5) if on",
     "pad_channels(0, pad) -> pc{j}: conv2d(w, kernel=1)",
     "z{j}: zork(3) if flag",
+    "c{j}: conv2d(w, kernel=1) -> record if on -> cr{j}: ReLU() -> use cr{j} if flag",
+    "hw{j}: conv2d(w, kernel=3, padding=in.height // 8)",
+    "(pl{j}: maxpool2d(2) -> pc{j}: conv2d(w, kernel=1)) if on -> cc{j}: conv2d(w, kernel=1)",
     "x{j}: conv2d(w, kernel=n + 1, stride=2)",
     "(tg{j}: conv2d(w, kernel=1) -> tr{j}: ReLU()) if tag == \"a\"",
     "c{j}: conv2d(w, kernel=1) -> (dr{j}: dropout(drop) if drop != none) -> e{j}: ReLU(inplace=true)",
@@ -139,7 +142,8 @@ BINDINGS = ["", "", "backbone M = N(tag=\"a\")", "backbone M = continual N"]
 
 TAILS = ["", "flatten -> head: linear(w)", "ap: adaptive_avgpool2d(1) -> flatten -> head: linear(w) -> record",
          "flatten -> f1: linear(w) -> fb: batchnorm1d() if on -> fa: act() -> record -> f2: linear(n + 1)"]
-MASKS = ["", "", "", "", "mask hat()", "mask wsn()"]
+MASKS = ["", "", "", "", "", "", "mask hat()", "mask wsn()", "mask amnesiac_hat()",
+         'mask hat(batch_normalization = "independent")', 'mask wsn(batch_normalization = "independent")']
 
 
 @st.composite
@@ -160,7 +164,7 @@ def specs(draw):
             + ("    input features(ch * 4)\n" if features else "    input image(ch, 8, 8)\n")
             + "".join("    " + line + "\n" for stmt in body for line in stmt.split("\n") if line)
             + "}\n" + (binding + "\n" if binding else "") + (mask + "\n" if mask else ""))
-    if mask == "mask hat()":
+    if "hat(" in mask:
         args["gate"] = "sigmoid"  # the masked class's parameter without a default
     return text, args, mask
 
@@ -178,10 +182,10 @@ def _front(program, overrides):
 
 def _forward(model, x, mask):
     model.train()
-    if mask == "mask hat()":
+    if "hat(" in mask:
         model.setup_task_id(1)
         return model(x, "train", s_max=400, batch_idx=1, num_batches=3)[0]
-    if mask == "mask wsn()":
+    if "wsn(" in mask:
         model.setup_task_id(1)
         return model(x, "train", mask_percentage=0.5)[0]
     return model(x)[0]
@@ -322,6 +326,9 @@ def _check_and_compile_refuse(folder: Path, text: str, needle: str, line: int) -
     ("    z: zork(3) if flag", "unknown layer 'zork'", 3),
     ("    (z: ReLU(1, 2)) if flag", "ReLU takes at most 1 positional arguments", 3),
     ("    z: conv2d(4, kernel=1) if flag -> y: n()", "'n' is a parameter of type int, not a layer", 3),
+    # a chain in a loop that runs zero times for the values checked (n=0 would let it through)
+    ("    for i in range(n - 2) {\n        (l[i]: conv2d(w, kernel=1)) if flag -> record\n    }",
+     "which layer's activation this `record` stores depends on the guard", 4),
 ])
 def test_check_refuses_what_compile_refuses(folder, body, needle, line):
     _check_and_compile_refuse(folder, _net(body), needle, line)
@@ -331,6 +338,14 @@ def test_a_generated_class_name_is_refused_by_check_too(folder):
     blocks = "block b(width: int) {\n    c: conv2d(width, kernel=1)\n}\n"
     text = _net("    x: b(w)\n    block_b: ReLU()", blocks=blocks)
     _check_and_compile_refuse(folder, text, "module name 'block_b' is taken by the generated class", 7)
+
+
+def test_block_arguments_are_checked_whatever_the_guards(folder):
+    blocks = "block b(width: int) {\n    c: conv2d(width, kernel=1)\n}\n"
+    _check_and_compile_refuse(folder, _net("    x: b(\"a\") if flag -> r: ReLU()", blocks=blocks),
+                              "argument 'width' of block 'b' must be an int", 6)
+    _check_and_compile_refuse(folder, _net("    x: b(w, depth=2) if flag -> r: ReLU()", blocks=blocks),
+                              "block 'b' has no argument 'depth'", 6)
 
 
 def test_a_block_body_is_checked_whatever_the_guards(folder):

@@ -19,7 +19,7 @@ from ..core.layers import ACTIVATIONS, OPS, REQUIRED, check, check_activation, o
 from .load import Program
 from .masking import check_name, check_scheme_names, class_params, network_args, options, weights_branches
 from .reserved import MODULE_NAMES, PARAMETER_NAMES
-from .static_rules import given_arguments
+from .static_rules import check_records, given_arguments
 from ..core.values import Activation, BlockRef, coerce, type_name
 
 _FUNCS = ("len", "range", "min", "max")
@@ -176,33 +176,6 @@ def branch_roles(program: Program, stmts) -> dict[str, str]:
                                         hint=f"declare `branch {name} = ...` before this statement",
                                         source=program.sources.get(pos.file))
     return roles
-
-
-def _check_records(elab, elements) -> None:
-    """Which layer a `record` stores the activation of is decided by the chain's text: a record after
-    a guarded weighted layer (or a guarded group holding one) would store one layer's activation
-    or another's depending on the guard, which the generated forward cannot follow. Refused."""
-    def weighted(el) -> bool:
-        return isinstance(el, A.Layer) and len(el.ops) == 1 and el.ops[0].repeat is None \
-            and el.ops[0].name in ("linear", "conv2d")
-
-    def walk(elements, state):
-        # state: None (no weighted layer yet), "sure", or the position of the guard that makes it unsure
-        for el in elements:
-            if weighted(el):
-                state = el.cond_pos if el.cond is not None else "sure"
-            elif isinstance(el, A.Group):
-                inner = walk(el.elements, state)
-                if el.cond is not None and any(weighted(x) for x in A.flat_elements(el.elements)):
-                    state = el.cond_pos
-                elif el.cond is None:
-                    state = inner
-            elif isinstance(el, A.Record) and state not in (None, "sure"):
-                raise elab.err("which layer's activation this `record` stores depends on the guard at "
-                               f"{state.line}:{state.column}", el.pos,
-                               "record inside the guarded part, or unguard the weighted layer")
-        return state
-    walk(elements, None)
 
 
 @dataclass
@@ -724,7 +697,7 @@ class _Elaborator:
     def _chain(self, elements, scope: _Scope, stream: int, key, in_branch) -> int:
         """Elaborate a chain's elements from `stream`; `in_branch` is False on the main path, else
         the role of the branch ("shortcut" or "parallel")."""
-        _check_records(self, elements)
+        check_records(self.program, elements)
         return self._elements(elements, scope, stream, key, in_branch, None)[0]
 
     def _elements(self, elements, scope: _Scope, stream: int, key, in_branch, current_layer):

@@ -71,11 +71,12 @@ def _check_signature(program: Program, op: A.Op, signature, what: str) -> None:
                 raise _err(program, f"{what} needs argument '{name}'", op.pos)
             continue
         a = given[name]
-        if isinstance(a, A.Lit) and not isinstance(typ, A.TypeRef):
+        if isinstance(a, A.Lit):
             from .elaborate import _type_ref
 
             try:
-                coerce(a.value, _type_ref(typ), f"argument '{name}' of {what}")
+                coerce(a.value, typ if isinstance(typ, A.TypeRef) else _type_ref(typ), f"argument '{name}' of {what}",
+                       isinstance(typ, A.TypeRef))
             except TypeError as e:
                 raise _err(program, str(e), a.pos) from None
 
@@ -156,10 +157,47 @@ def _check_branches(program: Program, stmts) -> None:
                            "declare the branch before the loop that adds it")
 
 
+def check_records(program: Program, elements) -> None:
+    """Which layer a `record` stores the activation of is decided by the chain's text: a record after
+    a guarded weighted layer (or a guarded group holding one) would store one layer's activation
+    or another's depending on the guard, which the generated forward cannot follow. Refused."""
+    def weighted(el) -> bool:
+        return isinstance(el, A.Layer) and len(el.ops) == 1 and el.ops[0].repeat is None \
+            and el.ops[0].name in ("linear", "conv2d")
+
+    def walk(elements, state):
+        # state: None (no weighted layer yet), "sure", or the position of the guard that makes it unsure
+        for el in elements:
+            if weighted(el):
+                state = el.cond_pos if el.cond is not None else "sure"
+            elif isinstance(el, A.Group):
+                inner = walk(el.elements, state)
+                if el.cond is not None and any(weighted(x) for x in A.flat_elements(el.elements)):
+                    state = el.cond_pos
+                elif el.cond is None:
+                    state = inner
+            elif isinstance(el, A.Record) and state not in (None, "sure"):
+                raise _err(program, "which layer's activation this `record` stores depends on the guard at "
+                           f"{state.line}:{state.column}", el.pos,
+                           "record inside the guarded part, or unguard the weighted layer")
+        return state
+    walk(elements, None)
+
+
+def _chains(stmts):
+    """The element lists of the chains and branches of `stmts`, loops included, in source order."""
+    for s in stmts:
+        if isinstance(s, A.ForLoop):
+            yield from _chains(s.body)
+        elif isinstance(s, (A.Chain, A.Branch)):
+            yield s.elements
+
+
 def check_static_rules(program: Program) -> None:
     """Every element of the network and of every block, whatever the guards: operation names,
     argument names and counts, literal argument types, module-list elements, reserved module names,
-    branches joined in loops."""
+    branches joined in loops, records whose layer a guard decides, in-place operations that may
+    overwrite the caller's input."""
     from .elaborate import block_parameters
 
     block_params = block_parameters(program)
@@ -169,6 +207,8 @@ def check_static_rules(program: Program) -> None:
     scopes += [(b.body, {**net_params, **{p.name: p for p in b.params}}) for b in program.blocks.values()]
     for body, params in scopes:
         _check_branches(program, body)
+        for elements in _chains(body):
+            check_records(program, elements)
         for el in sorted(A.layer_elements(body), key=lambda el: (el.pos.file, el.pos.line, el.pos.column)):
             _check_element(program, el)
             for op in el.ops:

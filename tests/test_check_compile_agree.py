@@ -326,6 +326,10 @@ def _check_and_compile_refuse(folder: Path, text: str, needle: str, line: int) -
     ("    z: zork(3) if flag", "unknown layer 'zork'", 3),
     ("    (z: ReLU(1, 2)) if flag", "ReLU takes at most 1 positional arguments", 3),
     ("    z: conv2d(4, kernel=1) if flag -> y: n()", "'n' is a parameter of type int, not a layer", 3),
+    # rules of the elaborator that depended on the guards (the compiled class did not refuse)
+    ("    c: conv2d(w, kernel=1) -> x: ReLU() if flag -> x: Tanh() -> y: ReLU()", "module 'x' is declared twice", 3),
+    ("    c: conv2d(w, kernel=1) -> r: ReLU() -> record if flag -> ip: ReLU(inplace=true) -> y: ReLU()",
+     "its input may be a value recorded as an activation", 3),
     # a chain in a loop that runs zero times for the values checked (n=0 would let it through)
     ("    for i in range(n - 2) {\n        (l[i]: conv2d(w, kernel=1)) if flag -> record\n    }",
      "which layer's activation this `record` stores depends on the guard", 4),
@@ -405,6 +409,14 @@ def test_add_shapes_are_checked_for_the_arguments_given(folder):
 def test_inplace_on_what_may_be_the_callers_input_is_refused_whatever_the_arguments(folder, body):
     blocks = "block b(width: int) {\n    (c: conv2d(width, kernel=1) -> r: ReLU()) if flag -> d: dropout(0.1)\n}\n"
     _check_and_compile_refuse(folder, _net(body, blocks=blocks), "may be the network's input", 6)
+
+
+def test_inplace_on_a_block_input_its_branches_read_is_refused_whatever_the_guards(folder):
+    # refused by the static rule, before the elaborator (which, for flag=false, says the branch is unused)
+    blocks = "block b(width: int) {\n    branch s = identity\n" \
+             "    ip: ReLU(inplace=true) -> c: conv2d(width, kernel=1) -> (add(s)) if flag -> r: ReLU()\n}\n"
+    text = _net("    c: conv2d(w, kernel=1) -> x: b(w)", blocks=blocks)
+    _check_and_compile_refuse(folder, text, "other layers or branches read too", 3)
 
 
 def test_inplace_after_a_new_tensor_is_accepted(folder):

@@ -196,8 +196,9 @@ def _chains(stmts):
 def check_static_rules(program: Program) -> None:
     """Every element of the network and of every block, whatever the guards: operation names,
     argument names and counts, literal argument types, module-list elements, reserved module names,
+    a plain module name declared twice (whatever the guards),
     branches joined in loops, records whose layer a guard decides, in-place operations that may
-    overwrite the caller's input."""
+    overwrite the caller's input, a recorded activation or a value branches read."""
     from .elaborate import block_parameters
 
     block_params = block_parameters(program)
@@ -209,11 +210,19 @@ def check_static_rules(program: Program) -> None:
         _check_branches(program, body)
         for elements in _chains(body):
             check_records(program, elements)
+        seen: set[str] = set()
         for el in sorted(A.layer_elements(body), key=lambda el: (el.pos.file, el.pos.line, el.pos.column)):
             _check_element(program, el)
+            p = el.path
+            if p is not None and p.index is None and p.parts is None:
+                if p.name in seen:  # the generated constructor would let the second replace the first
+                    raise _err(program, f"module '{p.name}' is declared twice", p.pos,
+                               "one element per module name, whatever the guards: give each its own name (an "
+                               "activation, dropout or pooling may be called again with `use NAME`)")
+                seen.add(p.name)
             for op in el.ops:
                 _check_op(program, op, params, block_params)
-    check_caller_input(program)
+    check_inplace(program)
 
 
 # Builtins whose output may be their input itself or a view of it (dropout in eval mode returns its
@@ -221,12 +230,19 @@ def check_static_rules(program: Program) -> None:
 _PASS_THROUGH = ("dropout", "identity", "flatten", "subsample", "pad_channels")
 
 
-class _CallerInput:
-    """Where the value flowing through the network may be the caller's input tensor (or a view of
-    it), for some arguments: an element under a guard may be absent, a repetition or a loop may run
-    zero times, a block's body may pass its input through. An in-place operation there would
-    overwrite the caller's tensor, so it is refused whatever the arguments (the compiled class
-    cannot tell at construction where its forward's values come from)."""
+_INPUT = "the network's input, which belongs to the caller (or a view of it)"
+_RECORDED = "a value recorded as an activation"
+_SHARED = "a value that other layers or branches read too"
+
+
+class _Overwrites:
+    """Where the value flowing through a chain may be one that an in-place operation must not
+    overwrite, for some arguments: the caller's input tensor (or a view of it), a recorded
+    activation, or a block's input that its branches read too. An element under a guard may be
+    absent, a repetition or a loop may run zero times, a block's body may pass its input through,
+    `record if c` may record. An in-place operation where that may be so is refused whatever the
+    arguments: the compiled class cannot tell at construction what its forward's values are.
+    The state is the reason (one of the three above) or None (surely a new tensor of its own)."""
 
     def __init__(self, program: Program):
         from .elaborate import block_parameters
@@ -235,67 +251,78 @@ class _CallerInput:
         self.block_params = block_parameters(program)
         self.net_params = {p.name: p for p in program.network.params}
         self.net_params.update({p.name: p for p, _, _ in program.network.fixed})
-        self.done: dict[tuple[str, bool], bool] = {}
+        self.done: dict[tuple, str | None] = {}
 
-    def statements(self, stmts, maybe: bool, params: dict) -> bool:
-        modules = {el.path.name: el for el, _ in A.guarded_layers(stmts) if el.path is not None
-                   and el.path.parts is None and el.path.index is None and len(el.ops) == 1}
+    def body(self, stmts, start: str | None, params: dict) -> str | None:
+        """The state after a scope's statements, from `start` (the state of the scope's input)."""
+        if any(isinstance(s, A.Branch) for s in stmts):
+            start = start or _SHARED  # the main path and the branches read the scope's input
+        return self.statements(stmts, start, start, params, _modules(stmts))
+
+    def statements(self, stmts, state, start, params, modules) -> str | None:
         for s in stmts:
             if isinstance(s, A.ForLoop):
-                maybe = maybe or self.statements(s.body, maybe, params)
+                state = state or self.statements(s.body, state, start, params, modules)
             elif isinstance(s, A.Chain):
-                maybe = self.elements(s.elements, maybe, params, modules)
-            elif isinstance(s, A.Branch):  # from the scope's input, read by the main path too
-                self.elements(s.elements, maybe, params, modules)
-        return maybe
+                state = self.elements(s.elements, state, params, modules)
+            elif isinstance(s, A.Branch):  # from the scope's input
+                self.elements(s.elements, start, params, modules)
+        return state
 
-    def elements(self, elements, maybe: bool, params: dict, modules: dict) -> bool:
+    def elements(self, elements, state, params: dict, modules: dict) -> str | None:
         for el in elements:
             if isinstance(el, A.Group):
-                out = self.elements(el.elements, maybe, params, modules)
+                out = self.elements(el.elements, state, params, modules)
             elif isinstance(el, A.Layer):
-                out = self.layer(el, maybe, params)
+                out = self.layer(el, state, params)
             elif isinstance(el, A.Use):
                 target = modules.get(el.path.name)
-                out = self.op(target.ops[0], maybe, params) if target is not None else maybe
+                out = self.op(target.ops[0], state, params) if target is not None else state
             elif isinstance(el, (A.Add, A.Concat)):
-                out = False
+                out = None
+            elif isinstance(el, A.Record):
+                out = state or _RECORDED
             else:
-                out = maybe
-            maybe = (maybe or out) if el.cond is not None else out
-        return maybe
+                out = state
+            state = (state or out) if el.cond is not None else out
+        return state
 
-    def layer(self, el: A.Layer, maybe: bool, params: dict) -> bool:
+    def layer(self, el: A.Layer, state, params: dict) -> str | None:
         for op in el.ops:
-            out = self.op(op, maybe, params)
-            maybe = (maybe or out) if op.repeat is not None else out
-        return maybe
+            out = self.op(op, state, params)
+            state = (state or out) if op.repeat is not None else out
+        return state
 
-    def op(self, op: A.Op, maybe: bool, params: dict) -> bool:
+    def op(self, op: A.Op, state, params: dict) -> str | None:
         kind = layer_kind(self.program, op.name, params, self.block_params)
         inplace = next((a for name, a in op.kwargs if name == "inplace"), None)
-        if inplace is not None and not (isinstance(inplace, A.Lit) and inplace.value is False) and maybe:
-            raise _err(self.program, f"'{op.name}' has inplace=true but its input may be the network's input, "
-                       "which belongs to the caller (or a view of it), for some arguments: overwriting it would "
-                       "change results", op.pos,
+        if inplace is not None and not (isinstance(inplace, A.Lit) and inplace.value is False) and state:
+            raise _err(self.program, f"'{op.name}' has inplace=true but its input may be {state} for some "
+                       "arguments: overwriting it would change results", op.pos,
                        "drop `inplace=true` here, or put a layer that makes a new tensor (a conv, a linear, a "
                        "batch norm, ...) before it, unguarded")
         if kind == "block":
             block = self.program.blocks[self.block_params.get(op.name, op.name)]
-            key = (block.name, maybe)
+            key = (block.name, state)
             if key not in self.done:
-                self.done[key] = self.statements(block.body, maybe, {**self.net_params, **{p.name: p for p in block.params}})
+                self.done[key] = self.body(block.body, state, {**self.net_params, **{p.name: p for p in block.params}})
             return self.done[key]
         if kind == "activation-param":
-            return maybe if params[op.name].type.optional else False
+            return state if params[op.name].type.optional else None
         if kind == "activation":
-            return maybe if inplace is not None else False
+            return state if inplace is not None else None
         if kind in ("builtin", "function") and op.name in _PASS_THROUGH:
-            return maybe
-        return False
+            return state
+        return None
 
 
-def check_caller_input(program: Program) -> None:
-    """No in-place operation where the value may be the caller's input tensor (see _CallerInput)."""
-    walker = _CallerInput(program)
-    walker.statements(program.network.body, True, walker.net_params)
+def _modules(stmts) -> dict:
+    """The single modules a `use` in `stmts` may name: plain name -> its element."""
+    return {el.path.name: el for el, _ in A.guarded_layers(stmts) if el.path is not None
+            and el.path.parts is None and el.path.index is None and len(el.ops) == 1}
+
+
+def check_inplace(program: Program) -> None:
+    """No in-place operation where its input may be a value it must not overwrite (_Overwrites)."""
+    walker = _Overwrites(program)
+    walker.body(program.network.body, _INPUT, walker.net_params)

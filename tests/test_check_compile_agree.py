@@ -344,6 +344,12 @@ def test_a_generated_class_name_is_refused_by_check_too(folder):
     _check_and_compile_refuse(folder, text, "module name 'block_b' is taken by the generated class", 7)
 
 
+def test_a_computed_name_the_scheme_takes_is_refused_whatever_the_loop_counts(folder):
+    text = _net("    for i in range(n - 2) {\n        c{i}s: conv2d(w, kernel=1) -> b{i}: batchnorm2d()\n    }\n"
+                "    r: ReLU()") + "mask hat()\n"
+    _check_and_compile_refuse(folder, text, "the masking scheme names the per-task copies", 4)
+
+
 def test_block_arguments_are_checked_whatever_the_guards(folder):
     blocks = "block b(width: int) {\n    c: conv2d(width, kernel=1)\n}\n"
     _check_and_compile_refuse(folder, _net("    x: b(\"a\") if flag -> r: ReLU()", blocks=blocks),

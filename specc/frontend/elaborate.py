@@ -919,16 +919,11 @@ class _Elaborator:
         return "".join(out)
 
     def _check_computed_name(self, name: str, p: A.PathRef) -> None:
-        """What check_name and the masking scheme's static checks cannot see in a computed name."""
+        """What check_name cannot see in a computed name (what the masking scheme takes is checked on
+        the name's text: static_rules.check_scheme_computed_name)."""
         if name.startswith("block_") and name[len("block_"):] in self.program.blocks:
             raise self.err(f"module name '{name}' is taken by the generated class (the factory of block "
                            f"'{name[len('block_'):]}')", p.pos, "choose another name")
-        if self.program.mask is not None and options(self.program).get("batch_normalization") != "off":
-            for taken in ("s", "original_"):
-                if (name.endswith("s") and taken == "s") or (name.startswith("original_") and taken == "original_"):
-                    raise self.err(f"'{name}' cannot be a computed module name here: the masking scheme names "
-                                   "the per-task copies of a batch norm X `Xs` and `original_X_state_dict`", p.pos,
-                                   "choose a name that does not end in 's' or start with 'original_'")
 
     def _declare(self, path, cls, kwargs, pos, key, block=None) -> None:
         if path in self.modules:

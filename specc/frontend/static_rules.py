@@ -118,9 +118,26 @@ def _check_element(program: Program, el: A.Layer) -> None:
     if p.index is not None and (len(el.ops) > 1 or el.ops[0].repeat is not None):
         raise _err(program, "a sequence cannot be an element of a module list", p.pos,
                    "give the sequence a name of its own (`name: a(...), b(...)`), or a computed name (`name{i}`)")
+    if p.parts is not None:
+        check_scheme_computed_name(program, p)
     if p.parts is None and p.name.startswith("block_") and p.name[len("block_"):] in program.blocks:
         raise _err(program, f"module name '{p.name}' is taken by the generated class (the factory of block "
                    f"'{p.name[len('block_'):]}')", p.pos, "choose another name")
+
+
+def check_scheme_computed_name(program: Program, p: A.PathRef) -> None:
+    """A computed name that ends in 's' or starts with 'original_' is refused under a masking scheme
+    with batch norms (it names the per-task copies of a batch norm X `Xs` and
+    `original_X_state_dict`): the braces hold ints, so the name's text decides both."""
+    from .masking import options
+
+    if program.mask is None or options(program).get("batch_normalization") == "off":
+        return
+    first, last = p.parts[0], p.parts[-1]
+    if (isinstance(last, str) and last.endswith("s")) or (isinstance(first, str) and first.startswith("original_")):
+        raise _err(program, "this computed module name cannot be used here: the masking scheme names the per-task "
+                   "copies of a batch norm X `Xs` and `original_X_state_dict`", p.pos,
+                   "choose a name that does not end in 's' or start with 'original_'")
 
 
 def first_joins(stmts) -> dict[str, int]:

@@ -111,6 +111,11 @@ STATEMENTS = [
     "z{j}: zork(3) if flag",
     "c{j}: conv2d(w, kernel=1) -> record if on -> cr{j}: ReLU() -> use cr{j} if flag",
     "hw{j}: conv2d(w, kernel=3, padding=in.height // 8)",
+    "c{j}: conv2d(w, kernel=1) -> x{j}: ReLU() if flag -> x{j}: Tanh() if on -> y{j}: ReLU()",
+    "c{j}: conv2d(w, kernel=1) -> r{j}: ReLU() -> record if flag -> ip{j}: ReLU(inplace=true) -> y{j}: ReLU()",
+    "for i in range(n - 2) {{\n    (l{j}[i]: conv2d(w, kernel=1)) if flag -> record\n}}",
+    "for i in range(n - 2) {{\n    q{j}x{{i}}s: conv2d(w, kernel=1) -> qb{j}x{{i}}: batchnorm2d()\n}}",
+    "x{j}: res(\"a\") if flag -> y{j}: ReLU()",
     "(pl{j}: maxpool2d(2) -> pc{j}: conv2d(w, kernel=1)) if on -> cc{j}: conv2d(w, kernel=1)",
     "x{j}: conv2d(w, kernel=n + 1, stride=2)",
     "(tg{j}: conv2d(w, kernel=1) -> tr{j}: ReLU()) if tag == \"a\"",
@@ -463,3 +468,15 @@ def test_torch_errors_at_construction_name_the_spec_line(folder):
     with pytest.raises(ValueError) as failed:
         runtime_class(load_program(folder / "spec.cl"))(n=0)
     assert "spec.cl:4:" in _shown(failed.value), _shown(failed.value)  # the line of `e`, not of `c`
+
+
+def test_a_masking_analysis_error_at_construction_names_the_spec_line(folder):
+    # before: AnalysisError naming modules, without the spec position (check -D flag=true names it)
+    text = ("network N(w: int = 4, flag: bool = false) {\n    input features(8)\n"
+            "    branch cc = cl: linear(w) -> record\n    cm: linear(w) -> concat(cc)\n"
+            "    bn: batchnorm1d() if flag -> x: linear(w)\n}\nmask hat()\n")
+    _constructor_refuses(folder, text, {"flag": True, "gate": "sigmoid"}, "does not keep a zero unit zero",
+                         "does not keep a zero unit zero")
+    with pytest.raises(Exception) as failed:
+        runtime_class(load_program(folder / "spec.cl"))(flag=True, gate="sigmoid")
+    assert "spec.cl:5" in _shown(failed.value), _shown(failed.value)  # the batch norm's line

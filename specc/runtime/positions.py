@@ -50,6 +50,14 @@ def of_traceback(tb, lookback: int = 4) -> tuple[str, int] | None:
     return found
 
 
+def _of_node(e: Exception) -> tuple[str, int] | None:
+    """The spec position of the traced node an analysis error names (AnalysisError.node.where, an fx
+    node whose meta holds the spec line of the generated statement that made it), if any."""
+    fx_node = getattr(getattr(e, "node", None), "where", None)
+    meta = getattr(fx_node, "meta", None)
+    return meta.get("spec_position") if isinstance(meta, dict) else None
+
+
 def positioned(init):
     """`init` (a generated constructor), whose errors name the spec line the failing generated
     statement comes from, in a note (torch's own errors, e.g. `groups must be a positive integer`,
@@ -63,7 +71,7 @@ def positioned(init):
         except Exception as e:
             if not getattr(e, "_specc_positioned", False):
                 e._specc_positioned = True  # once, by the innermost generated constructor
-                at = of_traceback(e.__traceback__)
+                at = _of_node(e) or of_traceback(e.__traceback__)
                 if at is not None and f"{at[0]}:{at[1]}" not in str(e):
                     e.add_note(f"(at {at[0]}:{at[1]}: the spec line of the generated statement that failed)")
             raise

@@ -63,6 +63,9 @@ def _runtime_sources() -> list[str]:
     for module in (selection, gates, bases):
         src = inspect.getsource(module)
         src = re.sub(r'\A(r?""".*?"""\n)', "", src, flags=re.S)  # the module docstring
+        # Backbone's hook that names spec lines in a generated constructor's errors: an exported
+        # module has no spec comments, and no specc.runtime.positions to import
+        src = re.sub(r"\n    def __init_subclass__\(.*?\n(?=\n)", "", src, flags=re.S)
         lines = [line for line in src.splitlines()
                  if not line.startswith(("from ", "import ", "__all__", "pylogger = "))
                  and line not in ('    "Backbone",', '    "CLBackbone",', '    "HATMaskBackbone",',

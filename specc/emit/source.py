@@ -29,6 +29,7 @@ from ..frontend.elaborate import block_parameters, branch_roles, fixed_values
 from ..frontend.errors import Pos, SpecError
 from ..frontend.load import Program
 from ..frontend.reserved import GENERATED_NAMES
+from ..frontend.static_rules import first_joins, layer_kind
 from . import escape
 from .pyexpr import ExprWriter, free_names
 
@@ -90,8 +91,8 @@ class _Branch:
     role: str = "add"  # how it is joined: "add" (a shortcut) or "concat" (a parallel path)
     var: str = ""  # forward: the local holding its value
     shape: str = ""  # __init__: the local holding its shape
-    first_use: int | None = None  # statement index of the first add using it
-    in_loop: bool = False  # that first use is inside a loop
+    first_use: int | None = None  # statement index of the first add using it (a loop comes after the
+    # branch's declaration: specc.frontend.static_rules)
     computed: bool = False  # forward: already written
     declared: bool = False  # __init__: modules already written
     pending_check: str | None = None  # __init__: main-path shape to check against, once declared
@@ -275,18 +276,13 @@ class _Writer:
             if isinstance(s, A.Branch):
                 scope.branches[s.name] = _Branch(s, i, role=roles.get(s.name, "add"))
         scope.use_targets.update(_use_targets(stmts))
-        for i, s in enumerate(stmts):
-            for name in _joins_in(s):
-                b = scope.branches.get(name)
-                if b is not None and b.first_use is None:
-                    b.first_use = i
-                    b.in_loop = isinstance(s, A.ForLoop)
+        for name, i in first_joins(stmts).items():
+            b = scope.branches.get(name)
+            if b is not None:
+                b.first_use = i
         for b in scope.branches.values():
             b.var = self.local(b.decl.name)
             b.shape = f"{b.var}_shape"
-            if b.in_loop and b.first_use is not None and b.first_use < b.index:
-                raise _error(self.program, f"branch '{b.decl.name}' is added inside a loop before it is declared",
-                             b.decl.pos, "declare the branch before the loop that adds it")
         for i, s in enumerate(stmts):
             if isinstance(s, A.Branch):
                 b = scope.branches[s.name]
@@ -331,11 +327,12 @@ class _Writer:
         """Module lists filled in a loop are created before it, in order of first use, under the
         element's condition (and its groups') when that does not depend on the loop (as CLArena's
         MLP creates `fc_bn` only with batch norm)."""
-        loop_vars = _loop_vars(loop)
         loop_body_layers = [el for st in loop.body if isinstance(st, A.Chain)
                             for el, _ in _flat_layers(st.elements)]
+        # which lists, under which guards: the rule the elaborator follows too (ast.loop_lists)
+        varying = {id(layer): changes for _, layer, _, changes in A.loop_lists(loop)}
         hoisted: list[str] = []
-        for layer, groups in _layers_in(loop.body):
+        for layer, groups in A.guarded_layers(loop.body):
             p = layer.path
             # computed names are modules of their own; plain names in a loop were refused by the
             # probe (elaborate.check_loop_names), so the rest name module lists
@@ -349,19 +346,17 @@ class _Writer:
                     and any(layer is other for other in loop_body_layers):
                 scope.simple_append.add(p.name)
                 hoisted.append(p.name)
-            conds = [g for g in groups] + ([layer.cond] if layer.cond is not None else [])
-            if any(set(free_names([c])) & loop_vars for c in conds):
+            if varying[id(layer)]:
                 # The condition changes from iteration to iteration: the list always exists.
                 guard = self.implicit_guard(scope, layer, forward=False)
             else:
                 guard = self.guard(scope, layer, forward=False, extra=groups)
-            kind = "nn.Sequential" if _is_sequence(layer) else "nn.ModuleList"
             if guard is not None:
                 init.add(f"if {guard}:")
                 with init.indent():
-                    init.add(f"self.{p.name} = {kind}()", self.where(p.pos))
+                    init.add(f"self.{p.name} = nn.ModuleList()", self.where(p.pos))
             else:
-                init.add(f"self.{p.name} = {kind}()", self.where(p.pos))
+                init.add(f"self.{p.name} = nn.ModuleList()", self.where(p.pos))
         return hoisted
 
     def branch_init(self, scope: _Scope, b: _Branch, init: Lines) -> None:
@@ -396,6 +391,13 @@ class _Writer:
         where = self.where(el.pos)
         extra = self.use_guard(scope, el) if isinstance(el, A.Use) else []
         guards = [(lines, self.guard(scope, el, lines is fwd, extra)) for lines in (init, fwd) if lines is not None]
+        p = el.path if isinstance(el, A.Layer) else None
+        if init is not None and guards[0][1] is not None and p is not None and p.index is not None \
+                and p.name not in scope.declared:
+            # A module list's guarded first element: the list exists whatever the guard, so that a
+            # later element finds it (and `indexed` refuses it, positioned, out of order).
+            scope.declared.add(p.name)
+            init.add(f"self.{p.name} = nn.ModuleList()", where)
         opened = {}  # lines -> index of its `if` line
         for lines, g in guards:
             if g is not None:
@@ -510,9 +512,6 @@ class _Writer:
         if p.parts is not None:
             computed = self.computed_name(scope, p, forward)
             return computed, None, computed.name(prefix)
-        if p.name.startswith("block_") and p.name[len("block_"):] in self.program.blocks:
-            raise _error(self.program, f"module name '{p.name}' is taken by the generated class "
-                         f"(the factory of block '{p.name[len('block_'):]}')", p.pos, "choose another name")
         idx = self.expr_writer(scope, forward)(p.index) if p.index is not None else None
         return p.name, idx, _name_source(prefix, p.name, idx)
 
@@ -598,8 +597,6 @@ class _Writer:
     def sequence(self, scope, el, init, fwd, var, shape, branch, current) -> None:
         attr, idx, name_src = self.path_source(scope, el, forward=False)
         fattr, fidx, _ = self.path_source(scope, el, forward=True)
-        if idx is not None:
-            raise _error(self.program, "a sequence cannot be an element of a module list", el.path.pos)
         where = self.where(el.pos)
         kinds = [self.op_kind(scope, op) for op in el.ops]
         computed = isinstance(attr, _Computed)
@@ -670,23 +667,14 @@ class _Writer:
         return [self.block_params.get(n, n) for n in _ops_in(body)]
 
     def op_kind(self, scope: _Scope, op: A.Op) -> str:
-        # The elaborator's order: activations, builtins, blocks, then parameters.
-        if op.name in ACTIVATIONS:
-            return "activation"
-        if op.name in OPS:
-            return "function" if OPS[op.name].torch_class is None else "builtin"
-        if self.block_def(op.name) is not None:
-            return "block"
-        t = self.param_type(scope, op.name)
-        if t is not None and t.name == "activation":
-            return "activation-param"
-        raise _error(self.program, f"'{op.name}' is not a layer", op.pos)
+        params = {} if any(op.name in frame for frame in scope.loop_vars) else scope.params
+        kind = layer_kind(self.program, op.name, params, self.block_params)
+        assert kind is not None, op.name  # refused, positioned, by the static rules the probe runs
+        return kind
 
     def construct(self, scope: _Scope, op: A.Op, kind: str, shape: str) -> str:
         ex = self.expr_writer(scope, forward=False)
-        if kind == "activation-param":
-            if op.args or op.kwargs:
-                raise _error(self.program, f"activation parameter '{op.name}' takes no arguments here", op.pos)
+        if kind == "activation-param":  # without arguments (specc.frontend.static_rules)
             return f"{op.name}()"
         if kind == "activation":
             names = [n for n, _, _ in ACTIVATIONS[op.name]]
@@ -932,20 +920,6 @@ def _chain_ops(body) -> list[A.Op]:
     return out
 
 
-def _joins_in(s) -> list[str]:
-    """The branches a statement joins (by add or concat), in order."""
-    if isinstance(s, A.ForLoop):
-        return [n for st in s.body for n in _joins_in(st)]
-    out = []
-    if isinstance(s, (A.Chain, A.Branch)):
-        for el in A.flat_elements(s.elements):
-            if isinstance(el, A.Add):
-                out.append(el.branch)
-            elif isinstance(el, A.Concat):
-                out += el.branches
-    return out
-
-
 def _flat_layers(elements, groups=()) -> list[tuple[A.Layer, tuple]]:
     """The layers of a chain, each with the guards of the groups around it."""
     out = []
@@ -954,16 +928,6 @@ def _flat_layers(elements, groups=()) -> list[tuple[A.Layer, tuple]]:
             out.append((el, tuple(groups)))
         elif isinstance(el, A.Group):
             out += _flat_layers(el.elements, tuple(groups) + ((el.cond,) if el.cond is not None else ()))
-    return out
-
-
-def _layers_in(body) -> list[tuple[A.Layer, tuple]]:
-    out = []
-    for s in body:
-        if isinstance(s, A.ForLoop):
-            out += _layers_in(s.body)
-        elif isinstance(s, A.Chain):
-            out += _flat_layers(s.elements)
     return out
 
 
@@ -996,18 +960,6 @@ class _ForwardForm(string.Formatter):
 
 
 _FORWARD = _ForwardForm()
-
-
-def _loop_vars(loop: A.ForLoop) -> set[str]:
-    out = {v for v in (loop.index_var, loop.item_var) if v}
-    for s in loop.body:
-        if isinstance(s, A.ForLoop):
-            out |= _loop_vars(s)
-    return out
-
-
-def _is_sequence(layer: A.Layer) -> bool:
-    return len(layer.ops) > 1 or layer.ops[0].repeat is not None
 
 
 # -- the module ------------------------------------------------------------------------------------

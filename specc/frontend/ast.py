@@ -349,3 +349,59 @@ class SpecFile:
     mask: MaskDecl | None = None
     prepares: list[PrepareDecl] = field(default_factory=list)
     tokens: int = 0  # tokens of the text (limits.TOKENS)
+
+
+def guarded_layers(stmts, groups: tuple = ()) -> list[tuple[Layer, tuple]]:
+    """The layers of the chains of `stmts` (in loops too, not in branches), in source order, each with
+    the guards of the groups around it."""
+    out = []
+    for s in stmts:
+        if isinstance(s, ForLoop):
+            out += guarded_layers(s.body)
+        elif isinstance(s, Chain):
+            todo = [(el, groups) for el in reversed(s.elements)]
+            while todo:
+                el, gs = todo.pop()
+                if isinstance(el, Layer):
+                    out.append((el, gs))
+                elif isinstance(el, Group):
+                    inner = gs + ((el.cond,) if el.cond is not None else ())
+                    todo.extend((x, inner) for x in reversed(el.elements))
+    return out
+
+
+def loop_lists(loop: ForLoop) -> list[tuple[str, Layer, tuple, bool]]:
+    """The module lists a loop fills (`name[i]: ...` in its body, nested loops included), in order of
+    first use: (name, that first layer, its guards (its groups' and its own), whether a guard reads a
+    loop variable). Both sides create a list before the loop's first iteration, under its guards
+    when they do not change from iteration to iteration (always otherwise), so that the lists are
+    registered, and exist, the same way whatever the number of iterations."""
+    loop_vars: set[str] = set()
+    todo = [loop]
+    while todo:
+        x = todo.pop()
+        loop_vars |= {v for v in (x.index_var, x.item_var) if v}
+        todo.extend(s for s in x.body if isinstance(s, ForLoop))
+    out, seen = [], set()
+    for layer, groups in guarded_layers(loop.body):
+        p = layer.path
+        if p is None or p.parts is not None or p.index is None or p.name in seen:
+            continue
+        seen.add(p.name)
+        conds = tuple(groups) + ((layer.cond,) if layer.cond is not None else ())
+        out.append((p.name, layer, conds, any(_reads(c, loop_vars) for c in conds)))
+    return out
+
+
+def _reads(e, names: set) -> bool:
+    """Whether expression `e` reads one of `names`."""
+    todo = [e]
+    while todo:
+        x = todo.pop()
+        if isinstance(x, Name) and x.id in names:
+            return True
+        if isinstance(x, (list, tuple)):
+            todo.extend(x)
+        elif hasattr(x, "__dataclass_fields__"):
+            todo.extend(getattr(x, f) for f in x.__dataclass_fields__ if f != "pos")
+    return False

@@ -31,6 +31,7 @@ from .ir import ModuleDecl, Network, Node, Param, Shape
 from .load import Program
 from .masking import check_name, check_scheme_names, class_params, network_args, options, weights_branches
 from .reserved import MODULE_NAMES, PARAMETER_NAMES
+from .static_rules import check_records, given_arguments
 
 _FUNCS = ("len", "range", "min", "max")
 
@@ -117,7 +118,8 @@ def block_parameters(program: Program) -> dict[str, str]:
 def _check_network_in(program: Program) -> None:
     """At network level `in` is the shape entering the element it is written in. It may size
     layers (arguments, repetitions), which the constructor computes; the parts the forward also
-    evaluates (conditions, loops, module-list indices, computed names) cannot read it there: the
+    evaluates (conditions, loops, module-list indices, computed names, the arguments of a layer
+    without a module such as pad_channels) cannot read it there: the
     generated forward does not track shapes."""
     todo = list(program.network.body)
     while todo:
@@ -135,6 +137,9 @@ def _check_network_in(program: Program) -> None:
                     found.append(("a module-list index", path.index))
                 if path is not None and path.parts is not None:
                     found += [("a computed name", x) for x in path.parts if not isinstance(x, str)]
+                for op in getattr(el, "ops", ()):
+                    if op.name in OPS and OPS[op.name].torch_class is None:  # computed by the forward
+                        found += [(f"the arguments of {op.name}", a) for a in list(op.args) + [v for _, v in op.kwargs]]
         for what, e in found:
             ref = A.input_ref_in(e)
             if ref is not None:
@@ -180,33 +185,6 @@ def branch_roles(program: Program, stmts) -> dict[str, str]:
     return roles
 
 
-def _check_records(elab, elements) -> None:
-    """Which layer a `record` stores the activation of is decided by the chain's text: a record after
-    a guarded weighted layer (or a guarded group holding one) would store one layer's activation
-    or another's depending on the guard, which the generated forward cannot follow. Refused."""
-    def weighted(el) -> bool:
-        return isinstance(el, A.Layer) and len(el.ops) == 1 and el.ops[0].repeat is None \
-            and el.ops[0].name in OPS and OPS[el.ops[0].name].weighted
-
-    def walk(elements, state):
-        # state: None (no weighted layer yet), "sure", or the position of the guard that makes it unsure
-        for el in elements:
-            if weighted(el):
-                state = el.cond_pos if el.cond is not None else "sure"
-            elif isinstance(el, A.Group):
-                inner = walk(el.elements, state)
-                if el.cond is not None and any(weighted(x) for x in A.flat_elements(el.elements)):
-                    state = el.cond_pos
-                elif el.cond is None:
-                    state = inner
-            elif isinstance(el, A.Record) and state not in (None, "sure"):
-                raise elab.err("which layer's activation this `record` stores depends on the guard at "
-                               f"{state.line}:{state.column}", el.pos,
-                               "record inside the guarded part, or unguard the weighted layer")
-        return state
-    walk(elements, None)
-
-
 @dataclass
 class _Scope:
     """Where statements are being elaborated: a network body or one block instance."""
@@ -220,6 +198,7 @@ class _Scope:
     block: str | None = None
     evaluator: Evaluator | None = None  # made once per scope: its env (and in a block `in`) does not change
     branch_roles: dict = field(default_factory=dict)  # branch name -> "add" | "concat": how it is joined
+    loops: int = 0  # loops entered and not yet left in this scope
 
 
 class Evaluator:
@@ -650,6 +629,11 @@ class _Elaborator:
                 raise self.err(f"loop variable '{var}' hides the parameter of the same name", s.pos)
         self.budget.charge(len(scope.env), s.pos)  # the environment is saved and restored
         saved = dict(scope.env)
+        lists = None
+        if scope.loops == 0:  # the outermost loop of its scope creates the lists its body fills
+            lists = [(name, layer, conds, changes, scope.prefix + (name,) in self.modules)
+                     for name, layer, conds, changes in A.loop_lists(s)]
+        scope.loops += 1
         self._enter(s.pos, "loops and blocks nested")
         for it, item in enumerate(items):
             self.budget.charge(1, s.pos)
@@ -661,9 +645,31 @@ class _Elaborator:
                     raise self.err("only chains and loops may appear inside a `for` body", st.pos)
                 stream = self._statement(st, scope, stream, key + (it, j))
         self.depth -= 1
+        scope.loops -= 1
         scope.env.clear()
         scope.env.update(saved)
+        if lists:
+            self._loop_lists(lists, scope, key)
         return stream
+
+    def _loop_lists(self, lists, scope: _Scope, key) -> None:
+        """The module lists of a loop (ast.loop_lists) exist from before its first iteration, as the
+        generated constructor creates them: under their guards when those do not change from
+        iteration to iteration, always otherwise; even when no iteration fills them."""
+        ev = self._evaluator(scope)
+        for i, (name, layer, conds, changes, existed) in enumerate(lists):
+            if existed:  # declared before the loop: not this loop's
+                continue
+            path, order = scope.prefix + (name,), key + (-1, i)
+            decl = self.modules.get(path)
+            if decl is not None:
+                decl.order = order  # registered before the loop's modules
+                continue
+            if not changes and not all(ev._truth(c) for c in conds):
+                continue
+            if len(layer.ops) == 1 and self._op_kind(layer.ops[0], ev)[0] == "skip":
+                continue  # an activation parameter set to none
+            self._declare(path, "ModuleList", {}, layer.pos, order)
 
     def _evaluator(self, scope: _Scope) -> Evaluator:
         if scope.evaluator is None:
@@ -700,7 +706,7 @@ class _Elaborator:
     def _chain(self, elements, scope: _Scope, stream: int, key, in_branch) -> int:
         """Elaborate a chain's elements from `stream`; `in_branch` is False on the main path, else
         the role of the branch ("shortcut" or "parallel")."""
-        _check_records(self, elements)
+        check_records(self.program, elements)
         return self._elements(elements, scope, stream, key, in_branch, None)[0]
 
     def _elements(self, elements, scope: _Scope, stream: int, key, in_branch, current_layer):
@@ -927,16 +933,11 @@ class _Elaborator:
         return "".join(out)
 
     def _check_computed_name(self, name: str, p: A.PathRef) -> None:
-        """What check_name and the masking scheme's static checks cannot see in a computed name."""
+        """What check_name cannot see in a computed name (what the masking scheme takes is checked on
+        the name's text: static_rules.check_scheme_computed_name)."""
         if name.startswith("block_") and name[len("block_"):] in self.program.blocks:
             raise self.err(f"module name '{name}' is taken by the generated class (the factory of block "
                            f"'{name[len('block_'):]}')", p.pos, "choose another name")
-        if self.program.mask is not None and options(self.program).get("batch_normalization") != "off":
-            for taken in ("s", "original_"):
-                if (name.endswith("s") and taken == "s") or (name.startswith("original_") and taken == "original_"):
-                    raise self.err(f"'{name}' cannot be a computed module name here: the masking scheme names "
-                                   "the per-task copies of a batch norm X `Xs` and `original_X_state_dict`", p.pos,
-                                   "choose a name that does not end in 's' or start with 'original_'")
 
     def _declare(self, path, cls, kwargs, pos, key, block=None) -> None:
         if path in self.modules:
@@ -959,20 +960,8 @@ class _Elaborator:
         names = _NAMES.get(id(spec_params))  # ids of live catalogue tuples: never another's
         if names is None:
             names = [n for n, _, _ in spec_params]
-        if len(op.args) > len(spec_params):
-            raise self.err(f"{what} takes at most {len(spec_params)} positional arguments, got {len(op.args)}", op.pos,
-                           f"arguments: {', '.join(names)}" if names else None)
         out = {}
-        for (name, _, _), a in zip(spec_params, op.args):
-            out[name] = (ev.eval(a), a.pos)
-        for name, a in op.kwargs:
-            if name not in names:
-                close = difflib.get_close_matches(name, names, n=1)
-                raise self.err(f"{what} has no argument '{name}'", a.pos,
-                               f"did you mean '{close[0]}'?" if close else
-                               (f"arguments: {', '.join(names)}" if names else f"{what} takes no arguments"))
-            if name in out:
-                raise self.err(f"argument '{name}' of {what} given twice", a.pos)
+        for name, a in given_arguments(self.program, op, names, what).items():
             out[name] = (ev.eval(a), a.pos)
         bound = {}
         for name, typ, default in spec_params:

@@ -51,13 +51,16 @@ def check_pretrained(program: Program) -> None:
 
 def check_statically(program: Program, overrides: dict) -> None:
     """What holds whatever the arguments, checked on the spec text: no recursive block, no plain
-    module name in a loop, names the masking scheme keeps free, a known gate as a default, a
+    module name in a loop, the static rules of every element under every guard
+    (specc.frontend.static_rules), names the masking scheme keeps free, a known gate as a default, a
     well-formed `pretrained` declaration."""
     from .elaborate import check_loop_names, check_no_recursive_blocks
     from .masking import check_gate_default, check_scheme_names
+    from .static_rules import check_static_rules
 
     check_no_recursive_blocks(program)
     check_loop_names(program)
+    check_static_rules(program)
     check_scheme_names(program)
     if "gate" in overrides:
         check_gate_default(program, overrides["gate"])

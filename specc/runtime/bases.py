@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from specc.runtime import positions
 from specc.runtime.gates import PercentileLayerParameterMaskingByScore
 
 __all__ = [
@@ -29,6 +30,12 @@ pylogger = logging.getLogger(__name__)
 
 class Backbone(nn.Module):
     r"""Base of all backbones: an output dimension and the ordered list of weighted layers."""
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        # A generated constructor's errors name the spec line they come from (positions.positioned).
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__ and not hasattr(cls.__init__, "__wrapped__"):
+            cls.__init__ = positions.positioned(cls.__dict__["__init__"])
 
     def __init__(self, output_dim: int | None, **kwargs) -> None:
         r"""`output_dim` is the feature size handed to the output heads (`None` for a block

@@ -6,6 +6,8 @@ import re
 
 from torch import nn
 
+from . import positions
+
 _PIECE = re.compile(r"[A-Za-z0-9_]+\Z")
 
 
@@ -14,7 +16,9 @@ def indexed(container: nn.ModuleList, index: int) -> nn.ModuleList:
     in order 0, 1, 2, ... (as ModuleList.append fills it)."""
     if index != len(container):
         expected = len(container)
-        raise ValueError(f"module list index {index} out of order: the next element is {expected}")
+        at = positions.of_caller()
+        raise ValueError(f"module list index {index} out of order: the next element is {expected}"
+                         + (f" (at {at})" if at else ""))
     return container
 
 

@@ -34,3 +34,46 @@ def of_caller(depth: int = 2, lookback: int = 4) -> str | None:
     """`file:line` of the spec statement the generated code calling us comes from."""
     found = of_frame(sys._getframe(depth), lookback)
     return f"{found[0]}:{found[1]}" if found else None
+
+
+def of_traceback(tb, lookback: int = 4) -> tuple[str, int] | None:
+    """(spec file, spec line) of the innermost generated statement in traceback `tb`, if any."""
+    found = None
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        for n in range(tb.tb_lineno, max(code.co_firstlineno, tb.tb_lineno - lookback) - 1, -1):
+            at = in_line(linecache.getline(code.co_filename, n))
+            if at is not None:
+                found = at[0], at[1]
+                break
+        tb = tb.tb_next
+    return found
+
+
+def _of_node(e: Exception) -> tuple[str, int] | None:
+    """The spec position of the traced node an analysis error names (AnalysisError.node.where, an fx
+    node whose meta holds the spec line of the generated statement that made it), if any."""
+    fx_node = getattr(getattr(e, "node", None), "where", None)
+    meta = getattr(fx_node, "meta", None)
+    return meta.get("spec_position") if isinstance(meta, dict) else None
+
+
+def positioned(init):
+    """`init` (a generated constructor), whose errors name the spec line the failing generated
+    statement comes from, in a note (torch's own errors, e.g. `groups must be a positive integer`,
+    do not say which layer): the spec line of a generated constructor is in every error it raises."""
+    import functools
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        try:
+            init(self, *args, **kwargs)
+        except Exception as e:
+            if not getattr(e, "_specc_positioned", False):
+                e._specc_positioned = True  # type: ignore[attr-defined]  # once, by the innermost constructor
+                at = _of_node(e) or of_traceback(e.__traceback__)
+                if at is not None and f"{at[0]}:{at[1]}" not in str(e):
+                    e.add_note(f"(at {at[0]}:{at[1]}: the spec line of the generated statement that failed)")
+            raise
+
+    return __init__

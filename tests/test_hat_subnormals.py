@@ -201,3 +201,31 @@ def test_amnesiac_backup_stage_is_scoped_too():
     feature.register_hook(record("backward"))  # runs after the network's own hook on the feature
     (feature.sum() + sum(b.sum() for b in backups.values())).backward()
     assert seen["backward"] and not denormals_flushed()
+
+
+def test_a_cpu_that_cannot_flush_computes_without_the_scope(monkeypatch):
+    """Where torch cannot flush (set_flush_denormal returns False), the default scope does nothing
+    and the forward runs as with `flush_subnormals = False`, instead of raising on every forward."""
+    from specc.runtime import denormals
+
+    torch.manual_seed(0)
+    net = HATMaskResNet18(**KW)
+    net.setup_task_id(1)
+    x = torch.randn(2, 3, 32, 32)
+    net.flush_subnormals = False
+    expected = net(x, "train", s_max=400, batch_idx=3, num_batches=10)[0]
+    net.flush_subnormals = True
+    monkeypatch.setattr(torch, "set_flush_denormal", lambda enabled: not enabled)
+    denormals._flush_supported.cache_clear()
+    try:
+        assert torch.equal(net(x, "train", s_max=400, batch_idx=3, num_batches=10)[0], expected)
+        with pytest.raises(RuntimeError, match="cannot flush"):  # an explicit request still says so
+            specc.flush_denormals(True)
+    finally:
+        denormals._flush_supported.cache_clear()
+
+
+def test_the_probe_reads_the_cpu_whatever_the_default_device():
+    before = denormals_flushed()
+    with torch.device("meta"):
+        assert denormals_flushed() == before

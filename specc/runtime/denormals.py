@@ -43,7 +43,8 @@ _OMP_NAMES = ("libgomp", "libiomp", "libomp")
 def denormals_flushed() -> bool:
     """Whether the calling thread flushes subnormals to zero now (probed: a subnormal float32
     times 1 is 0 exactly when subnormal inputs or results are flushed)."""
-    tiny = torch.tensor([1e-40], dtype=torch.float64).to(torch.float32)  # a subnormal, unless flushed
+    # on the CPU whatever torch.set_default_device says: the mode is this CPU thread's
+    tiny = torch.tensor([1e-40], dtype=torch.float64, device="cpu").to(torch.float32)  # subnormal, unless flushed
     return bool((tiny * 1.0).item() == 0.0)
 
 
@@ -185,10 +186,23 @@ def _scope_state():
     return _scope
 
 
+@functools.cache
+def _flush_supported() -> bool:
+    """Whether this CPU can flush (torch.set_flush_denormal(True) returns False where it cannot:
+    x86 without DAZ, some other architectures); the calling thread's mode is left as it was."""
+    with _lock:
+        previous = denormals_flushed()
+        supported = torch.set_flush_denormal(True)
+        torch.set_flush_denormal(previous)
+        return bool(supported)
+
+
 @eager
 def _scope_wanted(network, input) -> bool:
+    # Where the CPU cannot flush, the default scope does nothing (an explicit flush_denormals(True)
+    # still raises): the network computes as without it.
     return getattr(network, "flush_subnormals", False) and isinstance(input, torch.Tensor) \
-        and input.device.type == "cpu"
+        and input.device.type == "cpu" and _flush_supported()
 
 
 @eager

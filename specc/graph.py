@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import difflib
 import html
-import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 from .core.layers import PROJECTIONS, label
@@ -87,22 +85,6 @@ def render(dot_text: str, fmt: str) -> bytes:
         msg = proc.stderr.decode("utf-8", "replace").strip() or f"exit status {proc.returncode}"
         raise RenderError(f"Graphviz's dot failed: {msg}")
     return proc.stdout
-
-
-def write_bytes_atomically(target: Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `target`, then rename it (as the CLI writes text)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-# -- labels
 
 
 def _esc(text: str) -> str:

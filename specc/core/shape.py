@@ -40,10 +40,6 @@ class Shape:
         return cls((length, features), "tokens")
 
     @property
-    def is_image(self) -> bool:
-        return self.kind == "image"
-
-    @property
     def unit_axis(self) -> int:
         return len(self.dims) - 1 if self.kind == "tokens" else 0
 

@@ -1,6 +1,6 @@
 """AST of the spec language: plain dataclasses, each carrying its source position.
 
-The parser (specc/parse.py) produces these; the elaborator reads them. Nothing here imports torch.
+The parser (specc/frontend/parse.py) produces these; the elaborator reads them. Nothing here imports torch.
 """
 from __future__ import annotations
 

@@ -99,11 +99,6 @@ def literal(v) -> str:
     raise ValueError(f"{v!r} has no source form")
 
 
-def python_default(d: ParamDef):
-    """The default as a Python object (activation classes resolved from torch.nn)."""
-    return python_value(d.default)
-
-
 def python_value(value):
     """A checked spec value as the Python object a constructor takes (activation classes resolved
     from torch.nn)."""

@@ -1,4 +1,4 @@
-"""Elaboration: a Program and constructor arguments -> the IR (specc.ir.Network).
+"""Elaboration: a Program and constructor arguments -> the IR (specc.frontend.ir.Network).
 
 Binds parameters (defaults, `-D` overrides, constructor arguments), expands blocks, repetitions,
 loops and conditionals, infers every input size through the graph, and rejects what does not fit

@@ -21,12 +21,13 @@ from .. import batchnorm, distributed, structure
 from ..codegen import compile_forward
 from ..fx_graph import analysis_graph, trace
 from ..gates import GATES_BY_RANKING
-from .hat import _Masked, record_activations, route_batch_norms, specc_base
-
-
-def uses_batch_norm(mode) -> bool:
-    """The plain network's `batch_normalization` for the mode (None or False / "shared" / "independent")."""
-    return batch_norm_mode(mode) is not None
+from .hat import (  # noqa: F401  (generated code calls wsn.uses_batch_norm)
+    _Masked,
+    record_activations,
+    route_batch_norms,
+    specc_base,
+    uses_batch_norm,
+)
 
 
 def _masked_bias(bias: Tensor | None, mask: Tensor | None) -> Tensor | None:

@@ -374,3 +374,21 @@ def test_specc_mask_reads_a_hand_written_conv1d_layernorm_model_through_the_cata
     (fa, ma, aa), (fb, mb, ab) = outs
     assert torch.equal(fa, fb) and all(torch.equal(ma[k], mb[k]) for k in mb)
     assert list(aa) == list(ab) and all(torch.equal(aa[k], ab[k]) for k in ab)
+
+
+def test_a_kind_without_module_or_shape_helper_uses_the_generic_shape_helper(tmp_path, monkeypatch):
+    """README "Adding a layer kind": an entry alone is enough, also for a kind without a module; its
+    generated constructor computes the shape with the generic `shapes.layer` (an entry without
+    `shape_helper` once wrote `None(shape, ...)`)."""
+    import dataclasses
+
+    monkeypatch.setitem(OPS, "subsample", dataclasses.replace(OPS["subsample"], shape_helper=None))
+    p = _write(tmp_path, textwrap.dedent("""\
+        network Sub(output_dim: int = 4) {
+            input image(3, 8, 8)
+            conv: conv2d(4, kernel=3, padding=1) -> subsample(2) -> flatten -> fc: linear(output_dim)
+        }
+        """), "generic_shape.cl")
+    net = specc.build(p)
+    assert net.fc.in_features == 4 * 4 * 4
+    assert net(torch.randn(2, 3, 8, 8))[0].shape == (2, 4)

@@ -588,7 +588,9 @@ class _Writer:
             ex = self.expr_writer(scope, forward)
             given = {n: ex(a) for n, a in zip(names, op.args)}
             given.update({k: ex(v) for k, v in op.kwargs})
-            if not forward:
+            if not forward and entry.shape_helper is None:  # a newer kind: the generic shapes.layer
+                lines.add(f"{shape} = {self.shape_update(scope, op, shape, None)}", where)
+            elif not forward:
                 args = "".join(f", {given[n]}" for n in names if n in given)
                 lines.add(f"{shape} = {entry.shape_helper}({shape}{args})", where)
             else:

@@ -18,6 +18,8 @@ Roles:
 - "flatten": image (signal) -> features; each channel becomes height * width (length) consecutive features.
 - "add": residual add (moves zeros: the other operand is added); "concat": concatenation along
   the unit axis.
+- "gate": the stream (operand 0) times a gate with one value per unit (`mul`, squeeze-excitation);
+  keeps the stream's units and its zeros.
 - "subsample": spatial striding/slicing that keeps channels (option-A shortcuts).
 - "pad": zero padding along the unit axis (option-A shortcuts).
 """
@@ -59,6 +61,7 @@ FUNCTIONS: dict[str, Kind] = {
     "torch.nn.functional.pad": Kind("pad", True),
     "_operator.getitem": Kind("subsample", True),
     "_operator.mul": Kind("scale", True),
+    "specc.runtime.products.channel_gate": Kind("gate", True),
 }
 
 # call_method targets, by method name.

@@ -193,6 +193,8 @@ def _node(fxn: fx.Node, root: nn.Module, nid: int, inputs: list[int]) -> Node:
             node.role = "unknown"  # x + constant moves zeros without tying units
         node.keeps_zero = False
         node.shortcut_operand = _declared_shortcut(fxn)
+    elif role == "gate":
+        node.meta["main_operand"] = 0  # channel_gate(stream, gate)
     elif role == "scale" and len(inputs) != 1:
         node.role = "unknown"  # a product of two tensors is not a rescaling of one
     elif role == "concat":

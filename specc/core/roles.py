@@ -20,6 +20,8 @@ Roles:
   the unit axis.
 - "gate": the stream (operand 0) times a gate with one value per unit (`mul`, squeeze-excitation);
   keeps the stream's units and its zeros.
+- "broadcast": the same values with size-1 axes added after the units (view(b, c, 1, 1), unsqueeze,
+  expand_as), as a gate is made to fit its stream.
 - "subsample": spatial striding/slicing that keeps channels (option-A shortcuts).
 - "pad": zero padding along the unit axis (option-A shortcuts).
 """
@@ -69,4 +71,5 @@ METHODS: dict[str, Kind] = {
     "flatten": Kind("flatten", True), "view": Kind("flatten", True), "reshape": Kind("flatten", True),
     "add": Kind("add", False), "relu": Kind("activation", True), "tanh": Kind("activation", True),
     "sigmoid": Kind("activation", False), "mul": Kind("scale", True),
+    "expand_as": Kind("broadcast", True), "unsqueeze": Kind("broadcast", True),
 }

@@ -198,3 +198,41 @@ def test_hat_measures_read_the_stream_units_through_the_product(tmp_path):
             weight = weight.reshape(weight.shape[0], weight.shape[1], -1)
             expected = torch.tensor([[agg(a, b) for b in measure[before].tolist()] for a in measure[layer].tolist()])
             assert torch.equal(weight[:, :, 0], expected), (layer, mode)
+
+
+@pytest.mark.parametrize("mask, kwargs", [
+    ('mask hat(gate="sigmoid")', dict(s_max=400.0, batch_idx=2, num_batches=2)),
+    ("mask wsn()", dict(mask_percentage=0.5)),
+    ("", {}),
+])
+def test_an_exported_se_network_imports_torch_only_and_equals_the_built_one(tmp_path, mask, kwargs):
+    import importlib.util
+    import sys
+
+    from specc.emit.export import export_source
+    from specc.frontend.load import load_program
+
+    path = _write(tmp_path, SPEC + (f"backbone M = SENet\n{mask}\n" if mask else ""))
+    program = load_program(path)
+    out = tmp_path / f"exported_se_{abs(hash(mask))}.py"
+    out.write_text(export_source(program, {}), encoding="utf-8")
+    assert "specc" not in "".join(line for line in out.read_text().splitlines(True)
+                                  if line.startswith(("import ", "from ")))
+    spec = importlib.util.spec_from_file_location(out.stem, out)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    sys.modules.pop(out.stem, None)
+    torch.manual_seed(0)
+    exported = getattr(mod, program.class_name)()
+    torch.manual_seed(0)
+    built = specc.build(path)
+    exported.load_state_dict(built.state_dict())
+    x = torch.randn(2, 3, 8, 8)
+    args = ("train",) if mask else ()
+    for net in (exported, built):
+        if mask:
+            net.setup_task_id(1)
+    with specc.flush_denormals() if "hat" in mask else torch.no_grad():
+        a = exported(x, *args, **kwargs)[0]
+    b = built(x, *args, **kwargs)[0]
+    assert torch.equal(a, b)

@@ -236,3 +236,20 @@ def test_an_exported_se_network_imports_torch_only_and_equals_the_built_one(tmp_
         a = exported(x, *args, **kwargs)[0]
     b = built(x, *args, **kwargs)[0]
     assert torch.equal(a, b)
+
+
+def test_hat_refuses_a_gate_before_a_residual_add_with_its_position(tmp_path):
+    """SE-ResNet's block gates before the residual add: conv2's units fork into the gate at bn2, so
+    its mask sits after bn2 and the shortcut is added after it (a masked unit would reach the next
+    block as the shortcut's value): refused, positioned at the add. WSN builds it."""
+    from pathlib import Path
+
+    text = Path(__file__).parent.parent.joinpath("specs", "peers", "se_resnet18.cl").read_text()
+    path = _write(tmp_path, text + 'backbone H = SEResNet18\nmask hat(gate="sigmoid")\n', "se_resnet18_hat.cl")
+    with pytest.raises(SpecError) as err:
+        specc.build(path, width=8, reduction=4)
+    assert "the residual add" in str(err.value) and "se_resnet18_hat.cl:25:" in str(err.value)
+    wsn = _write(tmp_path, text + "backbone W = SEResNet18\nmask wsn()\n", "se_resnet18_wsn.cl")
+    net = specc.build(wsn, width=8, reduction=4)
+    net.setup_task_id(1)
+    assert net(torch.randn(2, 3, 32, 32), "train", mask_percentage=0.5)[0].shape == (2, 64)

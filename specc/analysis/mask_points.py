@@ -80,6 +80,12 @@ def _check_beyond(graph: Graph, users: list[list[int]], point: Node, layer: str)
                 # the product carries the stream's units, which their own layer's mask governs
             if u.role == "add" and "mask_point_of" in u.meta:
                 continue
+            if u.role == "add":
+                raise AnalysisError(
+                    f"the residual add '{u.name}' follows the unit mask of '{layer}' outside its chain (its "
+                    f"units fork first, e.g. into a gate branch), so the shortcut would be added to a masked "
+                    f"unit of '{layer}' after its mask; HAT cannot mask this exactly: gate after the add "
+                    "(`-> add(b) -> mul(g)`), or mask parameters with `mask wsn()`", u)
             if not u.keeps_zero and u.role != "add":
                 raise AnalysisError(
                     f"'{u.name}' follows the unit mask of '{layer}' and does not keep a zero unit zero, "

@@ -155,7 +155,7 @@ CASES = {
     "wsn_resnet18": Case(wsn_resnet18, lambda: wsn_resnet18.make(nf=4), "wsn_resnet18", dict(nf=4),
                          (3, 3, 32, 32), dropped=("last.",)),
 }
-WSN = ("wsn_alexnet", "wsn_resnet18", "mobilenet_v1")  # the WSN paper's networks, and depthwise-separable blocks
+WSN = ("wsn_alexnet", "wsn_resnet18", "mobilenet_v1", "se_resnet18")  # the WSN paper's networks, and depthwise-separable blocks
 # torchvision's spec lives in specs/ (it predates specs/peers/)
 SPEC_PATHS = {"torchvision_resnet18": SPECS / "torchvision_resnet18"}
 

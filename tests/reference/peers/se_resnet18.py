@@ -124,8 +124,49 @@ def hat_layers(model: SEResNet18) -> dict[str, nn.Module]:
     return out
 
 
+def wsn_layers(model: SEResNet18) -> dict[str, nn.Module]:
+    """WSN-masked layers: every conv and linear, in order; in a block conv1, conv2, the SE linears,
+    then the downsample projection (declared after them, as the public block registers it)."""
+    out: dict[str, nn.Module] = {"conv1": model.conv1}
+    for i in range(1, 5):
+        for j, block in enumerate(getattr(model, f"layer{i}")):
+            out[f"layer{i}/{j}/conv1"] = block.conv1
+            out[f"layer{i}/{j}/conv2"] = block.conv2
+            out[f"layer{i}/{j}/se/fc/0"] = block.se.fc[0]
+            out[f"layer{i}/{j}/se/fc/2"] = block.se.fc[2]
+            if block.downsample is not None:
+                out[f"layer{i}/{j}/downsample/0"] = block.downsample[0]
+    return out
+
+
+def wsn_forward_features(model: SEResNet18, x: Tensor, weight_mask: dict[str, Tensor]):
+    """Features and activations with every WSN layer's weight multiplied by its mask (no layer here
+    has a bias)."""
+    names = {module: name for name, module in model.named_modules()}
+    params = dict(model.named_parameters())
+    for layer, module in wsn_layers(model).items():
+        params[f"{names[module]}.weight"] = module.weight * weight_mask[layer].view_as(module.weight)
+    return _masked(model, params, x)
+
+
+def _masked(model: SEResNet18, params: dict, x: Tensor):
+    from torch.func import functional_call
+
+    class _Features(nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner.features_and_activations(x)
+
+    wrapped = _Features(model)
+    return functional_call(wrapped, {f"inner.{k}": v for k, v in params.items()}, (x,))
+
+
 def plain_forward_with_activations(model: SEResNet18, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
     return model.features_and_activations(x)
 
 
-__all__ = ["SELayer", "SEBasicBlock", "SEResNet18", "make", "hat_layers", "plain_forward_with_activations", "SOURCE"]
+__all__ = ["SELayer", "SEBasicBlock", "SEResNet18", "make", "hat_layers", "wsn_layers", "wsn_forward_features",
+           "plain_forward_with_activations", "SOURCE"]

@@ -17,6 +17,13 @@ Written from those facts, not copied.
   avgpool AdaptiveAvgPool2d((1, 1)), flatten, fc.
 
 Widths and the reduction are parameters here for fast tests (the public sizes: width 64, reduction 16).
+
+Spec notes:
+
+* the SE layer's product with the stream: a gate branch joined by mul (it reads the stream at bn2);
+* fc is an nn.Sequential with numeric children (se.fc.0, se.fc.2): the module list fc[0] ..
+  fc[3] gives the same keys;
+* one ReLU module per block used twice; projection shortcut downsample = Sequential(conv1x1, batch norm).
 """
 from __future__ import annotations
 
@@ -26,7 +33,14 @@ from torch import Tensor, nn
 SOURCE = {
     "repo": "moskomule/senet.pytorch",
     "path": "senet/se_resnet.py (SEBasicBlock, se_resnet18), senet/se_module.py (SELayer)",
+    "commit": "8cb2669fec6fa344481726f9199aa611f08c3fbd",
 }
+SPEC_NOTES = (
+    "channel-wise gate (squeeze-excitation): mul with a gate branch read from the stream",
+    "numeric child names of an nn.Sequential written as a module list fc[0]..fc[3]",
+    "one activation module called at two points (shared relu per block)",
+    "projection shortcut = Sequential(conv1x1, batchnorm2d) named downsample",
+)
 
 
 class SELayer(nn.Module):
@@ -169,4 +183,4 @@ def plain_forward_with_activations(model: SEResNet18, x: Tensor) -> tuple[Tensor
 
 
 __all__ = ["SELayer", "SEBasicBlock", "SEResNet18", "make", "hat_layers", "wsn_layers", "wsn_forward_features",
-           "plain_forward_with_activations", "SOURCE"]
+           "plain_forward_with_activations", "SOURCE", "SPEC_NOTES"]

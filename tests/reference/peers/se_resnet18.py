@@ -139,17 +139,16 @@ def hat_layers(model: SEResNet18) -> dict[str, nn.Module]:
 
 
 def wsn_layers(model: SEResNet18) -> dict[str, nn.Module]:
-    """WSN-masked layers: every conv and linear, in order; in a block conv1, conv2, the SE linears,
-    then the downsample projection (declared after them, as the public block registers it)."""
-    out: dict[str, nn.Module] = {"conv1": model.conv1}
-    for i in range(1, 5):
-        for j, block in enumerate(getattr(model, f"layer{i}")):
-            out[f"layer{i}/{j}/conv1"] = block.conv1
-            out[f"layer{i}/{j}/conv2"] = block.conv2
-            out[f"layer{i}/{j}/se/fc/0"] = block.se.fc[0]
-            out[f"layer{i}/{j}/se/fc/2"] = block.se.fc[2]
+    """WSN-masked layers: every conv and linear, in order: hat_layers' with each block's downsample
+    projection after its SE linears (declared after them, as the public block registers it)."""
+    out: dict[str, nn.Module] = {}
+    for name, module in hat_layers(model).items():
+        out[name] = module
+        if name.endswith("/se/fc/2"):
+            stage, j = name.split("/")[:2]
+            block = getattr(model, stage)[int(j)]
             if block.downsample is not None:
-                out[f"layer{i}/{j}/downsample/0"] = block.downsample[0]
+                out[f"{stage}/{j}/downsample/0"] = block.downsample[0]
     return out
 
 

@@ -124,6 +124,11 @@ STATEMENTS = [
     "for i in range(n) {{\n    for k in range(2) {{\n        y{j}_{{i}}_{{k}}: conv2d(w, kernel=1)\n    }}\n}}",
     "e{j}: conv2d(w * n, kernel=1, groups=n)",
     "branch pp{j} = pad_channels(0, w - in.channels)\npq{j}: conv2d(w, kernel=1) -> add(pp{j})",
+    "branch g{j} = gp{j}: adaptive_avgpool2d(1) -> flatten -> gl{j}: linear(w) -> gs{j}: Sigmoid()\n"
+    "gc{j}: conv2d(w, kernel=1) -> mul(g{j}) if on -> record",
+    "branch h{j} = hp{j}: adaptive_avgpool2d(1) -> hl{j}: conv2d(n + 1, kernel=1)\nhc{j}: conv2d(w, kernel=1) -> mul(h{j})",
+    "branch ga{j} = gb{j}: conv2d(w, kernel=1)\ngn{j}: conv2d(w, kernel=1) -> add(ga{j}) if flag -> gr{j}: ReLU()",
+    "branch gi{j} = identity\ngm{j}: conv2d(w, kernel=1) -> add(gi{j}) if in.channels == w and not flag -> record",
 ]
 
 # the same for feature vectors (`input features(ch * 4)`)
@@ -141,6 +146,7 @@ FEATURE_STATEMENTS = [
     "z{j}: linear(w, bais=false) if flag",
     "flatten -> f{j}: linear(w) -> (u{j}[0]: ReLU()) if on -> u{j}[1]: Tanh()",
     "r{j}: ReLU() -> l{j}: linear(w) -> use r{j}",
+    "branch g{j} = gl{j}: linear(w) -> gs{j}: Sigmoid()\ngf{j}: linear(w) -> mul(g{j}) -> record",
 ]
 FEATURE_TAILS = ["", "head: linear(w)", "head: linear(w) -> hb: batchnorm1d() if on -> ha: act()"]
 BINDINGS = ["", "", "backbone M = N(tag=\"a\")", "backbone M = continual N"]

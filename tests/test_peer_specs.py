@@ -47,6 +47,7 @@ from reference.peers import (
     mammoth_resnet32,
     mobilenet_v1,
     pycil_resnet32,
+    se_resnet18,
     torchvision_resnet18,
     wsn_alexnet,
     wsn_resnet18,
@@ -144,6 +145,8 @@ CASES = {
                          (3, 3, 32, 32), dropped=("linear.",), sources=chain_sources),
     "pycil_resnet32": Case(pycil_resnet32, lambda: pycil_resnet32.make(depth=14, base_width=4, num_classes=5),
                            "pycil_resnet32", dict(depth=14, base_width=4), (3, 3, 32, 32), dropped=("fc.",)),
+    "se_resnet18": Case(se_resnet18, lambda: se_resnet18.make(num_classes=5, width=8, reduction=4), "se_resnet18",
+                        dict(width=8, reduction=4), (3, 3, 32, 32), dropped=("fc.",)),
     "torchvision_resnet18": Case(torchvision_resnet18, lambda: torchvision_resnet18.make(width=4),
                                  None, dict(width=4), (3, 3, 32, 32)),
     "wsn_alexnet": Case(wsn_alexnet, wsn_alexnet.make, "wsn_alexnet",
@@ -152,7 +155,7 @@ CASES = {
     "wsn_resnet18": Case(wsn_resnet18, lambda: wsn_resnet18.make(nf=4), "wsn_resnet18", dict(nf=4),
                          (3, 3, 32, 32), dropped=("last.",)),
 }
-WSN = ("wsn_alexnet", "wsn_resnet18", "mobilenet_v1")  # the WSN paper's networks, and depthwise-separable blocks
+WSN = ("wsn_alexnet", "wsn_resnet18", "mobilenet_v1", "se_resnet18")  # the WSN paper's networks, and depthwise-separable blocks
 # torchvision's spec lives in specs/ (it predates specs/peers/)
 SPEC_PATHS = {"torchvision_resnet18": SPECS / "torchvision_resnet18"}
 
@@ -273,7 +276,7 @@ def assert_same_layers(ours, layers: dict) -> None:
 
 # HAT on a pre-activation network: specc refuses it (a batch norm after a concatenation would move
 # a masked unit's zero; specc/analysis/mask_points.py); no HAT spec, see finding 3
-NO_HAT = ("densenet_bc", "densenet_bc-dropout")
+NO_HAT = ("densenet_bc", "densenet_bc-dropout", "se_resnet18")  # se_resnet18: no _hat spec yet
 
 
 PLAIN = sorted(CASES)

@@ -136,6 +136,7 @@ DEFAULT_FEATURES = {
     "densenet_bc": (4, 16),
     "inception_net": (4, 64),  # 512 / 8
     "mobilenet_v1": (4, 128),
+    "se_resnet18": (4, 64),  # 8 * width, width = 8
 }
 # state_dict key counts of the default make(), derived by hand (see the per-model tests)
 DEFAULT_KEY_COUNTS = {
@@ -152,6 +153,7 @@ DEFAULT_KEY_COUNTS = {
     "densenet_bc": 65,
     "inception_net": 126,
     "mobilenet_v1": 80,
+    "se_resnet18": 136,  # torchvision's 120 + se.fc.0.weight and se.fc.2.weight in each of 8 blocks
 }
 
 

@@ -18,10 +18,11 @@ __all__ = ["AnalysisError", "Facts", "Graph", "Node", "Segment", "analyse"]
 
 
 def analyse(graph: Graph, include_shortcuts: bool = False, unit_masks: bool = True,
-            point: str = "earliest") -> Facts:
+            point: str = "earliest", units_optional: bool = False) -> Facts:
     """The facts of `graph`. `unit_masks`: the network gets unit masks (HAT), so every mask point must
     keep a masked unit zero up to the next layers (else AnalysisError); without, mask points are
-    still reported, unchecked. `point`: the mask point rule (mask_points.find_mask_points)."""
+    still reported, unchecked. `units_optional` (parameter masks, WSN): an operation whose effect on
+    units is unknown only leaves the layers' input segments (graph_preceding / graph_next) empty. `point`: the mask point rule (mask_points.find_mask_points)."""
     mark_shortcuts(graph)
     names = find_weighted(graph, include_shortcuts)
     if len(set(names)) != len(names):
@@ -29,12 +30,21 @@ def analyse(graph: Graph, include_shortcuts: bool = False, unit_masks: bool = Tr
         raise AnalysisError(f"the weighted layer '{dup}' is called more than once; each weighted layer "
                             "must be used at one point of the network")
     layer_nodes = {n.name: n.id for n in graph.nodes if n.meta.get("weighted")}
-    assign_units(graph)
+    try:
+        assign_units(graph)
+        units_known = True
+    except AnalysisError:
+        # Parameter masks (WSN) need only the weighted layers and their order: an operation whose
+        # effect on units specc cannot tell leaves the graph-wise neighbours unknown (empty), no more.
+        if unit_masks or not units_optional:
+            raise
+        units_known = False
     # Ties first: a weighted shortcut projection shares the mask of the layer owning its add.
     chain_points = find_mask_points(graph, [n for n in names if not _is_shortcut(graph, layer_nodes[n])],
                                     layer_nodes, check=unit_masks, point_rule=point)
     tied_to = find_ties(graph)
-    inputs = {name: _input_segments(graph, graph.nodes[layer_nodes[name]]) for name in names}
+    inputs = {name: _input_segments(graph, graph.nodes[layer_nodes[name]]) if units_known else ()
+              for name in names}
     return Facts.of(names, inputs, chain_points, tied_to, layer_nodes)
 
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 # Roles through which the units of the main operand pass unchanged (one unit in, the same unit out).
-UNIT_PRESERVING = ("norm", "activation", "dropout", "pool", "identity", "scale", "subsample", "add")
+UNIT_PRESERVING = ("norm", "activation", "dropout", "pool", "identity", "scale", "subsample", "add", "gate",
+                   "broadcast")
 
 
 class Segment(NamedTuple):

@@ -2,8 +2,10 @@
 every later layer as exactly zero.
 
 From the layer, its chain is followed while the layer's units flow through exactly one consumer
-that keeps them unit for unit (batch norm, activation, dropout, pooling, a residual add of which
-they are the main operand). Along the chain, every operation that can turn a zero into something
+that keeps them unit for unit (batch norm, activation, dropout, pooling, a residual add or a gate
+product of which they are the main operand). A gate (`mul`) keeps zeros of the stream; a gate
+value masked to zero zeroes the product's unit, so a gate branch's last layer is masked like any
+other (after its sigmoid, the last op that moves a zero) and its zeros reach the product as zero. Along the chain, every operation that can turn a zero into something
 else (the layer's own bias, batch norm, a residual add, an activation with f(0) != 0) must come
 before the mask: the mask point is the last such operation. With CLArena's order (layer, batch
 norm, [add,] activation) that is after the batch norm / add and before the activation; with
@@ -18,7 +20,7 @@ from .graph import UNIT_PRESERVING, AnalysisError, Graph, Node
 
 
 def _continues(graph: Graph, cur: Node, nxt: Node) -> bool:
-    if nxt.role == "add":
+    if nxt.role in ("add", "gate"):
         return nxt.inputs[nxt.meta["main_operand"]] == cur.id
     return nxt.role in UNIT_PRESERVING
 
@@ -73,8 +75,17 @@ def _check_beyond(graph: Graph, users: list[list[int]], point: Node, layer: str)
             seen.add(u.id)
             if u.role == "add" and u.inputs[u.meta["main_operand"]] != nid:
                 continue  # our units are the shortcut of another layer's add: its mask governs
+            if u.role == "gate" and u.inputs[u.meta["main_operand"]] != nid:
+                continue  # our units gate the stream: a zero gate makes the product's unit zero, and
+                # the product carries the stream's units, which their own layer's mask governs
             if u.role == "add" and "mask_point_of" in u.meta:
                 continue
+            if u.role == "add":
+                raise AnalysisError(
+                    f"the residual add '{u.name}' follows the unit mask of '{layer}' outside its chain (its "
+                    f"units fork first, e.g. into a gate branch), so the shortcut would be added to a masked "
+                    f"unit of '{layer}' after its mask; HAT cannot mask this exactly: gate after the add "
+                    "(`-> add(b) -> mul(g)`), or mask parameters with `mask wsn()`", u)
             if not u.keeps_zero and u.role != "add":
                 raise AnalysisError(
                     f"'{u.name}' follows the unit mask of '{layer}' and does not keep a zero unit zero, "

@@ -34,6 +34,12 @@ def assign_units(graph: Graph) -> None:
             owner = n.name if n.meta.get("weighted") else None
             n.meta["units"] = (Segment(owner, n.units),)
             n.meta["view"] = n.meta["view"] if "view" in n.meta else (main.meta.get("view") if main else None)
+        elif n.role == "broadcast":  # size-1 axes added after the units
+            n.meta["units"] = main.meta["units"]
+            view = n.meta.get("broadcast_view")
+            if view is None:
+                view = (main.meta["view"] or (1, -1)) + (1,) * n.meta.get("adds_axes", 0)
+            n.meta["view"] = view
         elif n.role in UNIT_PRESERVING:
             n.meta["units"] = main.meta["units"]
             n.meta["view"] = main.meta["view"]

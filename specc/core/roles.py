@@ -18,6 +18,10 @@ Roles:
 - "flatten": image (signal) -> features; each channel becomes height * width (length) consecutive features.
 - "add": residual add (moves zeros: the other operand is added); "concat": concatenation along
   the unit axis.
+- "gate": the stream (operand 0) times a gate with one value per unit (`mul`, squeeze-excitation);
+  keeps the stream's units and its zeros.
+- "broadcast": the same values with size-1 axes added after the units (view(b, c, 1, 1), unsqueeze,
+  expand_as), as a gate is made to fit its stream.
 - "subsample": spatial striding/slicing that keeps channels (option-A shortcuts).
 - "pad": zero padding along the unit axis (option-A shortcuts).
 """
@@ -59,6 +63,7 @@ FUNCTIONS: dict[str, Kind] = {
     "torch.nn.functional.pad": Kind("pad", True),
     "_operator.getitem": Kind("subsample", True),
     "_operator.mul": Kind("scale", True),
+    "specc.runtime.products.channel_gate": Kind("gate", True),
 }
 
 # call_method targets, by method name.
@@ -66,4 +71,5 @@ METHODS: dict[str, Kind] = {
     "flatten": Kind("flatten", True), "view": Kind("flatten", True), "reshape": Kind("flatten", True),
     "add": Kind("add", False), "relu": Kind("activation", True), "tanh": Kind("activation", True),
     "sigmoid": Kind("activation", False), "mul": Kind("scale", True),
+    "expand_as": Kind("broadcast", True), "unsqueeze": Kind("broadcast", True),
 }

@@ -79,3 +79,20 @@ def window(size, kernel: int, stride: int, padding: int, dilation: int = 1, ceil
     if (out - 1) * stride >= size + padding:  # the last window would start in the padding only
         out -= 1
     return out
+
+
+def gate_problem(stream: Shape, gate: Shape) -> str | None:
+    """Why `gate` cannot scale `stream` unit by unit (`mul(b)`), or None. The gate carries one value
+    per unit of the stream, for every sample: features (C,) or the stream's kind with every size
+    after the units 1 ((C, 1, 1) for an image); it is broadcast over the stream's other sizes.
+    Token streams are left out: their units sit on the last axis, so a (C,) gate would scale the
+    wrong axis after broadcasting."""
+    if stream.kind == "tokens" or gate.kind == "tokens":
+        return "mul does not take tokens: the gate must be features (C,) and the stream features or an image"
+    if gate.kind != "features" and (gate.kind != stream.kind or any(d != 1 for d in gate.spatial)):
+        return (f"the gate has shape {gate}; it must be features (C,) or {stream.kind} (C"
+                + ", 1" * len(stream.spatial) + ") to broadcast over the stream")
+    if gate.units is not None and stream.units is not None and gate.units != stream.units:
+        return (f"the gate has {gate.units} units and the stream {stream.units}: a gate gives one "
+                "factor per unit (channel) of the stream")
+    return None

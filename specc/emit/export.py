@@ -106,7 +106,7 @@ def export_source(program: Program, overrides: dict | None = None) -> str:
     from .. import __version__
     from ..builder import runtime_class
     from ..frontend.facts import analyse
-    from ..runtime.codegen import compile_forward, free_globals
+    from ..runtime.codegen import compile_forward, free_globals, globals_read
     from ..runtime.fx_graph import trace
 
     overrides = overrides or {}
@@ -141,12 +141,13 @@ def export_source(program: Program, overrides: dict | None = None) -> str:
         [n for n in net.weighted_layer_names]
     init.append(f"        self.weighted_layer_names = {escape.literal(plain_names)}")
     plain_graph = trace(model, model._specc_plain if scheme else type(model))
-    _, plain_src = compile_forward(plain_graph, plain)
+    plain_fn, plain_src = compile_forward(plain_graph, plain)
     fwd = _method(plain_src, "forward", "stage=None")
     plain_cls = [f"class {plain}(Backbone):", *_doc(f"The network {net.network_name}, fixed arguments."), "",
                  *init, "", *fwd]
 
-    helpers: dict = {}
+    # the runtime functions the plain forward calls too (the gate product of `mul`)
+    helpers: dict = {k: plain_fn.__globals__[k] for k in globals_read(plain_src) if k.startswith("specc_runtime_")}
     classes = [plain_cls]
     if scheme is None and program.continual:
         classes.append([f"class {name}(CLBackbone, {plain}):", *_doc(f"{name}: {plain} as a continual backbone."),

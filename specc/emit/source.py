@@ -99,7 +99,7 @@ class _Branch:
 
     @property
     def kind(self) -> str:
-        return "parallel" if self.role == "concat" else "shortcut"
+        return "parallel" if self.role in ("concat", "gate") else "shortcut"
 
 
 @dataclass
@@ -226,7 +226,7 @@ class _Writer:
         the blocks they instantiate; dependencies first."""
         out: list[A.BlockDef] = []
         for b in self.blocks_used:
-            parallel = {name for name, role in branch_roles(self.program, b.body).items() if role == "concat"}
+            parallel = {name for name, role in branch_roles(self.program, b.body).items() if role in ("concat", "gate")}
             own = any(op.name in OPS and OPS[op.name].weighted for s in b.body
                       if isinstance(s, (A.Chain, A.ForLoop)) or (isinstance(s, A.Branch) and s.name in parallel)
                       for op in _chain_ops([s]))
@@ -286,6 +286,8 @@ class _Writer:
         for i, s in enumerate(stmts):
             if isinstance(s, A.Branch):
                 b = scope.branches[s.name]
+                if b.role == "gate":
+                    continue  # built and computed where `mul` uses it (specc.frontend.ast.Mul)
                 self.branch_init(scope, b, init)
                 if b.first_use is None or b.first_use > i:
                     self.branch_forward(scope, b, fwd)
@@ -413,6 +415,8 @@ class _Writer:
                 self.add(scope, el, init, fwd, var, shape, where)
             elif isinstance(el, A.Concat):
                 self.concat(scope, el, init, fwd, var, shape, where)
+            elif isinstance(el, A.Mul):
+                self.mul(scope, el, init, fwd, var, shape, where)
             elif isinstance(el, A.Use):
                 self.use(scope, el, init, fwd, var, shape, where)
             elif isinstance(el, A.Group):
@@ -453,6 +457,19 @@ class _Writer:
         if init is not None:  # the branches are declared before (specc.frontend.elaborate.branch_roles)
             parts = ", ".join([shape] + [b.shape for b in branches])
             init.add(f"{shape} = shapes.concat({parts}, where={escape.string(where or 'concat')})")
+
+    def mul(self, scope: _Scope, el: A.Mul, init, fwd, var, shape, where) -> None:
+        """The gate branch from the stream here, then the channel-wise product."""
+        b = scope.branches[el.branch]
+        if init is not None:
+            init.add(f"# gate branch {escape.identifier(b.decl.name)}", self.where(b.decl.pos))
+            init.add(f"{b.shape} = {shape}")
+            self.chain(scope, b.decl.elements, init, None, b.var, b.shape, branch=b.kind)
+            init.add(f"{shape} = shapes.gate({shape}, {b.shape}, {escape.string(where or 'mul')})")
+        if fwd is not None:
+            fwd.add(f"{b.var} = {var}", self.where(b.decl.pos))
+            self.chain(scope, b.decl.elements, None, fwd, b.var, b.shape, branch=b.kind)
+            fwd.add(f"{var} = products.channel_gate({var}, {b.var})", where)
 
     def use(self, scope: _Scope, el: A.Use, init, fwd, var, shape, where) -> None:
         decl, _ = scope.use_targets[el.path.name]
@@ -1000,7 +1017,8 @@ def emit_source(program: Program, overrides: dict | None = None, base: str = "sp
         chunks.append([f"class {final}({plain}):", *_doc(f"{final}: the network {plain}.")])
     body = "\n\n\n".join("\n".join(c) for c in chunks)
     imports = ["import torch", "from torch import Tensor, nn", ""]
-    runtime = [n for n in ("check_argument", "ignore_unknown", "indexed", "module_name", "pretrained", "shapes")
+    runtime = [n for n in ("check_argument", "ignore_unknown", "indexed", "module_name", "pretrained", "products",
+                           "shapes")
                if f"{n}(" in body or f"{n}." in body]
     imports.append("from specc import require_runtime")
     imports.append("")

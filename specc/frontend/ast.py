@@ -156,7 +156,7 @@ class Record:
 class Add:
     branch: str
     pos: Pos
-    cond: Expr | None = None  # never set: `add(...)` takes no guard (write `(add(b)) if c`)
+    cond: Expr | None = None  # `add(b) if c`
     cond_pos: Pos | None = None
 
 
@@ -166,6 +166,18 @@ class Concat:
     features), in that order."""
 
     branches: list[str]
+    pos: Pos
+    cond: Expr | None = None
+    cond_pos: Pos | None = None
+
+
+@dataclass
+class Mul:
+    """`mul(b)`: the stream times the gate branch `b` applied to the stream (squeeze-excitation): `b`
+    starts from the stream at this point, not from the scope's input, and its output (one value per
+    unit) is broadcast over the stream's other sizes (specc.core.shape.gate_problem)."""
+
+    branch: str
     pos: Pos
     cond: Expr | None = None
     cond_pos: Pos | None = None
@@ -192,7 +204,7 @@ class Group:
     cond_pos: Pos | None = None
 
 
-Element = Layer | Record | Add | Concat | Use | Group
+Element = Layer | Record | Add | Concat | Mul | Use | Group
 
 
 def flat_elements(elements):

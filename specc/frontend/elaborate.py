@@ -24,6 +24,7 @@ from ..core.limits import (
     int_in_range,
 )
 from ..core.shape import FIELDS as SHAPE_FIELDS
+from ..core.shape import gate_problem
 from ..core.values import Activation, BlockRef, coerce, type_name
 from . import ast as A
 from .errors import Pos, SpecError
@@ -31,7 +32,7 @@ from .ir import ModuleDecl, Network, Node, Param, Shape
 from .load import Program
 from .masking import check_name, check_scheme_names, class_params, network_args, options, weights_branches
 from .reserved import MODULE_NAMES, PARAMETER_NAMES
-from .static_rules import check_records, given_arguments
+from .static_rules import check_records, first_joins, given_arguments
 
 _FUNCS = ("len", "range", "min", "max")
 
@@ -149,12 +150,16 @@ def _check_network_in(program: Program) -> None:
                                      "`in` is the block's input)", source=program.sources.get(ref.pos.file))
 
 
+_JOIN = {"add": "add", "concat": "concat", "gate": "mul"}
+
+
 def branch_roles(program: Program, stmts) -> dict[str, str]:
-    """How each branch of a scope is joined: "add" (a shortcut) or "concat" (a parallel path), from
-    the scope's text. A branch is joined one way; one joined by `concat` is declared before the
+    """How each branch of a scope is joined: "add" (a shortcut), "concat" (a parallel path) or
+    "gate" (`mul`: the branch reads the stream where it is used, once), from the scope's text. A branch is joined one way; one joined by `concat` is declared before the
     statement that joins it (its modules are built, and its weighted layers listed, before the
     layers that read the concatenation)."""
     roles: dict[str, str] = {}
+    gated: set[str] = set()
     declared = {s.name: i for i, s in enumerate(stmts) if isinstance(s, A.Branch)}
     for i, st in enumerate(stmts):
         todo = [st]
@@ -170,14 +175,25 @@ def branch_roles(program: Program, stmts) -> dict[str, str]:
                     uses = [(el.branch, "add", el.pos)]
                 elif isinstance(el, A.Concat):
                     uses = [(name, "concat", el.pos) for name in el.branches]
+                elif isinstance(el, A.Mul):
+                    uses = [(el.branch, "gate", el.pos)]
                 else:
                     continue
                 for name, role, pos in uses:
                     other = roles.setdefault(name, role)
                     if other != role:
-                        raise SpecError(f"branch '{name}' is joined both by add and by concat", pos,
-                                        hint="a branch is a shortcut (add) or a parallel path (concat): declare two",
+                        first, second = sorted((_JOIN[other], _JOIN[role]))
+                        raise SpecError(f"branch '{name}' is joined both by {first} and by {second}", pos,
+                                        hint="a branch is a shortcut (add), a parallel path (concat) or a gate "
+                                             "(mul): declare one for each",
                                         source=program.sources.get(pos.file))
+                    if role == "gate" and name in gated:
+                        raise SpecError(f"the gate branch '{name}' is used by mul twice", pos,
+                                        hint="a gate branch builds its modules where mul uses it: declare "
+                                             "a second branch for a second gate",
+                                        source=program.sources.get(pos.file))
+                    if role == "gate":
+                        gated.add(name)
                     if role == "concat" and name in declared and declared[name] > i:
                         raise SpecError(f"branch '{name}' is concatenated before it is declared", pos,
                                         hint=f"declare `branch {name} = ...` before this statement",
@@ -613,9 +629,17 @@ class _Elaborator:
                 raise self.err("blocks are declared at the top level of a file", s.pos)
             if not isinstance(s, A.Branch):  # branches are elaborated where `add` uses them
                 stream = self._statement(s, scope, stream, scope.key + (i,))
-        for name, (b, _key) in scope.branches.items():
-            if name not in scope.branch_values:
-                raise self.err(f"branch '{name}' is never used", b.pos, f"use it with `add({name})`")
+        joined = first_joins(stmts)
+        for name, (b, _key) in list(scope.branches.items()):
+            if name in scope.branch_values:
+                continue
+            if name not in joined:
+                raise self.err(f"branch '{name}' is never used", b.pos,
+                               f"use it with `add({name})`, `concat({name})` or `mul({name})`")
+            # Its joins were all skipped (false guards). The compiled class builds a shortcut or a
+            # parallel branch where it is declared, whatever the guards; a gate is built at its `mul`.
+            if scope.branch_roles.get(name) != "gate":
+                self._branch_value(name, scope, b.pos)
         return stream
 
     def _loop(self, s: A.ForLoop, scope: _Scope, stream: int, key) -> int:
@@ -745,6 +769,8 @@ class _Elaborator:
                                     in_branch=in_branch, chain_layer=current_layer)
             elif isinstance(el, A.Concat):
                 stream = self._concat(el, scope, stream, k, in_branch, current_layer)
+            elif isinstance(el, A.Mul):
+                stream = self._mul(el, scope, stream, k, in_branch, current_layer)
             elif isinstance(el, A.Use):
                 stream = self._use(el, scope, stream, k, in_branch, current_layer)
             elif isinstance(el, A.Group):
@@ -777,6 +803,23 @@ class _Elaborator:
             raise self.err(f"concat makes a shape too large: {units} channels", el.pos)
         out = Shape((units,) + first.dims[1:])
         return self._node("concat", None, inputs, out, el.pos, key, in_branch=in_branch, chain_layer=current_layer)
+
+    def _mul(self, el: A.Mul, scope: _Scope, stream: int, key, in_branch, current_layer) -> int:
+        """The gate branch, elaborated from the stream here (its modules are built at this point),
+        then the product; the gate's weighted layers are the branch's own, like a concat branch's."""
+        if el.branch not in scope.branches:
+            raise self.err(f"unknown branch '{el.branch}'", el.pos, f"declare it in this scope: `branch {el.branch} = ...`")
+        b, _ = scope.branches[el.branch]
+        self._enter(el.pos, "gates nest")
+        gate = self._chain(b.elements, scope, stream, key + (0,), in_branch="parallel")
+        self.depth -= 1
+        scope.branch_values[el.branch] = gate
+        a, g = self.nodes[stream].shape, self.nodes[gate].shape
+        problem = gate_problem(a, g)
+        if problem is not None:
+            raise self.err(f"mul({el.branch}): {problem}", el.pos,
+                           f"end the branch with a layer of {a.units} units (e.g. `linear({a.units})`)")
+        return self._node("mul", None, [stream, gate], a, el.pos, key + (1,), in_branch=in_branch, chain_layer=current_layer)
 
     def _use(self, el: A.Use, scope: _Scope, stream: int, key, in_branch, current_layer) -> int:
         name = el.path.name

@@ -51,6 +51,9 @@ def _graph(net: Network, order: list[int]) -> Graph:
             node.meta["view"] = n.shape.unit_view
         elif n.op == "add":
             node = Node(i, "add", inputs, "add", keeps_zero=False, shortcut_operand=1)
+        elif n.op == "mul":  # the stream (operand 0) times a gate: a zero of the stream stays zero
+            node = Node(i, "gate", inputs, "mul")
+            node.meta["main_operand"] = 0
         elif n.op == "concat":
             node = Node(i, "concat", inputs, "concat")
         elif n.op in OPS:  # a catalogue layer without a module (flatten, subsample, pad_channels)

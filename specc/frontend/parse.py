@@ -317,6 +317,8 @@ class _Builder:
         cond, cond_pos = guard if guard is not None else (None, None)
         if len(ops) == 1 and ops[0].name == "concat" and ops[0].repeat is None:
             el = self._concat(path, ops[0], cond, cond_pos, meta)
+        elif len(ops) == 1 and ops[0].name == "mul" and ops[0].repeat is None:
+            el = self._mul(path, ops[0], cond, cond_pos, meta)
         else:
             el = A.Layer(path, ops, cond, self._pos(meta), cond_pos)
         self._span(el, meta, guard)
@@ -335,6 +337,16 @@ class _Builder:
                 raise SpecError(f"branch '{n}' is named twice in concat", op.args[i].pos, source=self.text)
         return A.Concat(names, self._pos(meta), cond, cond_pos)
 
+    def _mul(self, path, op: A.Op, cond, cond_pos, meta) -> A.Mul:
+        if path is not None:
+            raise SpecError("mul(...) builds no module, so it takes no name", path.pos,
+                            hint="write `mul(b)`", source=self.text)
+        if op.kwargs or len(op.args) != 1 or not isinstance(op.args[0], A.Name):
+            raise SpecError("mul takes the name of one branch, the gate, e.g. `mul(se)`", op.pos,
+                            hint="the gate branch starts from the stream here; its output scales each channel",
+                            source=self.text)
+        return A.Mul(op.args[0].id, self._pos(meta), cond, cond_pos)
+
     def record(self, meta, c):
         guard = c[0] if c else None
         cond, cond_pos = guard if guard is not None else (None, None)
@@ -343,8 +355,10 @@ class _Builder:
         return el
 
     def add(self, meta, c):
-        el = A.Add(str(c[0]), self._pos(meta))
-        self._span(el, meta, None)
+        name, guard = c
+        cond, cond_pos = guard if guard is not None else (None, None)
+        el = A.Add(str(name), self._pos(meta), cond, cond_pos)
+        self._span(el, meta, guard)
         return el
 
     def use(self, meta, c):

@@ -161,6 +161,8 @@ def _joins_in(s) -> list[str]:
                 out.append(el.branch)
             elif isinstance(el, A.Concat):
                 out += el.branches
+            elif isinstance(el, A.Mul):
+                out.append(el.branch)
     return out
 
 
@@ -297,7 +299,7 @@ class _Overwrites:
             elif isinstance(el, A.Use):
                 target = modules.get(el.path.name)
                 out = self.op(target.ops[0], state, params) if target is not None else state
-            elif isinstance(el, (A.Add, A.Concat)):
+            elif isinstance(el, (A.Add, A.Concat, A.Mul)):
                 out = None
             elif isinstance(el, A.Record):
                 out = state or _RECORDED

@@ -42,7 +42,11 @@ def compile_forward(graph: fx.Graph, owner: str):
     code = graph.python_code(root_module="self", verbose=True)
     # The function alone, as inspect and print_readable show it, without trailing blanks: the same
     # text as a forward `specc compile` prepared into a generated file.
-    src = "\n".join(line.rstrip() for line in code.src.strip().splitlines()) + "\n"
+    # fx puts `torch.fx._symbolic_trace.wrap("name")` above the function for a wrapped call (the
+    # gate product of `mul`), which only matters when the code is traced by fx again: left out.
+    src = code.src.strip()
+    src = src[src.index("def forward("):] if src.startswith("torch.fx._symbolic_trace.wrap(") else src
+    src = "\n".join(line.rstrip() for line in src.splitlines()) + "\n"
     hit = _cache.get(src)
     if hit is not None:
         _cache.move_to_end(src)

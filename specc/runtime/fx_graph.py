@@ -183,7 +183,15 @@ def _node(fxn: fx.Node, root: nn.Module, nid: int, inputs: list[int]) -> Node:
             node.meta["view"] = entry.hat_view
     elif role == "flatten" and fxn.op == "call_method" and fxn.target in ("view", "reshape"):
         if not _is_batch_flatten(fxn.args[1:]):
-            node.role = "unknown"
+            _unit_view(fxn, node)
+    elif role == "broadcast" and fxn.target == "unsqueeze":
+        dim = fxn.args[1] if len(fxn.args) > 1 else fxn.kwargs.get("dim")
+        if not isinstance(dim, int) or 0 <= dim < 2:
+            node.role = "unknown"  # a new axis before the units moves them
+        node.meta["adds_axes"] = 1
+    elif role == "broadcast":  # expand_as(other): the other tensor only gives the size
+        node.inputs = inputs[:1]
+        node.meta["adds_axes"] = 0
     elif role == "flatten" and fxn.op == "call_function":
         start = fxn.args[1] if len(fxn.args) > 1 else fxn.kwargs.get("start_dim", 0)
         if start != 1:
@@ -193,6 +201,17 @@ def _node(fxn: fx.Node, root: nn.Module, nid: int, inputs: list[int]) -> Node:
             node.role = "unknown"  # x + constant moves zeros without tying units
         node.keeps_zero = False
         node.shortcut_operand = _declared_shortcut(fxn)
+    elif role == "gate":
+        node.meta["main_operand"] = 0  # channel_gate(stream, gate)
+    elif role == "scale" and len(inputs) == 2:
+        # A product of two tensors: a gate (x * s.view(b, c, 1, 1), SE) when one operand is a
+        # broadcast of per-unit values; the other operand is the stream, whose units go on.
+        broadcast = [_is_broadcast(a) for a in _arg_nodes(fxn)[:2]]
+        if broadcast.count(True) != 1:
+            node.role = "unknown"
+        else:
+            node.role = "gate"
+            node.meta["main_operand"] = broadcast.index(False)
     elif role == "scale" and len(inputs) != 1:
         node.role = "unknown"  # a product of two tensors is not a rescaling of one
     elif role == "concat":
@@ -203,9 +222,68 @@ def _node(fxn: fx.Node, root: nn.Module, nid: int, inputs: list[int]) -> Node:
         node.pad = _channel_pad(fxn)
         if node.pad is None:
             node.role = "unknown"
+    elif role == "subsample" and _none_axes(fxn):  # s[:, :, None, None]
+        node.role = "broadcast"
+        node.meta["adds_axes"] = _none_axes(fxn)
     elif role == "subsample" and not _keeps_channels(fxn):
         node.role = "unknown"
     return node
+
+
+def _size_ref(arg):
+    """k when `arg` is `t.size(k)`, `t.size()[k]` or `t.shape[k]` (t a traced tensor), else None."""
+    if not isinstance(arg, fx.Node):
+        return None
+    if arg.op == "call_method" and arg.target == "size" and len(arg.args) == 2:
+        return arg.args[1]
+    if arg.op == "call_function" and _qualified(arg.target) == "_operator.getitem" and isinstance(arg.args[1], int):
+        src = arg.args[0]
+        if isinstance(src, fx.Node) and ((src.op == "call_method" and src.target == "size" and len(src.args) == 1)
+                                         or (src.op == "call_function" and _qualified(src.target) == "builtins.getattr"
+                                             and src.args[1] == "shape")):
+            return arg.args[1]
+    return None
+
+
+def _unit_view(fxn: fx.Node, node: Node) -> None:
+    """view(b, c) of a pooled (N, C, 1, 1) value: a flatten; view(b, c, 1, ...): the units stay on
+    axis 1 with size-1 axes after them (a broadcast); anything else: no role. b and c are the
+    sizes read from a tensor (`b, c, _, _ = x.size()`), batch first, units second."""
+    dims = fxn.args[1:]
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = tuple(dims[0])
+    refs = [_size_ref(d) for d in dims[:2]]
+    if len(dims) < 2 or refs != [0, 1] or any(d != 1 for d in dims[2:]):
+        node.role = "unknown"
+    elif len(dims) == 2:
+        node.role = "flatten"  # the consumer tells how many features each unit spans (here 1)
+    else:
+        node.role = "broadcast"
+        node.meta["broadcast_view"] = (1, -1) + (1,) * (len(dims) - 2)
+
+
+def _none_axes(fxn: fx.Node) -> int:
+    """How many size-1 axes `s[:, :, None, ...]` adds after the units (0: not that form)."""
+    idx = fxn.args[1] if len(fxn.args) > 1 else None
+    full = slice(None, None, None)
+    if not isinstance(idx, tuple) or len(idx) < 3 or idx[:2] != (full, full) or any(i is not None for i in idx[2:]):
+        return 0
+    return len(idx) - 2
+
+
+def _is_broadcast(arg: fx.Node) -> bool:
+    """Whether `arg` is per-unit values made to broadcast: view(b, c, 1, 1), unsqueeze, expand_as,
+    or the gate call of generated code."""
+    if arg.op == "call_method" and arg.target in ("expand_as", "unsqueeze"):
+        return True
+    if arg.op == "call_function" and _qualified(arg.target) == "_operator.getitem":
+        return _none_axes(arg) > 0
+    if arg.op == "call_method" and arg.target in ("view", "reshape"):
+        dims = arg.args[1:]
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        return len(dims) > 2 and [_size_ref(d) for d in dims[:2]] == [0, 1] and all(d == 1 for d in dims[2:])
+    return False
 
 
 def _is_batch_flatten(shape_args) -> bool:

@@ -14,6 +14,7 @@ import importlib
 from torch import nn
 
 from ..schemes import SCHEMES, Scheme
+from ..analysis import AnalysisError
 from . import bases
 
 _types: dict[tuple[type, str], type] = {}
@@ -61,15 +62,42 @@ def mask(model: nn.Module, scheme: str = "hat", *, output_dim: int | None = None
     if isinstance(model, (bases.HATMaskBackbone, bases.WSNMaskBackbone)) or hasattr(model, "_specc_plain"):
         raise ValueError("specc.mask: the model is a masked backbone already")
     plain = type(model)
+    before = dict(model.__dict__)
+    before_sub = {k: dict(v) for k, v in before.items() if k in ("_modules", "_parameters", "_buffers")}
     model.__class__ = _masked_type(plain, s)
-    # The state the backbone base classes' constructors set (their __init__ would also re-run the
-    # model's own): Backbone, CLBackbone here, the scheme's base in its `adopt`.
-    # (A model that has some of these already, such as a CLArena-style network, keeps them.)
-    if output_dim is not None or not hasattr(model, "output_dim"):
-        model.output_dim = output_dim
-    if not hasattr(model, "weighted_layer_names"):
-        model.weighted_layer_names = []
-    model.processed_task_ids = []
-    model._specc_derive_records = True
-    importlib.import_module(f"specc.runtime.schemes.{s.runtime}").adopt(model, plain, **options)
+    try:
+        # The state the backbone base classes' constructors set (their __init__ would also re-run
+        # the model's own): Backbone, CLBackbone here, the scheme's base in its `adopt`.
+        # (A model that has some of these already, such as a CLArena-style network, keeps them.)
+        if output_dim is not None or not hasattr(model, "output_dim"):
+            model.output_dim = output_dim
+        if not hasattr(model, "weighted_layer_names"):
+            model.weighted_layer_names = []
+        model.processed_task_ids = []
+        model._specc_derive_records = True
+        importlib.import_module(f"specc.runtime.schemes.{s.runtime}").adopt(model, plain, **options)
+    except Exception as e:
+        # Nothing changed on failure: the model is the plain model it was.
+        model.__class__ = plain
+        model.__dict__.clear()
+        model.__dict__.update(before)
+        model.__dict__.update(before_sub)
+        if isinstance(e, AnalysisError):
+            raise AnalysisError(_refusal(e, s), e.node) from None
+        raise
     return model
+
+
+def _refusal(e: AnalysisError, scheme: Scheme) -> str:
+    """The analysis's refusal with where in the model's source it comes from and what to do."""
+    fx_node = getattr(e.node, "where", None)
+    trace = (getattr(fx_node, "stack_trace", None) or "").strip().splitlines()
+    at = ""
+    if trace:
+        at = f" (at {trace[0].strip()}: {trace[1].strip()})" if len(trace) > 1 else f" (at {trace[0].strip()})"
+    module = getattr(e.node, "name", "") if getattr(e.node, "module", False) else ""
+    where = f" in module '{module.replace('/', '.')}'" if module else ""
+    return (f"specc.mask({scheme.name!r}): {e}{where}{at}. specc follows each unit (channel or feature) "
+            "through the forward; write the operation with ops it knows: flatten(x, 1) or x.view(b, -1) for "
+            "a flatten, a gate as x * s.view(b, c, 1, 1) / s[:, :, None, None] / s.unsqueeze(-1) with b, c "
+            "read from x.size(), or move it into a module the scheme need not look into")

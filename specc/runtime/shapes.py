@@ -7,6 +7,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from ..core.layers import OPS, REQUIRED, Shape, check, out_shape
+from ..core.shape import gate_problem
 from . import positions
 
 
@@ -82,3 +83,12 @@ def flatten(shape: tuple) -> tuple:
 def check_add(main: tuple, shortcut: tuple, where: str) -> None:
     if tuple(main) != tuple(shortcut):
         raise ValueError(f"{where}: the add joins shapes {Shape(tuple(main))} and {Shape(tuple(shortcut))}")
+
+
+def gate(main: tuple, gate_shape: tuple, where: str = "mul") -> tuple:
+    """The shape after `mul(b)`: the stream's; the gate must fit it (specc.core.shape.gate_problem)."""
+    problem = gate_problem(Shape(tuple(main)), Shape(tuple(gate_shape)))
+    if problem is not None:
+        at = positions.of_caller()
+        raise ValueError(f"{where}: {problem}" + (f" (at {at})" if at else ""))
+    return tuple(main)

@@ -122,7 +122,7 @@ def install(network: nn.Module, plain_cls: type, batch_normalization=None, cache
 def _analyse(network: nn.Module):
     graph = trace(network, network._specc_plain)
     agraph = analysis_graph(graph, network)
-    facts = analyse(agraph, include_shortcuts=True, unit_masks=False)  # parameter masks only
+    facts = analyse(agraph, include_shortcuts=True, unit_masks=False, units_optional=True)  # parameter masks only
     network._specc_facts = facts
     return graph, agraph, facts
 

@@ -34,6 +34,7 @@ MODULES = (
     "densenet_bc",
     "inception_net",
     "mobilenet_v1",
+    "se_resnet18",
 )
 
 

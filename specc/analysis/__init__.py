@@ -22,7 +22,8 @@ def analyse(graph: Graph, include_shortcuts: bool = False, unit_masks: bool = Tr
     """The facts of `graph`. `unit_masks`: the network gets unit masks (HAT), so every mask point must
     keep a masked unit zero up to the next layers (else AnalysisError); without, mask points are
     still reported, unchecked. `units_optional` (parameter masks, WSN): an operation whose effect on
-    units is unknown only leaves the layers' input segments (graph_preceding / graph_next) empty. `point`: the mask point rule (mask_points.find_mask_points)."""
+    units is unknown only leaves the layers' input segments (graph_preceding / graph_next) empty. `point`: the
+    mask point rule (mask_points.find_mask_points)."""
     mark_shortcuts(graph)
     names = find_weighted(graph, include_shortcuts)
     if len(set(names)) != len(names):

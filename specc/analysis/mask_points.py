@@ -5,7 +5,8 @@ From the layer, its chain is followed while the layer's units flow through exact
 that keeps them unit for unit (batch norm, activation, dropout, pooling, a residual add or a gate
 product of which they are the main operand). A gate (`mul`) keeps zeros of the stream; a gate
 value masked to zero zeroes the product's unit, so a gate branch's last layer is masked like any
-other (after its sigmoid, the last op that moves a zero) and its zeros reach the product as zero. Along the chain, every operation that can turn a zero into something
+other (after its sigmoid, the last op that moves a zero) and its zeros reach the product as zero. Along the
+chain, every operation that can turn a zero into something
 else (the layer's own bias, batch norm, a residual add, an activation with f(0) != 0) must come
 before the mask: the mask point is the last such operation. With CLArena's order (layer, batch
 norm, [add,] activation) that is after the batch norm / add and before the activation; with

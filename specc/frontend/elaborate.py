@@ -155,7 +155,8 @@ _JOIN = {"add": "add", "concat": "concat", "gate": "mul"}
 
 def branch_roles(program: Program, stmts) -> dict[str, str]:
     """How each branch of a scope is joined: "add" (a shortcut), "concat" (a parallel path) or
-    "gate" (`mul`: the branch reads the stream where it is used, once), from the scope's text. A branch is joined one way; one joined by `concat` is declared before the
+    "gate" (`mul`: the branch reads the stream where it is used, once), from the scope's text. A branch is
+    joined one way; one joined by `concat` is declared before the
     statement that joins it (its modules are built, and its weighted layers listed, before the
     layers that read the concatenation)."""
     roles: dict[str, str] = {}

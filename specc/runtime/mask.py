@@ -13,8 +13,8 @@ import importlib
 
 from torch import nn
 
-from ..schemes import SCHEMES, Scheme
 from ..analysis import AnalysisError
+from ..schemes import SCHEMES, Scheme
 from . import bases
 
 _types: dict[tuple[type, str], type] = {}

@@ -255,6 +255,8 @@ def _export_task(args, overrides: dict) -> int:
         raise UsageError("export --task needs --checkpoint CKPT and --input-shape C,H,W")
     if args.out is None and args.onnx is None:
         raise UsageError("export --task needs -o OUT.py, --onnx OUT.onnx or both")
+    if args.out is not None and Path(args.out).suffix.lower() == ".pt":
+        raise UsageError("-o names the module (OUT.py); its weights go to OUT.pt")
     program = load_program(args.spec)
     probe(program, overrides)  # what `check` checks, before torch is imported
     read = {ident: path for path in program.sources if (ident := _identity(path)) is not None}
@@ -266,7 +268,7 @@ def _export_task(args, overrides: dict) -> int:
     from .emit.task_export import task_files
 
     files = task_files(program, overrides, args.task, args.checkpoint, args.input_shape, args.out, args.onnx)
-    write_all(files)
+    write_all(files, stay_held=_command)
     for target, _ in files:
         print(display_path(target))
     return 0

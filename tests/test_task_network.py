@@ -280,10 +280,11 @@ def test_source_refuses_a_module_whose_extra_repr_is_not_constructor_arguments(m
     from specc.runtime.task_network.source import _constructor
 
     assert _constructor(nn.ReLU(inplace=True)) == "nn.ReLU(inplace=True)"
-    # "f(1) + (2)" parses, but as an addition, not a call: refused as not writable, not an AttributeError
-    monkeypatch.setattr(nn.ReLU, "extra_repr", lambda self: "1) + (2")
-    with pytest.raises(ValueError, match="holding ReLU cannot be written as source"):
-        _constructor(nn.ReLU())
+    # a class outside the catalogue's table is written from its extra_repr(): "f(1) + (2)" parses,
+    # but as an addition, not a call: refused as not writable, not an AttributeError
+    monkeypatch.setattr(nn.Flatten, "extra_repr", lambda self: "1) + (2")
+    with pytest.raises(ValueError, match="holding Flatten cannot be written as source"):
+        _constructor(nn.Flatten())
 
 
 needs_onnx = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx")
@@ -352,3 +353,100 @@ def test_cli_export_task(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("specc: error: the network does not run on inputs of shape (21,)") and "Traceback" not in err
     assert not (tmp_path / "x.py").exists()
+
+
+_POOL_SPEC = """
+network PoolNet() {
+    input image(3, 8, 8)
+    conv: conv2d(4, kernel=3, padding=1) -> act: ReLU() -> record
+    pool: avgpool2d(3, stride=2, padding=1, ceil_mode=true, count_include_pad=false) -> flatten
+    head: linear(6) -> head_act: ReLU() -> record
+}
+backbone HATPoolNet = PoolNet
+mask hat()
+"""
+
+
+def test_cli_export_task_writes_every_pool_argument(tmp_path):
+    """avgpool2d's ceil_mode and count_include_pad are not in AvgPool2d's extra_repr(): the written
+    module must still hold them (with ceil_mode the 8x8 map pools to 5x5, not 4x4)."""
+    from specc.cli import main
+
+    spec = tmp_path / "pool_hat.cl"
+    spec.write_text(_POOL_SPEC)
+    m = _train_ish(specc.builder.build(spec, gate="sigmoid"))
+    specc.save_checkpoint(m, tmp_path / "ckpt.pt")
+    assert main(["export", str(spec), "-D", 'gate="sigmoid"', "--task", "1", "--checkpoint",
+                 str(tmp_path / "ckpt.pt"), "--input-shape", "3,8,8", "-o", str(tmp_path / "net.py")]) == 0
+    x = torch.randn(4, 3, 8, 8)
+    with torch.no_grad():
+        net = _checked(m, x)
+        assert torch.equal(_load_module(tmp_path / "net.py", "pool_net").load()(x), net(x))
+
+
+def test_source_refuses_a_module_its_written_arguments_do_not_rebuild(monkeypatch):
+    from specc.runtime.task_network.source import _constructor
+
+    assert _constructor(nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)) == \
+        "nn.AvgPool2d(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)"
+    # a class outside the catalogue's table is written from extra_repr(), which here leaves one out
+    monkeypatch.setattr(nn.Softmin, "extra_repr", lambda self: "")
+    with pytest.raises(ValueError, match="holding Softmin cannot be written as source"):
+        _constructor(nn.Softmin(dim=1))
+
+
+def test_amnesiac_hat_checkpoint_with_backups(tmp_path):
+    """AmnesiacHAT's normal state holds backup backbones (instantiate_backup_backbones): its
+    checkpoint loads into a fresh backbone, through the API and `export --task`."""
+    from specc.cli import main
+    from specc.runtime.task_network.checkpoint import load
+
+    kwargs = {"input_dim": 20, "hidden_dims": [32, 24], "output_dim": 16, "gate": "sigmoid"}
+    m = _train_ish(AmnesiacHATMLP(**kwargs))
+    m.instantiate_backup_backbones([1])
+    specc.save_checkpoint(m, tmp_path / "ckpt.pt")
+    fresh = AmnesiacHATMLP(**kwargs)
+    load(fresh, tmp_path / "ckpt.pt")
+    x = torch.randn(5, 20)
+    with torch.no_grad():
+        ref = m(x, "test", test_task_id=1)[0]
+        _close(specc.task_network(fresh.eval(), 1, x[:1])(x), ref)
+    args = ["export", str(SPECS / "mlp_amnesiac_hat.cl"), "-D", "input_dim=20", "-D", "hidden_dims=[32, 24]",
+            "-D", "output_dim=16", "-D", 'gate="sigmoid"', "--task", "1", "--checkpoint", str(tmp_path / "ckpt.pt"),
+            "--input-shape", "20", "-o", str(tmp_path / "net.py")]
+    assert main(args) == 0
+    with torch.no_grad():
+        _close(_load_module(tmp_path / "net.py", "amnesiac_net").load()(x), ref)
+
+
+def test_cli_export_task_refuses_a_weights_name_for_the_module(tmp_path, capsys):
+    from specc.cli import main
+
+    m = _train_ish(HATMaskMLP(input_dim=6, hidden_dims=[8], output_dim=4, gate="sigmoid"))
+    specc.save_checkpoint(m, tmp_path / "ckpt.pt")
+    capsys.readouterr()
+    assert main(["export", str(SPECS / "mlp_hat.cl"), "-D", "input_dim=6", "-D", "hidden_dims=[8]", "-D",
+                 "output_dim=4", "-D", 'gate="sigmoid"', "--task", "1", "--checkpoint", str(tmp_path / "ckpt.pt"),
+                 "--input-shape", "6", "-o", str(tmp_path / "task.pt")]) == 2
+    assert capsys.readouterr().err == \
+        "specc: error: -o names the module (OUT.py); its weights go to OUT.pt\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
+
+
+def test_cli_export_task_keeps_ctrl_c_held_once_written(tmp_path):
+    """As every writer of the `specc` command: once the files are written, a Ctrl-C is held back
+    until the process exits (it would report a finished export as interrupted)."""
+    import signal
+
+    from specc.cli import main
+
+    m = _train_ish(HATMaskMLP(input_dim=6, hidden_dims=[8], output_dim=4, gate="sigmoid"))
+    specc.save_checkpoint(m, tmp_path / "ckpt.pt")
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    try:
+        assert main(["export", str(SPECS / "mlp_hat.cl"), "-D", "input_dim=6", "-D", "hidden_dims=[8]", "-D",
+                     "output_dim=4", "-D", 'gate="sigmoid"', "--task", "1", "--checkpoint", str(tmp_path / "ckpt.pt"),
+                     "--input-shape", "6", "-o", str(tmp_path / "net.py")], command=True) == 0
+        assert signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)

@@ -40,8 +40,8 @@ def save(backbone: nn.Module, path, wsn_masks: dict | None = None) -> None:
 
 def load(backbone: nn.Module, path) -> dict:
     """Load the checkpoint at `path` into `backbone` (built with the arguments it was trained with):
-    its per-task batch norms are made for the tasks the state_dict holds, then the state_dict is
-    loaded strictly and the HAT masks are stored. Returns the WSN masks, {task_id: (weight_mask,
+    its per-task batch norms and AmnesiacHAT backup backbones are made for the tasks the state_dict
+    holds, then the state_dict is loaded strictly and the HAT masks are stored. Returns the WSN masks, {task_id: (weight_mask,
     bias_mask)} (empty for HAT)."""
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
@@ -56,6 +56,16 @@ def load(backbone: nn.Module, path) -> dict:
         prefix = ".".join(g.owner + (g.attr + "s",)) + "."
         for task in sorted({k[len(prefix):].split(".")[0] for k in state if k.startswith(prefix)}):
             batchnorm.copy_for_task(backbone, [g], int(task), freeze=specc_base(backbone))
+    # AmnesiacHAT's backups (its state after instantiate_backup_backbones) are in the state_dict:
+    # build them first, as the per-task batch norms above, so that the strict load finds them
+    backups = sorted({int(k.split(".")[1]) for k in state
+                      if k.startswith("backup_backbones.") and k.split(".")[1].isdigit()})
+    if backups and hasattr(backbone, "instantiate_backup_backbones"):
+        if getattr(backbone, "task_id", None) is None and data.get("masks"):
+            # the backups are built "for the current task" (which CLArena's base logs): a fresh
+            # backbone has none, so it gets the last task it holds a mask of, as when it was saved
+            backbone.task_id = max(int(t) for t in data["masks"])
+        backbone.instantiate_backup_backbones(backups)
     try:
         backbone.load_state_dict(state)
     except RuntimeError as e:

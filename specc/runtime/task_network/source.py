@@ -14,12 +14,14 @@ import io
 import torch
 from torch import fx, nn
 
+from ...core.layers import ACTIVATIONS, BY_CLASS
 from ...emit import escape
 from ..codegen import globals_read
 
-# The torch.nn classes a task network holds: the pruned layers and the parameter-free modules the
-# plain network calls (activations, pooling, dropout, flatten), whose extra_repr() is their
-# constructor's keyword arguments.
+# The torch.nn classes a task network holds: the pruned layers, written here, and the parameter-free
+# modules the plain network calls (activations, pooling, dropout, ...), written by _constructor with
+# every argument the catalogue gives them (their extra_repr() leaves some out, e.g. AvgPool2d's
+# ceil_mode), or from extra_repr() for another torch.nn class; either is checked by rebuilding.
 _LAYERS = {
     nn.Linear: lambda m: f"{m.in_features}, {m.out_features}, bias={m.bias is not None}",
     nn.Conv2d: lambda m: (f"{m.in_channels}, {m.out_channels}, kernel_size={m.kernel_size}, stride={m.stride}, "
@@ -32,22 +34,48 @@ _LAYERS[nn.BatchNorm2d] = _LAYERS[nn.BatchNorm1d]
 _FORWARD_GLOBALS = {"torch"}  # what the written forward may read besides its arguments
 
 
+def _keywords(cls: type) -> tuple[str, ...] | None:
+    """The constructor keywords of a parameter-free torch.nn class the catalogue builds (each
+    also an attribute of the module), or None for a class it does not."""
+    if cls.__name__ in ACTIVATIONS:
+        return tuple(name for name, _, _ in ACTIVATIONS[cls.__name__])
+    kind = BY_CLASS.get(cls.__name__)
+    return None if kind is None else tuple(keyword for keyword, _ in kind.torch_args)
+
+
+def _public(module: nn.Module) -> dict:
+    return {k: v for k, v in vars(module).items() if not k.startswith("_") and k != "training"}
+
+
 def _constructor(module: nn.Module) -> str:
     cls = type(module)
     if cls in _LAYERS:
         return f"nn.{cls.__name__}({_LAYERS[cls](module)})"
-    if cls.__module__.startswith("torch.nn.modules.") and getattr(nn, cls.__name__, None) is cls \
-            and not any(True for _ in module.parameters()) and not any(True for _ in module.buffers()):
+    refused = ValueError(f"a task network holding {cls.__name__} cannot be written as source: only "
+                         f"{', '.join(c.__name__ for c in _LAYERS)} and parameter-free torch.nn modules can "
+                         "(ONNX, --onnx, writes any)")
+    if not (cls.__module__.startswith("torch.nn.modules.") and getattr(nn, cls.__name__, None) is cls
+            and not any(True for _ in module.parameters()) and not any(True for _ in module.buffers())):
+        raise refused
+    keywords = _keywords(cls)
+    if keywords is not None:  # every argument, read back from the module: extra_repr() omits some
+        args = ", ".join(f"{k}={getattr(module, k)!r}" for k in keywords)
+    else:
         args = module.extra_repr()
+    try:
         call = ast.parse(f"f({args})", mode="eval").body
         # keyword literals only: anything else could not be written back as a constructor call
         # (nor could an extra_repr that closes the call early, such as "1) + (2": not a Call then)
-        if isinstance(call, ast.Call) and not call.args and all(k.arg for k in call.keywords):
-            for k in call.keywords:
-                ast.literal_eval(k.value)
-            return f"nn.{cls.__name__}({args})"
-    raise ValueError(f"a task network holding {cls.__name__} cannot be written as source: only "
-                     f"{', '.join(c.__name__ for c in _LAYERS)} and parameter-free torch.nn modules can")
+        if not (isinstance(call, ast.Call) and not call.args and all(k.arg for k in call.keywords)):
+            raise refused
+        kwargs = {str(k.arg): ast.literal_eval(k.value) for k in call.keywords}
+        rebuilt = cls(**kwargs)
+    except (ValueError, TypeError, SyntaxError):
+        raise refused from None
+    # the written call must rebuild the module: an argument the text leaves out would change it
+    if _public(rebuilt) != _public(module):
+        raise refused
+    return f"nn.{cls.__name__}({args})"
 
 
 def module_source(network: fx.GraphModule, title: str, weights_name: str) -> str:

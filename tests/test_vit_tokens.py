@@ -9,7 +9,7 @@ import pytest
 import torch
 from timm_reference import vision_transformer
 
-from specc.runtime.tokens import ClassTokenPositions, PatchEmbed, SelfAttention
+from specc.runtime.tokens import PatchEmbed, SelfAttention, class_token, position_embedding
 
 vt = vision_transformer()
 pytestmark = pytest.mark.skipif(vt is None, reason="timm is not installed (pyproject's `test` extra)")
@@ -46,19 +46,13 @@ def test_self_attention_equals_timm(train, fused, qk_norm):
 
 @pytest.mark.parametrize("train", [False, True])
 @pytest.mark.parametrize("img, patch", [(32, 16), (32, 8), (24, 8)])
-def test_patch_embedding_and_positions_equal_timm(img, patch, train):
+def test_patch_embedding_equals_timm(img, patch, train):
     torch.manual_seed(1)
     vit = vt.VisionTransformer(img_size=img, patch_size=patch, embed_dim=48, depth=1, num_heads=3,
                                num_classes=0, global_pool="token", class_token=True)
-    length = (img // patch) ** 2
-    embed, positions = PatchEmbed(3, 48, patch), ClassTokenPositions(length, 48)
-    assert positions.cls_token.shape == vit.cls_token.shape and positions.pos_embed.shape == vit.pos_embed.shape
-    x = torch.randn(2, 3, img, img)
-    _same(embed, vit.patch_embed, x, train)
-    positions.load_state_dict({"cls_token": vit.cls_token.detach(), "pos_embed": vit.pos_embed.detach()})
-    tokens = vit.patch_embed(x)
-    assert torch.equal(positions(tokens), vit._pos_embed(tokens))
-    assert positions(tokens).shape == (2, length + 1, 48)
+    _same(PatchEmbed(3, 48, patch), vit.patch_embed, torch.randn(2, 3, img, img), train)
+    length = (img // patch) ** 2 + 1
+    assert class_token(48).shape == vit.cls_token.shape and position_embedding(length, 48).shape == vit.pos_embed.shape
 
 
 def test_bad_sizes_are_refused():

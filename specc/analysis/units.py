@@ -34,6 +34,9 @@ def assign_units(graph: Graph) -> None:
             owner = n.name if n.meta.get("weighted") else None
             n.meta["units"] = (Segment(owner, n.units),)
             n.meta["view"] = n.meta["view"] if "view" in n.meta else (main.meta.get("view") if main else None)
+        elif n.role == "mixing":  # new units, owned by no weighted layer, on the last axis (tokens)
+            n.meta["units"] = (Segment(None, n.units),)
+            n.meta["view"] = None
         elif n.role in UNIT_PRESERVING:
             n.meta["units"] = main.meta["units"]
             n.meta["view"] = main.meta["view"]

@@ -36,20 +36,16 @@ class PatchEmbed(nn.Module):
         return self.proj(x).flatten(2).transpose(1, 2)
 
 
-class ClassTokenPositions(nn.Module):
-    """Prepends a learned class token to (B, L, D) tokens and adds a learned position embedding:
-    (B, L + 1, D). Parameters `cls_token` (1, 1, D) and `pos_embed` (1, L + 1, D), initialised as timm
-    does (position embedding truncated normal with std 0.02, class token normal with std 1e-6)."""
+def class_token(dim: int) -> nn.Parameter:
+    """timm's `cls_token`: (1, 1, dim), normal with std 1e-6 (timm's init_weights). The spec's
+    `class_token` prepends it to every sample's tokens."""
+    return nn.Parameter(nn.init.normal_(torch.empty(1, 1, dim), std=1e-6))
 
-    def __init__(self, length: int, dim: int) -> None:
-        super().__init__()
-        self.cls_token = nn.Parameter(torch.empty(1, 1, dim))
-        self.pos_embed = nn.Parameter(torch.empty(1, length + 1, dim))
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        nn.init.normal_(self.cls_token, std=1e-6)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+def position_embedding(length: int, dim: int) -> nn.Parameter:
+    """timm's `pos_embed`: (1, length, dim), truncated normal with std 0.02. The spec's
+    `position_embedding` adds it to the tokens."""
+    return nn.Parameter(nn.init.trunc_normal_(torch.empty(1, length, dim), std=0.02))
 
 
 class SelfAttention(nn.Module):

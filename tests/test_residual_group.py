@@ -78,19 +78,19 @@ def test_in_units_and_length_follow_the_shape_kind(tmp_path):
     p.write_text(textwrap.dedent("""
         network Kinds(output_dim: int = 4) {
             input image(3, 8, 8)
-            patch_embed: patch_embed(6, 4) -> fc: linear(in.units + in.length) -> select_token(3)
+            patch_embed: patch_embed(6, 4) -> fc: linear(2 * in.units + in.length) -> select_token(3)
         }
     """), encoding="utf-8")
     m = specc.build(p)
-    assert (m.fc.in_features, m.fc.out_features) == (6, 10)
-    assert m(torch.randn(2, 3, 8, 8))[0].shape == (2, 10)
+    assert (m.fc.in_features, m.fc.out_features) == (6, 16)
+    assert m(torch.randn(2, 3, 8, 8))[0].shape == (2, 16)
     p.write_text(textwrap.dedent("""
         network Sig(output_dim: int = 4) {
             input signal(3, 10)
-            conv: conv1d(in.units + in.length, kernel=1)
+            conv: conv1d(2 * in.units + in.length, kernel=1)
         }
     """), encoding="utf-8")
-    assert specc.build(p).conv.out_channels == 13
+    assert specc.build(p).conv.out_channels == 16
 
 
 def test_a_residual_group_must_keep_its_shape_and_be_a_plus(tmp_path):

@@ -612,7 +612,7 @@ class _Writer:
             given.update({k: ex(v) for k, v in op.kwargs})
             for n, _, default in entry.params:  # a default the forward form names
                 if n not in given and default is not REQUIRED and forward:
-                    given[n] = repr(default)
+                    given[n] = escape.literal(default)
             if not forward:
                 args = "".join(f", {given[n]}" for n in names if n in given)
                 lines.add(f"{shape} = {entry.shape_helper}({shape}{args})", where)

@@ -75,13 +75,24 @@ def test_vit_ti16_backbone_equals_timms_vit_tiny_at_32_pixels():
 
 
 @needs_timm
-def test_a_saved_timm_state_dict_loads_strictly(tmp_path):
+def test_a_saved_timm_state_dict_loads_strictly_and_through_the_pretrained_declaration(tmp_path):
+    """No network: timm's state dict saved to a file loads with load_state_dict(strict=True), and through
+    the spec's `pretrained pretrained_weights from "file"` (a classifier head of 10 classes dropped)."""
     theirs = _timm(img_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3)
+    _randomize(theirs)
     path = tmp_path / "vit.pt"
     torch.save(theirs.state_dict(), path)
     ours = specc.build(VIT, output_dim=48, img_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3)
     ours.load_state_dict(torch.load(path, weights_only=True), strict=True)
     assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()))
+    with_head = vt.VisionTransformer(img_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3, num_classes=10)
+    _randomize(with_head)
+    torch.save(with_head.state_dict(), path)
+    loaded = specc.build(VIT, output_dim=48, img_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3,
+                         pretrained_weights=str(path))
+    expected = {k: v for k, v in with_head.state_dict().items() if not k.startswith("head.")}
+    assert list(loaded.state_dict()) == list(expected)
+    assert all(torch.equal(v, expected[k]) for k, v in loaded.state_dict().items())
 
 
 @needs_timm
@@ -111,11 +122,11 @@ def test_misuse_is_a_positioned_error(tmp_path):
     from specc.frontend.errors import SpecError
 
     out = _show("specs/lib/vit.cl", "-D", "output_dim=4", "-D", "img_size=40")
-    assert out.returncode != 0 and "vit.cl:29:18: error: patch_embed cannot cut the image (3, 40, 40) into 16x16" \
+    assert out.returncode != 0 and "vit.cl:30:18: error: patch_embed cannot cut the image (3, 40, 40) into 16x16" \
         in out.stderr + out.stdout
     out = _show("specs/lib/vit.cl", "-D", "output_dim=4", "-D", "num_heads=5")
     assert "vit.cl:16:18: error: attention needs num_heads > 0 dividing the 768 features" in out.stderr + out.stdout
-    with pytest.raises(ValueError, match=r"cannot cut the image \(3, 40, 40\) into 16x16 patches \(at vit.cl:29\)"):
+    with pytest.raises(ValueError, match=r"cannot cut the image \(3, 40, 40\) into 16x16 patches \(at vit.cl:30\)"):
         specc.build(VIT, output_dim=48, img_size=40, embed_dim=48, depth=1, num_heads=3)
     for scheme in ("hat", "wsn"):
         p = tmp_path / f"{scheme}.cl"
@@ -123,4 +134,4 @@ def test_misuse_is_a_positioned_error(tmp_path):
                      f"mask {scheme}()\n", encoding="utf-8")
         with pytest.raises(SpecError, match=f"`mask {scheme}\\(\\)` cannot mask 'patch_embed' yet") as e:
             specc.build(p, output_dim=48)
-        assert e.value.pos.file.endswith("vit.cl") and e.value.pos.line == 29
+        assert e.value.pos.file.endswith("vit.cl") and e.value.pos.line == 30

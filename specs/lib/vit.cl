@@ -24,6 +24,7 @@ network ViT(
     global_pool: str = "token",  # "token": the class token; "avg": the mean of the patch tokens
     drop_rate: float = 0.0, proj_drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
     fused_attn: bool = true,  # torch's scaled_dot_product_attention, as timm uses it; false: softmax(q k^T) v
+    pretrained_weights: str? = none,  # the path of a timm-layout state dict saved with torch.save
 ) {
     input image(in_chans, img_size, img_size)
     patch_embed: patch_embed(embed_dim, patch_size)
@@ -31,4 +32,6 @@ network ViT(
     blocks: vit_block() * depth
     (norm: layernorm(eps=1e-6) -> select_token()) if global_pool == "token"
     (mean_tokens(1) -> fc_norm: layernorm(eps=1e-6)) if global_pool == "avg"
+    # timm's keys are the spec's: nothing renamed (a classifier `head`, if any, is dropped)
+    pretrained pretrained_weights from "file" { "head" -> none }
 }

@@ -15,7 +15,7 @@ from specc import require_runtime
 require_runtime("0.2.0")
 
 from specc.runtime.bases import Backbone
-from specc.runtime import check_argument, shapes, tokens
+from specc.runtime import check_argument, pretrained, shapes, tokens
 
 
 class VitMlp(Backbone):
@@ -139,6 +139,7 @@ class ViT_Ti16(Backbone):
 
     block_vit_mlp = VitMlp
     block_vit_block = VitBlock
+    pretrained_from = pretrained.Source("file", (("head", None),))  # lib/vit.cl:36
 
     def __init__(
         self,
@@ -153,6 +154,7 @@ class ViT_Ti16(Backbone):
         proj_drop_rate: float = 0.0,
         attn_drop_rate: float = 0.0,
         fused_attn: bool = True,
+        pretrained_weights: str | None = None,
         *,
         disable_unlearning: bool = False,
     ) -> None:
@@ -167,6 +169,7 @@ class ViT_Ti16(Backbone):
         proj_drop_rate = check_argument("proj_drop_rate", proj_drop_rate, "float")  # lib/vit.cl:25
         attn_drop_rate = check_argument("attn_drop_rate", attn_drop_rate, "float")  # lib/vit.cl:25
         fused_attn = check_argument("fused_attn", fused_attn, "bool")  # lib/vit.cl:26
+        pretrained_weights = check_argument("pretrained_weights", pretrained_weights, "str?")  # lib/vit.cl:27
         patch_size = 16  # vit_ti16.cl:2
         embed_dim = 192  # vit_ti16.cl:2
         depth = 12  # vit_ti16.cl:2
@@ -182,20 +185,21 @@ class ViT_Ti16(Backbone):
         self.proj_drop_rate = proj_drop_rate
         self.attn_drop_rate = attn_drop_rate
         self.fused_attn = fused_attn
+        self.pretrained_weights = pretrained_weights
         self.patch_size = patch_size
         self.embed_dim = embed_dim
         self.depth = depth
         self.num_heads = num_heads
-        shape = (in_chans, img_size, img_size)  # lib/vit.cl:28
-        self.patch_embed = tokens.PatchEmbed(shape[0], embed_dim, patch_size)  # lib/vit.cl:29
-        shape = shapes.layer("patch_embed", shape, embed_dim=embed_dim, patch=patch_size, where="patch_embed")  # lib/vit.cl:29
-        self.cls_token = tokens.class_token(shape[-1])  # lib/vit.cl:30
-        shape = shapes.layer("class_token", shape, where="cls_token")  # lib/vit.cl:30
-        self.pos_embed = tokens.position_embedding(shape[0], shape[-1])  # lib/vit.cl:30
-        self.pos_drop = nn.Dropout(drop_rate)  # lib/vit.cl:30
-        self.blocks = nn.Sequential()  # lib/vit.cl:31
-        for _ in range(depth):  # lib/vit.cl:31
-            block = self.block_vit_block(  # lib/vit.cl:31
+        shape = (in_chans, img_size, img_size)  # lib/vit.cl:29
+        self.patch_embed = tokens.PatchEmbed(shape[0], embed_dim, patch_size)  # lib/vit.cl:30
+        shape = shapes.layer("patch_embed", shape, embed_dim=embed_dim, patch=patch_size, where="patch_embed")  # lib/vit.cl:30
+        self.cls_token = tokens.class_token(shape[-1])  # lib/vit.cl:31
+        shape = shapes.layer("class_token", shape, where="cls_token")  # lib/vit.cl:31
+        self.pos_embed = tokens.position_embedding(shape[0], shape[-1])  # lib/vit.cl:31
+        self.pos_drop = nn.Dropout(drop_rate)  # lib/vit.cl:31
+        self.blocks = nn.Sequential()  # lib/vit.cl:32
+        for _ in range(depth):  # lib/vit.cl:32
+            block = self.block_vit_block(  # lib/vit.cl:32
                 f"blocks/{len(self.blocks)}",
                 shape,
                 mlp_ratio=mlp_ratio,
@@ -209,27 +213,29 @@ class ViT_Ti16(Backbone):
             self.blocks.append(block)
             self.weighted_layer_names += block.weighted_layer_names
             shape = block.out_shape
-        if global_pool == "token":  # lib/vit.cl:32
+        if global_pool == "token":  # lib/vit.cl:33
             self.norm = nn.LayerNorm(shape[-1], eps=1e-06)
             shape = shapes.select_token(shape)
-        if global_pool == "avg":  # lib/vit.cl:33
+        if global_pool == "avg":  # lib/vit.cl:34
             shape = shapes.mean_tokens(shape, 1)
             self.fc_norm = nn.LayerNorm(shape[-1], eps=1e-06)
+        if pretrained_weights is not None:  # lib/vit.cl:36
+            pretrained.load(self, self.pretrained_from, pretrained_weights)
 
     def forward(self, input: Tensor, stage: str | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         activations = {}
         x = input
-        x = self.patch_embed(x)  # lib/vit.cl:29
-        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # lib/vit.cl:30
-        x = x + self.pos_embed  # lib/vit.cl:30
-        x = self.pos_drop(x)  # lib/vit.cl:30
-        for block in self.blocks:  # lib/vit.cl:31
+        x = self.patch_embed(x)  # lib/vit.cl:30
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # lib/vit.cl:31
+        x = x + self.pos_embed  # lib/vit.cl:31
+        x = self.pos_drop(x)  # lib/vit.cl:31
+        for block in self.blocks:  # lib/vit.cl:32
             x, block_activations = block(x)
             activations.update(block_activations)
-        if self.global_pool == "token":  # lib/vit.cl:32
+        if self.global_pool == "token":  # lib/vit.cl:33
             x = self.norm(x)
             x = x[:, 0]
-        if self.global_pool == "avg":  # lib/vit.cl:33
+        if self.global_pool == "avg":  # lib/vit.cl:34
             x = x[:, 1:].mean(dim=1)
             x = self.fc_norm(x)
         return x, activations

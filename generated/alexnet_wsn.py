@@ -81,7 +81,7 @@ class AlexNet(Backbone):
         self.conv_pool3 = nn.MaxPool2d(kernel_size=2)  # alexnet.cl:28
         shape = shapes.pool2d(shape, 2, where="conv_pool3")  # alexnet.cl:28
         shape = shapes.flatten(shape)  # alexnet.cl:29
-        self.fc1 = nn.Linear(shape[0], 2048, bias=bias)  # alexnet.cl:30
+        self.fc1 = nn.Linear(shape[-1], 2048, bias=bias)  # alexnet.cl:30
         shape = shapes.linear(shape, 2048, where="fc1")  # alexnet.cl:30
         self.weighted_layer_names.append("fc1")
         if batch_normalization:  # alexnet.cl:31
@@ -89,7 +89,7 @@ class AlexNet(Backbone):
         if activation_layer is not None:  # alexnet.cl:32
             self.fc_activation1 = activation_layer()
         self.fc_dropout1 = nn.Dropout(0.5)  # alexnet.cl:33
-        self.fc2 = nn.Linear(shape[0], output_dim, bias=bias)  # alexnet.cl:34
+        self.fc2 = nn.Linear(shape[-1], output_dim, bias=bias)  # alexnet.cl:34
         shape = shapes.linear(shape, output_dim, where="fc2")  # alexnet.cl:34
         self.weighted_layer_names.append("fc2")
         if batch_normalization:  # alexnet.cl:35

@@ -57,7 +57,7 @@ class MLP(Backbone):
         if dropout is not None:
             self.fc_dropout = nn.ModuleList()  # mlp.cl:18
         for i, width in enumerate(hidden_dims + [output_dim]):  # mlp.cl:13
-            self.fc.append(nn.Linear(shape[0], width, bias=bias))  # mlp.cl:14
+            self.fc.append(nn.Linear(shape[-1], width, bias=bias))  # mlp.cl:14
             shape = shapes.linear(shape, width, where=f"fc/{i}")  # mlp.cl:14
             self.weighted_layer_names.append(f"fc/{i}")
             if batch_normalization:  # mlp.cl:15

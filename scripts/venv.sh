@@ -11,6 +11,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
     "$VENV/bin/python" -m pip install --quiet "torch==2.13.0" numpy
     "$VENV/bin/python" -m pip install --quiet -e ".[test,clarena]"
+    # timm: the ViT reference of tests/test_vit_tokens.py; --no-deps keeps its torchvision (and any other torch) out.
+    "$VENV/bin/python" -m pip install --quiet --no-deps "timm==1.0.15"
     echo "$want" > "$stamp"
 fi
 export PATH="$PWD/$VENV/bin:$PATH"

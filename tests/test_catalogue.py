@@ -21,6 +21,7 @@ from specc.frontend.errors import SpecError
 from specc.frontend.facts import analyse
 from specc.frontend.load import load_program
 from specc.report import weighted_layer_table
+from specc.runtime import tokens
 
 # Spec arguments of every module-building kind, several per kind (the required ones included).
 ARGS = {
@@ -38,8 +39,29 @@ ARGS = {
     "avgpool2d": [{"kernel": 2}, {"kernel": 3, "stride": 1, "padding": 1, "count_include_pad": False}],
     "adaptive_avgpool2d": [{"size": 1}, {"size": 3}],
     "adaptive_maxpool2d": [{"size": 2}],
+    # the vision transformer kinds (specc.runtime.tokens): patch sizes > 1 in tests/test_vit.py
+    "patch_embed": [{"embed_dim": 6, "patch": 1}, {"embed_dim": 4, "patch": 1, "bias": False}],
+    "attention": [{"num_heads": 2}, {"num_heads": 4, "qkv_bias": False, "proj_bias": False, "qk_norm": True,
+                                     "fused": False}],
+    "class_token": [{}],
+    "position_embedding": [{}],
 }
 INPUTS = [Shape((8,)), Shape((4, 13)), Shape((4, 9, 7)), Shape.tokens(5, 8)]
+
+
+def _torch_class(entry):
+    return getattr({"nn": nn, "tokens": tokens}[entry.torch_module], entry.torch_class)
+
+
+class _ByForm(nn.Module):
+    """A parameter kind as generated source calls it: the entry's forward form, {module} its parameter."""
+
+    def __init__(self, param: nn.Parameter, form: str):
+        super().__init__()
+        self.param, self.form = param, form.format(x="x", module="self.param")
+
+    def forward(self, x):
+        return eval(self.form, {"torch": torch}, {"x": x, "self": self})  # the catalogue's own text
 
 
 def _bound(kind: str, given: dict) -> dict:
@@ -71,7 +93,11 @@ def test_entry_agrees_with_its_torch_class(kind):
                 continue
             assert problem is None, (kind, s, problem)
             kw = torch_kwargs(kind, a, s)
-            module = getattr(nn, entry.torch_class)(**kw).eval()
+            module = _torch_class(entry)(**kw)
+            if entry.parameter:  # a parameter, called through the entry's forward form
+                assert isinstance(module, nn.Parameter)
+                module = _ByForm(module, entry.forward)
+            module.eval()
             assert parameter_count(entry.torch_class, kw) == sum(p.numel() for p in module.parameters())
             with torch.no_grad():
                 y = module(_batch(s))

@@ -22,7 +22,9 @@ from specc.frontend.load import load_program
 
 ARGS = {"input_dim": 6, "hidden_dims": [5, 4], "output_dim": 4, "input_channels": 3, "gate": "sigmoid",
         "width": 4}
-STEMS = [p.stem for p in top_level_specs() if "amnesiac" not in p.stem]
+# AmnesiacHAT and the vision transformers (their modules live in specc.runtime.tokens) are refused,
+# tested below.
+STEMS = [p.stem for p in top_level_specs() if "amnesiac" not in p.stem and not p.stem.startswith("vit_")]
 
 
 def _args(program) -> dict:
@@ -126,3 +128,9 @@ def test_cli_export_writes_a_torch_only_module_and_needs_every_argument(tmp_path
     assert main(["export", str(SPECS / "mlp_hat.cl"), "-o", str(tmp_path / "x.py")]) == 1
     assert "export fixes every argument" in capsys.readouterr().err
     assert not (tmp_path / "x.py").exists()
+
+
+def test_a_vision_transformer_is_refused_positioned():
+    with pytest.raises(SpecError, match="'patch_embed' is a patch_embed, built by specc.runtime.tokens") as e:
+        export_source(load_program(SPECS / "vit_ti16.cl"), {"output_dim": 192, "img_size": 32})
+    assert e.value.pos.file.endswith("vit.cl") and e.value.pos.line == 30

@@ -912,7 +912,7 @@ def test_computed_names_give_the_papers_module_names(tmp_path):
     assert ours.weighted_layer_names == ["fc1", "fc2"]
     check_parity(ours, Ref(), data(3, 6))
     src = source_of(p)
-    assert 'self.add_module(module_name("fc", i + first), nn.Linear(shape[0], w))' in src
+    assert 'self.add_module(module_name("fc", i + first), nn.Linear(shape[-1], w))' in src
     assert 'x = getattr(self, f"fc{i + self.first}")(x)' in src
     write(tmp_path, HAT_MLP, "paper.cl")
     hat = specc.build(write(tmp_path, 'include "paper.cl"\nbackbone H = PaperMLP\nmask hat(gate="sigmoid")\n',

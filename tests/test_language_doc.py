@@ -219,7 +219,7 @@ def test_layer_table_lists_the_catalogue():
     assert sorted(rows) == sorted(OPS), "the table's operations are not the catalogue's"
     for name, spec in OPS.items():
         assert rows[name][1] == _arguments(spec.params), f"{name}: arguments differ from the catalogue"
-        built = f"`nn.{spec.torch_class}`" if spec.torch_class else "no module"
+        built = f"`{spec.torch_module}.{spec.torch_class}`" if spec.torch_class else "no module"
         assert rows[name][2].startswith(built), name
         kinds = "any" if set(spec.accepts) == set(SHAPE_KINDS) else ", ".join(spec.accepts)
         assert rows[name][3] == kinds, name

@@ -40,6 +40,9 @@ def assign_units(graph: Graph) -> None:
             if view is None:
                 view = (main.meta["view"] or (1, -1)) + (1,) * n.meta.get("adds_axes", 0)
             n.meta["view"] = view
+        elif n.role == "mixing":  # new units, owned by no weighted layer, on the last axis (tokens)
+            n.meta["units"] = (Segment(None, n.units),)
+            n.meta["view"] = None
         elif n.role in UNIT_PRESERVING:
             n.meta["units"] = main.meta["units"]
             n.meta["view"] = main.meta["view"]

@@ -27,6 +27,7 @@ ACTIVATIONS: dict[str, tuple[tuple[str, str, object], ...]] = {
 
 REQUIRED = object()
 IN = "<in>"  # a torch argument taken from the incoming shape: its units (in_features, num_features, ...)
+LENGTH = "<length>"  # a torch argument taken from the incoming tokens: their number
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ class LayerKind:
         ("pair", name) for (v, v); `positional`: how many leading ones generated source writes by
         position (when all before them are given).
     `role`, `keeps_zero`: what it does to units for the analysis (specc/core/roles.py): "projection"
-        (unit-mixing, weighted: a weighted layer of the masking schemes), "norm" (keeps units in
+        (unit-mixing, weighted: a weighted layer of the masking schemes), "mixing" (unit-mixing, not
+        a weighted layer: attention, a patch embedding; the masking schemes refuse it), "norm" (keeps units in
         place, moves zeros: the HAT mask point goes after it), "activation", "dropout", "pool",
         "identity" (unit-wise), "flatten", "subsample", "pad" (parameter-free reshapes).
     `units`: a projection's (input, output) torch keywords of its units.
@@ -58,7 +60,13 @@ class LayerKind:
     `forward`: for a kind without a module, its generated forward: Python source with {x} for the
         input and {ARG} for its spec arguments ({ARG:step} as a slice step: parenthesized unless a
         name or number); None: it computes nothing (identity). Its shape helper gets the arguments
-        by position."""
+        by position. A kind with a torch class and a `forward` is called by that form, {module}
+        standing for its attribute (a parameter kind's parameter).
+    `torch_module`: where `torch_class` lives in generated source: `nn` (torch.nn) or `tokens`
+        (specc.runtime.tokens, the transformer modules in timm's layout).
+    `parameter`: `torch_class` makes an nn.Parameter, not a module: the layer's name becomes a
+        parameter of the enclosing module (timm's `cls_token`, `pos_embed` on the network itself), so
+        it needs a plain name and cannot be repeated, listed or reused."""
 
     name: str
     params: tuple[tuple[str, str, object], ...]
@@ -79,6 +87,8 @@ class LayerKind:
     wsn_form: str | None = None
     shape_helper: str | None = None
     forward: str | None = None
+    torch_module: str = "nn"
+    parameter: bool = False
 
     @property
     def weighted(self) -> bool:
@@ -121,6 +131,20 @@ def _flatten_shape(a, s: Shape) -> Shape:
     if len(s.dims) == 1:
         return s
     return Shape((math.prod(s.dims) if None not in s.dims else None,))
+
+
+def _patch_shape(a, s: Shape) -> Shape:
+    p = a["patch"]
+    h, w = s.spatial
+    return Shape.tokens(None if h is None or w is None else (h // p) * (w // p), a["embed_dim"])
+
+
+def _class_token_shape(a, s: Shape) -> Shape:
+    return Shape.tokens(None if s.dims[0] is None else s.dims[0] + 1, s.units)
+
+
+def _token_feature_shape(a, s: Shape) -> Shape:
+    return Shape((s.units,))
 
 
 # -- argument checks: every argument is checked here, at check time and with the spec's position,
@@ -181,6 +205,44 @@ def _pad_checks(a, s):
     return None
 
 
+def _patch_checks(a, s):
+    if a["embed_dim"] <= 0 or a["patch"] <= 0:
+        return f"patch_embed needs embed_dim and patch > 0, got {a['embed_dim']} and {a['patch']}"
+    for size in s.spatial:
+        if size is not None and (size < a["patch"] or size % a["patch"]):
+            return f"patch_embed cannot cut the image {s} into {a['patch']}x{a['patch']} patches"
+    return None
+
+
+def _attention_checks(a, s):
+    if a["num_heads"] <= 0 or s.units % a["num_heads"]:
+        return f"attention needs num_heads > 0 dividing the {s.units} features, got num_heads={a['num_heads']}"
+    for p in ("attn_drop", "proj_drop"):
+        if not 0.0 <= a[p] <= 1.0:
+            return f"attention {p} must be in [0, 1], got {a[p]}"
+    return None
+
+
+def _length_known(name: str):
+    def checks(a, s):
+        return None if s.dims[0] is not None else f"{name} needs a known number of tokens (give the image size)"
+    return checks
+
+
+def _select_checks(a, s):
+    length = s.dims[0]
+    if a["index"] < 0 or (length is not None and a["index"] >= length):
+        return f"select_token index must be in [0, {length}), got {a['index']}"
+    return None
+
+
+def _mean_checks(a, s):
+    length = s.dims[0]
+    if a["start"] < 0 or (length is not None and a["start"] >= length):
+        return f"mean_tokens start must be in [0, {length}), got {a['start']}"
+    return None
+
+
 # -- parameter counts and labels (from torch keyword arguments) --------------------------------------
 def _linear_parameters(kw) -> int:
     return kw["in_features"] * kw["out_features"] + (kw["out_features"] if kw["bias"] else 0)
@@ -200,6 +262,12 @@ def _batch_norm_parameters(kw) -> int:
 def _layer_norm_parameters(kw) -> int:
     d = kw["normalized_shape"]
     return (d + (d if kw["bias"] else 0)) if kw["elementwise_affine"] else 0
+
+
+def _attention_parameters(kw) -> int:
+    d = kw["dim"]
+    norm = 4 * (d // kw["num_heads"]) if kw["qk_norm"] else 0
+    return 4 * d * d + (3 * d if kw["qkv_bias"] else 0) + (d if kw["proj_bias"] else 0) + norm
 
 
 def _size(v) -> str:
@@ -267,6 +335,41 @@ _ENTRIES = (
               (("normalized_shape", IN), ("eps", "eps"), ("elementwise_affine", "elementwise_affine"),
                ("bias", "bias")), positional=1, checks=_norm_checks("layernorm"), role="norm", keeps_zero=False,
               parameters=_layer_norm_parameters, label=lambda kw: f"LayerNorm {kw['normalized_shape']}"),
+    # -- vision transformer kinds (issue 21), in timm's VisionTransformer layout: patches of an image
+    # as tokens, the class token and position embedding as parameters of the enclosing module, self-
+    # attention, and the token a feature is read from. Units of tokens are their features (the last
+    # axis). For the analysis, patch_embed and attention are "mixing": they make new units from all
+    # of their input's, without being weighted layers of a masking scheme (the masking schemes
+    # refuse them, positioned, until HAT's and WSN's placement on attention is written;
+    # specc/runtime/tokens.py says what a unit of qkv and of a head is). The class token and the
+    # position embedding keep the features in place and move zeros (a "norm"'s role); selecting a
+    # token or averaging tokens keeps features and zeros (a "pool"'s).
+    LayerKind("patch_embed", (("embed_dim", "int", REQUIRED), ("patch", "int", REQUIRED), ("bias", "bool", True)),
+              ("image",), "PatchEmbed", (("in_channels", IN), ("embed_dim", "embed_dim"), ("patch_size", "patch"),
+                                         ("bias", "bias")), positional=3, shape=_patch_shape,
+              checks=_patch_checks, role="mixing", keeps_zero=False, torch_module="tokens",
+              parameters=lambda kw: kw["embed_dim"] * (kw["in_channels"] * kw["patch_size"] ** 2 + kw["bias"]),
+              label=lambda kw: f"PatchEmbed {_size(kw['patch_size'])}, {kw['in_channels']}→{kw['embed_dim']}"),
+    LayerKind("class_token", (), ("tokens",), "class_token", (("dim", IN),), positional=1,
+              shape=_class_token_shape, role="norm", keeps_zero=False, torch_module="tokens", parameter=True,
+              parameters=lambda kw: kw["dim"], label=lambda kw: f"class token {kw['dim']}",
+              forward="torch.cat([{module}.expand({x}.shape[0], -1, -1), {x}], dim=1)"),
+    LayerKind("position_embedding", (), ("tokens",), "position_embedding", (("length", LENGTH), ("dim", IN)),
+              positional=2, checks=_length_known("position_embedding"), role="norm", keeps_zero=False,
+              torch_module="tokens", parameter=True, parameters=lambda kw: kw["length"] * kw["dim"],
+              label=lambda kw: f"position embedding {kw['length']}×{kw['dim']}", forward="{x} + {module}"),
+    LayerKind("attention", (("num_heads", "int", REQUIRED), ("qkv_bias", "bool", True), ("proj_bias", "bool", True),
+                            ("qk_norm", "bool", False), ("attn_drop", "float", 0.0), ("proj_drop", "float", 0.0),
+                            ("fused", "bool", True)),
+              ("tokens",), "SelfAttention",
+              (("dim", IN), ("num_heads", "num_heads"), ("qkv_bias", "qkv_bias"), ("proj_bias", "proj_bias"),
+               ("qk_norm", "qk_norm"), ("attn_drop", "attn_drop"), ("proj_drop", "proj_drop"), ("fused", "fused")),
+              positional=2, checks=_attention_checks, role="mixing", keeps_zero=False, torch_module="tokens",
+              parameters=_attention_parameters, label=lambda kw: f"SelfAttention {kw['dim']}, {kw['num_heads']} heads"),
+    LayerKind("select_token", (("index", "int", 0),), ("tokens",), shape=_token_feature_shape, checks=_select_checks,
+              role="pool", shape_helper="shapes.select_token", forward="{x}[:, {index}]"),
+    LayerKind("mean_tokens", (("start", "int", 0),), ("tokens",), shape=_token_feature_shape, checks=_mean_checks,
+              role="pool", shape_helper="shapes.mean_tokens", forward="{x}[:, {start}:].mean(dim=1)"),
     LayerKind("dropout", (("p", "float", 0.5), _INPLACE), ANY, "Dropout", (("p", "p"), ("inplace", "inplace")),
               positional=1, checks=_dropout_checks, role="dropout", reusable=True,
               label=lambda kw: f"Dropout p={kw.get('p')}"),
@@ -329,6 +432,8 @@ def torch_kwargs(op: str, a: dict, s: Shape) -> dict:
     for kw, source in OPS[op].torch_args:
         if source == IN:
             out[kw] = s.units
+        elif source == LENGTH:
+            out[kw] = s.dims[0]
         elif isinstance(source, tuple):
             out[kw] = (a[source[1]], a[source[1]])
         else:

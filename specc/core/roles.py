@@ -12,6 +12,8 @@ this table adds the torch.nn classes and functions a traced model may call besid
 
 Roles:
 - "projection": Linear / Conv1d / Conv2d, the candidates for weighted layers; they create new units.
+- "mixing": self-attention, a patch embedding: they create new units from all of their input's but are
+  not weighted layers (no masking scheme masks them yet: a spec with one under `mask` is refused).
 - "norm": batch norm, layer norm; keeps units, moves zeros (shift, normalisation by statistics).
 - "activation": keeps units; moves zeros only when f(0) != 0.
 - "dropout", "pool", "identity", "scale": keep units and zeros.

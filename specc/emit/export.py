@@ -8,6 +8,8 @@ is copied in. Same state_dict and bit-identical outputs as `specc.build` with th
 
 AmnesiacHAT backbones are not exported: their backup paths depend on which tasks are backed up,
 which is only known at run time.
+Vision transformers are not exported either (refused, positioned): their attention and patch
+embedding are modules of specc.runtime.tokens, which an exported module cannot import.
 """
 from __future__ import annotations
 
@@ -42,6 +44,10 @@ def _module_source(decl) -> str:
     if not isinstance(decl.cls, str):
         raise SpecError(f"'{decl.name}' is a user's class: an exported module can only name torch.nn classes",
                         decl.pos)
+    entry = BY_CLASS.get(decl.cls)
+    if entry is not None and entry.torch_module != "nn":  # an exported module imports torch only
+        raise SpecError(f"'{decl.name}' is a {entry.name}, built by specc.runtime.{entry.torch_module}: an exported "
+                        "module can only name torch.nn classes", decl.pos)
     positional = _positional(decl.cls)
     args = [escape.literal(decl.kwargs[k]) for k in positional if k in decl.kwargs]
     args += [f"{escape.identifier(k)}={escape.literal(v)}" for k, v in decl.kwargs.items() if k not in positional]

@@ -16,9 +16,12 @@ from . import escape
 
 # Python precedence levels, loosest first.
 _TERNARY, _OR, _AND, _NOT, _COMPARE, _SUM, _TERM, _UNARY, _POSTFIX, _ATOM = range(10)
-# `in.NAME` as an index of the shape tuple, for the kinds a spec's input can have (specc.core.shape:
-# features, signal, image; the elaborator has checked that the kind has the field).
-_SHAPE_FIELDS = {"channels": 0, "features": 0, "units": 0, "height": 1, "width": 2, "length": 1}
+# `in.NAME` as an index of the shape tuple (the elaborator has checked that the kind has the field):
+# channels, height and width sit at the same index in every kind that has them, features last (of
+# features and tokens); units and length depend on the kind (a signal's length is last, tokens' first),
+# which the runtime shape tells (shapes.field, after specc.core.shape.FIELDS).
+_SHAPE_FIELDS = {"channels": "0", "height": "1", "width": "2", "features": "-1"}
+_KIND_FIELDS = ("units", "length")
 
 
 class ExprWriter:
@@ -51,8 +54,10 @@ class ExprWriter:
                 raise ValueError("`in` outside a block")
             return self.in_shape, _POSTFIX
         if isinstance(e, A.Attr):
-            if not isinstance(e.obj, A.InputRef) or e.name not in _SHAPE_FIELDS:
+            if not isinstance(e.obj, A.InputRef) or e.name not in (*_SHAPE_FIELDS, *_KIND_FIELDS):
                 raise ValueError(f"no attribute {e.name!r}")
+            if e.name in _KIND_FIELDS:
+                return f"shapes.field({self(e.obj)}, {escape.string(e.name)})", _POSTFIX
             return f"{self._wrap(e.obj, _POSTFIX)}[{_SHAPE_FIELDS[e.name]}]", _POSTFIX
         if isinstance(e, A.Index):
             return f"{self._wrap(e.obj, _POSTFIX)}[{self(e.index)}]", _POSTFIX

@@ -20,7 +20,7 @@ import string
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from ..core.layers import ACTIVATIONS, IN, OPS
+from ..core.layers import ACTIVATIONS, IN, LENGTH, OPS, REQUIRED
 from ..core.values import type_name
 from ..frontend import ast as A
 from ..frontend import masking
@@ -112,6 +112,7 @@ class _Scope:
     declared: set = field(default_factory=set)  # module attribute names already created
     simple_append: set = field(default_factory=set)  # lists filled by one element, indexed by its loop
     use_targets: dict = field(default_factory=dict)  # module name -> (its element, its groups' guards)
+    residuals: int = 0  # residual groups `(+ ...)` written so far (their locals are numbered)
 
 
 @dataclass
@@ -419,6 +420,8 @@ class _Writer:
                 self.mul(scope, el, init, fwd, var, shape, where)
             elif isinstance(el, A.Use):
                 self.use(scope, el, init, fwd, var, shape, where)
+            elif isinstance(el, A.Group) and el.residual:
+                self.residual(scope, el, init, fwd, var, shape, branch, current, where)
             elif isinstance(el, A.Group):
                 self.chain(scope, el.elements, init, fwd, var, shape, branch, current)
             elif len(el.ops) == 1 and el.ops[0].repeat is None:
@@ -432,6 +435,22 @@ class _Writer:
                         del lines.lines[-1]
                     lines.guard_where.pop(lines.depth, None)
                     lines.depth -= 1
+
+    def residual(self, scope: _Scope, el: A.Group, init, fwd, var, shape, branch, current, where) -> None:
+        """`(+ a -> b)`: the group's output plus its input (kept in a local of its own)."""
+        kept = f"residual{scope.residuals}"
+        scope.residuals += 1
+        while kept in self.taken or kept != self.local(kept):
+            kept += "_"
+        if fwd is not None:
+            fwd.add(f"{kept} = {var}", where)
+        if init is not None:
+            init.add(f"{kept}_shape = {shape}", where)
+        self.chain(scope, el.elements, init, fwd, var, shape, branch, current)
+        if fwd is not None:
+            fwd.add(f"{var} = {var} + {kept}", where)
+        if init is not None:
+            init.add(f"shapes.check_add({shape}, {kept}_shape, {escape.string(where or 'residual')})")
 
     def add(self, scope: _Scope, el: A.Add, init, fwd, var, shape, where) -> None:
         b = scope.branches[el.branch]
@@ -588,7 +607,10 @@ class _Writer:
             if weighted:
                 init.add(f"self.weighted_layer_names.append({name_src})")
         if fwd is not None:
-            fwd.add(f"{var} = {self.module_access(fattr, fidx)}({var})", where)
+            form = OPS[op.name].forward if kind == "builtin" else None
+            module = self.module_access(fattr, fidx)
+            call = f"{module}({var})" if form is None else _FORWARD.format(form, x=var, module=module)
+            fwd.add(f"{var} = {call}", where)
         if weighted:
             current[0] = fname_src
 
@@ -605,6 +627,9 @@ class _Writer:
             ex = self.expr_writer(scope, forward)
             given = {n: ex(a) for n, a in zip(names, op.args)}
             given.update({k: ex(v) for k, v in op.kwargs})
+            for n, _, default in entry.params:  # a default the forward form names
+                if n not in given and default is not REQUIRED and forward:
+                    given[n] = escape.literal(default)
             if not forward and entry.shape_helper is None:  # a newer kind: the generic shapes.layer
                 lines.add(f"{shape} = {self.shape_update(scope, op, shape, None)}", where)
             elif not forward:
@@ -709,6 +734,10 @@ class _Writer:
         positional = True
         for i, (torch_kw, source) in enumerate(entry.torch_args):
             if source == IN:
+                # tokens keep their units on the last axis (shapes.units); a kind that takes only
+                # features or tokens reads it there, the others at the first axis
+                value = f"{shape}[-1]" if set(entry.accepts) <= {"features", "tokens"} else f"{shape}[0]"
+            elif source == LENGTH:
                 value = f"{shape}[0]"
             elif isinstance(source, tuple):
                 if source[1] not in given:
@@ -725,7 +754,7 @@ class _Writer:
             else:
                 positional = False
                 args.append(f"{torch_kw}={value}")
-        return f"nn.{entry.torch_class}({', '.join(args)})"
+        return f"{entry.torch_module}.{entry.torch_class}({', '.join(args)})"
 
     def shape_update(self, scope: _Scope, op: A.Op, shape: str, name_src: str | None) -> str:
         ex = self.expr_writer(scope, forward=False)
@@ -1018,7 +1047,7 @@ def emit_source(program: Program, overrides: dict | None = None, base: str = "sp
     body = "\n\n\n".join("\n".join(c) for c in chunks)
     imports = ["import torch", "from torch import Tensor, nn", ""]
     runtime = [n for n in ("check_argument", "ignore_unknown", "indexed", "module_name", "pretrained", "products",
-                           "shapes")
+                           "shapes", "tokens")
                if f"{n}(" in body or f"{n}." in body]
     imports.append("from specc import require_runtime")
     imports.append("")

@@ -196,12 +196,14 @@ class Use:
 
 @dataclass
 class Group:
-    """`(a -> b -> ...) if c`: a sub-chain, present only when its guard holds."""
+    """`(a -> b -> ...) if c`: a sub-chain, present only when its guard holds. `residual`: written
+    `(+ a -> b)`, its output is added to its input (a residual block's main path and identity)."""
 
     elements: list[Element]
     pos: Pos
     cond: Expr | None = None
     cond_pos: Pos | None = None
+    residual: bool = False
 
 
 Element = Layer | Record | Add | Concat | Mul | Use | Group

@@ -775,7 +775,15 @@ class _Elaborator:
             elif isinstance(el, A.Use):
                 stream = self._use(el, scope, stream, k, in_branch, current_layer)
             elif isinstance(el, A.Group):
+                start = stream
                 stream, current_layer = self._elements(el.elements, scope, stream, k, in_branch, current_layer)
+                if el.residual:  # `(+ ...)`: the group's output plus its input, the input as the shortcut
+                    a, b = self.nodes[stream].shape, self.nodes[start].shape
+                    if a != b:
+                        raise self.err(f"the residual group's output {a} and its input {b} differ", el.pos,
+                                       "a residual group `(+ ...)` must keep its input's shape")
+                    stream = self._node("add", None, [stream, start], a, el.pos, k + (len(el.elements),),
+                                        in_branch=in_branch, chain_layer=current_layer)
             else:
                 stream, weighted = self._layer(el, scope, stream, k, in_branch, current_layer)
                 if weighted is not None:
@@ -793,6 +801,8 @@ class _Elaborator:
         inputs = [stream] + [self._branch_value(name, scope, el.pos) for name in el.branches]
         shapes = [self.nodes[i].shape for i in inputs]
         first = shapes[0]
+        if any(s.kind == "tokens" for s in shapes):
+            raise self.err("concat joins the channels (features) of images and features, not tokens", el.pos)
         for name, shape in zip(el.branches, shapes[1:]):
             if shape.kind != first.kind or shape.dims[1:] != first.dims[1:]:
                 what = "spatial sizes" if first.kind == shape.kind else "kinds"

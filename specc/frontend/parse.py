@@ -295,6 +295,15 @@ class _Builder:
         self._span(el, meta, guard)
         return el
 
+    def residual(self, meta, c):
+        sign, items, guard = c
+        if str(sign) != "+":
+            raise SpecError("a residual group is written `(+ ...)`: its output is added to its input", self._pos(meta),
+                            source=self.text)
+        el = self.group(meta, [items, guard])
+        el.residual = True
+        return el
+
     def group_items(self, meta, c):
         items = list(c)
         self._check_last_guard(items, "group", meta)

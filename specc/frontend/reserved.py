@@ -169,7 +169,7 @@ ATTRIBUTES = frozenset({
 # variables and branches that would).
 GENERATED_NAMES = frozenset({
     "annotations", "torch", "nn", "Tensor", "super",
-    "require_runtime", "shapes", "check_argument", "indexed", "module_name", "pretrained",
+    "require_runtime", "shapes", "tokens", "check_argument", "indexed", "module_name", "pretrained",
     # `--base clarena`: what a constructor takes and ignores, and the helper that warns about it
     "unknown_kwargs", "ignore_unknown",
     "Backbone", "CLBackbone",

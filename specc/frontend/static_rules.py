@@ -113,6 +113,14 @@ def _check_op(program: Program, op: A.Op, params: dict, block_params: dict) -> N
 
 def _check_element(program: Program, el: A.Layer) -> None:
     p = el.path
+    for op in el.ops:
+        entry = OPS.get(op.name)
+        if entry is not None and entry.parameter and (
+                p is None or p.index is not None or p.parts is not None or len(el.ops) > 1 or op.repeat is not None):
+            # its name is the name of a parameter of the enclosing module (timm's `cls_token`)
+            raise _err(program, f"'{op.name}' makes a parameter of the enclosing module: it needs a plain name "
+                       "and cannot be repeated, listed or part of a sequence", op.pos,
+                       f"write `NAME: {op.name}()` as an element of its own, e.g. `cls_token: class_token()`")
     if p is None:
         return
     if p.index is not None and (len(el.ops) > 1 or el.ops[0].repeat is not None):

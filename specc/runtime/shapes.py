@@ -1,18 +1,31 @@
 """Shape arithmetic for generated constructors: the spec language's own rules (specc.core.layers),
 on plain tuples: `(features,)`, `(channels, length)` or `(channels, height, width)` (specc.core.shape
-tells the kind by the number of dimensions), sizes None when the spec leaves them open. A layer that
+tells the kind by the number of dimensions) and `Tokens((length, features))`, sizes None when the spec leaves them open. A layer that
 does not fit its input raises ValueError naming the layer."""
 from __future__ import annotations
 
 from functools import lru_cache
 
 from ..core.layers import OPS, REQUIRED, Shape, check, out_shape
-from ..core.shape import gate_problem
+from ..core.shape import FIELDS, gate_problem
 from . import positions
 
 
+class Tokens(tuple):
+    """A tokens shape (length, features): a tuple that says its kind, since a plain pair is a
+    signal (channels, length). Its units are the features, the last axis (generated source reads
+    `shape[-1]` for the kinds that take tokens)."""
+
+    __slots__ = ()
+
+
+def field(shape: tuple, name: str):
+    """`in.NAME` of a spec for the kinds where its index depends on the kind (units, length)."""
+    return shape[FIELDS[Shape(tuple(shape), "tokens" if isinstance(shape, Tokens) else "").kind][name]]
+
+
 def _apply(op: str, where: str, shape: tuple, **given) -> tuple:
-    result = _out_shape(op, tuple(shape), tuple(given.items()))
+    result = _out_shape(op, tuple(shape), isinstance(shape, Tokens), tuple(given.items()))
     if isinstance(result, str):
         at = positions.of_caller(depth=3)
         raise ValueError(f"{where}: {result}" + (f" (at {at})" if at else ""))
@@ -20,15 +33,19 @@ def _apply(op: str, where: str, shape: tuple, **given) -> tuple:
 
 
 @lru_cache(maxsize=1024)
-def _out_shape(op: str, shape: tuple, given: tuple) -> tuple | str:
+def _out_shape(op: str, shape: tuple, tokens: bool, given: tuple) -> tuple | str:
     """The output shape, or the problem (a string). Cached: a deep network repeats the same few
     layers (ResNet-152 builds 155 convolutions of 13 kinds), and its constructor runs these checks
     for each."""
     named = dict(given)
     args = {name: named[name] if name in named else default
             for name, _, default in OPS[op].params if name in named or default is not REQUIRED}
-    s = Shape(shape)
-    return check(op, args, s) or out_shape(op, args, s).dims
+    s = Shape(shape, "tokens" if tokens else "")
+    problem = check(op, args, s)
+    if problem:
+        return problem
+    out = out_shape(op, args, s)
+    return Tokens(out.dims) if out.kind == "tokens" else out.dims
 
 
 def layer(op: str, shape: tuple, where: str | None = None, **given) -> tuple:
@@ -67,6 +84,8 @@ def pad_channels(shape: tuple, before: int, after: int, where: str = "pad_channe
 
 def concat(*shapes: tuple, where: str = "concat") -> tuple:
     """The shape of the concatenation of `shapes` along the channels (features)."""
+    if any(isinstance(s, Tokens) for s in shapes):
+        raise ValueError(f"{where}: concat joins channels (features) of images and features, not tokens")
     first = Shape(tuple(shapes[0]))
     for other in shapes[1:]:
         s = Shape(tuple(other))
@@ -74,6 +93,14 @@ def concat(*shapes: tuple, where: str = "concat") -> tuple:
             raise ValueError(f"{where}: concat joins shapes {first} and {s}, whose other sizes differ")
     units = [s[0] for s in shapes]
     return (None if None in units else sum(units),) + tuple(first.dims[1:])
+
+
+def select_token(shape: tuple, index: int = 0) -> tuple:
+    return _apply("select_token", "select_token", shape, index=index)
+
+
+def mean_tokens(shape: tuple, start: int = 0) -> tuple:
+    return _apply("mean_tokens", "mean_tokens", shape, start=start)
 
 
 def flatten(shape: tuple) -> tuple:

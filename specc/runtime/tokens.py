@@ -1,0 +1,83 @@
+"""Token modules for vision transformers, in timm's VisionTransformer layout (child and parameter
+names `proj`, `qkv`, `cls_token`, `pos_embed`), so that a timm state dict loads into them unchanged.
+
+They are the torch side of the transformer layer kinds of issue 21; the catalogue entries that let a
+spec name them (specc/core/layers.py) are not written yet. Values are batches of tokens (B, L, D): the
+units are the D features on the last axis, as nn.Linear and nn.LayerNorm read them.
+
+What a unit is here (for later masking work): a unit of `qkv`'s output is one of its 3*D output
+features, laid out as (3, heads, head_dim), i.e. q, k and v each own D consecutive units and each head
+owns head_dim consecutive units of each; a unit of a head's output (before `proj`) is one of D features
+in heads-major order. Attention mixes tokens (rows), never features within a head across heads.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+
+class PatchEmbed(nn.Module):
+    """An image (B, C, H, W) cut into patch_size x patch_size patches, each projected to embed_dim
+    features by one convolution (`proj`, kernel = stride = patch_size): tokens (B, H/p * W/p, D) in
+    row-major patch order."""
+
+    def __init__(self, in_channels: int, embed_dim: int, patch_size: int, bias: bool = True) -> None:
+        super().__init__()
+        if patch_size <= 0 or embed_dim <= 0:
+            raise ValueError(f"PatchEmbed needs patch_size and embed_dim > 0, got {patch_size} and {embed_dim}")
+        self.patch_size = patch_size
+        self.proj = nn.Conv2d(in_channels, embed_dim, kernel_size=patch_size, stride=patch_size, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        if h % self.patch_size or w % self.patch_size:
+            raise ValueError(f"PatchEmbed: image {h}x{w} is not divisible into {self.patch_size}x{self.patch_size} patches")
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+def class_token(dim: int) -> nn.Parameter:
+    """timm's `cls_token`: (1, 1, dim), normal with std 1e-6 (timm's init_weights). The spec's
+    `class_token` prepends it to every sample's tokens."""
+    return nn.Parameter(nn.init.normal_(torch.empty(1, 1, dim), std=1e-6))
+
+
+def position_embedding(length: int, dim: int) -> nn.Parameter:
+    """timm's `pos_embed`: (1, length, dim), truncated normal with std 0.02. The spec's
+    `position_embedding` adds it to the tokens."""
+    return nn.Parameter(nn.init.trunc_normal_(torch.empty(1, length, dim), std=0.02))
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention on (B, L, D) tokens: `qkv` (D -> 3D), split into q, k, v of
+    `num_heads` heads of D / num_heads features, scaled dot-product attention per head, heads joined,
+    `proj` (D -> D). `fused`: torch's scaled_dot_product_attention; otherwise the explicit softmax
+    (q scaled by head_dim ** -0.5 first). `qk_norm`: a LayerNorm over head_dim on q and on k.
+    `attn_drop` drops attention weights, `proj_drop` the output."""
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, proj_bias: bool = True,
+                 qk_norm: bool = False, attn_drop: float = 0.0, proj_drop: float = 0.0, fused: bool = True) -> None:
+        super().__init__()
+        if num_heads <= 0 or dim % num_heads:
+            raise ValueError(f"SelfAttention: num_heads={num_heads} must be > 0 and divide dim={dim}")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.fused = fused
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.q_norm = nn.LayerNorm(self.head_dim) if qk_norm else nn.Identity()
+        self.k_norm = nn.LayerNorm(self.head_dim) if qk_norm else nn.Identity()
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.proj = nn.Linear(dim, dim, bias=proj_bias)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, n, d = x.shape
+        # (B, L, 3D) -> (3, B, heads, L, head_dim): the qkv layout the docstring above describes.
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k = self.q_norm(q), self.k_norm(k)
+        if self.fused:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop.p if self.training else 0.0)
+        else:
+            weights = ((q * self.head_dim ** -0.5) @ k.transpose(-2, -1)).softmax(dim=-1)
+            y = self.attn_drop(weights) @ v
+        return self.proj_drop(self.proj(y.transpose(1, 2).reshape(b, n, d)))

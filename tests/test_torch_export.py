@@ -10,8 +10,9 @@ a class whose source is that of a class already exported (the plain network insi
 class's file) once.
 
 ResNet-101 and ResNet-152 (and their masked classes) are the ResNet-50 code with more bottleneck
-blocks: they are exported only with SPECC_SLOW_TESTS=1 (a minute more); ResNet-50's classes stand
-for them otherwise."""
+blocks, ViT-S/16 and ViT-B/16 the ViT-Ti/16 code wider: they are exported only with
+SPECC_SLOW_TESTS=1 (a minute more); ResNet-50's and ViT-Ti/16's classes stand for them otherwise.
+Vision transformers are built for 32x32 images."""
 from __future__ import annotations
 
 import importlib
@@ -26,7 +27,7 @@ from conftest import GENERATED
 from specc.runtime.bases import Backbone, CLBackbone, HATMaskBackbone, WSNMaskBackbone
 
 ARGS = {"input_dim": 6, "hidden_dims": [5, 4], "output_dim": 4, "input_channels": 3, "gate": "sigmoid"}
-DEEP = ("resnet101", "resnet152", "cl_resnet101", "cl_resnet152")
+DEEP = ("resnet101", "resnet152", "cl_resnet101", "cl_resnet152", "vit_s16", "vit_b16")
 
 
 def _classes():
@@ -43,7 +44,8 @@ def _classes():
             if source in seen:
                 continue  # the plain network of a masked class, the same code as its own file's
             seen.add(source)
-            marks = [pytest.mark.skipif(not os.environ.get("SPECC_SLOW_TESTS"), reason="ResNet-50 stands for it")] \
+            marks = [pytest.mark.skipif(not os.environ.get("SPECC_SLOW_TESTS"),
+                                        reason="ResNet-50 (ViT-Ti/16) stands for it: the same code, deeper (wider)")] \
                 if slow else []
             out.append(pytest.param(cls, id=f"{path.stem}.{name}", marks=marks))
     return out
@@ -52,9 +54,11 @@ def _classes():
 def _build(cls):
     params = inspect.signature(cls).parameters
     args = {k: v for k, v in ARGS.items() if k in params and params[k].default is inspect.Parameter.empty}
+    if "img_size" in params:  # a vision transformer: two 16x16 patches a side
+        args["img_size"] = 32
     torch.manual_seed(0)
     net = cls(**args)
-    image = "input_channels" in params
+    image = "input_channels" in params or "img_size" in params
     x = torch.randn(2, 3, 32, 32) if image else torch.randn(2, ARGS["input_dim"])
     return net, x
 

@@ -17,6 +17,10 @@ for p in (str(REPO), str(TESTS)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
+# The CLArena client fixtures (`clarena`, `specc`, `wsn_backward_restored`, `no_stub_left_behind`),
+# for every test file that asks for them by name (none is autouse).
+pytest_plugins = ["clarena_client.fixtures"]
+
 # Property and fuzz tests draw the same examples on every run by default, so that the suite CI runs
 # is the suite that passed here; HYPOTHESIS_PROFILE=explore draws new ones (for hunting bugs).
 from hypothesis import settings as _hypothesis_settings  # noqa: E402

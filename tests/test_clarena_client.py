@@ -28,12 +28,6 @@ import pytest
 import torch
 
 from clarena_client import factories
-from clarena_client.fixtures import (  # noqa: F401 - pytest fixtures
-    clarena,
-    no_stub_left_behind,
-    specc,
-    wsn_backward_restored,
-)
 from clarena_client.harness import (
     SCENARIO_BY_NAME,
     SCENARIOS,

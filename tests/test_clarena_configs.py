@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from clarena_client.fixtures import clarena, no_stub_left_behind, specc  # noqa: F401 - pytest fixtures
 from clarena_client.harness import SEED, assert_same, capture, diff
 
 pytestmark = pytest.mark.usefixtures("no_stub_left_behind")

@@ -17,8 +17,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from clarena_client.fixtures import clarena  # noqa: F401 - pytest fixture
-
 import specc
 from generated.resnet18_hat import HATMaskResNet18
 from specc.runtime.denormals import denormals_flushed

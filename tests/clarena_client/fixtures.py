@@ -1,4 +1,4 @@
-"""Fixtures of the CLArena client tests (imported by tests/test_clarena_client.py).
+"""Fixtures of the CLArena client tests (a pytest plugin of tests/conftest.py: any test asks for them by name).
 
 - `clarena` (session): CLArena imported as a library under the scoped torchvision stub; the test is
   skipped, with the reason, when that is impossible.

@@ -1,0 +1,140 @@
+"""MobileNetV3-Small (specs/peers/mobilenet_v3_small.cl) bit for bit against an independent
+plain-PyTorch reference in torchvision's layout (tests/reference/peers/mobilenet_v3_small.py).
+
+The spec cannot give a module numeric child names, so torchvision's Conv2dNormActivation children
+`0` (conv) and `1` (batch norm) are `conv` and `bn` in the spec: the state dicts are compared through
+`torchvision_key`, a rename of those two segments and nothing else (tested on its own). With the
+reference's weights loaded, the feature, the input's and every parameter's gradient, the running
+statistics and the recorded activations are torch.equal in train mode (dropout under the same seed)
+and in eval mode: for torchvision's table and for a small table whose rows reach every branch of
+the block (no expansion, no squeeze-excitation, ReLU/Hardswish, residual or not) and of
+_make_divisible (its 8-minimum and its +8 step)."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import SPECS
+from reference.peers import mobilenet_v3_small as ref_mod
+
+import specc
+
+SPEC = SPECS / "peers" / "mobilenet_v3_small.cl"
+
+# the spec's names of a Conv2dNormActivation's children, as torchvision numbers them
+SPEC_TO_TORCHVISION = {"conv": "0", "bn": "1"}
+
+# (input, kernel, expanded, out, use_se, use_hs, stride): every block shape, small (the stem is the
+# first row's input). Squeeze channels make_divisible(e // 4, 8): 12 -> 3 -> 8 (the minimum), 44 -> 11
+# and 40 -> 10 round down to 8, below 0.9 of them: 16 (the +8 step), 16 -> 4 -> 8
+SMALL_TABLE = [
+    (8, 3, 8, 8, False, False, 1),     # no expansion, no SE, residual
+    (8, 3, 12, 8, True, False, 1),     # SE at the minimum, ReLU, residual
+    (8, 5, 44, 16, True, True, 2),     # the +8 step, Hardswish, strided
+    (16, 3, 40, 16, True, True, 1),    # residual with SE
+    (16, 3, 16, 24, True, True, 2),    # no expansion with SE
+    (24, 5, 24, 24, False, True, 1),   # no expansion, Hardswish, residual
+]
+
+
+def torchvision_key(key: str) -> str:
+    return ".".join(SPEC_TO_TORCHVISION.get(s, s) for s in key.split("."))
+
+
+def spec_args(table, last_channel: int | None = 1024) -> dict:
+    return dict(stem_width=table[0][0], kernels=[r[1] for r in table], expanded=[r[2] for r in table],
+                widths=[r[3] for r in table], se=[int(r[4]) for r in table], hardswish=[int(r[5]) for r in table],
+                strides=[r[6] for r in table], last_channel=last_channel)
+
+
+def test_torchvision_key_renames_conv_and_bn_segments_only():
+    assert torchvision_key("features.0.conv.weight") == "features.0.0.weight"
+    assert torchvision_key("features.3.block.2.bn.running_var") == "features.3.block.2.1.running_var"
+    assert torchvision_key("features.4.block.2.fc1.bias") == "features.4.block.2.fc1.bias"
+    assert torchvision_key("classifier.0.weight") == "classifier.0.weight"
+    assert torchvision_key("features.1.convx.weight") == "features.1.convx.weight"
+
+
+def test_reference_has_torchvisions_parameter_count():
+    # torchvision's documented size of mobilenet_v3_small (1000 classes): 2,542,856 parameters
+    assert sum(p.numel() for p in ref_mod.make(num_classes=1000).parameters()) == 2_542_856
+    assert [ref_mod.make_divisible(v) for v in (3, 11, 10, 24, 60, 30, 36)] == [8, 16, 16, 24, 64, 32, 40]
+
+
+def _pair(table):
+    torch.manual_seed(0)
+    ref = ref_mod.MobileNetV3Small(num_classes=None, setting=table)
+    ours = specc.build(SPEC, **spec_args(table))
+    ours_keys = list(ours.state_dict())
+    renamed = [torchvision_key(k) for k in ours_keys]
+    assert renamed == list(ref.state_dict())  # same keys, same order, through the rename
+    assert len(set(renamed)) == len(renamed)
+    ours.load_state_dict({k: ref.state_dict()[t] for k, t in zip(ours_keys, renamed)})
+    return ours, ref
+
+
+def _recorded_from_reference(ref) -> dict[str, nn.Module]:
+    """Module of the reference whose output is the spec's recorded activation of each layer."""
+    out = {"features/0/conv": ref.features[0]}
+    for n, block in enumerate(ref.features[1:-1], start=1):
+        for m, part in enumerate(block.block):
+            if isinstance(part, nn.Sequential):
+                out[f"features/{n}/block/{m}/conv"] = part
+    out[f"features/{len(ref.features) - 1}/conv"] = ref.features[-1]
+    out["classifier/0"] = ref.classifier[2]
+    return out
+
+
+@pytest.mark.parametrize("case", ["torchvision", "small_table"])
+def test_mobilenet_v3_small_equals_reference(case):
+    table, size = (ref_mod.SMALL, 64) if case == "torchvision" else (SMALL_TABLE, 32)
+    ours, ref = _pair(table)
+    sources = _recorded_from_reference(ref)
+    x0 = torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(1))
+    for mode in ("train", "eval", "train"):
+        ours.train(mode == "train"), ref.train(mode == "train")
+        seen = {}
+        hooks = [m.register_forward_hook(lambda mod, a, out, name=name: seen.__setitem__(name, out.detach().clone()))
+                 for name, m in sources.items()]
+        xa, xb = x0.clone().requires_grad_(), x0.clone().requires_grad_()
+        torch.manual_seed(7)
+        a, acts = ours(xa)
+        torch.manual_seed(7)
+        b = ref(xb)
+        for h in hooks:
+            h.remove()
+        assert torch.equal(a, b), mode
+        assert sorted(acts) == sorted(seen), mode
+        for name in acts:
+            assert torch.equal(acts[name], seen[name]), (mode, name)
+        (a * torch.linspace(-1, 1, a.shape[1])).sum().backward()
+        (b * torch.linspace(-1, 1, b.shape[1])).sum().backward()
+        assert torch.equal(xa.grad, xb.grad), mode
+        ref_params = dict(ref.named_parameters())
+        for name, p in ours.named_parameters():
+            assert torch.equal(p.grad, ref_params[torchvision_key(name)].grad), (mode, name)
+        ref_buffers = dict(ref.named_buffers())
+        for name, v in ours.named_buffers():
+            assert torch.equal(v, ref_buffers[torchvision_key(name)]), (mode, name)
+        ours.zero_grad(), ref.zero_grad()
+
+
+def test_squeeze_channels_follow_make_divisible():
+    ours = specc.build(SPEC, **spec_args(SMALL_TABLE))
+    got = [m.out_channels for name, m in ours.named_modules() if name.endswith(".fc1")]
+    assert got == [ref_mod.make_divisible(r[2] // 4) for r in SMALL_TABLE if r[4]] == [8, 16, 16, 8]  # 12, 44, 40, 16
+
+
+def test_without_classifier_the_feature_is_the_pooled_last_conv():
+    torch.manual_seed(0)
+    ref = ref_mod.make()
+    ours = specc.build(SPEC, last_channel=None)
+    keys = [torchvision_key(k) for k in ours.state_dict()]
+    assert keys == [k for k in ref.state_dict() if not k.startswith("classifier.")]
+    ours.load_state_dict({k: ref.state_dict()[torchvision_key(k)] for k in ours.state_dict()})
+    ours.eval(), ref.eval()
+    x = torch.randn(2, 3, 32, 32)
+    feature, _ = ours(x)
+    assert feature.shape == (2, 576)
+    assert torch.equal(feature, torch.flatten(ref.avgpool(ref.features(x)), 1))

@@ -62,9 +62,22 @@ def test_reference_has_torchvisions_parameter_count():
     assert [ref_mod.make_divisible(v) for v in (3, 11, 10, 24, 60, 30, 36)] == [8, 16, 16, 24, 64, 32, 40]
 
 
+def _randomized(ref: nn.Module) -> nn.Module:
+    """torchvision's init leaves biases 0 and batch norms at (1, 0, 0, 1), where a bias or a running
+    statistic wired to the wrong place could not show: give them random values."""
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for name, t in list(ref.named_parameters()) + list(ref.named_buffers()):
+            if name.endswith(("bias", "running_mean")) or (name.endswith("weight") and t.dim() == 1):
+                t.copy_(torch.randn(t.shape, generator=g))
+            elif name.endswith("running_var"):
+                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
+    return ref
+
+
 def _pair(table):
     torch.manual_seed(0)
-    ref = ref_mod.MobileNetV3Small(num_classes=None, setting=table)
+    ref = _randomized(ref_mod.MobileNetV3Small(num_classes=None, setting=table))
     ours = specc.build(SPEC, **spec_args(table))
     ours_keys = list(ours.state_dict())
     renamed = [torchvision_key(k) for k in ours_keys]
@@ -128,7 +141,7 @@ def test_squeeze_channels_follow_make_divisible():
 
 def test_without_classifier_the_feature_is_the_pooled_last_conv():
     torch.manual_seed(0)
-    ref = ref_mod.make()
+    ref = _randomized(ref_mod.make())
     ours = specc.build(SPEC, last_channel=None)
     keys = [torchvision_key(k) for k in ours.state_dict()]
     assert keys == [k for k in ref.state_dict() if not k.startswith("classifier.")]
@@ -138,3 +151,83 @@ def test_without_classifier_the_feature_is_the_pooled_last_conv():
     feature, _ = ours(x)
     assert feature.shape == (2, 576)
     assert torch.equal(feature, torch.flatten(ref.avgpool(ref.features(x)), 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# WSN: the masks folded into the reference's weights and biases
+# ---------------------------------------------------------------------------------------------
+
+
+def _wsn_reference(ref, x, layers: dict[str, str], wm: dict, bm: dict):
+    """The reference's feature with each WSN layer's weight (and bias, where it has one) multiplied
+    by its mask (row-major per output unit), through torch.func.functional_call."""
+    from torch.func import functional_call
+
+    params = dict(ref.named_parameters())
+    for layer, prefix in layers.items():
+        w = params[f"{prefix}.weight"]
+        params[f"{prefix}.weight"] = w * wm[layer].reshape(w.shape)
+        if f"{prefix}.bias" in params:
+            params[f"{prefix}.bias"] = params[f"{prefix}.bias"] * bm[layer]
+    return functional_call(ref, params, (x,))
+
+
+def test_wsn_equals_the_reference_with_masks_folded():
+    from reference import wsn as wsn_ref
+
+    torch.manual_seed(0)
+    ref = _randomized(ref_mod.MobileNetV3Small(num_classes=None, setting=SMALL_TABLE))
+    ours = specc.build(SPECS / "peers" / "mobilenet_v3_small_wsn.cl", **spec_args(SMALL_TABLE))
+    ref_sd = ref.state_dict()
+    plain = [k for k in ours.state_dict() if not k.startswith(("weight_score_t.", "bias_score_t."))]
+    assert [torchvision_key(k) for k in plain] == list(ref_sd)
+    ours.load_state_dict({k: ref_sd[torchvision_key(k)] for k in plain}, strict=False)
+    # every conv (the SE's 1x1 convs too) and the classifier's linear, in data-flow order
+    layers = {n: torchvision_key(n.replace("/", ".")) for n in ours.weighted_layer_names}
+    modules = dict(ref.named_modules())
+    assert all(isinstance(modules[p], (nn.Conv2d, nn.Linear)) for p in layers.values())
+    assert sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in ref.modules()) == len(layers)
+    g = torch.Generator().manual_seed(3)
+    scores = {n: nn.Parameter(torch.randn(modules[p].weight.shape[0], modules[p].weight[0].numel(), generator=g))
+              for n, p in layers.items()}
+    bias_scores = {n: nn.Parameter(torch.randn(1, modules[p].weight.shape[0], generator=g)) for n, p in layers.items()}
+    with torch.no_grad():
+        for n in layers:
+            ours.weight_score_t[n].weight.copy_(scores[n])
+            ours.bias_score_t[n].weight.copy_(bias_scores[n])
+    ours.setup_task_id(1)
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    for stage, c in (("train", 0.5), ("validation", 0.3), ("test", None)):
+        ref.train(stage == "train"), ours.train(stage == "train")
+        if stage == "test":
+            wm = {n: (torch.rand(scores[n].shape, generator=g) < 0.5).float() for n in layers}
+            bm = {n: (torch.rand(bias_scores[n].shape[1:], generator=g) < 0.5).float() for n in layers}
+            kwargs = dict(mask_percentage=0.5, test_mask=(wm, bm))
+        else:
+            wm = {n: wsn_ref.reference_gate(scores[n], c) for n in layers}
+            bm = {n: wsn_ref.reference_gate(bias_scores[n][0], c) for n in layers}
+            kwargs = dict(mask_percentage=c)
+        torch.manual_seed(7)
+        expected = _wsn_reference(ref, x, layers, wm, bm)
+        torch.manual_seed(7)
+        feature, weight_mask, bias_mask, _ = ours(x, stage, **kwargs)
+        assert torch.equal(feature, expected), stage
+        for n in layers:
+            assert torch.equal(weight_mask[n], wm[n]), (stage, n)
+        if stage == "train":
+            w = torch.randn(expected.shape, generator=g)
+            (expected * w).sum().backward()
+            (feature * w).sum().backward()
+            ref_params = dict(ref.named_parameters())
+            for name, p in ours.named_parameters():
+                if name.startswith("weight_score_t."):
+                    other = scores[name.split(".")[1]]
+                elif name.startswith("bias_score_t."):
+                    other = bias_scores[name.split(".")[1]]
+                else:
+                    other = ref_params[torchvision_key(name)]
+                assert (p.grad is None) == (other.grad is None), name
+                assert p.grad is None or torch.equal(p.grad, other.grad), name
+            ref_buffers = dict(ref.named_buffers())
+            for name, v in ours.named_buffers():
+                assert torch.equal(v, ref_buffers[torchvision_key(name)]), name

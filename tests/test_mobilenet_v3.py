@@ -231,3 +231,66 @@ def test_wsn_equals_the_reference_with_masks_folded():
             ref_buffers = dict(ref.named_buffers())
             for name, v in ours.named_buffers():
                 assert torch.equal(v, ref_buffers[torchvision_key(name)]), name
+
+
+# ---------------------------------------------------------------------------------------------
+# HAT: it compiles, runs its stages, and a masked unit reaches its consumers as exactly 0
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hat_net():
+    torch.manual_seed(0)
+    return specc.build(SPECS / "peers" / "mobilenet_v3_small_hat.cl", **spec_args(SMALL_TABLE))
+
+
+def test_hat_runs_its_stages(hat_net):
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    plain = specc.build(SPEC, **spec_args(SMALL_TABLE))
+    assert hat_net.weighted_layer_names == plain.weighted_layer_names
+    hat_net.setup_task_id(1)
+    hat_net.train()
+    feature, mask, acts = hat_net(x, "train", s_max=400.0, batch_idx=1, num_batches=2)
+    assert feature.shape == (2, 1024) and list(mask) == hat_net.weighted_layer_names
+    feature.sum().backward()
+    assert all(e.weight.grad is not None for e in hat_net.task_embedding_t.values())
+    hat_net.eval()
+    hat_net(x, "validation", s_max=400.0)
+    hat_net.store_mask()
+    feature_test, mask_test, _ = hat_net(x, "test", test_task_id=1)
+    assert all(torch.all((m == 0) | (m == 1)) for m in mask_test.values())
+
+
+# SMALL_TABLE's features[n] is its row n - 1: features[3] has an expansion, a depthwise conv, an SE
+# and a strided projection; features[4] a residual add after its projection; features[5] no expansion
+@pytest.mark.parametrize("layer, consumers", [
+    ("features/0/conv", ["features.1.block.0.conv"]),                          # the stem
+    ("features/3/block/0/conv", ["features.3.block.1.conv"]),                  # expansion -> depthwise
+    ("features/3/block/1/conv", ["features.3.block.2.fc1", "features.3.block.3.conv"]),  # into the gate, and the product
+    ("features/3/block/2/fc1", ["features.3.block.2.fc2"]),                    # the gate's hidden unit
+    ("features/3/block/2/fc2", ["features.3.block.3.conv"]),                   # a gate of 0 zeroes its channel
+    ("features/3/block/3/conv", ["features.4.block.0.conv"]),                  # projection -> a residual block
+    ("features/4/block/3/conv", ["features.5.block.0.conv"]),                  # after the residual add
+    ("features/6/block/1/conv", ["features.7.conv"]),                          # the last block -> the last conv
+    ("features/7/conv", ["classifier.0"]),                                     # through the average pool
+])
+def test_hat_masked_unit_reaches_its_consumers_as_zero(hat_net, layer, consumers):
+    unit = 3
+    hat_net.setup_task_id(1)
+    with torch.no_grad():
+        for emb in hat_net.task_embedding_t.values():
+            emb.weight.fill_(1.0)
+        hat_net.task_embedding_t[layer].weight[0, unit] = -100.0
+    seen = {}
+    hooks = [m.register_forward_pre_hook(lambda mod, args, name=name: seen.__setitem__(name, args[0].detach()))
+             for name, m in hat_net.named_modules() if name in consumers]
+    hat_net.train()
+    hat_net(torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(2)), "train", s_max=400.0,
+            batch_idx=2, num_batches=2)
+    for h in hooks:
+        h.remove()
+    assert sorted(seen) == sorted(consumers)
+    for c in consumers:
+        assert torch.all(seen[c][:, unit] == 0), f"unit {unit} of {layer} reaches {c} non-zero"
+        others = torch.cat([seen[c][:, :unit], seen[c][:, unit + 1:]], dim=1)
+        assert torch.count_nonzero(others) > others.numel() // 4, c

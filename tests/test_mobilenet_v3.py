@@ -294,3 +294,31 @@ def test_hat_masked_unit_reaches_its_consumers_as_zero(hat_net, layer, consumers
         assert torch.all(seen[c][:, unit] == 0), f"unit {unit} of {layer} reaches {c} non-zero"
         others = torch.cat([seen[c][:, :unit], seen[c][:, unit + 1:]], dim=1)
         assert torch.count_nonzero(others) > others.numel() // 4, c
+
+
+# ---------------------------------------------------------------------------------------------
+# found while writing the spec (the spec declares its shortcut before the guarded add for this)
+# ---------------------------------------------------------------------------------------------
+
+GUARDED_ADD_BRANCH_AFTER = """
+block res(width: int, stride: int = 1) {
+    conv: conv2d(width, kernel=3, stride=stride, padding=1) -> (add(shortcut) if stride == 1) -> act: ReLU() -> record
+    branch shortcut = identity
+}
+network Bug(output_dim: int = 4) {
+    input image(4, 8, 8)
+    a: res(4)
+    b: res(4, stride=2)
+}
+"""
+
+
+@pytest.mark.xfail(strict=True, raises=UnboundLocalError,
+                   reason="the generated constructor checks a guarded add's shapes even when its guard is false, "
+                          "if the branch is declared after the add (specc/emit/source.py); `specc check` passes")
+def test_guarded_add_of_a_branch_declared_after_it(tmp_path):
+    path = tmp_path / "bug.cl"
+    path.write_text(GUARDED_ADD_BRANCH_AFTER)
+    net = specc.build(path)
+    x = torch.randn(2, 4, 8, 8)
+    assert net(x)[0].shape == (2, 4, 4, 4)

@@ -99,13 +99,12 @@ def _recorded_from_reference(ref) -> dict[str, nn.Module]:
     return out
 
 
-@pytest.mark.parametrize("case", ["torchvision", "small_table"])
-def test_mobilenet_v3_small_equals_reference(case):
-    table, size = (ref_mod.SMALL, 64) if case == "torchvision" else (SMALL_TABLE, 32)
-    ours, ref = _pair(table)
-    sources = _recorded_from_reference(ref)
-    x0 = torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(1))
-    for mode in ("train", "eval", "train"):
+def assert_bit_equal(ours, ref, x0: torch.Tensor, sources: dict[str, nn.Module], rename, modes) -> None:
+    """Feature, recorded activations (the output of `sources[layer]` in the reference), input and
+    parameter gradients and buffers of `ours` equal the reference's (`rename`: our key -> its key),
+    mode after mode, dropout under the same seed."""
+    ref_params, ref_buffers = dict(ref.named_parameters()), dict(ref.named_buffers())
+    for mode in modes:
         ours.train(mode == "train"), ref.train(mode == "train")
         seen = {}
         hooks = [m.register_forward_hook(lambda mod, a, out, name=name: seen.__setitem__(name, out.detach().clone()))
@@ -124,13 +123,19 @@ def test_mobilenet_v3_small_equals_reference(case):
         (a * torch.linspace(-1, 1, a.shape[1])).sum().backward()
         (b * torch.linspace(-1, 1, b.shape[1])).sum().backward()
         assert torch.equal(xa.grad, xb.grad), mode
-        ref_params = dict(ref.named_parameters())
         for name, p in ours.named_parameters():
-            assert torch.equal(p.grad, ref_params[torchvision_key(name)].grad), (mode, name)
-        ref_buffers = dict(ref.named_buffers())
+            assert torch.equal(p.grad, ref_params[rename(name)].grad), (mode, name)
         for name, v in ours.named_buffers():
-            assert torch.equal(v, ref_buffers[torchvision_key(name)]), (mode, name)
+            assert torch.equal(v, ref_buffers[rename(name)]), (mode, name)
         ours.zero_grad(), ref.zero_grad()
+
+
+@pytest.mark.parametrize("case", ["torchvision", "small_table"])
+def test_mobilenet_v3_small_equals_reference(case):
+    table, size = (ref_mod.SMALL, 64) if case == "torchvision" else (SMALL_TABLE, 32)
+    ours, ref = _pair(table)
+    x0 = torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(1))
+    assert_bit_equal(ours, ref, x0, _recorded_from_reference(ref), torchvision_key, ("train", "eval", "train"))
 
 
 def test_squeeze_channels_follow_make_divisible():

@@ -1,0 +1,78 @@
+"""EfficientNet-B0 (specs/peers/efficientnet_b0.cl) bit for bit against an independent plain-PyTorch
+reference in torchvision's layout (tests/reference/peers/efficientnet_b0.py).
+
+The spec cannot number a block's children nor put a sequence in a module list, so torchvision's
+`features.2.0.block.1.0.weight` is `features.2.layers.0.block.1.conv.weight` here: the state dicts are
+compared through `torchvision_key` (drop the `layers` segment, `conv`/`bn` -> `0`/`1`). specc has no
+stochastic depth, so train mode is compared with the reference's stochastic_depth_prob = 0 (eval
+mode, where stochastic depth is the identity, at torchvision's 0.2)."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import SPECS
+from reference.peers import efficientnet_b0 as ref_mod
+from test_mobilenet_v3 import _randomized, assert_bit_equal
+
+import specc
+
+SPEC = SPECS / "peers" / "efficientnet_b0.cl"
+
+# (expand_ratio, kernel, stride, input, out, num_layers): a stage without expansion and with
+# residuals, an expanding strided stage whose second block is residual, one that widens at stride 1
+SMALL_TABLE = [(1, 3, 1, 8, 8, 2), (6, 5, 2, 8, 16, 2), (3, 3, 1, 16, 24, 1)]
+
+
+def torchvision_key(key: str) -> str:
+    parts = key.split(".")
+    if len(parts) > 2 and parts[0] == "features" and parts[2] == "layers":
+        del parts[2]
+    return ".".join({"conv": "0", "bn": "1"}.get(s, s) for s in parts)
+
+
+def spec_args(table) -> dict:
+    return dict(stem_width=table[0][3], expand_ratios=[r[0] for r in table], kernels=[r[1] for r in table],
+                strides=[r[2] for r in table], widths=[r[4] for r in table], depths=[r[5] for r in table])
+
+
+def test_torchvision_key():
+    assert torchvision_key("features.0.conv.weight") == "features.0.0.weight"
+    assert torchvision_key("features.2.layers.1.block.3.bn.running_mean") == "features.2.1.block.3.1.running_mean"
+    assert torchvision_key("features.2.layers.1.block.2.fc1.bias") == "features.2.1.block.2.fc1.bias"
+    assert torchvision_key("features.8.bn.weight") == "features.8.1.weight"
+
+
+def test_reference_has_torchvisions_parameter_count():
+    # torchvision's documented size of efficientnet_b0 (1000 classes): 5,288,548 parameters
+    assert sum(p.numel() for p in ref_mod.make(num_classes=1000).parameters()) == 5_288_548
+
+
+def _recorded_from_reference(ref) -> dict[str, nn.Module]:
+    out = {"features/0/conv": ref.features[0]}
+    for s, stage in enumerate(ref.features[1:-1], start=1):
+        for j, mb in enumerate(stage):
+            for m, part in enumerate(mb.block):
+                if isinstance(part, nn.Sequential):
+                    out[f"features/{s}/layers/{j}/block/{m}/conv"] = part
+    out[f"features/{len(ref.features) - 1}/conv"] = ref.features[-1]
+    return out
+
+
+@pytest.mark.parametrize("case", ["b0", "small_table"])
+def test_efficientnet_b0_equals_reference(case):
+    table, size = (ref_mod.B0, 32) if case == "b0" else (SMALL_TABLE, 16)
+    torch.manual_seed(0)
+    ref = _randomized(ref_mod.EfficientNetB0(num_classes=None, setting=table))  # stochastic depth 0.2
+    ours = specc.build(SPEC, **spec_args(table))
+    keys = list(ours.state_dict())
+    assert [torchvision_key(k) for k in keys] == list(ref.state_dict())
+    ours.load_state_dict({k: ref.state_dict()[torchvision_key(k)] for k in keys})
+    x0 = torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(1))
+    sources = _recorded_from_reference(ref)
+    assert_bit_equal(ours, ref, x0, sources, torchvision_key, ("eval",))
+    for m in ref.modules():
+        if isinstance(m, ref_mod.StochasticDepth):
+            m.p = 0.0  # what specc cannot write: train mode is compared without stochastic depth
+    assert_bit_equal(ours, ref, x0, sources, torchvision_key, ("train", "eval", "train"))

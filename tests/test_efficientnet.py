@@ -5,16 +5,24 @@ The spec cannot number a block's children nor put a sequence in a module list, s
 `features.2.0.block.1.0.weight` is `features.2.layers.0.block.1.conv.weight` here: the state dicts are
 compared through `torchvision_key` (drop the `layers` segment, `conv`/`bn` -> `0`/`1`). specc has no
 stochastic depth, so train mode is compared with the reference's stochastic_depth_prob = 0 (eval
-mode, where stochastic depth is the identity, at torchvision's 0.2)."""
+mode, where stochastic depth is the identity, at torchvision's 0.2). The `_wsn` variant equals the
+reference with its masks folded in; the `_hat` variant runs its stages and a masked unit reaches its
+consumers as exactly 0."""
 from __future__ import annotations
 
 import pytest
 import torch
+from peer_checks import (
+    assert_bit_equal,
+    assert_hat_runs,
+    assert_masked_unit_is_zero,
+    assert_wsn_equal,
+    randomized,
+)
 from torch import nn
 
 from conftest import SPECS
 from reference.peers import efficientnet_b0 as ref_mod
-from test_mobilenet_v3 import _randomized, assert_bit_equal
 
 import specc
 
@@ -64,7 +72,7 @@ def _recorded_from_reference(ref) -> dict[str, nn.Module]:
 def test_efficientnet_b0_equals_reference(case):
     table, size = (ref_mod.B0, 32) if case == "b0" else (SMALL_TABLE, 16)
     torch.manual_seed(0)
-    ref = _randomized(ref_mod.EfficientNetB0(num_classes=None, setting=table))  # stochastic depth 0.2
+    ref = randomized(ref_mod.EfficientNetB0(num_classes=None, setting=table))  # stochastic depth 0.2
     ours = specc.build(SPEC, **spec_args(table))
     keys = list(ours.state_dict())
     assert [torchvision_key(k) for k in keys] == list(ref.state_dict())
@@ -76,3 +84,38 @@ def test_efficientnet_b0_equals_reference(case):
         if isinstance(m, ref_mod.StochasticDepth):
             m.p = 0.0  # what specc cannot write: train mode is compared without stochastic depth
     assert_bit_equal(ours, ref, x0, sources, torchvision_key, ("train", "eval", "train"))
+
+
+def test_wsn_equals_the_reference_with_masks_folded():
+    torch.manual_seed(0)
+    ref = randomized(ref_mod.EfficientNetB0(num_classes=None, setting=SMALL_TABLE, stochastic_depth_prob=0.0))
+    ours = specc.build(SPECS / "peers" / "efficientnet_b0_wsn.cl", **spec_args(SMALL_TABLE))
+    assert_wsn_equal(ours, ref, torchvision_key, torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(1)))
+
+
+@pytest.fixture(scope="module")
+def hat_net():
+    torch.manual_seed(0)
+    return specc.build(SPECS / "peers" / "efficientnet_b0_hat.cl", **spec_args(SMALL_TABLE))
+
+
+def test_hat_runs_its_stages(hat_net):
+    plain = specc.build(SPEC, **spec_args(SMALL_TABLE))
+    assert_hat_runs(hat_net, plain, torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1)))
+
+
+# SMALL_TABLE's features[1]: two residual blocks without expansion; features[2]: an expanding strided
+# block, then a residual one; features[3]: a widening block; features[4]: the last conv
+@pytest.mark.parametrize("layer, consumers", [
+    ("features/0/conv", ["features.1.layers.0.block.0.conv"]),
+    ("features/1/layers/0/block/0/conv", ["features.1.layers.0.block.1.fc1", "features.1.layers.0.block.2.conv"]),
+    ("features/1/layers/0/block/1/fc1", ["features.1.layers.0.block.1.fc2"]),
+    ("features/1/layers/0/block/1/fc2", ["features.1.layers.0.block.2.conv"]),
+    ("features/1/layers/1/block/2/conv", ["features.2.layers.0.block.0.conv"]),  # after a residual add
+    ("features/2/layers/0/block/3/conv", ["features.2.layers.1.block.0.conv"]),  # into a residual block
+    ("features/3/layers/0/block/3/conv", ["features.4.conv"]),
+])
+def test_hat_masked_unit_reaches_its_consumers_as_zero(hat_net, layer, consumers):
+    unit = 1 if layer.endswith("fc1") else 3  # an SE's fc1 has max(1, 8 // 4) = 2 units here
+    x = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    assert_masked_unit_is_zero(hat_net, layer, consumers, x, unit=unit)

@@ -165,3 +165,15 @@ def assert_masked_unit_is_zero(hat_net, layer: str, consumers: list[str], x, uni
         assert torch.all(seen[c][:, unit] == 0), f"unit {unit} of {layer} reaches {c} non-zero"
         others = torch.cat([seen[c][:, :unit], seen[c][:, unit + 1:]], dim=1)
         assert torch.count_nonzero(others) > others.numel() // 4, c
+
+
+def assert_pretrained_loads(build, ref: nn.Module, rename, path) -> None:
+    """`ref`'s state dict saved at `path` (its last linear included) and loaded through the spec's
+    `pretrained` declaration (`build(pretrained_weights=...)`) gives every key of the network the
+    reference's value under `rename`; the reference's last linear is dropped."""
+    torch.save(ref.state_dict(), path)
+    ours = build(pretrained_weights=str(path))
+    ref_sd, ours_sd = ref.state_dict(), ours.state_dict()
+    assert len(ours_sd) == len(ref_sd) - 2  # all but the last linear's weight and bias
+    for key, value in ours_sd.items():
+        assert torch.equal(value, ref_sd[rename(key)]), key

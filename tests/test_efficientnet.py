@@ -16,6 +16,7 @@ from peer_checks import (
     assert_bit_equal,
     assert_hat_runs,
     assert_masked_unit_is_zero,
+    assert_pretrained_loads,
     assert_wsn_equal,
     randomized,
 )
@@ -119,3 +120,9 @@ def test_hat_masked_unit_reaches_its_consumers_as_zero(hat_net, layer, consumers
     unit = 1 if layer.endswith("fc1") else 3  # an SE's fc1 has max(1, 8 // 4) = 2 units here
     x = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(2))
     assert_masked_unit_is_zero(hat_net, layer, consumers, x, unit=unit)
+
+
+def test_a_torchvision_state_dict_loads_through_the_pretrained_declaration(tmp_path):
+    torch.manual_seed(0)
+    ref = randomized(ref_mod.make(num_classes=10))
+    assert_pretrained_loads(lambda **kw: specc.build(SPEC, **kw), ref, torchvision_key, tmp_path / "b0.pt")

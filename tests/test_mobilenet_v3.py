@@ -17,6 +17,7 @@ from peer_checks import (
     assert_bit_equal,
     assert_hat_runs,
     assert_masked_unit_is_zero,
+    assert_pretrained_loads,
     assert_wsn_equal,
     randomized,
 )
@@ -190,3 +191,9 @@ def test_guarded_add_of_a_branch_declared_after_it(tmp_path):
     net = specc.build(path)
     x = torch.randn(2, 4, 8, 8)
     assert net(x)[0].shape == (2, 4, 4, 4)
+
+
+def test_a_torchvision_state_dict_loads_through_the_pretrained_declaration(tmp_path):
+    torch.manual_seed(0)
+    ref = randomized(ref_mod.make(num_classes=10))
+    assert_pretrained_loads(lambda **kw: specc.build(SPEC, **kw), ref, torchvision_key, tmp_path / "mnv3.pt")

@@ -23,7 +23,8 @@
 # * a stage is an nn.Sequential of blocks (`features.2.0.block...`): a module-list entry cannot be a
 #   sequence and a block's children cannot be numbered, so a stage is the block `mb_stage` with the
 #   module list `layers` (`features.2.layers.0.block...`), and Conv2dNormActivation's `0`/`1` are
-#   `conv`/`bn`: the test renames `layers` away and `conv`/`bn` to `0`/`1`.
+#   `conv`/`bn`: the test renames `layers` away and `conv`/`bn` to `0`/`1`; the `pretrained`
+#   declaration below maps torchvision's keys back (19 rules).
 # * the table of tuples is five int lists; the channels are taken as given (torchvision's
 #   adjust_channels at width 1.0 leaves B0's, all multiples of 8, as they are).
 # * inplace activations are not inplace (an activation parameter is constructed without arguments).
@@ -69,6 +70,7 @@ network EfficientNetB0(
     depths: list[int] = [1, 2, 2, 3, 3, 4, 1],
     last_channel: int? = none,
     dropout: float = 0.2,
+    pretrained_weights: str? = none,  # the path of a torchvision-layout state dict saved with torch.save
 ) {
     input image(input_channels)
     features[0]: conv_norm_act(stem_width, 3, stride=2)
@@ -77,4 +79,16 @@ network EfficientNetB0(
     }
     features[len(widths) + 1]: conv_norm_act(4 * widths[-1] if last_channel == none else last_channel, 1)
     avgpool: adaptive_avgpool2d(1) -> flatten -> classifier[0]: dropout(dropout, inplace=true)
+    # torchvision's keys -> the spec's, for B0's 7 stages (the last conv is features.8)
+    pretrained pretrained_weights from "file" {
+        "features.0.0" -> "features.0.conv"  "features.0.1" -> "features.0.bn"
+        "features.8.0" -> "features.8.conv"  "features.8.1" -> "features.8.bn"
+        "features.1" -> "features.1.layers"  "features.2" -> "features.2.layers"  "features.3" -> "features.3.layers"
+        "features.4" -> "features.4.layers"  "features.5" -> "features.5.layers"  "features.6" -> "features.6.layers"
+        "features.7" -> "features.7.layers"
+        "block.0.0" -> "block.0.conv"  "block.0.1" -> "block.0.bn"  "block.1.0" -> "block.1.conv"
+        "block.1.1" -> "block.1.bn"  "block.2.0" -> "block.2.conv"  "block.2.1" -> "block.2.bn"
+        "block.3.0" -> "block.3.conv"  "block.3.1" -> "block.3.bn"
+        "classifier.1" -> none
+    }
 }

@@ -25,7 +25,8 @@
 # * Conv2dNormActivation is an nn.Sequential whose children are `0` (conv), `1` (batch norm), `2`
 #   (activation): a block's modules need identifier names, so here they are `conv`, `bn`, `act`
 #   (keys `features.1.block.0.conv.weight` for torchvision's `features.1.block.0.0.weight`; the
-#   test maps `conv` -> `0` and `bn` -> `1`, tests/test_mobilenet_v3.py). `features` and each
+#   test maps `conv` -> `0` and `bn` -> `1`, tests/test_mobilenet_v3.py; the `pretrained` declaration
+#   below maps torchvision's keys back, 12 rules). `features` and each
 #   block's `block` are module lists (torchvision: nn.Sequential; the same keys).
 # * torchvision's activations are inplace=True (no value changes): an activation parameter is
 #   constructed without arguments, so they are not inplace here.
@@ -65,6 +66,7 @@ network MobileNetV3Small(
     strides: list[int] = [2, 2, 1, 2, 1, 1, 1, 1, 2, 1, 1],
     last_channel: int? = 1024,
     dropout: float = 0.2,
+    pretrained_weights: str? = none,  # the path of a torchvision-layout state dict saved with torch.save
 ) {
     input image(input_channels)
     features[0]: conv_norm_act(stem_width, 3, stride=2, activation_layer=Hardswish)
@@ -75,4 +77,13 @@ network MobileNetV3Small(
     avgpool: adaptive_avgpool2d(1) -> flatten
     (classifier[0]: linear(last_channel) -> classifier[1]: Hardswish(inplace=true)
         -> classifier[2]: dropout(dropout, inplace=true) -> record) if last_channel != none
+    # torchvision's keys -> the spec's, for torchvision's table (11 rows: the last conv is features.12)
+    pretrained pretrained_weights from "file" {
+        "features.0.0" -> "features.0.conv"  "features.0.1" -> "features.0.bn"
+        "features.12.0" -> "features.12.conv"  "features.12.1" -> "features.12.bn"
+        "block.0.0" -> "block.0.conv"  "block.0.1" -> "block.0.bn"  "block.1.0" -> "block.1.conv"
+        "block.1.1" -> "block.1.bn"  "block.2.0" -> "block.2.conv"  "block.2.1" -> "block.2.bn"
+        "block.3.0" -> "block.3.conv"  "block.3.1" -> "block.3.bn"
+        "classifier.3" -> none
+    }
 }

@@ -24,7 +24,7 @@
 #   sequence and a block's children cannot be numbered, so a stage is the block `mb_stage` with the
 #   module list `layers` (`features.2.layers.0.block...`), and Conv2dNormActivation's `0`/`1` are
 #   `conv`/`bn`: the test renames `layers` away and `conv`/`bn` to `0`/`1`; the `pretrained`
-#   declaration below maps torchvision's keys back (19 rules).
+#   declaration below maps torchvision's keys back (19 renames and a drop).
 # * the table of tuples is five int lists; the channels are taken as given (torchvision's
 #   adjust_channels at width 1.0 leaves B0's, all multiples of 8, as they are).
 # * inplace activations are not inplace (an activation parameter is constructed without arguments).

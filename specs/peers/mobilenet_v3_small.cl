@@ -26,7 +26,7 @@
 #   (activation): a block's modules need identifier names, so here they are `conv`, `bn`, `act`
 #   (keys `features.1.block.0.conv.weight` for torchvision's `features.1.block.0.0.weight`; the
 #   test maps `conv` -> `0` and `bn` -> `1`, tests/test_mobilenet_v3.py; the `pretrained` declaration
-#   below maps torchvision's keys back, 12 rules). `features` and each
+#   below maps torchvision's keys back: 12 renames and a drop). `features` and each
 #   block's `block` are module lists (torchvision: nn.Sequential; the same keys).
 # * torchvision's activations are inplace=True (no value changes): an activation parameter is
 #   constructed without arguments, so they are not inplace here.

@@ -30,7 +30,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .mobilenet_v3_small import make_divisible
+from .mobilenet_v3_small import init_weights, make_divisible
 
 SOURCE = {"repo": "pytorch/vision", "path": "torchvision/models/efficientnet.py (efficientnet_b0), torchvision/ops"}
 
@@ -120,18 +120,7 @@ class EfficientNetB0(nn.Module):
         if num_classes is not None:
             head.append(nn.Linear(4 * last_in, num_classes))
         self.classifier = nn.Sequential(*head)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                r = 1.0 / math.sqrt(m.out_features)
-                nn.init.uniform_(m.weight, -r, r)
-                nn.init.zeros_(m.bias)
+        init_weights(self, lambda w: nn.init.uniform_(w, -1.0 / math.sqrt(w.shape[0]), 1.0 / math.sqrt(w.shape[0])))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))

@@ -65,6 +65,22 @@ def make_divisible(v: float, divisor: int = 8) -> int:
     return new_v
 
 
+def init_weights(model: nn.Module, linear_init) -> None:
+    """torchvision's init of its mobile nets: conv kaiming_normal_(fan_out), conv bias 0; batch norm
+    1, 0; linear weight by `linear_init`, bias 0."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            linear_init(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 def _norm(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, eps=0.001, momentum=0.01)
 
@@ -128,17 +144,7 @@ class MobileNetV3Small(nn.Module):
         if num_classes is not None:
             head.append(nn.Linear(last_channel, num_classes))
         self.classifier = nn.Sequential(*head)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_weights(self, lambda w: nn.init.normal_(w, 0, 0.01))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
@@ -149,5 +155,5 @@ def make(num_classes: int | None = None, **kwargs) -> MobileNetV3Small:
     return MobileNetV3Small(num_classes=num_classes, **kwargs)
 
 
-__all__ = ["MobileNetV3Small", "InvertedResidual", "SqueezeExcitation", "conv_norm_act", "make_divisible", "make",
+__all__ = ["MobileNetV3Small", "InvertedResidual", "SqueezeExcitation", "conv_norm_act", "make_divisible", "init_weights", "make",
            "SMALL", "SOURCE"]

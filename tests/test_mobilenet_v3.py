@@ -36,14 +36,7 @@ SPEC_TO_TORCHVISION = {"conv": "0", "bn": "1"}
 # (input, kernel, expanded, out, use_se, use_hs, stride): every block shape, small (the stem is the
 # first row's input). Squeeze channels make_divisible(e // 4, 8): 12 -> 3 -> 8 (the minimum), 44 -> 11
 # and 40 -> 10 round down to 8, below 0.9 of them: 16 (the +8 step), 16 -> 4 -> 8
-SMALL_TABLE = [
-    (8, 3, 8, 8, False, False, 1),     # no expansion, no SE, residual
-    (8, 3, 12, 8, True, False, 1),     # SE at the minimum, ReLU, residual
-    (8, 5, 44, 16, True, True, 2),     # the +8 step, Hardswish, strided
-    (16, 3, 40, 16, True, True, 1),    # residual with SE
-    (16, 3, 16, 24, True, True, 2),    # no expansion with SE
-    (24, 5, 24, 24, False, True, 1),   # no expansion, Hardswish, residual
-]
+SMALL_TABLE = ref_mod.TINY  # (8, 3, 8, 8, -, RE, 1) (8, 3, 12, 8, SE, RE, 1) (8, 5, 44, 16, SE, HS, 2) ...
 
 
 def torchvision_key(key: str) -> str:
@@ -66,7 +59,7 @@ def test_torchvision_key_renames_conv_and_bn_segments_only():
 
 def test_reference_has_torchvisions_parameter_count():
     # torchvision's documented size of mobilenet_v3_small (1000 classes): 2,542,856 parameters
-    assert sum(p.numel() for p in ref_mod.make(num_classes=1000).parameters()) == 2_542_856
+    assert sum(p.numel() for p in ref_mod.make(num_classes=1000, setting=ref_mod.SMALL, last_channel=1024).parameters()) == 2_542_856
     assert [ref_mod.make_divisible(v) for v in (3, 11, 10, 24, 60, 30, 36)] == [8, 16, 16, 24, 64, 32, 40]
 
 
@@ -110,7 +103,7 @@ def test_squeeze_channels_follow_make_divisible():
 
 def test_without_classifier_the_feature_is_the_pooled_last_conv():
     torch.manual_seed(0)
-    ref = randomized(ref_mod.make())
+    ref = randomized(ref_mod.make(setting=ref_mod.SMALL, last_channel=1024))
     ours = specc.build(SPEC, last_channel=None)
     keys = [torchvision_key(k) for k in ours.state_dict()]
     assert keys == [k for k in ref.state_dict() if not k.startswith("classifier.")]
@@ -195,5 +188,5 @@ def test_guarded_add_of_a_branch_declared_after_it(tmp_path):
 
 def test_a_torchvision_state_dict_loads_through_the_pretrained_declaration(tmp_path):
     torch.manual_seed(0)
-    ref = randomized(ref_mod.make(num_classes=10))
+    ref = randomized(ref_mod.make(num_classes=10, setting=ref_mod.SMALL, last_channel=1024))
     assert_pretrained_loads(lambda **kw: specc.build(SPEC, **kw), ref, torchvision_key, tmp_path / "mnv3.pt")

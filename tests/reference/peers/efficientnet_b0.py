@@ -22,6 +22,19 @@ Written from those facts, not copied (torchvision does not import here).
 * B0's table (expand_ratio, kernel, stride, input, out, num_layers): (1,3,1,32,16,1) (6,3,2,16,24,2)
   (6,5,2,24,40,2) (6,3,2,40,80,3) (6,5,1,80,112,3) (6,5,2,112,192,4) (6,3,1,192,320,1).
 * init: conv kaiming_normal_(fan_out), bias 0; batch norm 1, 0; linear U(-1/sqrt(out), 1/sqrt(out)), bias 0.
+
+``forward_features`` is the backbone's output: the dropout's output, what ``classifier.1`` reads
+(``num_classes=None`` leaves that linear out). ``make()`` is a small network (``TINY``: stem 8, three
+stages) for fast tests; the public sizes are ``EfficientNetB0(setting=B0)``.
+
+Spec notes:
+
+* a stage is an nn.Sequential of blocks in the nn.Sequential ``features``: a block ``mb_stage`` with a
+  module list ``layers`` in the spec (a key segment more), Conv2dNormActivation's numbered children
+  named conv/bn;
+* stochastic depth (StochasticDepth before the residual add, in training) has no spec operation;
+* the table of tuples is five int lists; squeeze channels max(1, input // 4); _make_divisible as an
+  expression; squeeze-excitation joined by mul; guarded residual add.
 """
 from __future__ import annotations
 
@@ -30,13 +43,32 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .mobilenet_v3_small import init_weights, make_divisible
-
-SOURCE = {"repo": "pytorch/vision", "path": "torchvision/models/efficientnet.py (efficientnet_b0), torchvision/ops"}
+SOURCE = {
+    "repo": "pytorch/vision",
+    "path": "torchvision/models/efficientnet.py (efficientnet_b0), torchvision/ops",
+    "commit": "07a929e8b851242b1c75c9016ee06a8e502961d8",
+}
+SPEC_NOTES = (
+    "stages as a block with a module list (a key segment renamed away)",
+    "numeric children of Conv2dNormActivation renamed conv/bn",
+    "no stochastic depth: train mode equal at stochastic_depth_prob 0",
+    "squeeze-excitation gate of 1x1 convs joined by mul",
+    "guarded residual add",
+)
 
 # (expand_ratio, kernel, stride, input, out, num_layers)
 B0 = [(1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (6, 3, 2, 40, 80, 3),
       (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4), (6, 3, 1, 192, 320, 1)]
+# a small table: a stage without expansion and with residuals, an expanding strided stage whose
+# second block is residual, one that widens at stride 1
+TINY = [(1, 3, 1, 8, 8, 2), (6, 5, 2, 8, 16, 2), (3, 3, 1, 16, 24, 1)]
+
+
+def make_divisible(v: float, divisor: int = 8) -> int:
+    """The nearest multiple of `divisor` (at least `divisor`), one step up when rounding down lost
+    more than 10% (torchvision's _make_divisible)."""
+    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new_v + divisor if new_v < 0.9 * v else new_v
 
 
 def conv_norm_act(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1,
@@ -120,15 +152,33 @@ class EfficientNetB0(nn.Module):
         if num_classes is not None:
             head.append(nn.Linear(4 * last_in, num_classes))
         self.classifier = nn.Sequential(*head)
-        init_weights(self, lambda w: nn.init.uniform_(w, -1.0 / math.sqrt(w.shape[0]), 1.0 / math.sqrt(w.shape[0])))
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                r = 1.0 / math.sqrt(m.out_features)
+                nn.init.uniform_(m.weight, -r, r)
+                nn.init.zeros_(m.bias)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.classifier[0](torch.flatten(self.avgpool(self.features(x)), 1))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
-def make(num_classes: int | None = None, **kwargs) -> EfficientNetB0:
-    """The public efficientnet_b0 without its last linear, unless num_classes is given."""
-    return EfficientNetB0(num_classes=num_classes, **kwargs)
+def make(num_classes: int | None = None, setting=TINY, dropout: float = 0.2, stochastic_depth_prob: float = 0.2,
+         in_channels: int = 3) -> EfficientNetB0:
+    """A small network (TINY) without its last linear, unless num_classes is given; torchvision's
+    efficientnet_b0 is ``make(num_classes=1000, setting=B0)``."""
+    return EfficientNetB0(num_classes=num_classes, setting=setting, dropout=dropout,
+                          stochastic_depth_prob=stochastic_depth_prob, in_channels=in_channels)
 
 
-__all__ = ["EfficientNetB0", "MBConv", "SqueezeExcitation", "StochasticDepth", "conv_norm_act", "make", "B0", "SOURCE"]
+__all__ = ["EfficientNetB0", "MBConv", "SqueezeExcitation", "StochasticDepth", "conv_norm_act", "make_divisible", "make",
+           "B0", "TINY", "SOURCE", "SPEC_NOTES"]

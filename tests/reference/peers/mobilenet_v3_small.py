@@ -27,8 +27,20 @@ import here).
   (96,5,576,96,SE,HS,1) x2; last_channel 1024.
 * init: conv kaiming_normal_(fan_out), conv bias 0; batch norm weight 1, bias 0; linear N(0, 0.01), bias 0.
 
-``num_classes=None`` leaves the last linear ``classifier.3`` out (the backbone's feature is the
-dropout's output, what that linear reads).
+``forward_features`` is the backbone's output: the dropout's output, what the last linear
+``classifier.3`` reads (``num_classes=None`` leaves that linear out). ``make()`` is a small network
+(``TINY``: every block shape, stem 8, last_channel 32) for fast tests; the public sizes are
+``MobileNetV3Small(setting=SMALL)``.
+
+Spec notes:
+
+* torchvision's table is a list of tuples with a str per row: six int lists in the spec;
+* Conv2dNormActivation's children are numbered (0 conv, 1 norm, 2 activation): a spec block names
+  them (conv, bn, act), a rename of two key segments;
+* optional expansion and squeeze-excitation shift the indices of ``block``: computed module-list
+  indices;
+* the squeeze-excitation multiplies the stream by a gate of 1x1 convs (mul with a gate branch);
+* ``_make_divisible`` is an expression; the residual add is guarded by stride and width.
 """
 from __future__ import annotations
 
@@ -38,7 +50,15 @@ from torch import Tensor, nn
 SOURCE = {
     "repo": "pytorch/vision",
     "path": "torchvision/models/mobilenetv3.py (mobilenet_v3_small), torchvision/ops/misc.py",
+    "commit": "07a929e8b851242b1c75c9016ee06a8e502961d8",
 }
+SPEC_NOTES = (
+    "a table of tuples as parallel int lists",
+    "numeric children of Conv2dNormActivation renamed conv/bn",
+    "computed module-list indices for optional layers",
+    "squeeze-excitation gate of 1x1 convs joined by mul",
+    "guarded residual add",
+)
 
 # (input, kernel, expanded, out, use_se, use_hs, stride): torchvision's small table, width_mult 1.0
 SMALL = [
@@ -53,6 +73,15 @@ SMALL = [
     (48, 5, 288, 96, True, True, 2),
     (96, 5, 576, 96, True, True, 1),
     (96, 5, 576, 96, True, True, 1),
+]
+# a small table reaching every block shape (no expansion, no SE, ReLU/Hardswish, residual or not)
+TINY = [
+    (8, 3, 8, 8, False, False, 1),
+    (8, 3, 12, 8, True, False, 1),
+    (8, 5, 44, 16, True, True, 2),
+    (16, 3, 40, 16, True, True, 1),
+    (16, 3, 16, 24, True, True, 2),
+    (24, 5, 24, 24, False, True, 1),
 ]
 
 
@@ -146,14 +175,20 @@ class MobileNetV3Small(nn.Module):
         self.classifier = nn.Sequential(*head)
         init_weights(self, lambda w: nn.init.normal_(w, 0, 0.01))
 
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.classifier[:3](torch.flatten(self.avgpool(self.features(x)), 1))
+
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
-def make(num_classes: int | None = None, **kwargs) -> MobileNetV3Small:
-    """The public mobilenet_v3_small (width 1.0) without its last linear, unless num_classes is given."""
-    return MobileNetV3Small(num_classes=num_classes, **kwargs)
+def make(num_classes: int | None = None, setting=TINY, last_channel: int = 32, dropout: float = 0.2,
+         in_channels: int = 3) -> MobileNetV3Small:
+    """A small network (TINY, last_channel 32) without its last linear, unless num_classes is given;
+    torchvision's mobilenet_v3_small is ``make(num_classes=1000, setting=SMALL, last_channel=1024)``."""
+    return MobileNetV3Small(num_classes=num_classes, in_channels=in_channels, setting=setting,
+                            last_channel=last_channel, dropout=dropout)
 
 
-__all__ = ["MobileNetV3Small", "InvertedResidual", "SqueezeExcitation", "conv_norm_act", "make_divisible", "init_weights", "make",
-           "SMALL", "SOURCE"]
+__all__ = ["MobileNetV3Small", "InvertedResidual", "SqueezeExcitation", "conv_norm_act", "make_divisible", "init_weights",
+           "make", "SMALL", "TINY", "SOURCE", "SPEC_NOTES"]

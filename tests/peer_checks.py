@@ -177,3 +177,65 @@ def assert_pretrained_loads(build, ref: nn.Module, rename, path) -> None:
     assert len(ours_sd) == len(ref_sd) - 2  # all but the last linear's weight and bias
     for key, value in ours_sd.items():
         assert torch.equal(value, ref_sd[rename(key)]), key
+
+
+def assert_hat_equal(ours, ref, rename, points: dict[str, nn.Module], x) -> None:
+    """`ours` (a HAT backbone) against `ref` with each layer's unit mask multiplied, by a forward
+    hook, into the output of `points[layer]` (where the analysis puts it), masks from
+    tests/reference/hat.py's formulas: feature and masks in the train, validation (fractional and
+    nearly binary) and test stages, and in training the gradients of the weights and of the task
+    embeddings and the running stats. Computed as specc's HAT computes (subnormals flushed)."""
+    from contextlib import nullcontext
+
+    from reference import hat as hat_ref
+
+    import specc
+
+    ref_sd = ref.state_dict()
+    plain = [k for k in ours.state_dict() if not k.startswith("task_embedding_t.")]
+    assert [rename(k) for k in plain] == list(ref_sd)
+    ours.load_state_dict({k: ref_sd[rename(k)] for k in plain}, strict=False)
+    assert list(ours.task_embedding_t) == ours.weighted_layer_names == list(points)
+    emb = hat_ref.new_embeddings({n: e.weight.shape[1] for n, e in ours.task_embedding_t.items()},
+                                 torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        for n, e in emb.items():
+            ours.task_embedding_t[n].weight.copy_(e)
+    ours.setup_task_id(1)
+    arithmetic = specc.flush_denormals if getattr(ours, "flush_subnormals", False) else nullcontext
+    with arithmetic():
+        stages = [("train", dict(s_max=400.0, batch_idx=2, num_batches=5),
+                   hat_ref.gate_masks(emb, hat_ref.annealed_scale(400.0, 2, 5))),
+                  ("validation", dict(s_max=1.0), hat_ref.gate_masks(emb, 1.0)),
+                  ("validation", dict(s_max=400.0), hat_ref.gate_masks(emb, 400.0)),
+                  ("test", dict(test_task_id=1), None)]
+    for stage, kwargs, masks in stages:
+        if stage == "test":
+            ours.store_mask()
+            masks = hat_ref.binary_masks(emb)
+        ref.train(stage == "train"), ours.train(stage == "train")
+        hooks = [m.register_forward_hook(lambda mod, a, out, mask=masks[n]: hat_ref.apply_unit_mask(out, mask))
+                 for n, m in points.items()]
+        torch.manual_seed(7)
+        with arithmetic():
+            expected = ref(x)
+        for h in hooks:
+            h.remove()
+        torch.manual_seed(7)
+        feature, mask, _ = ours(x, stage, **kwargs)
+        assert torch.equal(feature, expected), stage
+        for n in points:
+            assert torch.equal(mask[n], masks[n]), (stage, n)
+        if stage == "train":
+            w = torch.randn(expected.shape, generator=torch.Generator().manual_seed(2))
+            with arithmetic():
+                ((expected * w).sum() + sum(m.sum() for m in masks.values())).backward()
+            ((feature * w).sum() + sum(m.sum() for m in mask.values())).backward()
+            ref_params = dict(ref.named_parameters())
+            for name, p in ours.named_parameters():
+                other = emb[name.split(".")[1]] if name.startswith("task_embedding_t.") else ref_params[rename(name)]
+                assert (p.grad is None) == (other.grad is None), name
+                assert p.grad is None or torch.equal(p.grad, other.grad), name
+            ref_buffers = dict(ref.named_buffers())
+            for name, v in ours.named_buffers():
+                assert torch.equal(v, ref_buffers[rename(name)]), name

@@ -14,6 +14,7 @@ import pytest
 import torch
 from peer_checks import (
     assert_bit_equal,
+    assert_hat_equal,
     assert_hat_runs,
     assert_masked_unit_is_zero,
     assert_pretrained_loads,
@@ -126,3 +127,28 @@ def test_a_torchvision_state_dict_loads_through_the_pretrained_declaration(tmp_p
     torch.manual_seed(0)
     ref = randomized(ref_mod.make(num_classes=10, setting=ref_mod.B0))
     assert_pretrained_loads(lambda **kw: specc.build(SPEC, **kw), ref, torchvision_key, tmp_path / "b0.pt")
+
+
+def hat_points(ref) -> dict[str, nn.Module]:
+    """Where specc's analysis puts each layer's HAT mask (as for MobileNetV3-Small): a
+    Conv2dNormActivation's batch norm (before its SiLU); an SE's fc1 and its Sigmoid; a projection's
+    batch norm, or the whole block (after the residual add) where the block has one."""
+    out = {"features/0/conv": ref.features[0][1]}
+    for s, stage in enumerate(ref.features[1:-1], start=1):
+        for j, mb in enumerate(stage):
+            for m, part in enumerate(mb.block):
+                name = f"features/{s}/layers/{j}/block/{m}"
+                if isinstance(part, ref_mod.SqueezeExcitation):
+                    out[f"{name}/fc1"], out[f"{name}/fc2"] = part.fc1, part.scale_activation
+                else:
+                    out[f"{name}/conv"] = part[1] if len(part) == 3 or not mb.use_res_connect else mb
+    out[f"features/{len(ref.features) - 1}/conv"] = ref.features[-1][1]
+    return out
+
+
+def test_hat_equals_the_reference_with_masks_at_the_analysis_points():
+    torch.manual_seed(0)
+    ref = randomized(ref_mod.make(stochastic_depth_prob=0.0))
+    ours = specc.build(SPECS / "peers" / "efficientnet_b0_hat.cl", **spec_args(SMALL_TABLE))
+    x = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    assert_hat_equal(ours, ref, torchvision_key, hat_points(ref), x)

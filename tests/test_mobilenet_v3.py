@@ -15,6 +15,7 @@ import pytest
 import torch
 from peer_checks import (
     assert_bit_equal,
+    assert_hat_equal,
     assert_hat_runs,
     assert_masked_unit_is_zero,
     assert_pretrained_loads,
@@ -190,3 +191,31 @@ def test_a_torchvision_state_dict_loads_through_the_pretrained_declaration(tmp_p
     torch.manual_seed(0)
     ref = randomized(ref_mod.make(num_classes=10, setting=ref_mod.SMALL, last_channel=1024))
     assert_pretrained_loads(lambda **kw: specc.build(SPEC, **kw), ref, torchvision_key, tmp_path / "mnv3.pt")
+
+
+def hat_points(ref) -> dict[str, nn.Module]:
+    """Where specc's analysis puts each layer's HAT mask, as modules of the reference whose output
+    it multiplies: a Conv2dNormActivation's batch norm (before its activation); an SE's fc1 (before
+    its ReLU) and its Hardsigmoid; a projection's batch norm, or the whole block (after the residual
+    add) where the block has one; the classifier's linear (before its Hardswish)."""
+    out = {"features/0/conv": ref.features[0][1]}
+    for n, ir in enumerate(ref.features[1:-1], start=1):
+        for m, part in enumerate(ir.block):
+            if isinstance(part, ref_mod.SqueezeExcitation):
+                out[f"features/{n}/block/{m}/fc1"] = part.fc1
+                out[f"features/{n}/block/{m}/fc2"] = part.scale_activation
+            elif len(part) == 3 or not ir.use_res_connect:
+                out[f"features/{n}/block/{m}/conv"] = part[1]
+            else:
+                out[f"features/{n}/block/{m}/conv"] = ir
+    out[f"features/{len(ref.features) - 1}/conv"] = ref.features[-1][1]
+    out["classifier/0"] = ref.classifier[0]
+    return out
+
+
+def test_hat_equals_the_reference_with_masks_at_the_analysis_points():
+    torch.manual_seed(0)
+    ref = randomized(ref_mod.make())
+    ours = specc.build(SPECS / "peers" / "mobilenet_v3_small_hat.cl", **spec_args(SMALL_TABLE, last_channel=32))
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    assert_hat_equal(ours, ref, torchvision_key, hat_points(ref), x)

@@ -8,7 +8,10 @@ reference's weights loaded, the feature, the input's and every parameter's gradi
 statistics and the recorded activations are torch.equal in train mode (dropout under the same seed)
 and in eval mode: for torchvision's table and for a small table whose rows reach every branch of
 the block (no expansion, no squeeze-excitation, ReLU/Hardswish, residual or not) and of
-_make_divisible (its 8-minimum and its +8 step)."""
+_make_divisible (its 8-minimum and its +8 step). A torchvision state dict loads through the spec's
+`pretrained` declaration. The `_wsn` variant equals the reference with its masks folded into weights
+and biases; the `_hat` variant equals the reference with HAT's masks hooked in where the analysis
+puts them, and a masked unit reaches its consumers as exactly 0 (hooks, not specc's analysis)."""
 from __future__ import annotations
 
 import pytest

@@ -45,6 +45,11 @@ ARGS = {
                                      "fused": False}],
     "class_token": [{}],
     "position_embedding": [{}],
+    # residual-branch kinds: drop_path's training draws are checked against timm and torchvision in
+    # tests/test_drop_path.py
+    "drop_path": [{"p": 0.3}, {"p": 0.5, "scale_by_keep": False, "step": 1, "steps": 4},
+                  {"p": 0.2, "step": 3, "steps": 5, "schedule": "fraction"}],
+    "layer_scale": [{}, {"init_values": 0.5}],
 }
 INPUTS = [Shape((8,)), Shape((4, 13)), Shape((4, 9, 7)), Shape.tokens(5, 8)]
 

@@ -3,10 +3,11 @@ reference in torchvision's layout (tests/reference/peers/efficientnet_b0.py).
 
 The spec cannot number a block's children nor put a sequence in a module list, so torchvision's
 `features.2.0.block.1.0.weight` is `features.2.layers.0.block.1.conv.weight` here: the state dicts are
-compared through `torchvision_key` (drop the `layers` segment, `conv`/`bn` -> `0`/`1`). specc has no
-stochastic depth, so train mode is compared with the reference's stochastic_depth_prob = 0 (eval
-mode, where stochastic depth is the identity, at torchvision's 0.2). The `_wsn` variant equals the
-reference with its masks folded in; the `_hat` variant runs its stages and a masked unit reaches its
+compared through `torchvision_key` (drop the `layers` segment, `conv`/`bn` -> `0`/`1`). Stochastic
+depth (drop_path with torchvision's per-block probability) is compared in train mode under one seed,
+at torchvision's 0.2 and at 0.9 (where samples are surely dropped). The `_wsn` variant equals the
+reference with its masks folded in and the `_hat` variant the reference with HAT's masks hooked in
+(both with stochastic depth 0.2); the `_hat` variant runs its stages and a masked unit reaches its
 consumers as exactly 0."""
 from __future__ import annotations
 
@@ -70,27 +71,34 @@ def _recorded_from_reference(ref) -> dict[str, nn.Module]:
     return out
 
 
-@pytest.mark.parametrize("case", ["b0", "small_table"])
-def test_efficientnet_b0_equals_reference(case):
+@pytest.mark.parametrize("case, prob", [("b0", 0.2), ("small_table", 0.2), ("small_table", 0.9)])
+def test_efficientnet_b0_equals_reference(case, prob):
     table, size = (ref_mod.B0, 32) if case == "b0" else (SMALL_TABLE, 16)
     torch.manual_seed(0)
-    ref = randomized(ref_mod.EfficientNetB0(num_classes=None, setting=table))  # stochastic depth 0.2
-    ours = specc.build(SPEC, **spec_args(table))
+    ref = randomized(ref_mod.EfficientNetB0(num_classes=None, setting=table, stochastic_depth_prob=prob))
+    ours = specc.build(SPEC, **spec_args(table), stochastic_depth_prob=prob)
     keys = list(ours.state_dict())
     assert [torchvision_key(k) for k in keys] == list(ref.state_dict())
     ours.load_state_dict({k: ref.state_dict()[torchvision_key(k)] for k in keys})
-    x0 = torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(1))
+    # torchvision's probabilities (p * block index / blocks, in double) where its blocks use them
+    assert [m.p for m in ours.modules() if type(m).__name__ == "DropPath"] == [
+        mb.stochastic_depth.p for mb in ref.modules() if isinstance(mb, ref_mod.MBConv) and mb.use_res_connect]
+    x0 = torch.randn(8, 3, size, size, generator=torch.Generator().manual_seed(1))
     sources = _recorded_from_reference(ref)
-    assert_bit_equal(ours, ref, x0, sources, torchvision_key, ("eval",))
-    for m in ref.modules():
-        if isinstance(m, ref_mod.StochasticDepth):
-            m.p = 0.0  # what specc cannot write: train mode is compared without stochastic depth
-    assert_bit_equal(ours, ref, x0, sources, torchvision_key, ("train", "eval", "train"))
+    assert_bit_equal(ours, ref, x0, sources, torchvision_key, ("eval", "train", "eval", "train"))
+    if prob == 0.9:  # the seed drops samples: stochastic depth is not a no-op here
+        ours.train()
+        torch.manual_seed(7)
+        a = ours(x0)[0]
+        for m in ours.modules():
+            if type(m).__name__ == "DropPath":
+                m.p = 0.0
+        assert not torch.equal(a, ours(x0)[0])
 
 
 def test_wsn_equals_the_reference_with_masks_folded():
     torch.manual_seed(0)
-    ref = randomized(ref_mod.EfficientNetB0(num_classes=None, setting=SMALL_TABLE, stochastic_depth_prob=0.0))
+    ref = randomized(ref_mod.EfficientNetB0(num_classes=None, setting=SMALL_TABLE))  # stochastic depth 0.2
     ours = specc.build(SPECS / "peers" / "efficientnet_b0_wsn.cl", **spec_args(SMALL_TABLE))
     assert_wsn_equal(ours, ref, torchvision_key, torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(1)))
 
@@ -148,7 +156,7 @@ def hat_points(ref) -> dict[str, nn.Module]:
 
 def test_hat_equals_the_reference_with_masks_at_the_analysis_points():
     torch.manual_seed(0)
-    ref = randomized(ref_mod.make(stochastic_depth_prob=0.0))
+    ref = randomized(ref_mod.make())  # stochastic depth 0.2
     ours = specc.build(SPECS / "peers" / "efficientnet_b0_hat.cl", **spec_args(SMALL_TABLE))
     x = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     assert_hat_equal(ours, ref, torchvision_key, hat_points(ref), x)

@@ -66,7 +66,10 @@ class LayerKind:
         (specc.runtime.tokens, the transformer modules in timm's layout).
     `parameter`: `torch_class` makes an nn.Parameter, not a module: the layer's name becomes a
         parameter of the enclosing module (timm's `cls_token`, `pos_embed` on the network itself), so
-        it needs a plain name and cannot be repeated, listed or reused."""
+        it needs a plain name and cannot be repeated, listed or reused.
+    `leaf`: a traced graph (specc.runtime.fx_graph) calls its module as one operation with this
+        entry's role instead of tracing its forward: needed when that forward reads `self.training`
+        (the traced graph would keep the mode it was traced in) or multiplies by its own parameter."""
 
     name: str
     params: tuple[tuple[str, str, object], ...]
@@ -89,6 +92,7 @@ class LayerKind:
     forward: str | None = None
     torch_module: str = "nn"
     parameter: bool = False
+    leaf: bool = False
 
     @property
     def weighted(self) -> bool:
@@ -197,6 +201,18 @@ def _linear_checks(a, s):
 
 def _dropout_checks(a, s):
     return f"dropout probability must be in [0, 1], got {a['p']}" if not 0.0 <= a["p"] <= 1.0 else None
+
+
+def _drop_path_checks(a, s):
+    if not 0.0 <= a["p"] <= 1.0:
+        return f"drop_path probability must be in [0, 1], got {a['p']}"
+    if (a["step"] is None) != (a["steps"] is None):
+        return "drop_path takes step and steps together (a per-block rate) or neither"
+    if a["schedule"] not in ("linspace", "fraction"):
+        return f"drop_path schedule must be 'linspace' or 'fraction', got {a['schedule']!r}"
+    if a["steps"] is not None and not 0 <= a["step"] < a["steps"]:
+        return f"drop_path needs 0 <= step < steps, got step={a['step']}, steps={a['steps']}"
+    return None
 
 
 def _pad_checks(a, s):
@@ -373,6 +389,27 @@ _ENTRIES = (
     LayerKind("dropout", (("p", "float", 0.5), _INPLACE), ANY, "Dropout", (("p", "p"), ("inplace", "inplace")),
               positional=1, checks=_dropout_checks, role="dropout", reusable=True,
               label=lambda kw: f"Dropout p={kw.get('p')}"),
+    # Residual-branch kinds of transformers and EfficientNets (timm's DropPath and LayerScale,
+    # torchvision's StochasticDepth(p, "row")), modules of specc/runtime/tokens.py and fx leaves.
+    # drop_path: per-sample stochastic depth, parameter-free and unit-wise (a sample is kept whole or
+    # zeroed, so zeros stay zero): a "dropout" for the analysis, which HAT and WSN pass through as they
+    # pass dropout. `step`/`steps`: block step of steps gets a share of p by `schedule`: "linspace"
+    # (timm: torch.linspace(0, p, steps)[step], float32) or "fraction" (torchvision: p * step / steps
+    # in double); written here because the spec language has no float32 values and no `/`.
+    LayerKind("drop_path", (("p", "float", REQUIRED), ("scale_by_keep", "bool", True), ("step", "int?", None),
+                            ("steps", "int?", None), ("schedule", "str", "linspace")), ANY, "DropPath",
+              (("p", "p"), ("scale_by_keep", "scale_by_keep"), ("step", "step"), ("steps", "steps"),
+               ("schedule", "schedule")),
+              positional=1, checks=_drop_path_checks, role="dropout", reusable=True, torch_module="tokens",
+              leaf=True, label=lambda kw: f"DropPath p={kw['p']}" + (
+                  f" ({kw.get('schedule')} step {kw['step']} of {kw['steps']})" if kw.get("steps") is not None else "")),
+    # layer_scale: timm's LayerScale, x * gamma with a per-unit `gamma` (dim,) = init_values: unit-wise
+    # with a parameter ("scale": keeps units and zeros, so a HAT mask point may sit before it and a
+    # masked zero stays zero through it); not a weighted layer, so WSN does not score gamma and HAT
+    # masks no unit of its own (as CLArena's HAT and WSN leave norms' affine parameters unmasked).
+    LayerKind("layer_scale", (("init_values", "float", 1e-5),), ("features", "tokens"), "LayerScale",
+              (("dim", IN), ("init_values", "init_values")), positional=2, role="scale", torch_module="tokens",
+              leaf=True, parameters=lambda kw: kw["dim"], label=lambda kw: f"LayerScale {kw['dim']}"),
     LayerKind("maxpool2d", (("kernel", "int", REQUIRED), ("stride", "int?", None), ("padding", "int", 0),
                             ("dilation", "int", 1), ("ceil_mode", "bool", False)), ("image",), "MaxPool2d",
               (("kernel_size", "kernel"), ("stride", "stride"), ("padding", "padding"), ("dilation", "dilation"),

@@ -31,6 +31,14 @@ class _Tracer(fx.Tracer):
         super().__init__()
         self.generated_files = _generated_files()
 
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        # A catalogue kind marked `leaf` (drop_path, layer_scale) is called as one operation with its
+        # catalogue role: traced through, a forward that reads `self.training` would be frozen in
+        # the mode it was traced in. By class name, as specc.core.roles names modules (timm's own
+        # DropPath and LayerScale in a hand-written model are leaves too).
+        entry = BY_CLASS.get(type(m).__name__)
+        return (entry is not None and entry.leaf) or super().is_leaf_module(m, qualname)
+
     def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, *rest, **kw):
         proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, *rest, **kw)
         frame = sys._getframe(1)

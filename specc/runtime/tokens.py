@@ -1,9 +1,11 @@
 """Token modules for vision transformers, in timm's VisionTransformer layout (child and parameter
 names `proj`, `qkv`, `cls_token`, `pos_embed`), so that a timm state dict loads into them unchanged.
 
-They are the torch side of the transformer layer kinds of issue 21; the catalogue entries that let a
-spec name them (specc/core/layers.py) are not written yet. Values are batches of tokens (B, L, D): the
-units are the D features on the last axis, as nn.Linear and nn.LayerNorm read them.
+They are the torch side of the transformer layer kinds of issue 21 (their catalogue entries are in
+specc/core/layers.py), with the two residual-branch modules transformers and EfficientNets use,
+`DropPath` (stochastic depth) and `LayerScale`, which take any shape. Values of the token modules are
+batches of tokens (B, L, D): the units are the D features on the last axis, as nn.Linear and
+nn.LayerNorm read them.
 
 What a unit is here (for later masking work): a unit of `qkv`'s output is one of its 3*D output
 features, laid out as (3, heads, head_dim), i.e. q, k and v each own D consecutive units and each head
@@ -81,3 +83,62 @@ class SelfAttention(nn.Module):
             weights = ((q * self.head_dim ** -0.5) @ k.transpose(-2, -1)).softmax(dim=-1)
             y = self.attn_drop(weights) @ v
         return self.proj_drop(self.proj(y.transpose(1, 2).reshape(b, n, d)))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth per sample, as timm's DropPath (timm/layers/drop.py) and torchvision's
+    StochasticDepth(p, "row") compute it: in training, each sample of the batch is kept with
+    probability 1 - p and then (scale_by_keep, both projects' default) divided by 1 - p; the
+    identity in eval and at p = 0 (the input itself is returned). The draw is theirs, so results are
+    bit-identical under one seed: a (B, 1, ..., 1) tensor of the input's dtype filled by
+    `bernoulli_(1 - p)` from torch's default generator, divided in place by 1 - p when 1 - p > 0.
+
+    `step`, `steps` (both or neither): block `step` of `steps` gets a share of p by `schedule`:
+    "linspace", timm's decay rule `torch.linspace(0, p, steps)[step]` as a Python float (float32
+    values: double arithmetic p * step / (steps - 1) differs from them in the last bits, and so
+    would the scale 1 / (1 - p)), or "fraction", torchvision's EfficientNet rule p * step / steps
+    in double.
+
+    An fx leaf (specc.runtime.fx_graph): the traced graph calls it, so its `training` flag is read
+    when it runs, not when it is traced."""
+
+    def __init__(self, p: float, scale_by_keep: bool = True, step: int | None = None, steps: int | None = None,
+                 schedule: str = "linspace") -> None:
+        super().__init__()
+        if (step is None) != (steps is None):
+            raise ValueError("DropPath takes step and steps together (a per-block rate) or neither")
+        if schedule not in ("linspace", "fraction"):
+            raise ValueError(f"DropPath schedule must be 'linspace' or 'fraction', got {schedule!r}")
+        if steps is not None:
+            if not 0 <= step < steps:
+                raise ValueError(f"DropPath needs 0 <= step < steps, got step={step}, steps={steps}")
+            p = torch.linspace(0, p, steps)[step].item() if schedule == "linspace" else p * float(step) / steps
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"DropPath probability must be in [0, 1], got {p}")
+        self.p = p
+        self.scale_by_keep = scale_by_keep
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.p
+        noise = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        if keep > 0.0 and self.scale_by_keep:
+            noise.div_(keep)
+        return x * noise
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, scale_by_keep={self.scale_by_keep}"
+
+
+class LayerScale(nn.Module):
+    """timm's LayerScale (timm.models.vision_transformer): the input times a learned per-unit
+    `gamma` of shape (dim,), initialised to init_values; it multiplies the last axis (the units of
+    tokens and features). Not in place (timm's default)."""
+
+    def __init__(self, dim: int, init_values: float = 1e-5) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(init_values * torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.gamma

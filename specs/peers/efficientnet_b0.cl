@@ -16,10 +16,12 @@
 # classifier.1: its feature is the 1280 pooled channels after the dropout, what the last linear reads.
 #
 # What the language cannot write, and what it costs:
-# * stochastic depth: torchvision's MBConv scales its residual branch by StochasticDepth(p, "row")
-#   in training (p = 0.2 * block index / 16); specc has no such operation, so this spec is
-#   torchvision's network with stochastic_depth_prob=0 in training (identical in eval, where
-#   stochastic depth is the identity). tests/test_efficientnet.py checks train mode at p = 0.
+# * stochastic depth is written: `stochastic_depth: drop_path(...)` before the residual add is
+#   torchvision's StochasticDepth(p, "row") with p = stochastic_depth_prob * block index / number of
+#   blocks in double precision (drop_path's schedule "fraction": the language has no `/`). The
+#   running block index and the number of blocks are sums over `depths`, which the language has no
+#   `sum` for: they are written out for up to 7 stages (B0's table); with more stages, the blocks of
+#   the 8th on would be missing from both (their probabilities would be wrong).
 # * a stage is an nn.Sequential of blocks (`features.2.0.block...`): a module-list entry cannot be a
 #   sequence and a block's children cannot be numbered, so a stage is the block `mb_stage` with the
 #   module list `layers` (`features.2.layers.0.block...`), and Conv2dNormActivation's `0`/`1` are
@@ -40,23 +42,26 @@ block squeeze_excitation(squeeze_channels: int) {
 }
 
 # `expanded` is _make_divisible(input * expand_ratio, 8), computed by the stage
-block mbconv(expanded: int, kernel: int, stride: int, out: int) {
+# block `index` of `total` (for stochastic depth)
+block mbconv(expanded: int, kernel: int, stride: int, out: int, index: int, total: int) {
     # declared before the guarded add (a guarded add of a branch declared after it fails to construct)
     branch shortcut = identity
     block[0]: conv_norm_act(expanded, 1) if expanded != in.channels
     block[1 if expanded != in.channels else 0]: conv_norm_act(expanded, kernel, stride=stride, groups=expanded)
     block[2 if expanded != in.channels else 1]: squeeze_excitation(max(1, in.channels // 4))
     block[3 if expanded != in.channels else 2]: conv_norm_act(out, 1, activation_layer=none)
-        -> (add(shortcut) if stride == 1 and in.channels == out)
+        -> ((stochastic_depth: drop_path(stochastic_depth_prob, step=index, steps=total, schedule="fraction")
+            -> add(shortcut)) if stride == 1 and in.channels == out)
 }
 
-block mb_stage(expand_ratio: int, kernel: int, stride: int, out: int, num_layers: int) {
+# `first`: the index of the stage's first block among all `total` blocks (for stochastic depth)
+block mb_stage(expand_ratio: int, kernel: int, stride: int, out: int, num_layers: int, first: int, total: int) {
     for j in range(num_layers) {
         layers[j]: mbconv(
             max(8, ((in.channels if j == 0 else out) * expand_ratio + 4) // 8 * 8)
                 + (8 if 10 * max(8, ((in.channels if j == 0 else out) * expand_ratio + 4) // 8 * 8)
                     < 9 * (in.channels if j == 0 else out) * expand_ratio else 0),
-            kernel, stride if j == 0 else 1, out)
+            kernel, stride if j == 0 else 1, out, first + j, total)
     }
 }
 
@@ -70,12 +75,18 @@ network EfficientNetB0(
     depths: list[int] = [1, 2, 2, 3, 3, 4, 1],
     last_channel: int? = none,
     dropout: float = 0.2,
+    stochastic_depth_prob: float = 0.2,
     pretrained_weights: str? = none,  # the path of a torchvision-layout state dict saved with torch.save
 ) {
     input image(input_channels)
     features[0]: conv_norm_act(stem_width, 3, stride=2)
     for i, width in widths {
-        features[i + 1]: mb_stage(expand_ratios[i], kernels[i], strides[i], width, depths[i])
+        features[i + 1]: mb_stage(expand_ratios[i], kernels[i], strides[i], width, depths[i],
+            (depths[0] if i > 0 else 0) + (depths[1] if i > 1 else 0) + (depths[2] if i > 2 else 0)
+                + (depths[3] if i > 3 else 0) + (depths[4] if i > 4 else 0) + (depths[5] if i > 5 else 0),
+            depths[0] + (depths[1] if len(depths) > 1 else 0) + (depths[2] if len(depths) > 2 else 0)
+                + (depths[3] if len(depths) > 3 else 0) + (depths[4] if len(depths) > 4 else 0)
+                + (depths[5] if len(depths) > 5 else 0) + (depths[6] if len(depths) > 6 else 0))
     }
     features[len(widths) + 1]: conv_norm_act(4 * widths[-1] if last_channel == none else last_channel, 1)
     avgpool: adaptive_avgpool2d(1) -> flatten -> classifier[0]: dropout(dropout, inplace=true)

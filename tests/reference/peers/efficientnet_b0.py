@@ -32,7 +32,9 @@ Spec notes:
 * a stage is an nn.Sequential of blocks in the nn.Sequential ``features``: a block ``mb_stage`` with a
   module list ``layers`` in the spec (a key segment more), Conv2dNormActivation's numbered children
   named conv/bn;
-* stochastic depth (StochasticDepth before the residual add, in training) has no spec operation;
+* stochastic depth (StochasticDepth before the residual add, in training) is the spec's drop_path with
+  schedule "fraction" (the language has no `/`); its block index and block count are written-out
+  sums over ``depths``;
 * the table of tuples is five int lists; squeeze channels max(1, input // 4); _make_divisible as an
   expression; squeeze-excitation joined by mul; guarded residual add.
 """
@@ -51,7 +53,7 @@ SOURCE = {
 SPEC_NOTES = (
     "stages as a block with a module list (a key segment renamed away)",
     "numeric children of Conv2dNormActivation renamed conv/bn",
-    "no stochastic depth: train mode equal at stochastic_depth_prob 0",
+    "stochastic depth as drop_path(schedule=\"fraction\") with written-out block sums",
     "squeeze-excitation gate of 1x1 convs joined by mul",
     "guarded residual add",
 )

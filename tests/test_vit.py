@@ -1,7 +1,8 @@
 """The vision transformer spec (specs/lib/vit.cl, backbones specs/vit_{ti16,s16,b16}.cl) against timm
 1.0.15's VisionTransformer with the same weights: state_dict keys and order equal, forward equal
-(torch.equal) in eval and in train mode with dropout 0, gradients equal, for the class-token and
-the average-pooled feature, several image and patch sizes, the fused and the explicit attention.
+(torch.equal) in eval and in train mode (dropout 0; stochastic depth and layer scale in train mode
+under one seed), gradients equal, for the class-token and the average-pooled feature, several image
+and patch sizes, the fused and the explicit attention.
 timm is the independent reference (installed with --no-deps by scripts/venv.sh; without it these
 tests skip); it is imported under the torchvision stub of tests/clarena_client/stub.py, reused by
 tests/timm_reference.py (torchvision does not import against the CPU torch here)."""
@@ -43,7 +44,10 @@ def _equal(ours, theirs, x) -> None:
     for train in (False, True):
         ours.train(train), theirs.train(train)
         xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
-        (ya, _), yb = ours(xa), theirs(xb)
+        torch.manual_seed(9)  # stochastic depth and dropout draw the same under one seed
+        ya, _ = ours(xa)
+        torch.manual_seed(9)
+        yb = theirs(xb)
         assert torch.equal(ya, yb), train
         g = torch.randn(ya.shape, generator=torch.Generator().manual_seed(4))
         ya.backward(g), yb.backward(g)
@@ -64,6 +68,32 @@ def test_vit_spec_equals_timm(img, patch, pool, fused):
     ours = specc.build(VIT, output_dim=48, img_size=img, patch_size=patch, embed_dim=48, depth=2, num_heads=3,
                        global_pool=pool, fused_attn=fused)
     _equal(ours, theirs, torch.randn(3, 3, img, img, generator=torch.Generator().manual_seed(1)))
+
+
+@needs_timm
+@pytest.mark.parametrize("rate, init_values, depth", [(0.1, None, 12), (0.5, 1e-5, 3), (0.0, 0.3, 2)])
+def test_stochastic_depth_and_layer_scale_equal_timm_in_training(rate, init_values, depth):
+    """timm's drop_path_rate (block i: linspace(0, rate, depth)[i], float32) and init_values (ls1/ls2
+    gamma): keys, initial gamma, forward and gradients bit-equal in train mode under one seed."""
+    torch.manual_seed(0)
+    theirs = _timm(img_size=16, patch_size=8, embed_dim=12, depth=depth, num_heads=2, drop_path_rate=rate,
+                   init_values=init_values)
+    ours = specc.build(VIT, output_dim=12, img_size=16, patch_size=8, embed_dim=12, depth=depth, num_heads=2,
+                       drop_path_rate=rate, init_values=init_values)
+    assert [getattr(b, "drop_path1", None) and b.drop_path1.p for b in ours.blocks] == [
+        getattr(b.drop_path1, "drop_prob", None) for b in theirs.blocks]
+    if init_values is not None:
+        assert torch.equal(ours.blocks[0].ls2.gamma, theirs.blocks[0].ls2.gamma)
+    x = torch.randn(16, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    _equal(ours, theirs, x)
+    if rate:  # the seed drops residual branches: stochastic depth is not a no-op here
+        ours.train()
+        torch.manual_seed(9)
+        y = ours(x)[0]
+        for m in ours.modules():
+            if type(m).__name__ == "DropPath":
+                m.p = 0.0
+        assert not torch.equal(y, ours(x)[0])
 
 
 @needs_timm
@@ -122,11 +152,11 @@ def test_misuse_is_a_positioned_error(tmp_path):
     from specc.frontend.errors import SpecError
 
     out = _show("specs/lib/vit.cl", "-D", "output_dim=4", "-D", "img_size=40")
-    assert out.returncode != 0 and "vit.cl:30:18: error: patch_embed cannot cut the image (3, 40, 40) into 16x16" \
+    assert out.returncode != 0 and "vit.cl:42:18: error: patch_embed cannot cut the image (3, 40, 40) into 16x16" \
         in out.stderr + out.stdout
     out = _show("specs/lib/vit.cl", "-D", "output_dim=4", "-D", "num_heads=5")
-    assert "vit.cl:16:18: error: attention needs num_heads > 0 dividing the 768 features" in out.stderr + out.stdout
-    with pytest.raises(ValueError, match=r"cannot cut the image \(3, 40, 40\) into 16x16 patches \(at vit.cl:30\)"):
+    assert "vit.cl:22:18: error: attention needs num_heads > 0 dividing the 768 features" in out.stderr + out.stdout
+    with pytest.raises(ValueError, match=r"cannot cut the image \(3, 40, 40\) into 16x16 patches \(at vit.cl:42\)"):
         specc.build(VIT, output_dim=48, img_size=40, embed_dim=48, depth=1, num_heads=3)
     for scheme in ("hat", "wsn"):
         p = tmp_path / f"{scheme}.cl"
@@ -134,4 +164,4 @@ def test_misuse_is_a_positioned_error(tmp_path):
                      f"mask {scheme}()\n", encoding="utf-8")
         with pytest.raises(SpecError, match=f"`mask {scheme}\\(\\)` cannot mask 'patch_embed' yet") as e:
             specc.build(p, output_dim=48)
-        assert e.value.pos.file.endswith("vit.cl") and e.value.pos.line == 30
+        assert e.value.pos.file.endswith("vit.cl") and e.value.pos.line == 42

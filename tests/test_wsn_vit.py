@@ -299,3 +299,21 @@ def test_a_weight_used_outside_a_module_is_refused_with_its_line():
     assert "blocks.1.attn.extra" in message and "test_wsn_vit.py" in message and "F.linear(y, self.extra)" in message
     assert "nn.Linear" in message
     assert type(model) is HandViT
+
+
+@pytest.mark.parametrize("ln", [False, True])
+def test_specc_mask_on_timms_own_vision_transformer(ln):
+    from timm_reference import vision_transformer
+
+    vt = vision_transformer()
+    if vt is None:
+        pytest.skip("timm is not installed (pyproject's `test` extra)")
+    torch.manual_seed(0)
+    model = vt.VisionTransformer(img_size=16, patch_size=8, embed_dim=16, depth=2, num_heads=2, num_classes=0,
+                                 attn_drop_rate=0.25)
+    randomize(model)
+    net = specc.mask(model, "wsn", output_dim=16, mask_layer_norms=ln)
+    assert net.weighted_layer_names == expected_names(2, ln=ln)
+    net.setup_task_id(1)
+    net.eval()  # no attention dropout (traced in training mode: the mode is read again at run time)
+    assert_matches_reference(net, lambda x: net(x, "train", mask_percentage=0.6)[0], 0.6, 2, 2, ln=ln)

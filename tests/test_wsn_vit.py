@@ -317,3 +317,49 @@ def test_specc_mask_on_timms_own_vision_transformer(ln):
     net.setup_task_id(1)
     net.eval()  # no attention dropout (traced in training mode: the mode is read again at run time)
     assert_matches_reference(net, lambda x: net(x, "train", mask_percentage=0.6)[0], 0.6, 2, 2, ln=ln)
+
+
+def _two_tasks(tmp_path, ln: bool):
+    """Task 1 trained, its masks and test-stage feature kept; task 2 trained with WSN's gradient rule
+    (the cumulative masks of task 1 freeze its entries, specc.runtime.rules). The class token and the
+    position embedding, which WSN does not score, are frozen. Returns task 1's feature before and after."""
+    from specc.runtime.rules import clip_wsn_gradients
+
+    net, _ = build(tmp_path, ln=ln)
+    net.cls_token.requires_grad_(False)
+    net.pos_embed.requires_grad_(False)
+    x = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(7))
+    masks = None
+    for task in (1, 2):
+        net.setup_task_id(task)
+        net.initialize_parameter_score("default")
+        net.train()
+        for _ in range(2):
+            for p in net.parameters():
+                p.grad = None
+            probe_loss(net(x, "train", mask_percentage=0.5)[0]).backward()
+            if masks is not None:
+                clip_wsn_gradients(net, *masks)
+            with torch.no_grad():
+                for p in net.parameters():
+                    if p.grad is not None:
+                        p.add_(p.grad, alpha=-0.05)
+        if masks is None:
+            with torch.no_grad():
+                masks = tuple({k: v.clone() for k, v in m.items()} for m in net.get_mask("train", 0.5))
+                net.eval()
+                before = net(x, "test", mask_percentage=0.5, test_mask=masks)[0]
+    net.eval()
+    with torch.no_grad():
+        return before, net(x, "test", mask_percentage=0.5, test_mask=masks)[0]
+
+
+def test_task1_survives_task2_when_layer_norms_are_masked(tmp_path):
+    before, after = _two_tasks(tmp_path, ln=True)
+    assert torch.equal(before, after)
+
+
+def test_shared_layer_norms_are_a_source_of_forgetting(tmp_path):
+    """The control: without `mask_layer_norms` task 2 trains the LayerNorms task 1 used."""
+    before, after = _two_tasks(tmp_path, ln=False)
+    assert not torch.equal(before, after)

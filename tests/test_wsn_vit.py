@@ -116,12 +116,12 @@ def assert_matches_reference(net, forward, c, heads, depth, qk_norm=False, ln=Fa
 
 # -- the spec ----------------------------------------------------------------------------------------
 
-def expected_names(depth, qk_norm=False, ln=False):
+def expected_names(depth, ln=False):
     names = ["patch_embed/proj"]
     for i in range(depth):
         b = f"blocks/{i}"
-        names += ([f"{b}/norm1"] if ln else []) + [f"{b}/attn/qkv"] \
-            + ([f"{b}/attn/q_norm", f"{b}/attn/k_norm"] if ln and qk_norm else []) + [f"{b}/attn/proj"] \
+        # (qk-norm's LayerNorms belong to the spec's attention step: never scored)
+        names += ([f"{b}/norm1"] if ln else []) + [f"{b}/attn/qkv", f"{b}/attn/proj"] \
             + ([f"{b}/norm2"] if ln else []) + [f"{b}/mlp/fc1", f"{b}/mlp/fc2"]
     return names + (["norm"] if ln else [])
 
@@ -133,7 +133,7 @@ def test_every_linear_scored_and_the_front_end_says_so(tmp_path, qk_norm, ln):
     from specc.frontend.load import load_program
 
     net, path = build(tmp_path, qk_norm, ln)
-    assert net.weighted_layer_names == expected_names(2, qk_norm, ln)
+    assert net.weighted_layer_names == expected_names(2, ln)
     for name in net.weighted_layer_names:
         p = net.get_submodule(name.replace("/", ".")).weight
         shape = (1, p.numel()) if p.dim() == 1 else (p.shape[0], p[0].numel())

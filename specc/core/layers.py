@@ -282,11 +282,11 @@ def _patch_parts(kw) -> tuple:
 
 
 def _attention_parts(kw) -> tuple:
+    # qk-norm's LayerNorms are no part: they belong to the attention step between qkv and proj
+    # (specc/runtime/fx_graph.py leaves them unscored), as the heads' products do.
     d = kw["dim"]
-    norm = {"normalized_shape": d // kw["num_heads"], "eps": 1e-5, "elementwise_affine": True, "bias": True}
-    return ((("qkv", "Linear", {"in_features": d, "out_features": 3 * d, "bias": kw["qkv_bias"]}),)
-            + ((("q_norm", "LayerNorm", norm), ("k_norm", "LayerNorm", norm)) if kw["qk_norm"] else ())
-            + (("proj", "Linear", {"in_features": d, "out_features": d, "bias": kw["proj_bias"]}),))
+    return (("qkv", "Linear", {"in_features": d, "out_features": 3 * d, "bias": kw["qkv_bias"]}),
+            ("proj", "Linear", {"in_features": d, "out_features": d, "bias": kw["proj_bias"]}))
 
 
 def _size(v) -> str:

@@ -202,7 +202,8 @@ def _node(fxn: fx.Node, root: nn.Module, nid: int, inputs: list[int]) -> Node:
             node.in_units = module.weight.shape[1] * getattr(module, "groups", 1)
             node.groups = getattr(module, "groups", 1)
             node.meta["view"] = entry.hat_view
-        node.meta["affine_norm"] = entry is not None and entry.wsn_form == "layer_norm" and module.weight is not None
+        node.meta["affine_norm"] = (entry is not None and entry.wsn_form == "layer_norm" and module.weight is not None
+                                    and not _in_token_attention(fxn.target, root))
     elif role == "flatten" and fxn.op == "call_method" and fxn.target in ("view", "reshape"):
         if not _is_batch_flatten(fxn.args[1:]):
             _unit_view(fxn, node)
@@ -250,6 +251,13 @@ def _node(fxn: fx.Node, root: nn.Module, nid: int, inputs: list[int]) -> Node:
     elif role == "subsample" and not _keeps_channels(fxn):
         node.role = "unknown"
     return node
+
+
+def _in_token_attention(target: str, root: nn.Module) -> bool:
+    """A module of specc.runtime.tokens' attention step (qk-norm's LayerNorms), which the front end
+    does not see as a layer of its own (WSN leaves them unscored, as the spec says)."""
+    parent = root.get_submodule(target.rpartition(".")[0]) if "." in target else root
+    return type(parent).__name__ == "SelfAttention" and type(parent).__module__ == "specc.runtime.tokens"
 
 
 def _size_ref(arg):

@@ -31,10 +31,10 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv2d(in_channels, embed_dim, kernel_size=patch_size, stride=patch_size, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.proj(patch_grid(x, self.patch_size)).flatten(2).transpose(1, 2)
+        return self.proj(check_patches(x, self.patch_size)).flatten(2).transpose(1, 2)
 
 
-def patch_grid(x: Tensor, patch_size: int) -> Tensor:
+def check_patches(x: Tensor, patch_size: int) -> Tensor:
     """`x`, after checking that its image cuts into whole patches. One function that fx traces as
     one call (torch.fx.wrap; an identity for the masking analysis, specc.core.roles), so that the
     masking passes trace through PatchEmbed to its `proj` (WSN scores it)."""
@@ -44,7 +44,7 @@ def patch_grid(x: Tensor, patch_size: int) -> Tensor:
     return x
 
 
-torch.fx.wrap("patch_grid")
+torch.fx.wrap("check_patches")
 
 
 def class_token(dim: int) -> nn.Parameter:

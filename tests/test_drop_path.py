@@ -69,10 +69,13 @@ def test_timms_linspace_rule_in_float32():
     assert DropPath(0.1, step=0, steps=12).p == 0.0
 
 
-def test_torchvisions_fraction_rule():
-    ref = ref_mod.EfficientNetB0(num_classes=None, setting=ref_mod.B0)
+@pytest.mark.parametrize("table", [ref_mod.B0, ref_mod.TINY])
+def test_torchvisions_fraction_rule(table):
+    """schedule="fraction": torchvision's p * float(block) / blocks, in that order (TINY's 5 blocks
+    tell it from p * (block / blocks))."""
+    ref = ref_mod.EfficientNetB0(num_classes=None, setting=table, stochastic_depth_prob=0.9)
     probs = [m.p for m in ref.modules() if isinstance(m, ref_mod.StochasticDepth)]
-    assert [DropPath(0.2, step=i, steps=16, schedule="fraction").p for i in range(16)] == probs
+    assert [DropPath(0.9, step=i, steps=len(probs), schedule="fraction").p for i in range(len(probs))] == probs
 
 
 @needs_timm

@@ -15,12 +15,12 @@ from specc import require_runtime
 require_runtime("0.2.0")
 
 from specc.runtime.bases import Backbone, WSNMaskBackbone
-from specc.runtime import check_argument, pretrained, shapes, tokens
+from specc.runtime import check_argument, indexed, pretrained, shapes, tokens
 from specc.runtime.schemes import wsn
 
 
 class VitMlp(Backbone):
-    """`block vit_mlp` (lib/vit.cl:9): a building block. `path` is its module path ('/'-separated), which
+    """`block vit_mlp` (lib/vit.cl:13): a building block. `path` is its module path ('/'-separated), which
     prefixes the names of its weighted layers; `in_shape` the shape of its input, without the batch
     dimension."""
 
@@ -39,30 +39,30 @@ class VitMlp(Backbone):
         self.hidden = hidden
         self.proj_drop_rate = proj_drop_rate
         shape = in_shape
-        self.fc1 = nn.Linear(shape[-1], hidden)  # lib/vit.cl:10
-        shape = shapes.linear(shape, hidden, where=f"{path}/fc1")  # lib/vit.cl:10
+        self.fc1 = nn.Linear(shape[-1], hidden)  # lib/vit.cl:14
+        shape = shapes.linear(shape, hidden, where=f"{path}/fc1")  # lib/vit.cl:14
         self.weighted_layer_names.append(f"{path}/fc1")
-        self.act = nn.GELU()  # lib/vit.cl:10
-        self.drop1 = nn.Dropout(proj_drop_rate)  # lib/vit.cl:10
-        self.fc2 = nn.Linear(shape[-1], in_shape[-1])  # lib/vit.cl:11
-        shape = shapes.linear(shape, in_shape[-1], where=f"{path}/fc2")  # lib/vit.cl:11
+        self.act = nn.GELU()  # lib/vit.cl:14
+        self.drop1 = nn.Dropout(proj_drop_rate)  # lib/vit.cl:14
+        self.fc2 = nn.Linear(shape[-1], in_shape[-1])  # lib/vit.cl:15
+        shape = shapes.linear(shape, in_shape[-1], where=f"{path}/fc2")  # lib/vit.cl:15
         self.weighted_layer_names.append(f"{path}/fc2")
-        self.drop2 = nn.Dropout(proj_drop_rate)  # lib/vit.cl:11
+        self.drop2 = nn.Dropout(proj_drop_rate)  # lib/vit.cl:15
         self.out_shape = shape
 
     def forward(self, input: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         activations = {}
         x = input
-        x = self.fc1(x)  # lib/vit.cl:10
-        x = self.act(x)  # lib/vit.cl:10
-        x = self.drop1(x)  # lib/vit.cl:10
-        x = self.fc2(x)  # lib/vit.cl:11
-        x = self.drop2(x)  # lib/vit.cl:11
+        x = self.fc1(x)  # lib/vit.cl:14
+        x = self.act(x)  # lib/vit.cl:14
+        x = self.drop1(x)  # lib/vit.cl:14
+        x = self.fc2(x)  # lib/vit.cl:15
+        x = self.drop2(x)  # lib/vit.cl:15
         return x, activations
 
 
 class VitBlock(Backbone):
-    """`block vit_block` (lib/vit.cl:14): a building block. `path` is its module path ('/'-separated),
+    """`block vit_block` (lib/vit.cl:20): a building block. `path` is its module path ('/'-separated),
     which prefixes the names of its weighted layers; `in_shape` the shape of its input, without the
     batch dimension."""
 
@@ -72,30 +72,38 @@ class VitBlock(Backbone):
         self,
         path: str,
         in_shape: tuple,
+        i: int,
         *,
         mlp_ratio: int,
         qkv_bias: bool,
         qk_norm: bool,
         proj_drop_rate: float,
         attn_drop_rate: float,
+        drop_path_rate: float,
+        init_values: float | None,
         fused_attn: bool,
+        depth: int,
         num_heads: int,
         output_dim: int | None = None,
     ) -> None:
         super().__init__(output_dim=None)
         self.path = path
         self.in_shape = in_shape
+        self.i = i
         self.mlp_ratio = mlp_ratio
         self.qkv_bias = qkv_bias
         self.qk_norm = qk_norm
         self.proj_drop_rate = proj_drop_rate
         self.attn_drop_rate = attn_drop_rate
+        self.drop_path_rate = drop_path_rate
+        self.init_values = init_values
         self.fused_attn = fused_attn
+        self.depth = depth
         self.num_heads = num_heads
         shape = in_shape
-        residual0_shape = shape  # lib/vit.cl:15
-        self.norm1 = nn.LayerNorm(shape[-1], eps=1e-06)  # lib/vit.cl:15
-        self.attn = tokens.SelfAttention(  # lib/vit.cl:16
+        residual0_shape = shape  # lib/vit.cl:21
+        self.norm1 = nn.LayerNorm(shape[-1], eps=1e-06)  # lib/vit.cl:21
+        self.attn = tokens.SelfAttention(  # lib/vit.cl:22
             shape[-1],
             num_heads,
             qkv_bias=qkv_bias,
@@ -104,10 +112,14 @@ class VitBlock(Backbone):
             proj_drop=proj_drop_rate,
             fused=fused_attn,
         )
-        shapes.check_add(shape, residual0_shape, "lib/vit.cl:15")
-        residual1_shape = shape  # lib/vit.cl:18
-        self.norm2 = nn.LayerNorm(shape[-1], eps=1e-06)  # lib/vit.cl:18
-        block = self.block_vit_mlp(  # lib/vit.cl:18
+        if init_values is not None and init_values != 0.0:  # lib/vit.cl:24
+            self.ls1 = tokens.LayerScale(shape[-1], init_values)
+        if drop_path_rate > 0.0 and i > 0:  # lib/vit.cl:25
+            self.drop_path1 = tokens.DropPath(drop_path_rate, step=i, steps=depth)
+        shapes.check_add(shape, residual0_shape, "lib/vit.cl:21")
+        residual1_shape = shape  # lib/vit.cl:26
+        self.norm2 = nn.LayerNorm(shape[-1], eps=1e-06)  # lib/vit.cl:26
+        block = self.block_vit_mlp(  # lib/vit.cl:26
             f"{path}/mlp",
             shape,
             mlp_ratio * in_shape[-1],
@@ -116,31 +128,43 @@ class VitBlock(Backbone):
         self.mlp = block
         self.weighted_layer_names += block.weighted_layer_names
         shape = block.out_shape
-        shapes.check_add(shape, residual1_shape, "lib/vit.cl:18")
+        if init_values is not None and init_values != 0.0:  # lib/vit.cl:27
+            self.ls2 = tokens.LayerScale(shape[-1], init_values)
+        if drop_path_rate > 0.0 and i > 0:  # lib/vit.cl:28
+            self.drop_path2 = tokens.DropPath(drop_path_rate, step=i, steps=depth)
+        shapes.check_add(shape, residual1_shape, "lib/vit.cl:26")
         self.out_shape = shape
 
     def forward(self, input: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         activations = {}
         x = input
-        residual0 = x  # lib/vit.cl:15
-        x = self.norm1(x)  # lib/vit.cl:15
-        x = self.attn(x)  # lib/vit.cl:16
-        x = x + residual0  # lib/vit.cl:15
-        residual1 = x  # lib/vit.cl:18
-        x = self.norm2(x)  # lib/vit.cl:18
-        x, block_activations = self.mlp(x)  # lib/vit.cl:18
+        residual0 = x  # lib/vit.cl:21
+        x = self.norm1(x)  # lib/vit.cl:21
+        x = self.attn(x)  # lib/vit.cl:22
+        if self.init_values is not None and self.init_values != 0.0:  # lib/vit.cl:24
+            x = self.ls1(x)
+        if self.drop_path_rate > 0.0 and self.i > 0:  # lib/vit.cl:25
+            x = self.drop_path1(x)
+        x = x + residual0  # lib/vit.cl:21
+        residual1 = x  # lib/vit.cl:26
+        x = self.norm2(x)  # lib/vit.cl:26
+        x, block_activations = self.mlp(x)  # lib/vit.cl:26
         activations.update(block_activations)
-        x = x + residual1  # lib/vit.cl:18
+        if self.init_values is not None and self.init_values != 0.0:  # lib/vit.cl:27
+            x = self.ls2(x)
+        if self.drop_path_rate > 0.0 and self.i > 0:  # lib/vit.cl:28
+            x = self.drop_path2(x)
+        x = x + residual1  # lib/vit.cl:26
         return x, activations
 
 
 class ViT_Ti16(Backbone):
-    """`network ViT` (lib/vit.cl:21), with patch_size=16, embed_dim=192, depth=12, num_heads=3 fixed
+    """`network ViT` (lib/vit.cl:31), with patch_size=16, embed_dim=192, depth=12, num_heads=3 fixed
     (`backbone ViT_Ti16`, vit_ti16.cl:2)."""
 
     block_vit_mlp = VitMlp
     block_vit_block = VitBlock
-    pretrained_from = pretrained.Source("file", (("head", None),))  # lib/vit.cl:36
+    pretrained_from = pretrained.Source("file", (("head", None),))  # lib/vit.cl:50
 
     def __init__(
         self,
@@ -154,23 +178,27 @@ class ViT_Ti16(Backbone):
         drop_rate: float = 0.0,
         proj_drop_rate: float = 0.0,
         attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        init_values: float | None = None,
         fused_attn: bool = True,
         pretrained_weights: str | None = None,
         *,
         disable_unlearning: bool = False,
     ) -> None:
-        output_dim = check_argument("output_dim", output_dim, "int")  # lib/vit.cl:22
-        img_size = check_argument("img_size", img_size, "int")  # lib/vit.cl:22
-        in_chans = check_argument("in_chans", in_chans, "int")  # lib/vit.cl:22
-        mlp_ratio = check_argument("mlp_ratio", mlp_ratio, "int")  # lib/vit.cl:23
-        qkv_bias = check_argument("qkv_bias", qkv_bias, "bool")  # lib/vit.cl:23
-        qk_norm = check_argument("qk_norm", qk_norm, "bool")  # lib/vit.cl:23
-        global_pool = check_argument("global_pool", global_pool, "str")  # lib/vit.cl:24
-        drop_rate = check_argument("drop_rate", drop_rate, "float")  # lib/vit.cl:25
-        proj_drop_rate = check_argument("proj_drop_rate", proj_drop_rate, "float")  # lib/vit.cl:25
-        attn_drop_rate = check_argument("attn_drop_rate", attn_drop_rate, "float")  # lib/vit.cl:25
-        fused_attn = check_argument("fused_attn", fused_attn, "bool")  # lib/vit.cl:26
-        pretrained_weights = check_argument("pretrained_weights", pretrained_weights, "str?")  # lib/vit.cl:27
+        output_dim = check_argument("output_dim", output_dim, "int")  # lib/vit.cl:32
+        img_size = check_argument("img_size", img_size, "int")  # lib/vit.cl:32
+        in_chans = check_argument("in_chans", in_chans, "int")  # lib/vit.cl:32
+        mlp_ratio = check_argument("mlp_ratio", mlp_ratio, "int")  # lib/vit.cl:33
+        qkv_bias = check_argument("qkv_bias", qkv_bias, "bool")  # lib/vit.cl:33
+        qk_norm = check_argument("qk_norm", qk_norm, "bool")  # lib/vit.cl:33
+        global_pool = check_argument("global_pool", global_pool, "str")  # lib/vit.cl:34
+        drop_rate = check_argument("drop_rate", drop_rate, "float")  # lib/vit.cl:35
+        proj_drop_rate = check_argument("proj_drop_rate", proj_drop_rate, "float")  # lib/vit.cl:35
+        attn_drop_rate = check_argument("attn_drop_rate", attn_drop_rate, "float")  # lib/vit.cl:35
+        drop_path_rate = check_argument("drop_path_rate", drop_path_rate, "float")  # lib/vit.cl:36
+        init_values = check_argument("init_values", init_values, "float?")  # lib/vit.cl:37
+        fused_attn = check_argument("fused_attn", fused_attn, "bool")  # lib/vit.cl:38
+        pretrained_weights = check_argument("pretrained_weights", pretrained_weights, "str?")  # lib/vit.cl:39
         patch_size = 16  # vit_ti16.cl:2
         embed_dim = 192  # vit_ti16.cl:2
         depth = 12  # vit_ti16.cl:2
@@ -185,58 +213,64 @@ class ViT_Ti16(Backbone):
         self.drop_rate = drop_rate
         self.proj_drop_rate = proj_drop_rate
         self.attn_drop_rate = attn_drop_rate
+        self.drop_path_rate = drop_path_rate
+        self.init_values = init_values
         self.fused_attn = fused_attn
         self.pretrained_weights = pretrained_weights
         self.patch_size = patch_size
         self.embed_dim = embed_dim
         self.depth = depth
         self.num_heads = num_heads
-        shape = (in_chans, img_size, img_size)  # lib/vit.cl:29
-        self.patch_embed = tokens.PatchEmbed(shape[0], embed_dim, patch_size)  # lib/vit.cl:30
-        shape = shapes.layer("patch_embed", shape, embed_dim=embed_dim, patch=patch_size, where="patch_embed")  # lib/vit.cl:30
-        self.cls_token = tokens.class_token(shape[-1])  # lib/vit.cl:31
-        shape = shapes.layer("class_token", shape, where="cls_token")  # lib/vit.cl:31
-        self.pos_embed = tokens.position_embedding(shape[0], shape[-1])  # lib/vit.cl:31
-        self.pos_drop = nn.Dropout(drop_rate)  # lib/vit.cl:31
-        self.blocks = nn.Sequential()  # lib/vit.cl:32
-        for _ in range(depth):  # lib/vit.cl:32
-            block = self.block_vit_block(  # lib/vit.cl:32
-                f"blocks/{len(self.blocks)}",
+        shape = (in_chans, img_size, img_size)  # lib/vit.cl:41
+        self.patch_embed = tokens.PatchEmbed(shape[0], embed_dim, patch_size)  # lib/vit.cl:42
+        shape = shapes.layer("patch_embed", shape, embed_dim=embed_dim, patch=patch_size, where="patch_embed")  # lib/vit.cl:42
+        self.cls_token = tokens.class_token(shape[-1])  # lib/vit.cl:43
+        shape = shapes.layer("class_token", shape, where="cls_token")  # lib/vit.cl:43
+        self.pos_embed = tokens.position_embedding(shape[0], shape[-1])  # lib/vit.cl:43
+        self.pos_drop = nn.Dropout(drop_rate)  # lib/vit.cl:43
+        self.blocks = nn.ModuleList()  # lib/vit.cl:45
+        for i in list(range(depth)):  # lib/vit.cl:44
+            block = self.block_vit_block(  # lib/vit.cl:45
+                f"blocks/{i}",
                 shape,
+                i,
                 mlp_ratio=mlp_ratio,
                 qkv_bias=qkv_bias,
                 qk_norm=qk_norm,
                 proj_drop_rate=proj_drop_rate,
                 attn_drop_rate=attn_drop_rate,
+                drop_path_rate=drop_path_rate,
+                init_values=init_values,
                 fused_attn=fused_attn,
+                depth=depth,
                 num_heads=num_heads,
             )
-            self.blocks.append(block)
+            indexed(self.blocks, i).append(block)
             self.weighted_layer_names += block.weighted_layer_names
             shape = block.out_shape
-        if global_pool == "token":  # lib/vit.cl:33
+        if global_pool == "token":  # lib/vit.cl:47
             self.norm = nn.LayerNorm(shape[-1], eps=1e-06)
             shape = shapes.select_token(shape)
-        if global_pool == "avg":  # lib/vit.cl:34
+        if global_pool == "avg":  # lib/vit.cl:48
             shape = shapes.mean_tokens(shape, 1)
             self.fc_norm = nn.LayerNorm(shape[-1], eps=1e-06)
-        if pretrained_weights is not None:  # lib/vit.cl:36
+        if pretrained_weights is not None:  # lib/vit.cl:50
             pretrained.load(self, self.pretrained_from, pretrained_weights)
 
     def forward(self, input: Tensor, stage: str | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         activations = {}
         x = input
-        x = self.patch_embed(x)  # lib/vit.cl:30
-        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # lib/vit.cl:31
-        x = x + self.pos_embed  # lib/vit.cl:31
-        x = self.pos_drop(x)  # lib/vit.cl:31
-        for block in self.blocks:  # lib/vit.cl:32
-            x, block_activations = block(x)
+        x = self.patch_embed(x)  # lib/vit.cl:42
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # lib/vit.cl:43
+        x = x + self.pos_embed  # lib/vit.cl:43
+        x = self.pos_drop(x)  # lib/vit.cl:43
+        for i in list(range(self.depth)):  # lib/vit.cl:44
+            x, block_activations = self.blocks[i](x)  # lib/vit.cl:45
             activations.update(block_activations)
-        if self.global_pool == "token":  # lib/vit.cl:33
+        if self.global_pool == "token":  # lib/vit.cl:47
             x = self.norm(x)
             x = x[:, 0]
-        if self.global_pool == "avg":  # lib/vit.cl:34
+        if self.global_pool == "avg":  # lib/vit.cl:48
             x = x[:, 1:].mean(dim=1)
             x = self.fc_norm(x)
         return x, activations
@@ -257,6 +291,8 @@ class WSNMaskViT_Ti16(wsn.WSNMasked, ViT_Ti16, WSNMaskBackbone):
         drop_rate: float = 0.0,
         proj_drop_rate: float = 0.0,
         attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        init_values: float | None = None,
         fused_attn: bool = True,
         pretrained_weights: str | None = None,
         *,
@@ -273,6 +309,8 @@ class WSNMaskViT_Ti16(wsn.WSNMasked, ViT_Ti16, WSNMaskBackbone):
             drop_rate=drop_rate,
             proj_drop_rate=proj_drop_rate,
             attn_drop_rate=attn_drop_rate,
+            drop_path_rate=drop_path_rate,
+            init_values=init_values,
             fused_attn=fused_attn,
             pretrained_weights=None,
         )

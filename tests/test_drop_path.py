@@ -218,3 +218,24 @@ def test_misuse_is_a_positioned_error(tmp_path, element, message):
     with pytest.raises(SpecError, match=re.escape(message)) as e:
         specc.build(path)
     assert e.value.pos.line == 3 and e.value.pos.column >= 5
+
+
+def test_hat_task_network_keeps_layer_scale_whole(tmp_path):
+    """specc.task_network prunes around layer_scale (a unit-wise "scale"): its gamma meets every unit
+    it had, and the task network computes the test stage's feature (to float rounding: masks folded)."""
+    net = _masked(tmp_path, "hat")
+    net.setup_task_id(1)
+    with torch.no_grad():
+        for emb in net.task_embedding_t.values():
+            emb.weight.fill_(1.0)
+        net.task_embedding_t["fc0"].weight[0, 2] = -100.0
+        net.ls.gamma.copy_(torch.randn(6, generator=torch.Generator().manual_seed(3)))
+    x = torch.randn(4, 6, generator=torch.Generator().manual_seed(1))
+    net.train()
+    net(x, "train", s_max=400.0, batch_idx=2, num_batches=2)
+    net.eval()
+    net.store_mask()
+    with torch.no_grad():
+        ref = net(x, "test", test_task_id=1)[0]
+        out = specc.task_network(net, 1, x[:1])(x)
+    assert (out - ref).abs().max() <= 1e-6 * ref.abs().max()

@@ -239,3 +239,29 @@ def test_hat_task_network_keeps_layer_scale_whole(tmp_path):
         ref = net(x, "test", test_task_id=1)[0]
         out = specc.task_network(net, 1, x[:1])(x)
     assert (out - ref).abs().max() <= 1e-6 * ref.abs().max()
+
+
+@needs_timm
+def test_specc_mask_wsn_on_timms_vit_with_stochastic_depth_and_layer_scale():
+    """timm's own DropPath and LayerScale are traced as leaves (by class name): WSN keeps every weight
+    at mask_percentage 1.0, so the masked ViT equals timm's in train mode under one seed (drop paths
+    drawing) and in eval, and scores no gamma."""
+    torch.manual_seed(0)
+    model = vt.VisionTransformer(img_size=16, patch_size=8, embed_dim=16, depth=3, num_heads=2, num_classes=0,
+                                 drop_path_rate=0.5, init_values=0.5)
+    plain = vt.VisionTransformer(img_size=16, patch_size=8, embed_dim=16, depth=3, num_heads=2, num_classes=0,
+                                 drop_path_rate=0.5, init_values=0.5)
+    plain.load_state_dict(model.state_dict())
+    net = specc.mask(model, "wsn", output_dim=16)
+    assert not any("ls" in name for name in net.weighted_layer_names)
+    net.setup_task_id(1)
+    x = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    outs = []
+    for train in (True, False, True):
+        net.train(train), plain.train(train)
+        torch.manual_seed(4)
+        a = net(x, "train", mask_percentage=1.0)[0]
+        torch.manual_seed(4)
+        assert torch.equal(a, plain(x)), train
+        outs.append(a)
+    assert not torch.equal(outs[0], outs[1])  # the drop paths drew in training

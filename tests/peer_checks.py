@@ -1,6 +1,7 @@
 """Checks shared by the tests of the torchvision-layout peer specs (tests/test_mobilenet_v3.py,
 tests/test_efficientnet.py): a spec against its plain-PyTorch reference, bit for bit, through a
-rename of state-dict keys (`rename`: the spec's key -> the reference's), plain, WSN and HAT."""
+rename of state-dict keys (`rename`: the spec's key -> the reference's), plain, WSN and HAT; and that a
+spec's stochastic depth draws (also used by tests/test_vit.py)."""
 from __future__ import annotations
 
 import torch
@@ -239,3 +240,16 @@ def assert_hat_equal(ours, ref, rename, points: dict[str, nn.Module], x) -> None
             ref_buffers = dict(ref.named_buffers())
             for name, v in ours.named_buffers():
                 assert torch.equal(v, ref_buffers[rename(name)]), name
+
+
+def assert_drop_paths_draw(net: nn.Module, x: torch.Tensor, seed: int) -> None:
+    """In training under `seed`, the network's drop paths change its feature (so an equality with a
+    reference under that seed compared stochastic depth that acted, not a no-op)."""
+    net.train()
+    torch.manual_seed(seed)
+    y = net(x)[0]
+    for m in net.modules():
+        if type(m).__name__ == "DropPath":
+            m.p = 0.0
+    torch.manual_seed(seed)
+    assert not torch.equal(y, net(x)[0])

@@ -42,6 +42,11 @@ from torch import Tensor
 
 from .selection import order_statistics
 
+try:  # the bracket select counts with NumPy; without NumPy (or in an exported file), the radix select
+    from .bracket import order_statistics as bracket_order_statistics
+except ImportError:  # pragma: no cover - NumPy comes with nearly every torch install
+    bracket_order_statistics = None
+
 __all__ = ["PercentileLayerParameterMaskingByMagnitude", "PercentileLayerParameterMaskingByScore", "quantile_threshold", "rank_parts"]
 
 # torch.quantile's size limit: up to here, every index is exact in a float32 rank.
@@ -102,12 +107,15 @@ def quantile_threshold(scores: Tensor, q: float) -> Tensor:
     lo, hi, weight = rank_parts(q, n, dtype)
 
     if _by_radix(flat):
-        if bool(flat.sum().isnan()) and bool(flat.isnan().any()):  # a NaN (or inf - inf: look again)
-            return torch.full((), math.nan, dtype=dtype, device=device)
+        if SELECT is order_statistics and bool(flat.sum().isnan()) and bool(flat.isnan().any()):
+            return torch.full((), math.nan, dtype=dtype, device=device)  # a NaN (or inf - inf: look again)
         hint_key = (flat.data_ptr(), n, lo)
-        below, above, _HINTS[hint_key] = order_statistics(flat, lo, hi, _HINTS.get(hint_key))
+        found = SELECT(flat, lo, hi, _HINTS.get(hint_key))
         if len(_HINTS) > _MAX_HINTS:
             _HINTS.clear()
+        if found is None:  # the bracket select met a NaN
+            return torch.full((), math.nan, dtype=dtype, device=device)
+        below, above, _HINTS[hint_key] = found
         return _lerp(below, above, weight)
 
     below = flat.kthvalue(lo + 1).values
@@ -127,7 +135,8 @@ def quantile_threshold(scores: Tensor, q: float) -> Tensor:
 # (a small tensor costs the histograms' bins). The hint: the keys of the last lo-th and hi-th
 # scores of the same storage and rank (WSN's scores move little per step); results never depend on it.
 RADIX_MIN_NUMEL = 1 << 15
-_HINTS: dict[tuple[int, int, int], tuple[int, int]] = {}
+SELECT = bracket_order_statistics or order_statistics
+_HINTS: dict[tuple[int, int, int], tuple[int, ...]] = {}
 _MAX_HINTS = 4096
 
 

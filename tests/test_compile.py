@@ -223,6 +223,36 @@ def test_recompiles_only_when_the_stage_changes(name):
     assert counters["stats"]["unique_graphs"] == graphs
 
 
+@pytest.mark.parametrize("name", ["hat_mlp", "amnesiac_mlp"])
+def test_one_graph_whatever_the_gates_numbers(name):
+    """Issue 22 (compiled HATMaskMLP not faster than eager): neither s_max nor the schedule's
+    length nor batch_idx reaches the graph's guards (the eager frame hands it one 0-d tensor):
+    several s_max values, epochs of several lengths, every batch_idx, in training and
+    validation, compile one graph per stage (or one for both), no graph break, nothing new after
+    the first s_max's epoch."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    kind, build = NETS[name]
+    net = build()
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = torch.compile(net, backend="eager", fullgraph=True)
+    x = x_for(net)
+    train = "train_with_backup" if kind == "amnesiac" else "train"
+    graphs = None
+    for s_max in (400.0, 100.0, 7.5, 1e4):
+        for num_batches in (3, 7):
+            for b in range(1, num_batches + 1):
+                compiled(x, train, s_max=s_max, batch_idx=b, num_batches=num_batches)
+        compiled(x, "validation", s_max=s_max)
+        if graphs is None:  # both stages seen once (validation may share training's graph)
+            graphs = counters["stats"]["unique_graphs"]
+            assert 1 <= graphs <= 2
+    assert counters["stats"]["unique_graphs"] == graphs
+    assert not counters["graph_break"]
+
+
 # -- compiled equals eager -----------------------------------------------------------------------------
 def _step(model, net, x, args, kwargs):
     """Forward, then backward of a loss touching every output tensor; (outputs, gradients)."""

@@ -203,3 +203,29 @@ def test_a_layer_sized_tensor_without_lowering_the_bound():
     torch.nn.init.kaiming_uniform_(scores, a=math.sqrt(5), generator=g)
     for c in (0.5, 0.05):
         assert torch.equal(PercentileLayerParameterMaskingByScore.apply(scores, c), _reference_mask(scores, c))
+
+
+def test_without_numpy_the_gate_keeps_the_radix_select():
+    """torch runs without NumPy (a warning at import): then the gate imports, selects by radix, and
+    its masks are still those of torch.quantile's threshold."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys, warnings
+        sys.modules["numpy"] = None                      # `import numpy` raises ImportError
+        warnings.simplefilter("ignore")
+        import torch
+        from specc.runtime import gates, selection
+        assert gates.SELECT is selection.order_statistics, gates.SELECT
+        g = torch.Generator().manual_seed(0)
+        scores = torch.randn(256, 300, generator=g)
+        for c in (0.5, 0.2):
+            mask = gates.PercentileLayerParameterMaskingByScore.apply(scores, c)
+            reference = (scores >= torch.quantile(scores.flatten(), 1 - c)).float()
+            assert torch.equal(mask, reference)
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

@@ -194,10 +194,9 @@ def test_no_graph_break_in_any_stage(name):
         assert explained.graph_count == 1, stage
 
 
-@pytest.mark.parametrize("name", ["hat_mlp", "hat_conv_independent", "amnesiac_mlp", "wsn_mlp"])
-def test_recompiles_only_when_the_stage_changes(name):
-    """fullgraph=True; a whole epoch of batch_idx (the gate's scale changes every batch), then the
-    other stages, then training again: one graph per stage."""
+def _compiled_afresh(name: str):
+    """(kind, network, its torch.compile (eager backend, fullgraph), input, dynamo's counters),
+    dynamo reset and its counters cleared."""
     import torch._dynamo
     from torch._dynamo.utils import counters
 
@@ -205,8 +204,14 @@ def test_recompiles_only_when_the_stage_changes(name):
     net = build()
     torch._dynamo.reset()
     counters.clear()
-    compiled = torch.compile(net, backend="eager", fullgraph=True)
-    x = x_for(net)
+    return kind, net, torch.compile(net, backend="eager", fullgraph=True), x_for(net), counters
+
+
+@pytest.mark.parametrize("name", ["hat_mlp", "hat_conv_independent", "amnesiac_mlp", "wsn_mlp"])
+def test_recompiles_only_when_the_stage_changes(name):
+    """fullgraph=True; a whole epoch of batch_idx (the gate's scale changes every batch), then the
+    other stages, then training again: one graph per stage."""
+    kind, net, compiled, x, counters = _compiled_afresh(name)
     all_stages = stages(kind, net)
     train = "train_with_backup" if kind == "amnesiac" else "train"
     for b in range(1, N + 1):
@@ -230,15 +235,7 @@ def test_one_graph_whatever_the_gates_numbers(name):
     several s_max values, epochs of several lengths, every batch_idx, in training and
     validation, compile one graph per stage (or one for both), no graph break, nothing new after
     the first s_max's epoch."""
-    import torch._dynamo
-    from torch._dynamo.utils import counters
-
-    kind, build = NETS[name]
-    net = build()
-    torch._dynamo.reset()
-    counters.clear()
-    compiled = torch.compile(net, backend="eager", fullgraph=True)
-    x = x_for(net)
+    kind, net, compiled, x, counters = _compiled_afresh(name)
     train = "train_with_backup" if kind == "amnesiac" else "train"
     graphs = None
     for s_max in (400.0, 100.0, 7.5, 1e4):

@@ -36,6 +36,11 @@ from .selection import _float
 
 __all__ = ["order_statistics"]
 
+try:  # a torch built against another NumPy ABI imports, but cannot share a tensor's memory with it
+    torch.zeros(1).numpy()
+except Exception as e:  # noqa: BLE001 - RuntimeError("Numpy is not available") and kin
+    raise ImportError(f"torch cannot hand tensors to this NumPy: {e}") from e
+
 _GROWTH, _TRIES = 16.0, 3
 _LEAST = 2.0 ** -16  # the least widening, relative to the values' magnitude
 _FLOAT32_MAX = 3.4028234663852886e38

@@ -44,7 +44,7 @@ from .selection import order_statistics
 
 try:  # the bracket select counts with NumPy; without NumPy (or in an exported file), the radix select
     from .bracket import order_statistics as bracket_order_statistics
-except ImportError:  # pragma: no cover - NumPy comes with nearly every torch install
+except ImportError:  # no NumPy, or a torch that cannot hand tensors to it (another NumPy ABI)
     bracket_order_statistics = None
 
 __all__ = ["PercentileLayerParameterMaskingByMagnitude", "PercentileLayerParameterMaskingByScore", "quantile_threshold", "rank_parts"]

@@ -56,12 +56,16 @@ def _reference(x: torch.Tensor, rank: int) -> torch.Tensor:
     return x.sort().values[rank]
 
 
+def _ranks(x: torch.Tensor, data) -> tuple[int, int]:
+    """A rank `lo` of `x` and `hi`: `lo` or the next (as the gate's threshold needs them)."""
+    lo = data.draw(st.integers(0, x.numel() - 1))
+    return lo, data.draw(st.sampled_from([lo, min(lo + 1, x.numel() - 1)]))
+
+
 @SETTINGS
 @given(x=score_tensors(), data=st.data())
 def test_order_statistics_equal_a_sort(x, data):
-    n = x.numel()
-    lo = data.draw(st.integers(0, n - 1))
-    hi = data.draw(st.sampled_from([lo, min(lo + 1, n - 1)]))
+    lo, hi = _ranks(x, data)
     true_keys = [int(float32_keys(_reference(x, r).reshape(1))) for r in (lo, hi)]
     near = st.sampled_from([0, 100_000, -5_000_000])
     hint = data.draw(st.one_of(
@@ -78,9 +82,7 @@ def test_order_statistics_equal_a_sort(x, data):
 @SETTINGS
 @given(x=score_tensors(), data=st.data())
 def test_bracket_order_statistics_equal_a_sort(x, data):
-    n = x.numel()
-    lo = data.draw(st.integers(0, n - 1))
-    hi = data.draw(st.sampled_from([lo, min(lo + 1, n - 1)]))
+    lo, hi = _ranks(x, data)
     true = [float(_reference(x, r)) for r in (lo, hi)]
     moves = st.sampled_from([0.0, 1e-40, 1e-6, 1.0, 1e30, math.inf, math.nan])
     hint = data.draw(st.one_of(

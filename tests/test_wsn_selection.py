@@ -231,3 +231,14 @@ def test_without_numpy_the_gate_keeps_the_radix_select():
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_each_selector_reads_only_its_own_hints(monkeypatch):
+    """The selector changed between two steps on the same scores (hints kept): each reads its own."""
+    gates._HINTS.clear()
+    g = torch.Generator().manual_seed(3)
+    scores = torch.randn(256, 300, generator=g)
+    for select in (bracket.order_statistics, selection.order_statistics, bracket.order_statistics):
+        monkeypatch.setattr(gates, "SELECT", select)
+        assert torch.equal(PercentileLayerParameterMaskingByScore.apply(scores, 0.5), _reference_mask(scores, 0.5))
+    gates._HINTS.clear()

@@ -109,7 +109,7 @@ def quantile_threshold(scores: Tensor, q: float) -> Tensor:
     if _by_radix(flat):
         if SELECT is order_statistics and bool(flat.sum().isnan()) and bool(flat.isnan().any()):
             return torch.full((), math.nan, dtype=dtype, device=device)  # a NaN (or inf - inf: look again)
-        hint_key = (flat.data_ptr(), n, lo)
+        hint_key = (SELECT, flat.data_ptr(), n, lo)  # each selector reads only its own hints
         found = SELECT(flat, lo, hi, _HINTS.get(hint_key))
         if len(_HINTS) > _MAX_HINTS:
             _HINTS.clear()
@@ -130,13 +130,14 @@ def quantile_threshold(scores: Tensor, q: float) -> Tensor:
     return torch.where(flat.isnan().any(), torch.full_like(threshold, math.nan), threshold)
 
 
-# Radix select (order_statistics, runtime/selection.py) where it is the faster exact way: float32 on the CPU,
-# eagerly (it reads counts back: free on the CPU, a graph break under torch.compile), large layers
-# (a small tensor costs the histograms' bins). The hint: the keys of the last lo-th and hi-th
-# scores of the same storage and rank (WSN's scores move little per step); results never depend on it.
+# The bracket select (runtime/bracket.py; NumPy) or else the radix select (runtime/selection.py) where
+# they are the faster exact way: float32 on the CPU, eagerly (they read counts back: free on the CPU, a
+# graph break under torch.compile), large layers (a small tensor costs more in their fixed steps).
+# The hint: what the selector found last for the same storage and rank (WSN's scores move little per
+# step); results never depend on it.
 RADIX_MIN_NUMEL = 1 << 15
 SELECT = bracket_order_statistics or order_statistics
-_HINTS: dict[tuple[int, int, int], tuple[int, ...]] = {}
+_HINTS: dict[tuple, tuple] = {}
 _MAX_HINTS = 4096
 
 

@@ -22,8 +22,10 @@ elements and sorts the whole tensor. Linear interpolation needs only two order s
    same dtype and device, so the rounding (including any fused multiply-add) is the same.
 
 On the CPU, in eager mode, for float32 layers of at least `RADIX_MIN_NUMEL` scores, steps 3's two
-order statistics come instead from `specc.runtime.selection.order_statistics` (a radix select that
-reuses the last step's threshold as a hint): the same two scores, so the same threshold, bit for bit.
+order statistics come instead from `SELECT`: `specc.runtime.bracket.order_statistics` (a bracket
+around the last step's two scores, counted with NumPy) where NumPy is at hand, else
+`specc.runtime.selection.order_statistics` (a radix select around the last step's threshold): the
+same two scores, so the same threshold, bit for bit.
 
 A NaN anywhere makes the threshold NaN (torch.quantile's rule), so `scores >= threshold` keeps nothing.
 An empty tensor has no quantile (an error, as in torch.quantile); the gate returns an empty mask.

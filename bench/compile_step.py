@@ -2,7 +2,7 @@
 3x32x32, CPU) of the ResNet-18 family: the unmasked ResNet18, HATMaskResNet18 (stage 'train', over
 the schedule: batch_idx 1..10 of 10, s_max 400, one compiled graph for all of them),
 AmnesiacHATResNet18 ('train_with_backup', 1 backup) and WSNMaskResNet18 (mask_percentage 0.5); and
-HATMaskMLP / WSNMaskMLP 3072-1000-1000-256 on the same input.
+the unmasked MLP, HATMaskMLP and WSNMaskMLP 3072-1000-1000-256 on the same input.
 
 On CPU, inductor lays convolutions out channels-last whenever oneDNN is available; in a training
 step of a network whose parameters are contiguous (NCHW), converting their gradients back costs
@@ -13,7 +13,8 @@ Reports, per network: the first compiled call (compilation included), then the m
 interleaved eager and compiled steps and their ratio, and how many graphs dynamo compiled (1 per
 network: the gate's scale changes every batch without a recompile). Goal: compiled <= eager.
 
-Run from the repository root: python bench/compile_step.py [--repeats N] [--threads N] [--nets hat,wsn,...]
+Run from the repository root:
+  python bench/compile_step.py [--repeats N] [--threads N] [--nets hat,wsn,...] [--clock wall|cpu]
 """
 from __future__ import annotations
 
@@ -27,9 +28,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _backbones import KW, same_weights, stored_masks, train_step  # noqa: E402
+from _backbones import KW, same_weights, stored_masks, train_step, use_clock  # noqa: E402
 
-NETS = ("plain", "hat", "amnesiac", "wsn", "hat_mlp", "wsn_mlp")
+NETS = ("plain", "hat", "amnesiac", "wsn", "mlp", "hat_mlp", "wsn_mlp")
 MLP = dict(input_dim=3 * 32 * 32, hidden_dims=[1000, 1000], output_dim=256)
 
 
@@ -40,6 +41,10 @@ def build(name: str):
     from generated.resnet18_wsn import WSNMaskResNet18
 
     torch.manual_seed(0)
+    if name == "mlp":  # the unmasked MLP: what inductor makes of the same matrix products
+        from generated.mlp import MLP as PlainMLP
+
+        return PlainMLP(**MLP), "plain"
     if name.endswith("_mlp"):
         from generated.mlp_hat import HATMaskMLP
         from generated.mlp_wsn import WSNMaskMLP
@@ -72,6 +77,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1,
                     help="intra-op threads (1: stable ratios on a shared 2-core machine)")
     ap.add_argument("--nets", default=",".join(NETS))
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="cpu: the process's CPU time (meaningful with --threads 1)")
     ap.add_argument("--options", default="{}", help="inductor options (JSON), passed to torch.compile")
     ap.add_argument("--channels-last", action="store_true", help="networks and input in channels_last memory format")
     a = ap.parse_args()
@@ -79,6 +86,7 @@ def main() -> None:
     if unknown:
         ap.error(f"unknown network(s) {', '.join(unknown)}; choose from {', '.join(NETS)}")
     options = json.loads(a.options)
+    use_clock(a.clock)
     layout = torch.channels_last if a.channels_last else torch.contiguous_format
     torch.set_num_threads(a.threads)
     from torch._dynamo import reset as dynamo_reset

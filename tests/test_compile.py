@@ -194,10 +194,9 @@ def test_no_graph_break_in_any_stage(name):
         assert explained.graph_count == 1, stage
 
 
-@pytest.mark.parametrize("name", ["hat_mlp", "hat_conv_independent", "amnesiac_mlp", "wsn_mlp"])
-def test_recompiles_only_when_the_stage_changes(name):
-    """fullgraph=True; a whole epoch of batch_idx (the gate's scale changes every batch), then the
-    other stages, then training again: one graph per stage."""
+def _compiled_afresh(name: str):
+    """(kind, network, its torch.compile (eager backend, fullgraph), input, dynamo's counters),
+    dynamo reset and its counters cleared."""
     import torch._dynamo
     from torch._dynamo.utils import counters
 
@@ -205,8 +204,14 @@ def test_recompiles_only_when_the_stage_changes(name):
     net = build()
     torch._dynamo.reset()
     counters.clear()
-    compiled = torch.compile(net, backend="eager", fullgraph=True)
-    x = x_for(net)
+    return kind, net, torch.compile(net, backend="eager", fullgraph=True), x_for(net), counters
+
+
+@pytest.mark.parametrize("name", ["hat_mlp", "hat_conv_independent", "amnesiac_mlp", "wsn_mlp"])
+def test_recompiles_only_when_the_stage_changes(name):
+    """fullgraph=True; a whole epoch of batch_idx (the gate's scale changes every batch), then the
+    other stages, then training again: one graph per stage."""
+    kind, net, compiled, x, counters = _compiled_afresh(name)
     all_stages = stages(kind, net)
     train = "train_with_backup" if kind == "amnesiac" else "train"
     for b in range(1, N + 1):
@@ -221,6 +226,28 @@ def test_recompiles_only_when_the_stage_changes(name):
         for args, kwargs in all_stages.values():
             compiled(x, *args, **(kwargs | ({"batch_idx": b} if "batch_idx" in kwargs else {})))
     assert counters["stats"]["unique_graphs"] == graphs
+
+
+@pytest.mark.parametrize("name", ["hat_mlp", "amnesiac_mlp"])
+def test_one_graph_whatever_the_gates_numbers(name):
+    """Issue 22 (compiled HATMaskMLP not faster than eager): neither s_max nor the schedule's
+    length nor batch_idx reaches the graph's guards (the eager frame hands it one 0-d tensor):
+    several s_max values, epochs of several lengths, every batch_idx, in training and
+    validation, compile one graph per stage (or one for both), no graph break, nothing new after
+    the first s_max's epoch."""
+    kind, net, compiled, x, counters = _compiled_afresh(name)
+    train = "train_with_backup" if kind == "amnesiac" else "train"
+    graphs = None
+    for s_max in (400.0, 100.0, 7.5, 1e4):
+        for num_batches in (3, 7):
+            for b in range(1, num_batches + 1):
+                compiled(x, train, s_max=s_max, batch_idx=b, num_batches=num_batches)
+        compiled(x, "validation", s_max=s_max)
+        if graphs is None:  # both stages seen once (validation may share training's graph)
+            graphs = counters["stats"]["unique_graphs"]
+            assert 1 <= graphs <= 2
+    assert counters["stats"]["unique_graphs"] == graphs
+    assert not counters["graph_break"]
 
 
 # -- compiled equals eager -----------------------------------------------------------------------------

@@ -97,3 +97,32 @@ def test_import_specc_stays_free_of_torch():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60,
                        env={**os.environ, "PYTHONPATH": str(REPO)})
     assert r.returncode == 0, r.stderr
+
+
+def test_the_runtimes_are_read_again_only_after_an_import(monkeypatch):
+    """HAT's default flushing sets the mode four times a train step: /proc/self/maps (about a
+    millisecond a read) is read on the first, and again only once a Python module was imported;
+    every broadcast still reaches the runtimes read."""
+    import types
+
+    from generated.mlp_hat import HATMaskMLP
+    from specc.runtime import denormals
+
+    reads = []
+    real = denormals._loaded_openmp_runtimes
+    monkeypatch.setattr(denormals, "_loaded_openmp_runtimes", lambda: reads.append(1) or real())
+    monkeypatch.setattr(denormals, "_runtimes_seen", (-1, []))
+    net = HATMaskMLP(input_dim=6, hidden_dims=[5], output_dim=4, gate="sigmoid")
+    net.setup_task_id(1)
+    x = torch.randn(3, 6)
+    reached = []
+    broadcast = denormals._Broadcast()
+    monkeypatch.setattr(denormals, "_broadcast", lambda threads: reached.append(broadcast(threads)))
+    for b in range(1, 4):
+        net(x, "train", s_max=400.0, batch_idx=b, num_batches=3)[0].sum().backward()
+    assert len(reached) == 12 and len(reads) == 1
+    if real():  # a Linux with an OpenMP runtime loaded: each broadcast reached it
+        assert all(r >= 1 for r in reached)
+    monkeypatch.setitem(sys.modules, "specc_test_new_module", types.ModuleType("specc_test_new_module"))
+    net(x, "train", s_max=400.0, batch_idx=1, num_batches=3)
+    assert len(reads) == 2

@@ -72,6 +72,9 @@ def _runtime_sources() -> list[str]:
         # Backbone's hook that names spec lines in a generated constructor's errors: an exported
         # module has no spec comments, and no specc.runtime.positions to import
         src = re.sub(r"\n    def __init_subclass__\(.*?\n(?=\n)", "", src, flags=re.S)
+        # The gate's NumPy selection (specc.runtime.bracket) is not exported: torch only, the radix select
+        src = re.sub(r"\ntry:  # the bracket select.*?\n    bracket_order_statistics = None\n",
+                     "\nbracket_order_statistics = None  # exported: torch only\n", src, flags=re.S)
         lines = [line for line in src.splitlines()
                  if not line.startswith(("from ", "import ", "__all__", "pylogger = "))
                  and line not in ('    "Backbone",', '    "CLBackbone",', '    "HATMaskBackbone",',
@@ -89,7 +92,7 @@ def _function_sources(globals_used: dict) -> list[str]:
         if "_masked_bias(" in src:  # a WSN form (specc.runtime.schemes.wsn.WSN_FORMS)
             from ..runtime.schemes import wsn
 
-            src = inspect.getsource(wsn._masked_bias) + "\n\n" + src
+            src = "\n\n".join(inspect.getsource(f) for f in (wsn.MaskedWeight, wsn._masked, wsn._masked_bias, fn))
         out.append(f"{src.rstrip()}\n\n\n{name} = {fn.__name__}")
     return out
 

@@ -67,6 +67,23 @@ def _loaded_openmp_runtimes() -> list[str]:
     return paths
 
 
+_runtimes_seen: tuple[int, list[str]] = (-1, [])
+
+
+def _openmp_runtimes() -> list[str]:
+    """`_loaded_openmp_runtimes()`, read again only after a Python module was imported: reading
+    /proc/self/maps costs about a millisecond, and HAT's default flushing sets the mode four
+    times a train step (twice around the forward, twice around its backward), a good part of a
+    small network's step. A native library (an OpenMP runtime among them) is loaded by an import
+    in practice: torch's own runtime is there from the first call, and inductor's compiled
+    kernels use the same library on Linux."""
+    global _runtimes_seen
+    modules = len(sys.modules)
+    if _runtimes_seen[0] != modules:
+        _runtimes_seen = (modules, _loaded_openmp_runtimes())
+    return _runtimes_seen[1]
+
+
 class _Broadcast:
     """`fesetenv(env)` on every thread of each loaded OpenMP runtime's team (libgomp's
     GOMP_parallel(fn, data, num_threads, flags) runs fn(data) on the caller and its team)."""
@@ -104,7 +121,7 @@ class _Broadcast:
         if self.libm.fegetenv(env) != 0:
             return 0
         reached = 0
-        for path in _loaded_openmp_runtimes():
+        for path in _openmp_runtimes():
             parallel = self._runtime(path)
             if parallel is not None:
                 parallel(self.fesetenv, ctypes.cast(env, ctypes.c_void_p), max(1, threads), 0)

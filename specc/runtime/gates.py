@@ -22,8 +22,10 @@ elements and sorts the whole tensor. Linear interpolation needs only two order s
    same dtype and device, so the rounding (including any fused multiply-add) is the same.
 
 On the CPU, in eager mode, for float32 layers of at least `RADIX_MIN_NUMEL` scores, steps 3's two
-order statistics come instead from `specc.runtime.selection.order_statistics` (a radix select that
-reuses the last step's threshold as a hint): the same two scores, so the same threshold, bit for bit.
+order statistics come instead from `SELECT`: `specc.runtime.bracket.order_statistics` (a bracket
+around the last step's two scores, counted with NumPy) where NumPy is at hand, else
+`specc.runtime.selection.order_statistics` (a radix select around the last step's threshold): the
+same two scores, so the same threshold, bit for bit.
 
 A NaN anywhere makes the threshold NaN (torch.quantile's rule), so `scores >= threshold` keeps nothing.
 An empty tensor has no quantile (an error, as in torch.quantile); the gate returns an empty mask.
@@ -41,6 +43,11 @@ import torch
 from torch import Tensor
 
 from .selection import order_statistics
+
+try:  # the bracket select counts with NumPy; without NumPy (or in an exported file), the radix select
+    from .bracket import order_statistics as bracket_order_statistics
+except ImportError:  # no NumPy, or a torch that cannot hand tensors to it (another NumPy ABI)
+    bracket_order_statistics = None
 
 __all__ = ["PercentileLayerParameterMaskingByMagnitude", "PercentileLayerParameterMaskingByScore", "quantile_threshold", "rank_parts"]
 
@@ -102,12 +109,15 @@ def quantile_threshold(scores: Tensor, q: float) -> Tensor:
     lo, hi, weight = rank_parts(q, n, dtype)
 
     if _by_radix(flat):
-        if bool(flat.sum().isnan()) and bool(flat.isnan().any()):  # a NaN (or inf - inf: look again)
-            return torch.full((), math.nan, dtype=dtype, device=device)
-        hint_key = (flat.data_ptr(), n, lo)
-        below, above, _HINTS[hint_key] = order_statistics(flat, lo, hi, _HINTS.get(hint_key))
+        if SELECT is order_statistics and bool(flat.sum().isnan()) and bool(flat.isnan().any()):
+            return torch.full((), math.nan, dtype=dtype, device=device)  # a NaN (or inf - inf: look again)
+        hint_key = (SELECT, flat.data_ptr(), n, lo)  # each selector reads only its own hints
+        found = SELECT(flat, lo, hi, _HINTS.get(hint_key))
         if len(_HINTS) > _MAX_HINTS:
             _HINTS.clear()
+        if found is None:  # the bracket select met a NaN
+            return torch.full((), math.nan, dtype=dtype, device=device)
+        below, above, _HINTS[hint_key] = found
         return _lerp(below, above, weight)
 
     below = flat.kthvalue(lo + 1).values
@@ -122,12 +132,14 @@ def quantile_threshold(scores: Tensor, q: float) -> Tensor:
     return torch.where(flat.isnan().any(), torch.full_like(threshold, math.nan), threshold)
 
 
-# Radix select (order_statistics, runtime/selection.py) where it is the faster exact way: float32 on the CPU,
-# eagerly (it reads counts back: free on the CPU, a graph break under torch.compile), large layers
-# (a small tensor costs the histograms' bins). The hint: the keys of the last lo-th and hi-th
-# scores of the same storage and rank (WSN's scores move little per step); results never depend on it.
+# The bracket select (runtime/bracket.py; NumPy) or else the radix select (runtime/selection.py) where
+# they are the faster exact way: float32 on the CPU, eagerly (they read counts back: free on the CPU, a
+# graph break under torch.compile), large layers (a small tensor costs more in their fixed steps).
+# The hint: what the selector found last for the same storage and rank (WSN's scores move little per
+# step); results never depend on it.
 RADIX_MIN_NUMEL = 1 << 15
-_HINTS: dict[tuple[int, int, int], tuple[int, int]] = {}
+SELECT = bracket_order_statistics or order_statistics
+_HINTS: dict[tuple, tuple] = {}
 _MAX_HINTS = 4096
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import operator
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
@@ -33,6 +34,38 @@ from .hat import (  # noqa: F401  (generated code calls wsn.uses_batch_norm)
 )
 
 
+class MaskedWeight(torch.autograd.Function):
+    """`weight * mask` (the mask in the weight's shape) with the product's two gradients,
+    `grad * mask` for the weight and `grad * weight` for the mask (which the gate passes straight
+    through to the scores): the values `weight * mask` and autograd give, bit for bit. Where it is
+    safe (a plain backward: not under torch.compile, no graph of the backward being built; an
+    incoming gradient of the mask's layout, which the layer's backward made and nothing else
+    holds), the weight's gradient is written over the incoming one after the mask's is taken:
+    one tensor of the layer's size fewer to allocate and fill per step."""
+
+    @staticmethod
+    def forward(ctx, weight: Tensor, mask: Tensor) -> Tensor:
+        ctx.save_for_backward(weight if ctx.needs_input_grad[1] else None,
+                              mask if ctx.needs_input_grad[0] else None)
+        return weight * mask
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        weight, mask = ctx.saved_tensors
+        grad_mask = grad * weight if ctx.needs_input_grad[1] else None
+        grad_weight = None
+        if ctx.needs_input_grad[0]:
+            in_place = (not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+                        and grad.shape == mask.shape and grad.dtype == mask.dtype and grad.is_contiguous()
+                        and not grad._is_view() and grad._base is None)
+            grad_weight = grad.mul_(mask) if in_place else grad * mask
+        return grad_weight, grad_mask
+
+
+def _masked(weight: Tensor, mask: Tensor) -> Tensor:
+    return MaskedWeight.apply(weight, mask)
+
+
 def _masked_bias(bias: Tensor | None, mask: Tensor | None) -> Tensor | None:
     # As CLArena's WSNMaskMLP: no bias mask (or no bias) means the layer runs without bias.
     if bias is None or mask is None:
@@ -42,19 +75,19 @@ def _masked_bias(bias: Tensor | None, mask: Tensor | None) -> Tensor | None:
 
 def wsn_linear(x: Tensor, weight: Tensor, bias: Tensor | None, weight_mask: Tensor,
                bias_mask: Tensor | None) -> Tensor:
-    return F.linear(x, weight * weight_mask, _masked_bias(bias, bias_mask))
+    return F.linear(x, _masked(weight, weight_mask), _masked_bias(bias, bias_mask))
 
 
 def wsn_conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, weight_mask: Tensor, bias_mask: Tensor | None,
                stride, padding, dilation, groups: int) -> Tensor:
     # The mask comes in its score's layout (out, in / groups * kh * kw): the weight's own memory order.
-    return F.conv2d(x, weight * weight_mask.view_as(weight), _masked_bias(bias, bias_mask), stride, padding,
+    return F.conv2d(x, _masked(weight, weight_mask.view_as(weight)), _masked_bias(bias, bias_mask), stride, padding,
                     dilation, groups)
 
 
 def wsn_conv1d(x: Tensor, weight: Tensor, bias: Tensor | None, weight_mask: Tensor, bias_mask: Tensor | None,
                stride, padding, dilation, groups: int) -> Tensor:
-    return F.conv1d(x, weight * weight_mask.view_as(weight), _masked_bias(bias, bias_mask), stride, padding,
+    return F.conv1d(x, _masked(weight, weight_mask.view_as(weight)), _masked_bias(bias, bias_mask), stride, padding,
                     dilation, groups)
 
 

@@ -24,11 +24,12 @@ from ..core.layers import ACTIVATIONS, IN, LENGTH, OPS, REQUIRED
 from ..core.values import type_name
 from ..frontend import ast as A
 from ..frontend import masking
+from ..frontend.binding import block_parameters, fixed_values
 from ..frontend.classdef import NO_DEFAULT, annotation, class_def, literal
-from ..frontend.elaborate import block_parameters, branch_roles, fixed_values
 from ..frontend.errors import Pos, SpecError
 from ..frontend.load import Program
 from ..frontend.reserved import GENERATED_NAMES
+from ..frontend.scope_rules import branch_roles
 from ..frontend.static_rules import first_joins, layer_kind
 from . import escape
 from .pyexpr import ExprWriter, free_names
@@ -824,7 +825,7 @@ class _Writer:
                 "of its input, without the batch dimension.")
 
     def _value(self, e: A.Expr):
-        from ..frontend.elaborate import Evaluator
+        from ..frontend.evaluator import Evaluator
 
         return Evaluator(self.program, {}).eval(e)
 

@@ -72,10 +72,10 @@ def _check_signature(program: Program, op: A.Op, signature, what: str) -> None:
             continue
         a = given[name]
         if isinstance(a, A.Lit):
-            from .elaborate import _type_ref
+            from .binding import type_ref
 
             try:
-                coerce(a.value, typ if isinstance(typ, A.TypeRef) else _type_ref(typ), f"argument '{name}' of {what}",
+                coerce(a.value, typ if isinstance(typ, A.TypeRef) else type_ref(typ), f"argument '{name}' of {what}",
                        isinstance(typ, A.TypeRef))
             except TypeError as e:
                 raise _err(program, str(e), a.pos) from None
@@ -227,7 +227,7 @@ def check_static_rules(program: Program) -> None:
     a plain module name declared twice (whatever the guards),
     branches joined in loops, records whose layer a guard decides, in-place operations that may
     overwrite the caller's input, a recorded activation or a value branches read."""
-    from .elaborate import block_parameters
+    from .binding import block_parameters
 
     block_params = block_parameters(program)
     net_params = {p.name: p for p in program.network.params}
@@ -274,7 +274,7 @@ class _Overwrites:
     The state is the reason (one of the three above) or None (surely a new tensor of its own)."""
 
     def __init__(self, program: Program):
-        from .elaborate import block_parameters
+        from .binding import block_parameters
 
         self.program = program
         self.block_params = block_parameters(program)

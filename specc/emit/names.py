@@ -74,28 +74,3 @@ def chain_ops(body) -> list[A.Op]:
     return out
 
 
-def flat_layers(elements, groups=()) -> list[tuple[A.Layer, tuple]]:
-    """The layers of a chain, each with the guards of the groups around it."""
-    out = []
-    for el in elements:
-        if isinstance(el, A.Layer):
-            out.append((el, tuple(groups)))
-        elif isinstance(el, A.Group):
-            out += flat_layers(el.elements, tuple(groups) + ((el.cond,) if el.cond is not None else ()))
-    return out
-
-
-def use_targets_of(stmts) -> dict:
-    """The modules a `use` of this scope may name: those of the scope's own chains (not in a loop
-    or a branch), with plain names, each with the guards of the groups around it."""
-    out = {}
-    for s in stmts:
-        if isinstance(s, A.Chain):
-            for layer, groups in flat_layers(s.elements):
-                p = layer.path
-                if p is not None and p.index is None and p.parts is None and len(layer.ops) == 1 \
-                        and layer.ops[0].repeat is None:
-                    out.setdefault(p.name, (layer, groups))
-    return out
-
-

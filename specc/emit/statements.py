@@ -4,21 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..core.layers import ACTIVATIONS, OPS, REQUIRED
+from ..core.layers import OPS, REQUIRED
 from ..frontend import ast as A
-from ..frontend.errors import Pos, SpecError
-from ..frontend.load import Program
+from ..frontend.lower.guards import Present, element_guard, loop_list_guard, optional_activation
+from ..frontend.lower.uses import flat_layers, use_targets
 from ..frontend.scope_rules import branch_roles
 from ..frontend.static_rules import first_joins, layer_kind
 from . import escape
 from .lines import Lines
-from .names import ComputedName, flat_layers, name_source, op_names_in, use_targets_of
+from .names import ComputedName, name_source, op_names_in
 from .op_forms import FORWARD_FORM, construct, shape_update
-
-
-def spec_error(program: Program, msg: str, pos: Pos, hint: str | None = None) -> SpecError:
-    return SpecError(msg, pos, hint=hint, source=program.sources.get(pos.file) if pos else None)
-
 
 
 @dataclass
@@ -62,7 +57,7 @@ class Statements:
         for i, s in enumerate(stmts):
             if isinstance(s, A.Branch):
                 scope.branches[s.name] = WrittenBranch(s, i, role=roles.get(s.name, "add"))
-        scope.use_targets.update(use_targets_of(stmts))
+        scope.use_targets.update(use_targets(stmts))
         for name, i in first_joins(stmts).items():
             b = scope.branches.get(name)
             if b is not None:
@@ -118,10 +113,10 @@ class Statements:
         MLP creates `fc_bn` only with batch norm)."""
         loop_body_layers = [el for st in loop.body if isinstance(st, A.Chain)
                             for el, _ in flat_layers(st.elements)]
-        # which lists, under which guards: the rule the elaborator follows too (ast.loop_lists)
-        varying = {id(layer): changes for _, layer, _, changes in A.loop_lists(loop)}
+        # which lists, under which guards: the lowering the elaborator evaluates (specc.lower.guards)
+        lists = {id(layer): (conds, changes) for _, layer, conds, changes in A.loop_lists(loop)}
         hoisted: list[str] = []
-        for layer, groups in A.guarded_layers(loop.body):
+        for layer, _ in A.guarded_layers(loop.body):
             p = layer.path
             # computed names are modules of their own; plain names in a loop were refused by the
             # probe (elaborate.check_loop_names), so the rest name module lists
@@ -135,11 +130,9 @@ class Statements:
                     and any(layer is other for other in loop_body_layers):
                 scope.simple_append.add(p.name)
                 hoisted.append(p.name)
-            if varying[id(layer)]:
-                # The condition changes from iteration to iteration: the list always exists.
-                guard = self.implicit_guard(scope, layer, forward=False)
-            else:
-                guard = self.guard(scope, layer, forward=False, extra=groups)
+            conds, changes = lists[id(layer)]
+            guard = self.print_guard(scope, loop_list_guard(layer, conds, changes, self.optional_activation(scope, layer)),
+                                     forward=False)
             if guard is not None:
                 init.add(f"if {guard}:")
                 with init.indent():
@@ -178,8 +171,8 @@ class Statements:
 
     def element(self, scope: Scope, el, init, fwd, var, shape, branch, current) -> None:
         where = self.where(el.pos)
-        extra = self.use_guard(scope, el) if isinstance(el, A.Use) else []
-        guards = [(lines, self.guard(scope, el, lines is fwd, extra)) for lines in (init, fwd) if lines is not None]
+        lowered = self.element_guard(scope, el)
+        guards = [(lines, self.print_guard(scope, lowered, lines is fwd)) for lines in (init, fwd) if lines is not None]
         p = el.path if isinstance(el, A.Layer) else None
         if init is not None and guards[0][1] is not None and p is not None and p.index is not None \
                 and p.name not in scope.declared:
@@ -284,45 +277,35 @@ class Statements:
         if init is not None and self.op_kind(scope, op) == "builtin" and OPS[op.name].shape is not None:
             init.add(f"{shape} = {shape_update(self.expr_writer(scope, False), op, shape, None)}")
 
-    def use_guard(self, scope: Scope, el: A.Use) -> list:
-        """The conditions under which the module `el` calls exists: its element's and groups'."""
-        decl, groups = scope.use_targets[el.path.name]
-        return list(groups) + ([decl.cond] if decl.cond is not None else []) + [("implicit", decl)]
+    def element_guard(self, scope: Scope, el) -> tuple:
+        """The lowered guard of `el` (specc.lower.guards); a `use` runs where the module it calls exists:
+        under its element's guard, its groups' included, then its own."""
+        if isinstance(el, A.Use):
+            decl, groups = scope.use_targets[el.path.name]
+            return element_guard(decl, self.optional_activation(scope, decl), groups) + element_guard(el, None)
+        return element_guard(el, self.optional_activation(scope, el))
 
-    def guard(self, scope: Scope, el, forward: bool, extra=()) -> str | None:
-        parts = []
+    def optional_activation(self, scope: Scope, el) -> str | None:
+        params = scope.params
+        if scope.loop_vars:  # loop variables are not parameters
+            params = {n: p for n, p in params.items() if not any(n in frame for frame in scope.loop_vars)}
+        return optional_activation(self.program, el, params, self.block_params)
+
+    def print_guard(self, scope: Scope, guard: tuple, forward: bool) -> str | None:
+        """A lowered guard as a Python condition (None: always)."""
         ex = self.expr_writer(scope, forward)
-        for cond in extra:
-            if isinstance(cond, tuple):  # ("implicit", element): an activation parameter's guard
-                implicit = self.implicit_guard(scope, cond[1], forward)
-                if implicit is not None:
-                    parts.append(implicit)
+        parts = []
+        for cond in guard:
+            if isinstance(cond, Present):
+                parts.append(f"{'self.' if forward else ''}{cond.name} is not None")
             else:
                 parts.append(ex(cond))
-        if el.cond is not None:
-            parts.append(ex(el.cond))
-        implicit = self.implicit_guard(scope, el, forward) if isinstance(el, A.Layer) else None
-        if implicit is not None:
-            parts.append(implicit)
         parts = list(dict.fromkeys(parts))
         if not parts:
             return None
         if len(parts) == 1:
             return parts[0]
         return " and ".join(f"({p})" if " or " in p or " if " in p else p for p in parts)
-
-    def implicit_guard(self, scope: Scope, el: A.Layer, forward: bool) -> str | None:
-        """An activation parameter that may be None makes its element conditional."""
-        if len(el.ops) != 1:
-            return None
-        op = el.ops[0]
-        if op.name in ACTIVATIONS or op.name in OPS or self.block_def(op.name) is not None:
-            return None
-        t = self.param_type(scope, op.name)
-        if t is not None and t.name == "activation" and t.optional:
-            src = f"self.{op.name}" if forward else op.name
-            return f"{src} is not None"
-        return None
 
     def path_source(self, scope: Scope, el: A.Layer, forward: bool):
         """(attribute, index source or None, layer-name source) of an element's module; for a
@@ -457,14 +440,12 @@ class Statements:
                     init.add(f"{holder}.append(block)")
                     init.add("self.weighted_layer_names += block.weighted_layer_names")
                     init.add(f"{shape} = block.out_shape")
-                elif kind in ("builtin", "activation"):
+                else:  # a builtin or an activation (static_rules.check_sequence_op)
                     if kind == "builtin" and OPS[op.name].weighted and branch != "shortcut":
                         init.add(f"self.weighted_layer_names.append({child_name})")
                     init.add(f"{holder}.append({construct(self.expr_writer(scope, False), op, kind, shape)})", self.where(op.pos))
                     if kind == "builtin" and OPS[op.name].shape is not None:
                         init.add(f"{shape} = {shape_update(self.expr_writer(scope, False), op, shape, child_name)}")
-                else:
-                    raise spec_error(self.program, f"'{op.name}' cannot be repeated", op.pos)
                 if count is not None:
                     init.depth -= 1
         if fwd is not None:

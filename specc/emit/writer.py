@@ -149,13 +149,6 @@ class Writer(Statements):
             in_shape = "in_shape"  # at network level: the shape entering the element (see chain)
         return ExprWriter(name, in_shape)
 
-    def param_type(self, scope: Scope, name: str) -> A.TypeRef | None:
-        for frame in reversed(scope.loop_vars):
-            if name in frame:
-                return None
-        p = scope.params.get(name)
-        return p.type if p is not None else None
-
     # -- classes --------------------------------------------------------------------------------
     def block_class(self, b: A.BlockDef) -> list[str]:
         cls = self.class_names[b.name]

@@ -12,12 +12,14 @@ from ..core.limits import BLOCK_DEPTH, NESTING, NODES, VALUE_SIZE
 from ..core.shape import gate_problem
 from ..core.values import type_name
 from . import ast as A
-from .binding import bind_arguments, fixed_values
+from .binding import bind_arguments, block_parameters, fixed_values
 from .elaborate_layers import LayerElaboration, _Scope
 from .errors import Pos, SpecError
 from .evaluator import Evaluator, describe, is_int, new_budget
 from .ir import ModuleDecl, Network, Node, Param, Shape
 from .load import Program
+from .lower.guards import loop_list_guard
+from .lower.uses import use_targets
 from .masking import check_scheme_names, class_params, network_args, options, weights_branches
 from .scope_rules import branch_roles, check_network_in, check_no_recursive_blocks
 from .static_rules import check_records, first_joins
@@ -62,6 +64,10 @@ class _Elaborator(LayerElaboration):
         self.module_ops: dict[tuple, tuple] = {}  # path of a single module -> (op name, kind, bound arguments)
         self.depth = 0  # loops and block instances entered and not yet left
         self.where: Pos = self.net.pos  # the statement being elaborated, for a last-resort error
+        # The network's parameters with their declarations (fixed ones too), as the writer's scope has them.
+        self.net_params = {p.name: p for p in self.net.params}
+        self.net_params.update({p.name: p for p, _, _ in self.net.fixed if p.type.name != "block"})
+        self.block_params = block_parameters(program)
 
     def err(self, msg: str, pos: Pos, hint: str | None = None) -> SpecError:
         return SpecError(msg, pos, hint=hint, source=self.program.sources.get(pos.file))
@@ -84,7 +90,7 @@ class _Elaborator(LayerElaboration):
         ev = Evaluator(self.program, dict(self.bound), budget=self.budget)
         shape = self._input_shape(ev)
         inp = self._node("input", None, [], shape, self.net.input.pos, (-1,))
-        scope = _Scope((), (), inp, dict(self.bound))
+        scope = _Scope((), (), inp, dict(self.bound), params=self.net_params)
         out = self._body(self.net.body, scope, inp)
         self._check_inplace(out)
         base = "CLBackbone" if (self.program.continual or self.program.mask) else "Backbone"
@@ -157,6 +163,7 @@ class _Elaborator(LayerElaboration):
                     raise self.err(f"branch '{s.name}' is declared twice in this scope", s.pos)
                 scope.branches[s.name] = (s, scope.key + (i,))
         scope.branch_roles = branch_roles(self.program, stmts)
+        scope.use_targets = use_targets(stmts)
         for i, s in enumerate(stmts):
             if isinstance(s, A.BlockDef):
                 raise self.err("blocks are declared at the top level of a file", s.pos)
@@ -191,6 +198,8 @@ class _Elaborator(LayerElaboration):
             lists = [(name, layer, conds, changes, scope.prefix + (name,) in self.modules)
                      for name, layer, conds, changes in A.loop_lists(s)]
         scope.loops += 1
+        outer_names = scope.loop_names
+        scope.loop_names = outer_names | {v for v in (s.index_var, s.item_var) if v is not None}
         self._enter(s.pos, "loops and blocks nested")
         for it, item in enumerate(items):
             self.budget.charge(1, s.pos)
@@ -203,6 +212,7 @@ class _Elaborator(LayerElaboration):
                 stream = self._statement(st, scope, stream, key + (it, j))
         self.depth -= 1
         scope.loops -= 1
+        scope.loop_names = outer_names
         scope.env.clear()
         scope.env.update(saved)
         if lists:
@@ -222,10 +232,8 @@ class _Elaborator(LayerElaboration):
             if decl is not None:
                 decl.order = order  # registered before the loop's modules
                 continue
-            if not changes and not all(ev._truth(c) for c in conds):
+            if not self._holds(loop_list_guard(layer, conds, changes, self._optional_activation(scope, layer)), ev):
                 continue
-            if len(layer.ops) == 1 and self._op_kind(layer.ops[0], ev)[0] == "skip":
-                continue  # an activation parameter set to none
             self._declare(path, "ModuleList", {}, layer.pos, order)
 
     def _evaluator(self, scope: _Scope) -> Evaluator:

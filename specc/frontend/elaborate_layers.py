@@ -12,9 +12,11 @@ from . import ast as A
 from .binding import type_ref
 from .evaluator import Evaluator, describe, is_int
 from .ir import ModuleDecl
+from .lower.guards import Present, element_guard, optional_activation
+from .lower.uses import not_declared, resolve_use
 from .masking import check_name
 from .reserved import MODULE_NAMES
-from .static_rules import given_arguments
+from .static_rules import check_sequence_op, given_arguments
 
 
 @dataclass
@@ -31,6 +33,9 @@ class _Scope:
     evaluator: Evaluator | None = None  # made once per scope: its env (and in a block `in`) does not change
     branch_roles: dict = field(default_factory=dict)  # branch name -> "add" | "concat": how it is joined
     loops: int = 0  # loops entered and not yet left in this scope
+    params: dict = field(default_factory=dict)  # the scope's parameters by name (A.Param), for the lowering
+    loop_names: frozenset = frozenset()  # the loop variables bound here (they hide parameters)
+    use_targets: dict = field(default_factory=dict)  # what a `use` here may call (specc.frontend.lower.uses)
 
 
 # The argument names of the catalogue's layers and activations (their tuples live as long as it).
@@ -44,20 +49,13 @@ class LayerElaboration:
     def _use(self, el: A.Use, scope: _Scope, stream: int, key, in_branch, current_layer) -> int:
         name = el.path.name
         path = scope.prefix + (name,)
-        decl = self.modules.get(path)
         where = "this block" if scope.block else "the network"
-        if decl is None:
+        resolve_use(self.program, scope.use_targets, el, where, self._params(scope), self.block_params)
+        if path not in self.modules:
             if path in self.skipped:
                 return stream  # its element was skipped (a false guard, an activation parameter set to none)
-            raise self.err(f"`use {name}`: {where} has no module '{name}' declared before this point", el.path.pos,
-                           f"`use` calls a module declared earlier in {where} once more")
-        op = self.module_ops.get(path)
-        if op is None or not (op[1] == "activation" or OPS[op[0]].reusable):
-            what = "a block or a container" if op is None else f"'{op[0]}'"
-            raise self.err(f"`use {name}`: '{name}' is {what}; only activations, dropout and pooling (modules "
-                           "without parameters or state) can be called at several points", el.path.pos,
-                           "declare a second module for the second point")
-        kind, args = op[1], op[2]
+            raise not_declared(self.program, el, where)  # declared after this point
+        _, kind, args = op = self.module_ops[path]
         shape = self.nodes[stream].shape
         out = shape
         if kind == "builtin":
@@ -68,18 +66,34 @@ class LayerElaboration:
         return self._node("call_module", path, [stream], out, el.pos, key, in_branch=in_branch,
                           chain_layer=current_layer)
 
+    def _params(self, scope: _Scope) -> dict:
+        """The scope's parameters by name (loop variables hide them), as the lowering reads them."""
+        if scope.loop_names:
+            return {n: p for n, p in scope.params.items() if n not in scope.loop_names}
+        return scope.params
+
+    def _optional_activation(self, scope: _Scope, el) -> str | None:
+        return optional_activation(self.program, el, self._params(scope), self.block_params)
+
+    def _holds(self, guard: tuple, ev: Evaluator) -> bool:
+        """Whether every condition of a lowered guard (specc.lower.guards) holds for these values."""
+        for cond in guard:
+            if isinstance(cond, Present):
+                if ev.env[cond.name] is None:
+                    return False
+            elif not ev._truth(cond):
+                return False
+        return True
+
     def _layer(self, el: A.Layer, scope: _Scope, stream: int, key, in_branch, current_layer):
         self.where = el.pos
         ev = self._evaluator(scope)
-        if el.cond is not None and not ev._truth(el.cond):
+        if not self._holds(element_guard(el, self._optional_activation(scope, el)), ev):
             self._skipped(scope, [el])
             return stream, None
         if len(el.ops) == 1 and el.ops[0].repeat is None:
             op = el.ops[0]
             kind = self._op_kind(op, ev)
-            if kind[0] == "skip":  # an activation parameter that is None
-                self._skipped(scope, [el])
-                return stream, None
             if kind[0] == "block":
                 path = self._path(el, scope, ev, key, needed=True, what=f"block '{op.name}'")
                 return self._instantiate(kind[1], op, ev, path, stream, key, el.pos), None
@@ -104,16 +118,15 @@ class LayerElaboration:
                     raise self.err(f"a repetition count of {times:,} is more than the limit of {LIST_LENGTH:,}",
                                    op.repeat.pos)
                 self.budget.charge(times, op.repeat.pos)
+            check_sequence_op(self.program, el, op, self._params(scope), self.block_params)
             kind = self._op_kind(op, ev)
             for _ in range(times):
                 child = path + (str(index),)
                 ck = key + (index,)
                 if kind[0] == "block":
                     stream = self._instantiate(kind[1], op, ev, child, stream, ck, op.pos)
-                elif kind[0] in ("builtin", "activation"):
+                else:  # a builtin or an activation (static_rules.check_sequence_op)
                     stream, _ = self._builtin(kind, op, ev, child, stream, ck, in_branch, current_layer)
-                else:
-                    raise self.err(f"'{op.name}' cannot be repeated", op.pos)
                 index += 1
         return stream, None
 
@@ -289,7 +302,8 @@ class LayerElaboration:
         # Blocks see the network's parameters, then their own (which take precedence).
         self.budget.charge(len(self.bound) + len(args), pos)
         env = {**self.bound, **args}
-        scope = _Scope(path, key, stream, env, block=block.name)
+        scope = _Scope(path, key, stream, env, block=block.name,
+                       params={**self.net_params, **{p.name: p for p in block.params}})
         self._enter(pos, "blocks and loops nested")
         out = self._body(block.body, scope, stream)
         self.depth -= 1

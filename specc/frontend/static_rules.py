@@ -111,6 +111,23 @@ def _check_op(program: Program, op: A.Op, params: dict, block_params: dict) -> N
                    "its value is constructed without arguments; write the activation by name to pass some")
 
 
+def check_sequence_op(program: Program, el: A.Layer, op: A.Op, params: dict, block_params: dict) -> None:
+    """What may be repeated or be part of a sequence (an nn.Sequential of numbered children): a module.
+    A builtin without one (flatten, identity, ...) may not, nor an optional activation parameter among
+    other operations (where it is none the sequence would have a hole; alone, its element's implicit
+    guard leaves the whole element out: specc.frontend.lower.guards). The elaborator checks each
+    operation of a sequence with this function too."""
+    if len(el.ops) == 1 and op.repeat is None:
+        return
+    kind = layer_kind(program, op.name, params, block_params)
+    if kind == "function":
+        raise _err(program, f"'{op.name}' has no module, so it cannot be repeated or part of a sequence", op.pos,
+                   "write it as an element of its own")
+    if kind == "activation-param" and len(el.ops) > 1 and params[op.name].type.optional:
+        raise _err(program, f"activation parameter '{op.name}' may be none, so it cannot be part of a sequence",
+                   op.pos, f"give it an element of its own (`NAME: {op.name}()`), which is left out when it is none")
+
+
 def _check_element(program: Program, el: A.Layer) -> None:
     p = el.path
     for op in el.ops:
@@ -228,16 +245,21 @@ def check_static_rules(program: Program) -> None:
     branches joined in loops, records whose layer a guard decides, in-place operations that may
     overwrite the caller's input, a recorded activation or a value branches read."""
     from .binding import block_parameters
+    from .lower.uses import resolve_use, use_targets
 
     block_params = block_parameters(program)
     net_params = {p.name: p for p in program.network.params}
     net_params.update({p.name: p for p, _, _ in program.network.fixed})
-    scopes = [(program.network.body, net_params)]
-    scopes += [(b.body, {**net_params, **{p.name: p for p in b.params}}) for b in program.blocks.values()]
-    for body, params in scopes:
+    scopes = [(program.network.body, net_params, "the network")]
+    scopes += [(b.body, {**net_params, **{p.name: p for p in b.params}}, "this block") for b in program.blocks.values()]
+    for body, params, where in scopes:
         _check_branches(program, body)
+        targets = use_targets(body)
         for elements in _chains(body):
             check_records(program, elements)
+            for el in A.flat_elements(elements):
+                if isinstance(el, A.Use):
+                    resolve_use(program, targets, el, where, params, block_params)
         seen: set[str] = set()
         for el in sorted(A.layer_elements(body), key=lambda el: (el.pos.file, el.pos.line, el.pos.column)):
             _check_element(program, el)
@@ -250,6 +272,7 @@ def check_static_rules(program: Program) -> None:
                 seen.add(p.name)
             for op in el.ops:
                 _check_op(program, op, params, block_params)
+                check_sequence_op(program, el, op, params, block_params)
     check_inplace(program)
 
 

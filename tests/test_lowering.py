@@ -117,3 +117,16 @@ def test_a_use_of_a_module_of_the_scope_chains_builds_on_both_sides(tmp_path):
     path = _spec(tmp_path, USES.replace("USE", "use s"))
     probe(load_program(str(path)))
     assert "s" in _agree(path)
+
+
+def test_a_module_list_whose_first_element_is_guarded_exists_on_both_sides(tmp_path):
+    # the compiled class creates the list before the guard; `check` used to leave it out
+    path = _spec(tmp_path, """
+        network M(output_dim: int = 2, flag: bool = false) {
+            input features(4)
+            fc[0]: linear(4) if flag
+            out: linear(output_dim)
+        }
+        """)
+    assert _agree(path) == ["fc", "out"]
+    assert _agree(path, flag=True) == ["fc", "fc.0", "out"]

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ..core.layers import OPS, REQUIRED
 from ..frontend import ast as A
-from ..frontend.lower.guards import Present, element_guard, loop_list_guard, optional_activation
+from ..frontend.lower.guards import Present, element_guard, list_before_guard, loop_list_guard, optional_activation
 from ..frontend.lower.uses import flat_layers, use_targets
 from ..frontend.scope_rules import branch_roles
 from ..frontend.static_rules import first_joins, layer_kind
@@ -173,13 +173,10 @@ class Statements:
         where = self.where(el.pos)
         lowered = self.element_guard(scope, el)
         guards = [(lines, self.print_guard(scope, lowered, lines is fwd)) for lines in (init, fwd) if lines is not None]
-        p = el.path if isinstance(el, A.Layer) else None
-        if init is not None and guards[0][1] is not None and p is not None and p.index is not None \
-                and p.name not in scope.declared:
-            # A module list's guarded first element: the list exists whatever the guard, so that a
-            # later element finds it (and `indexed` refuses it, positioned, out of order).
-            scope.declared.add(p.name)
-            init.add(f"self.{p.name} = nn.ModuleList()", where)
+        listed = list_before_guard(el, lowered)
+        if init is not None and listed is not None and listed not in scope.declared:
+            scope.declared.add(listed)
+            init.add(f"self.{listed} = nn.ModuleList()", where)
         opened = {}  # lines -> index of its `if` line
         for lines, g in guards:
             if g is not None:

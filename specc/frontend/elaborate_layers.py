@@ -12,7 +12,7 @@ from . import ast as A
 from .binding import type_ref
 from .evaluator import Evaluator, describe, is_int
 from .ir import ModuleDecl
-from .lower.guards import Present, element_guard, optional_activation
+from .lower.guards import Present, element_guard, list_before_guard, optional_activation
 from .lower.uses import not_declared, resolve_use
 from .masking import check_name
 from .reserved import MODULE_NAMES
@@ -88,8 +88,12 @@ class LayerElaboration:
     def _layer(self, el: A.Layer, scope: _Scope, stream: int, key, in_branch, current_layer):
         self.where = el.pos
         ev = self._evaluator(scope)
-        if not self._holds(element_guard(el, self._optional_activation(scope, el)), ev):
+        guard = element_guard(el, self._optional_activation(scope, el))
+        if not self._holds(guard, ev):
             self._skipped(scope, [el])
+            listed = list_before_guard(el, guard)
+            if listed is not None and scope.loops == 0 and scope.prefix + (listed,) not in self.modules:
+                self._declare(scope.prefix + (listed,), "ModuleList", {}, el.path.pos, key)
             return stream, None
         if len(el.ops) == 1 and el.ops[0].repeat is None:
             op = el.ops[0]

@@ -51,3 +51,14 @@ def loop_list_guard(layer: A.Layer, conds: tuple, changes: bool, present: str | 
     change (then the list always exists)."""
     parts = () if changes else tuple(conds)
     return parts + ((Present(present),) if present is not None else ())
+
+
+def list_before_guard(el, guard: tuple) -> str | None:
+    """The module list element `el` fills, when `el` has a guard: that list exists whatever the guard
+    (it is created before the guard is tested), so that a later element finds it (and, out of order,
+    is refused positioned). None when `el` fills no list or has no guard. Inside a loop the loop
+    creates its lists (loop_list_guard)."""
+    p = el.path if isinstance(el, A.Layer) else None
+    if guard and p is not None and p.index is not None:
+        return p.name
+    return None

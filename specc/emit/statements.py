@@ -249,7 +249,7 @@ class Statements:
                 if not b.computed:
                     self.branch_forward(scope, b, fwd)
             fwd.add(f"{var} = torch.cat([{', '.join([var] + [b.var for b in branches])}], dim=1)", where)
-        if init is not None:  # the branches are declared before (specc.frontend.elaborate.branch_roles)
+        if init is not None:  # the branches are declared before (specc.frontend.scope_rules.branch_roles)
             parts = ", ".join([shape] + [b.shape for b in branches])
             init.add(f"{shape} = shapes.concat({parts}, where={escape.string(where or 'concat')})")
 

@@ -4,7 +4,7 @@ refused even where `flag` is false for the values `check` probes).
 
 Both sides consume these rules once: `check`, `show`, `graph` and `compile` run them through
 specc.frontend.probe.check_statically before elaborating or writing anything, and the source writer
-(specc.emit.source) resolves an operation with `layer_kind`, the same function. What depends on
+(specc.emit.statements) resolves an operation with `layer_kind`, the same function. What depends on
 argument values (shapes, module-list order, computed names) is checked by the elaborator for the
 values given and again, positioned, by the generated constructor (specc.runtime.shapes, indexed,
 module_name)."""

@@ -12,8 +12,9 @@ What decides the structure is shared with the elaborator (specc/frontend/elabora
 loop lists and `use` targets come from one lowering (specc/frontend/lower), operation kinds and
 the value-independent rules from specc/frontend/static_rules.py. The rest (registration order,
 module names, shapes, which projections are weighted layers, records) is written to the
-elaborator's semantics and kept in step by tests that build both and compare. Identifiers come from the spec's NAME token (checked by escape.identifier) and every
-literal goes through escape.literal: no spec text reaches the output any other way.
+elaborator's semantics and kept in step by tests that build both and compare. Identifiers come
+from the spec's NAME token (checked by escape.identifier) and every literal goes through
+escape.literal: no spec text reaches the output any other way.
 """
 from __future__ import annotations
 

@@ -198,8 +198,9 @@ class _Elaborator(LayerElaboration):
             lists = [(name, layer, conds, changes, scope.prefix + (name,) in self.modules)
                      for name, layer, conds, changes in A.loop_lists(s)]
         scope.loops += 1
-        outer_names = scope.loop_names
+        outer_names, outer_visible = scope.loop_names, scope.visible_params
         scope.loop_names = outer_names | {v for v in (s.index_var, s.item_var) if v is not None}
+        scope.visible_params = {n: p for n, p in scope.params.items() if n not in scope.loop_names}
         self._enter(s.pos, "loops and blocks nested")
         for it, item in enumerate(items):
             self.budget.charge(1, s.pos)
@@ -212,7 +213,7 @@ class _Elaborator(LayerElaboration):
                 stream = self._statement(st, scope, stream, key + (it, j))
         self.depth -= 1
         scope.loops -= 1
-        scope.loop_names = outer_names
+        scope.loop_names, scope.visible_params = outer_names, outer_visible
         scope.env.clear()
         scope.env.update(saved)
         if lists:

@@ -35,6 +35,7 @@ class _Scope:
     loops: int = 0  # loops entered and not yet left in this scope
     params: dict = field(default_factory=dict)  # the scope's parameters by name (A.Param), for the lowering
     loop_names: frozenset = frozenset()  # the loop variables bound here (they hide parameters)
+    visible_params: dict | None = None  # in a loop: `params` less those its variables hide
     use_targets: dict = field(default_factory=dict)  # what a `use` here may call (specc.frontend.lower.uses)
 
 
@@ -68,9 +69,7 @@ class LayerElaboration:
 
     def _params(self, scope: _Scope) -> dict:
         """The scope's parameters by name (loop variables hide them), as the lowering reads them."""
-        if scope.loop_names:
-            return {n: p for n, p in scope.params.items() if n not in scope.loop_names}
-        return scope.params
+        return scope.params if scope.visible_params is None else scope.visible_params
 
     def _optional_activation(self, scope: _Scope, el) -> str | None:
         return optional_activation(self.program, el, self._params(scope), self.block_params)

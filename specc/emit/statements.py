@@ -8,6 +8,7 @@ from ..core.layers import OPS, REQUIRED
 from ..frontend import ast as A
 from ..frontend.lower.guards import Present, element_guard, list_before_guard, loop_list_guard, optional_activation
 from ..frontend.lower.uses import flat_layers, use_targets
+from ..frontend.lower.weighted import weighted_layer
 from ..frontend.scope_rules import branch_roles
 from ..frontend.static_rules import first_joins, layer_kind
 from . import escape
@@ -365,7 +366,7 @@ class Statements:
                 fwd.add(f"{var}, block_activations = {self.module_access(fattr, fidx)}({var})", where)
                 fwd.add("activations.update(block_activations)")
             return
-        weighted = kind == "builtin" and OPS[op.name].weighted and branch != "shortcut"
+        weighted = kind == "builtin" and weighted_layer(op.name, branch)
         if init is not None:
             self.assign_module(scope, init, attr, idx, construct(self.expr_writer(scope, False), op, kind, shape), where)
             if kind == "builtin" and OPS[op.name].shape is not None:
@@ -438,7 +439,7 @@ class Statements:
                     init.add("self.weighted_layer_names += block.weighted_layer_names")
                     init.add(f"{shape} = block.out_shape")
                 else:  # a builtin or an activation (static_rules.check_sequence_op)
-                    if kind == "builtin" and OPS[op.name].weighted and branch != "shortcut":
+                    if kind == "builtin" and weighted_layer(op.name, branch):
                         init.add(f"self.weighted_layer_names.append({child_name})")
                     init.add(f"{holder}.append({construct(self.expr_writer(scope, False), op, kind, shape)})", self.where(op.pos))
                     if kind == "builtin" and OPS[op.name].shape is not None:

@@ -14,6 +14,7 @@ from .evaluator import Evaluator, describe, is_int
 from .ir import ModuleDecl
 from .lower.guards import Present, element_guard, list_before_guard, optional_activation
 from .lower.uses import not_declared, resolve_use
+from .lower.weighted import weighted_layer
 from .masking import check_name
 from .reserved import MODULE_NAMES
 from .static_rules import check_sequence_op, given_arguments
@@ -286,7 +287,7 @@ class LayerElaboration:
             return n, None
         self._declare(path, spec.torch_class, torch_kwargs(spec.name, a, shape), op.pos, key)
         self.module_ops[path] = (spec.name, "builtin", a)
-        weighted = spec.weighted and (self.weight_branches or in_branch != "shortcut")
+        weighted = weighted_layer(spec.name, in_branch, self.weight_branches)
         name = "/".join(path)
         n = self._node("call_module", path, [stream], out, op.pos, key, weighted=weighted,
                        in_branch=in_branch, chain_layer=name if weighted else current_layer)

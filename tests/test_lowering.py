@@ -130,3 +130,22 @@ def test_a_module_list_whose_first_element_is_guarded_exists_on_both_sides(tmp_p
         """)
     assert _agree(path) == ["fc", "out"]
     assert _agree(path, flag=True) == ["fc", "fc.0", "out"]
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("forward", "'forward' cannot be a module name"),
+    ("self", "'self' cannot be a module name"),
+])
+def test_a_reserved_module_name_is_refused_whatever_the_guards(tmp_path, name, reason):
+    # the name was checked only where the elaborator declared the module (flag true)
+    path = _spec(tmp_path, f"""
+        network M(output_dim: int = 2, flag: bool = false) {{
+            input features(4)
+            {name}: linear(4) if flag
+            out: linear(output_dim)
+        }}
+        """)
+    with pytest.raises(SpecError) as info:
+        probe(load_program(str(path)))
+    assert reason in str(info.value)
+    assert (info.value.pos.line, info.value.pos.column) == (3, 5)

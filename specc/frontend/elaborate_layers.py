@@ -15,9 +15,7 @@ from .ir import ModuleDecl
 from .lower.guards import Present, element_guard, list_before_guard, optional_activation
 from .lower.uses import not_declared, resolve_use
 from .lower.weighted import weighted_layer
-from .masking import check_name
-from .reserved import MODULE_NAMES
-from .static_rules import check_sequence_op, given_arguments
+from .static_rules import check_module_name, check_sequence_op, given_arguments
 
 
 @dataclass
@@ -168,9 +166,7 @@ class LayerElaboration:
         p = el.path
         name = self._computed_name(p, ev) if p.parts is not None else p.name
         if name not in self.names_ok:
-            check_name(self.program, name, p.pos, "module", MODULE_NAMES)
-            if p.parts is not None:
-                self._check_computed_name(name, p)
+            check_module_name(self.program, name, p.pos)
             self.names_ok.add(name)
         if not scope.prefix and name in self.bound:
             raise self.err(f"module '{name}' has the name of a parameter", p.pos,
@@ -211,13 +207,6 @@ class LayerElaboration:
                                "e.g. `fc{i + 1}` with `i` a loop index")
             out.append(str(v))
         return "".join(out)
-
-    def _check_computed_name(self, name: str, p: A.PathRef) -> None:
-        """What check_name cannot see in a computed name (what the masking scheme takes is checked on
-        the name's text: static_rules.check_scheme_computed_name)."""
-        if name.startswith("block_") and name[len("block_"):] in self.program.blocks:
-            raise self.err(f"module name '{name}' is taken by the generated class (the factory of block "
-                           f"'{name[len('block_'):]}')", p.pos, "choose another name")
 
     def _declare(self, path, cls, kwargs, pos, key, block=None) -> None:
         if path in self.modules:

@@ -145,9 +145,22 @@ def _check_element(program: Program, el: A.Layer) -> None:
                    "give the sequence a name of its own (`name: a(...), b(...)`), or a computed name (`name{i}`)")
     if p.parts is not None:
         check_scheme_computed_name(program, p)
-    if p.parts is None and p.name.startswith("block_") and p.name[len("block_"):] in program.blocks:
-        raise _err(program, f"module name '{p.name}' is taken by the generated class (the factory of block "
-                   f"'{p.name[len('block_'):]}')", p.pos, "choose another name")
+    if p.parts is None:
+        check_module_name(program, p.name, p.pos)
+
+
+def check_module_name(program: Program, name: str, pos) -> None:
+    """A module name the generated class can take: a Python name that is not reserved (a method or
+    attribute of the class: specc.frontend.reserved) and not the factory of a block (`block_NAME`).
+    Checked here for every plain name whatever the guards, and by the elaborator for a computed name's
+    value (what the masking scheme takes is checked on that name's text: check_scheme_computed_name)."""
+    from .masking import check_name
+    from .reserved import MODULE_NAMES
+
+    check_name(program, name, pos, "module", MODULE_NAMES)
+    if name.startswith("block_") and name[len("block_"):] in program.blocks:
+        raise _err(program, f"module name '{name}' is taken by the generated class (the factory of block "
+                   f"'{name[len('block_'):]}')", pos, "choose another name")
 
 
 def check_scheme_computed_name(program: Program, p: A.PathRef) -> None:

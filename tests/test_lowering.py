@@ -149,3 +149,17 @@ def test_a_reserved_module_name_is_refused_whatever_the_guards(tmp_path, name, r
         probe(load_program(str(path)))
     assert reason in str(info.value)
     assert (info.value.pos.line, info.value.pos.column) == (3, 5)
+
+
+def test_a_module_named_like_a_parameter_is_refused_whatever_the_guards(tmp_path):
+    path = _spec(tmp_path, """
+        network M(output_dim: int = 2, flag: bool = false, width: int = 4) {
+            input features(4)
+            width: linear(4) if flag
+            out: linear(output_dim)
+        }
+        """)
+    with pytest.raises(SpecError) as info:
+        probe(load_program(str(path)))
+    assert "module 'width' has the name of a parameter" in str(info.value)
+    assert (info.value.pos.line, info.value.pos.column) == (3, 5)

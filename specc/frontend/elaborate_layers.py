@@ -15,7 +15,7 @@ from .ir import ModuleDecl
 from .lower.guards import Present, element_guard, list_before_guard, optional_activation
 from .lower.uses import not_declared, resolve_use
 from .lower.weighted import weighted_layer
-from .static_rules import check_module_name, check_sequence_op, given_arguments
+from .static_rules import check_module_name, check_not_parameter, check_sequence_op, given_arguments
 
 
 @dataclass
@@ -168,9 +168,8 @@ class LayerElaboration:
         if name not in self.names_ok:
             check_module_name(self.program, name, p.pos)
             self.names_ok.add(name)
-        if not scope.prefix and name in self.bound:
-            raise self.err(f"module '{name}' has the name of a parameter", p.pos,
-                           "parameters become attributes of the backbone: rename one of them")
+        if not scope.prefix:
+            check_not_parameter(self.program, name, p.pos, self.bound)
         if p.index is None:
             path = scope.prefix + (name,)
             if path in self.modules:

@@ -149,6 +149,15 @@ def _check_element(program: Program, el: A.Layer) -> None:
         check_module_name(program, p.name, p.pos)
 
 
+def check_not_parameter(program: Program, name: str, pos, params) -> None:
+    """A module of the network may not take the name of one of its `params` (parameters become
+    attributes of the backbone). Checked here for every plain name whatever the guards, and by the
+    elaborator on a computed name's value."""
+    if name in params:
+        raise _err(program, f"module '{name}' has the name of a parameter", pos,
+                   "parameters become attributes of the backbone: rename one of them")
+
+
 def check_module_name(program: Program, name: str, pos) -> None:
     """A module name the generated class can take: a Python name that is not reserved (a method or
     attribute of the class: specc.frontend.reserved) and not the factory of a block (`block_NAME`).
@@ -277,6 +286,8 @@ def check_static_rules(program: Program) -> None:
         for el in sorted(A.layer_elements(body), key=lambda el: (el.pos.file, el.pos.line, el.pos.column)):
             _check_element(program, el)
             p = el.path
+            if where == "the network" and p is not None and p.parts is None:
+                check_not_parameter(program, p.name, p.pos, net_params)
             if p is not None and p.index is None and p.parts is None:
                 if p.name in seen:  # the generated constructor would let the second replace the first
                     raise _err(program, f"module '{p.name}' is declared twice", p.pos,

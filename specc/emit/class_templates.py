@@ -2,6 +2,7 @@
 classes (`--base clarena`), the constructor signatures users call, and the module docstring's summary."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -117,7 +118,7 @@ def hat_block_class(w: Writer, b: A.BlockDef, hat_blocks: list[A.BlockDef]) -> l
 
 
 def masked_class(w: Writer, program: Program, overrides, final: str, plain: str,
-                  hat_blocks: list[A.BlockDef] = ()) -> list[str]:
+                 hat_blocks: Sequence[A.BlockDef] = ()) -> list[str]:
     scheme = masking.scheme(program)
     runtime_module = scheme.runtime
     opts = masking.options(program)

@@ -46,8 +46,8 @@ def construct(ex: ExprWriter, op: A.Op, kind: str, shape: str) -> str:
         names = [n for n, _, _ in ACTIVATIONS[op.name]]
         given = dict(zip(names, op.args))
         given.update(dict(op.kwargs))
-        args = ", ".join(f"{escape.identifier(k)}={ex(v)}" for k, v in given.items())
-        return f"nn.{escape.identifier(op.name)}({args})"
+        keywords = ", ".join(f"{escape.identifier(k)}={ex(v)}" for k, v in given.items())
+        return f"nn.{escape.identifier(op.name)}({keywords})"
     entry = OPS[op.name]
     names = [n for n, _, _ in entry.params]
     given = dict(zip(names, op.args))

@@ -3,9 +3,12 @@ the constructor's lines (init) and the forward's lines (fwd) side by side."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..core.layers import OPS, REQUIRED
 from ..frontend import ast as A
+from ..frontend.errors import Pos
+from ..frontend.load import Program
 from ..frontend.lower.guards import Present, element_guard, list_before_guard, loop_list_guard, optional_activation
 from ..frontend.lower.uses import flat_layers, use_targets
 from ..frontend.lower.weighted import weighted_layer
@@ -15,6 +18,7 @@ from . import escape
 from .lines import Lines
 from .names import ComputedName, name_source, op_names_in
 from .op_forms import FORWARD_FORM, construct, shape_update
+from .pyexpr import ExprWriter
 
 
 @dataclass
@@ -51,7 +55,19 @@ class Scope:
 
 
 class Statements:
-    """Mixin of the writer (specc.emit.writer): the methods that write statements."""
+    """Mixin of the writer (specc.emit.writer): the methods that write statements. The writer's
+    state and naming methods it uses are declared here for the type checker."""
+
+    program: Program
+    block_params: dict[str, str]
+    block_net_params: dict[str, list[str]]
+    class_names: dict[str, str]
+    taken: set[str]
+
+    if TYPE_CHECKING:
+        def where(self, pos: Pos | None) -> str | None: ...
+        def local(self, name: str) -> str: ...
+        def expr_writer(self, scope: Scope, forward: bool) -> ExprWriter: ...
 
     def body(self, scope: Scope, stmts: list, init: Lines, fwd: Lines) -> None:
         roles = branch_roles(self.program, stmts)
@@ -108,7 +124,7 @@ class Statements:
         # Past its loop a list is no longer filled in step with that loop's counter.
         scope.simple_append.difference_update(simple)
 
-    def hoist_containers(self, scope: Scope, loop: A.ForLoop, init: Lines) -> None:
+    def hoist_containers(self, scope: Scope, loop: A.ForLoop, init: Lines) -> list[str]:
         """Module lists filled in a loop are created before it, in order of first use, under the
         element's condition (and its groups') when that does not depend on the loop (as CLArena's
         MLP creates `fc_bn` only with batch norm)."""

@@ -109,7 +109,7 @@ class _Elaborator(LayerElaboration):
                 users[i] = users.get(i, 0) + 1
         recorded = set(self.records.values()) | {output}
         for n in self.nodes:
-            if n.op != "call_module" or not self.modules[n.module].kwargs.get("inplace"):
+            if n.op != "call_module" or n.module is None or not self.modules[n.module].kwargs.get("inplace"):
                 continue
             src = self.nodes[n.inputs[0]]
             reason = None

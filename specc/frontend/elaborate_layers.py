@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..core.layers import ACTIVATIONS, OPS, REQUIRED, check, check_activation, out_shape, parameter_count, torch_kwargs
-from ..core.limits import LIST_LENGTH, MODULES, PARAMETERS
+from ..core.limits import LIST_LENGTH, MODULES, PARAMETERS, Budget
 from ..core.values import Activation, BlockRef, coerce, type_name
 from . import ast as A
 from .binding import type_ref
+from .errors import Pos, SpecError
 from .evaluator import Evaluator, describe, is_int
-from .ir import ModuleDecl
+from .ir import ModuleDecl, Node
+from .load import Program
 from .lower.guards import Present, element_guard, list_before_guard, optional_activation
 from .lower.uses import not_declared, resolve_use
 from .lower.weighted import weighted_layer
@@ -44,7 +47,32 @@ _NAMES = {id(params): [n for n, _, _ in params]
 
 
 class LayerElaboration:
-    """Mixin of _Elaborator (specc.frontend.elaborate): the methods that declare modules."""
+    """Mixin of _Elaborator (specc.frontend.elaborate): the methods that declare modules. The
+    elaborator's state and statement methods it uses are declared here for the type checker."""
+
+    program: Program
+    bound: dict
+    budget: Budget
+    nodes: list[Node]
+    modules: dict[tuple, ModuleDecl]
+    module_ops: dict[tuple, tuple]
+    list_lengths: dict[tuple, int]
+    names_ok: set[str]
+    skipped: set[tuple]
+    parameters: int
+    depth: int
+    where: Pos
+    weight_branches: bool
+    net_params: dict[str, A.Param]
+    block_params: dict[str, str]
+
+    if TYPE_CHECKING:
+        def err(self, msg: str, pos: Pos, hint: str | None = None) -> SpecError: ...
+        def _node(self, op, module, inputs, shape, pos, order, **kw) -> int: ...
+        def _evaluator(self, scope: _Scope) -> Evaluator: ...
+        def _enter(self, pos: Pos, what: str) -> None: ...
+        def _body(self, stmts, scope: _Scope, stream: int) -> int: ...
+        def _skipped(self, scope: _Scope, elements) -> None: ...
 
     def _use(self, el: A.Use, scope: _Scope, stream: int, key, in_branch, current_layer) -> int:
         name = el.path.name

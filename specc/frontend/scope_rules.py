@@ -109,7 +109,7 @@ def check_loop_names(program: Program) -> None:
     only one iteration declare it the emitter cannot write it."""
     for body in [program.network.body] + [b.body for b in program.blocks.values()]:
         # the loops' statements, in source order: the first such module is the one reported
-        todo = [st for st in reversed(body) if isinstance(st, A.ForLoop)]
+        todo: list = [st for st in reversed(body) if isinstance(st, A.ForLoop)]
         while todo:
             st = todo.pop()
             if isinstance(st, A.ForLoop):

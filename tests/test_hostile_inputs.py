@@ -565,7 +565,7 @@ def test_D_list_longer_than_the_limit(capsys):
 @pytest.mark.parametrize("text,needle", [
     (net("    for i in range(2) { x[i]: linear(4) }".replace("range(2)", f"range({LIST_LENGTH + 1})")), "range() too long"),
     (net(f"    x: linear(len(range({LIST_LENGTH}) + [1]))"), "list too long"),
-    (net(f"    x: linear(4), identity * {LIST_LENGTH + 1}"), "more than the limit"),
+    (net(f"    x: linear(4), ReLU * {LIST_LENGTH + 1}"), "more than the limit"),
     (net(f"    for i in range({LIST_LENGTH}) {{ x[i]: linear(4) -> y[i]: ReLU() }}"), "too many modules"),
     (net(f"    for i in range({LIST_LENGTH}) {{ {' -> '.join(['flatten'] * 8)} }}"), "too many layers"),
 ])

@@ -1,5 +1,5 @@
 """Emitters: a Program -> Python source. `emit` writes the generated module of a spec (generic,
-readable PyTorch; specc/emit/source.py); every piece of spec text that reaches it goes through
+readable PyTorch; specc/emit/source.py and the modules it assembles from); every piece of spec text that reaches it goes through
 specc/emit/escape.py."""
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from ..frontend.errors import SpecError
 from ..frontend.load import Program
 from ..schemes import Scheme
 from . import escape
-from .source import _doc, _wrap
+from .lines import doc_lines, wrap
 
 
 def _positional(cls: str) -> tuple[str, ...]:
@@ -152,14 +152,14 @@ def export_source(program: Program, overrides: dict | None = None) -> str:
     plain_graph = trace(model, model._specc_plain if scheme else type(model))
     plain_fn, plain_src = compile_forward(plain_graph, plain)
     fwd = _method(plain_src, "forward", "stage=None")
-    plain_cls = [f"class {plain}(Backbone):", *_doc(f"The network {net.network_name}, fixed arguments."), "",
+    plain_cls = [f"class {plain}(Backbone):", *doc_lines(f"The network {net.network_name}, fixed arguments."), "",
                  *init, "", *fwd]
 
     # the runtime functions the plain forward calls too (the gate product of `mul`)
     helpers: dict = {k: plain_fn.__globals__[k] for k in globals_read(plain_src) if k.startswith("specc_runtime_")}
     classes = [plain_cls]
     if scheme is None and program.continual:
-        classes.append([f"class {name}(CLBackbone, {plain}):", *_doc(f"{name}: {plain} as a continual backbone."),
+        classes.append([f"class {name}(CLBackbone, {plain}):", *doc_lines(f"{name}: {plain} as a continual backbone."),
                         "", "    def __init__(self) -> None:",
                         f"        super().__init__(output_dim={escape.literal(model.output_dim)})",
                         "", "    def forward(self, input, stage=None, task_id=None):",
@@ -265,10 +265,10 @@ def _masked_class(model, net, scheme: Scheme, name: str, plain: str, args: dict)
                "", "    def store_bn(self) -> None:", *(_bn_lines(groups, "store") or ["        pass"]),
                "", "    def initialize_independent_bn(self) -> None:", *(_bn_lines(groups, "reset") or ["        pass"])]
     bases = [plain, base] if scheme.plain_first else [base, plain]
-    lines = [f"class {name}({', '.join(bases)}):", *_doc(f"{name}: {plain} with {scheme.summary}."), ""]
+    lines = [f"class {name}({', '.join(bases)}):", *doc_lines(f"{name}: {plain} with {scheme.summary}."), ""]
     inputs = _measure_inputs(model) if scheme.unit_masks else {}
     if inputs:
-        lines += _wrap("    ", f"_MEASURE_INPUTS = {_literal_dict(inputs)}")
+        lines += wrap("    ", f"_MEASURE_INPUTS = {_literal_dict(inputs)}")
         lines.append("")
     lines += ["    def __init__(self) -> None:", *init, "", *forward, "", *_method(forward_source(model),
                                                                            "_masked_forward"), *methods]

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from ..core.layers import ACTIVATIONS
 from ..core.values import Activation, coerce, type_name
 from .ast import TypeRef
-from .elaborate import Evaluator, bind_arguments
+from .binding import bind_arguments
 from .errors import SpecError
+from .evaluator import Evaluator
 from .load import Program
 from .masking import check_gate_default, class_params, network_args
 

@@ -16,7 +16,7 @@ from .masking import check_gate_default, class_params, scheme
 def arguments(program: Program) -> list[tuple[dict, A.PrepareDecl]]:
     """Each `prepare(...)` of the spec with its arguments: every parameter without a default in the
     spec, and any others it names (the rest take the class's defaults, `-D` values included)."""
-    from .elaborate import Evaluator
+    from .evaluator import Evaluator
 
     decls = program.prepares
     if not decls:

@@ -54,8 +54,8 @@ def check_statically(program: Program, overrides: dict) -> None:
     module name in a loop, the static rules of every element under every guard
     (specc.frontend.static_rules), names the masking scheme keeps free, a known gate as a default, a
     well-formed `pretrained` declaration."""
-    from .elaborate import check_loop_names, check_no_recursive_blocks
     from .masking import check_gate_default, check_scheme_names
+    from .scope_rules import check_loop_names, check_no_recursive_blocks
     from .static_rules import check_static_rules
 
     check_no_recursive_blocks(program)

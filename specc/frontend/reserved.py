@@ -165,7 +165,7 @@ ATTRIBUTES = frozenset({
 })
 
 # Names a generated module binds at module level (its imports) and its constructors call: a class,
-# parameter or module of that name would shadow them there (specc/emit/source.py also renames loop
+# parameter or module of that name would shadow them there (specc/emit/writer.py also renames loop
 # variables and branches that would).
 GENERATED_NAMES = frozenset({
     "annotations", "torch", "nn", "Tensor", "super",

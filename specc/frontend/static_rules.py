@@ -4,7 +4,7 @@ refused even where `flag` is false for the values `check` probes).
 
 Both sides consume these rules once: `check`, `show`, `graph` and `compile` run them through
 specc.frontend.probe.check_statically before elaborating or writing anything, and the source writer
-(specc.emit.source) resolves an operation with `layer_kind`, the same function. What depends on
+(specc.emit.statements) resolves an operation with `layer_kind`, the same function. What depends on
 argument values (shapes, module-list order, computed names) is checked by the elaborator for the
 values given and again, positioned, by the generated constructor (specc.runtime.shapes, indexed,
 module_name)."""
@@ -72,10 +72,10 @@ def _check_signature(program: Program, op: A.Op, signature, what: str) -> None:
             continue
         a = given[name]
         if isinstance(a, A.Lit):
-            from .elaborate import _type_ref
+            from .binding import type_ref
 
             try:
-                coerce(a.value, typ if isinstance(typ, A.TypeRef) else _type_ref(typ), f"argument '{name}' of {what}",
+                coerce(a.value, typ if isinstance(typ, A.TypeRef) else type_ref(typ), f"argument '{name}' of {what}",
                        isinstance(typ, A.TypeRef))
             except TypeError as e:
                 raise _err(program, str(e), a.pos) from None
@@ -111,6 +111,23 @@ def _check_op(program: Program, op: A.Op, params: dict, block_params: dict) -> N
                    "its value is constructed without arguments; write the activation by name to pass some")
 
 
+def check_sequence_op(program: Program, el: A.Layer, op: A.Op, params: dict, block_params: dict) -> None:
+    """What may be repeated or be part of a sequence (an nn.Sequential of numbered children): a module.
+    A builtin without one (flatten, identity, ...) may not, nor an optional activation parameter among
+    other operations (where it is none the sequence would have a hole; alone, its element's implicit
+    guard leaves the whole element out: specc.frontend.lower.guards). The elaborator checks each
+    operation of a sequence with this function too."""
+    if len(el.ops) == 1 and op.repeat is None:
+        return
+    kind = layer_kind(program, op.name, params, block_params)
+    if kind == "function":
+        raise _err(program, f"'{op.name}' has no module, so it cannot be repeated or part of a sequence", op.pos,
+                   "write it as an element of its own")
+    if kind == "activation-param" and len(el.ops) > 1 and params[op.name].type.optional:
+        raise _err(program, f"activation parameter '{op.name}' may be none, so it cannot be part of a sequence",
+                   op.pos, f"give it an element of its own (`NAME: {op.name}()`), which is left out when it is none")
+
+
 def _check_element(program: Program, el: A.Layer) -> None:
     p = el.path
     for op in el.ops:
@@ -128,9 +145,31 @@ def _check_element(program: Program, el: A.Layer) -> None:
                    "give the sequence a name of its own (`name: a(...), b(...)`), or a computed name (`name{i}`)")
     if p.parts is not None:
         check_scheme_computed_name(program, p)
-    if p.parts is None and p.name.startswith("block_") and p.name[len("block_"):] in program.blocks:
-        raise _err(program, f"module name '{p.name}' is taken by the generated class (the factory of block "
-                   f"'{p.name[len('block_'):]}')", p.pos, "choose another name")
+    if p.parts is None:
+        check_module_name(program, p.name, p.pos)
+
+
+def check_not_parameter(program: Program, name: str, pos, params) -> None:
+    """A module of the network may not take the name of one of its `params` (parameters become
+    attributes of the backbone). Checked here for every plain name whatever the guards, and by the
+    elaborator on a computed name's value."""
+    if name in params:
+        raise _err(program, f"module '{name}' has the name of a parameter", pos,
+                   "parameters become attributes of the backbone: rename one of them")
+
+
+def check_module_name(program: Program, name: str, pos) -> None:
+    """A module name the generated class can take: a Python name that is not reserved (a method or
+    attribute of the class: specc.frontend.reserved) and not the factory of a block (`block_NAME`).
+    Checked here for every plain name whatever the guards, and by the elaborator for a computed name's
+    value (what the masking scheme takes is checked on that name's text: check_scheme_computed_name)."""
+    from .masking import check_name
+    from .reserved import MODULE_NAMES
+
+    check_name(program, name, pos, "module", MODULE_NAMES)
+    if name.startswith("block_") and name[len("block_"):] in program.blocks:
+        raise _err(program, f"module name '{name}' is taken by the generated class (the factory of block "
+                   f"'{name[len('block_'):]}')", pos, "choose another name")
 
 
 def check_scheme_computed_name(program: Program, p: A.PathRef) -> None:
@@ -227,21 +266,28 @@ def check_static_rules(program: Program) -> None:
     a plain module name declared twice (whatever the guards),
     branches joined in loops, records whose layer a guard decides, in-place operations that may
     overwrite the caller's input, a recorded activation or a value branches read."""
-    from .elaborate import block_parameters
+    from .binding import block_parameters
+    from .lower.uses import resolve_use, use_targets
 
     block_params = block_parameters(program)
     net_params = {p.name: p for p in program.network.params}
     net_params.update({p.name: p for p, _, _ in program.network.fixed})
-    scopes = [(program.network.body, net_params)]
-    scopes += [(b.body, {**net_params, **{p.name: p for p in b.params}}) for b in program.blocks.values()]
-    for body, params in scopes:
+    scopes = [(program.network.body, net_params, "the network")]
+    scopes += [(b.body, {**net_params, **{p.name: p for p in b.params}}, "this block") for b in program.blocks.values()]
+    for body, params, where in scopes:
         _check_branches(program, body)
+        targets = use_targets(body)
         for elements in _chains(body):
             check_records(program, elements)
+            for el in A.flat_elements(elements):
+                if isinstance(el, A.Use):
+                    resolve_use(program, targets, el, where, params, block_params)
         seen: set[str] = set()
         for el in sorted(A.layer_elements(body), key=lambda el: (el.pos.file, el.pos.line, el.pos.column)):
             _check_element(program, el)
             p = el.path
+            if where == "the network" and p is not None and p.parts is None:
+                check_not_parameter(program, p.name, p.pos, net_params)
             if p is not None and p.index is None and p.parts is None:
                 if p.name in seen:  # the generated constructor would let the second replace the first
                     raise _err(program, f"module '{p.name}' is declared twice", p.pos,
@@ -250,6 +296,7 @@ def check_static_rules(program: Program) -> None:
                 seen.add(p.name)
             for op in el.ops:
                 _check_op(program, op, params, block_params)
+                check_sequence_op(program, el, op, params, block_params)
     check_inplace(program)
 
 
@@ -274,7 +321,7 @@ class _Overwrites:
     The state is the reason (one of the three above) or None (surely a new tensor of its own)."""
 
     def __init__(self, program: Program):
-        from .elaborate import block_parameters
+        from .binding import block_parameters
 
         self.program = program
         self.block_params = block_parameters(program)

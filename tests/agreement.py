@@ -39,6 +39,10 @@ OUTCOMES = collections.Counter()  # how the examples ended (a generator that onl
 RUNTIME_POSITION = re.compile(r"spec\.cl:\d+|blocks\.cl:\d+")
 
 
+class InputChanged(Exception):
+    """The compiled forward overwrote the caller's input tensor."""
+
+
 class Unpositioned(Exception):
     """A SpecError without a position: a disagreement of its own."""
 
@@ -79,7 +83,8 @@ def _construct_and_run(cls, args, mask, kind, seed=0):
     before = x.clone()
     torch.manual_seed(seed + 1)
     out = _forward(model, x, mask)
-    assert torch.equal(x, before), "the forward changed the caller's input tensor"
+    if not torch.equal(x, before):
+        raise InputChanged("the forward changed the caller's input tensor")
     return model, out
 
 
@@ -188,7 +193,7 @@ def _disagreement(drawn, folder: Path) -> str | None:
         failed = None
     except SpecError as e:
         return f"construction raised a SpecError: {e.message}"
-    except AssertionError as e:
+    except InputChanged as e:
         return f"forward: {e}"
     except Exception as e:  # noqa: BLE001 - what a constructor refuses with: positioned by the spec's line
         failed = e
@@ -202,6 +207,7 @@ def _disagreement(drawn, folder: Path) -> str | None:
         OUTCOMES["refused by both for the arguments"] += 1
         return None
     OUTCOMES["accepted by both"] += 1
+    OUTCOMES[f"accepted: {kind}{', ' + mask.split('(')[0] if mask else ''}"] += 1
     # 3. both succeed: the same modules, the same output shape, and specc.build's class
     if not mask:
         expected, actual = _modules(net, model)
@@ -222,6 +228,7 @@ def _disagreement(drawn, folder: Path) -> str | None:
             new = rename(key, renames)
             if new is not None and new in state and not torch.equal(state[new], value):
                 return f"pretrained: {new} is not the saved {key}"
+        OUTCOMES["accepted, with saved weights loaded"] += 1
     if prepared is not None:
         for prepared_args in [args] + [a for a, _ in prepared_arguments(program)]:
             prepared_args = {**prepared_args, **({"weights": None} if "weights" in args else {})}
@@ -233,6 +240,7 @@ def _disagreement(drawn, folder: Path) -> str | None:
             problem = _same(a, out_a, b, out_b, "prepared class (against the traced one)")
             if problem:
                 return problem
+            OUTCOMES["accepted, a prepared class compared"] += 1
     return None
 
 

@@ -105,3 +105,38 @@ def test_the_whole_language_generator_reaches_every_kind(folder):
         inputs = {"signal": "input signal(3, 16)", "features": "input features(12)"}
         text = 'include "lib/blocks.cl"\n' + _net(body, params=params, input=inputs.get(kind, "input image(3, 8, 8)"))
         _agree(folder, text, args, kind=kind, lib=BLOCKS)
+
+
+# -- open: the fix is in the emitter or the elaborator (issue 20's single lowering) ---------------
+
+@pytest.mark.xfail(strict=True, reason=(
+    "emit/source.py writes a construction-time check of a builtin's arguments only with its shape "
+    "update, i.e. only for kinds with a shape rule (`OPS[op.name].shape is not None` in _Writer.layer, "
+    "_Writer.sequence and _Writer.use); layernorm and batchnorm keep the shape, so their value-dependent "
+    "checks (_norm_checks: eps > 0, momentum in [0, 1]) run in `check -D` (elaborate.py, layers.check) "
+    "and never in the compiled constructor, which builds nn.LayerNorm(eps=0.0) / BatchNorm(momentum=2.0)"))
+@pytest.mark.parametrize("layer, args", [
+    ("layernorm(eps=p)", {"p": 0.0}), ("batchnorm1d(eps=p)", {"p": 0.0}), ("batchnorm1d(momentum=p)", {"p": 2.0})])
+def test_a_shape_keeping_layer_checks_its_arguments_at_construction(folder, layer, args):
+    text = _net(f"x: {layer}", params="p: float = 0.5", input="input features(4)")
+    _refused_both_ways(folder, text, args, "needs eps > 0" if "eps" in layer else "momentum must be in [0, 1]", 3)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "elaborate.py _Elaborator._check_computed_name refuses a computed name `block_B` for every block B "
+    "of the program (as static_rules.check_element does for a plain name); the emitted constructor "
+    "(emit/source.py assign_module -> runtime module_name) has no such rule, and torch's add_module only "
+    "fails where the class has the factory method `block_B`, i.e. where B is instantiated: with B unused "
+    "`check -D n=3` refuses and the compiled class builds block_r2"))
+def test_a_computed_name_equal_to_an_unused_blocks_factory(folder):
+    blocks = "block r2(width: int) {\n    c: conv2d(width, kernel=1)\n}\n"
+    text = _net("for i in range(n) {\n    block_r{i}: ReLU()\n}", params="n: int = 2", blocks=blocks)
+    _refused_both_ways(folder, text, {"n": 3}, "module name 'block_r2' is taken by the generated class", 7)
+
+
+def test_a_computed_name_equal_to_a_used_blocks_factory(folder):
+    # with the block instantiated, both sides refuse (torch's add_module: the attribute exists)
+    blocks = "block r2(width: int) {\n    c: conv2d(width, kernel=1)\n}\n"
+    text = _net("x: r2(w)\nfor i in range(n) {\n    block_r{i}: ReLU()\n}", params="n: int = 2, w: int = 4",
+                blocks=blocks)
+    _agree(folder, text, {"n": 3})

@@ -140,3 +140,29 @@ def test_a_computed_name_equal_to_a_used_blocks_factory(folder):
     text = _net("x: r2(w)\nfor i in range(n) {\n    block_r{i}: ReLU()\n}", params="n: int = 2, w: int = 4",
                 blocks=blocks)
     _agree(folder, text, {"n": 3})
+
+
+def test_a_patch_embedding_given_an_image_it_cannot_cut_names_the_spec_line(folder):
+    # `input image(ch)` leaves the size open; the forward refuses an image the patches do not divide
+    # (before: ValueError without the spec's position)
+    text = _net("pe: patch_embed(8, patch) -> ct: class_token()\nnm: layernorm() -> select_token()",
+                params="patch: int = 4", input="input image(3)")
+    _agree(folder, text, {"patch": 3}, kind="tokens")
+    (folder / "spec.cl").write_text(text)
+    import torch
+    net = runtime_class(load_program(folder / "spec.cl"))(patch=3)
+    with pytest.raises(ValueError) as failed:
+        net(torch.zeros(1, 3, 8, 8))
+    assert "not divisible into 3x3 patches (at spec.cl:3)" in str(failed.value)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a generated forward's errors are not positioned: specc/runtime/positions.positioned wraps only "
+    "constructors (Backbone.__init_subclass__), and with a signal length the spec leaves open `check` "
+    "cannot see that an add joins different lengths (elaborate.py _Elaborator's input declaration fills "
+    "an open image's height and width from --image-size, never a signal's length, which stays None); "
+    "torch's RuntimeError in the forward names no spec line"))
+def test_an_open_signal_length_the_forward_cannot_join_is_refused_positioned(folder):
+    text = _net("branch b = bc: conv1d(4, kernel=1)\np: maxpool1d(2) -> c: conv1d(4, kernel=1) -> add(b)",
+                params="w: int = 4", input="input signal(3)")
+    _agree(folder, text, {}, kind="signal")

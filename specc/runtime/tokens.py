@@ -16,6 +16,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from . import positions
+
 
 class PatchEmbed(nn.Module):
     """An image (B, C, H, W) cut into patch_size x patch_size patches, each projected to embed_dim
@@ -32,7 +34,9 @@ class PatchEmbed(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
         if h % self.patch_size or w % self.patch_size:
-            raise ValueError(f"PatchEmbed: image {h}x{w} is not divisible into {self.patch_size}x{self.patch_size} patches")
+            at = positions.nearest()  # the spec line calling it: the image size is the caller's
+            raise ValueError(f"PatchEmbed: image {h}x{w} is not divisible into {self.patch_size}x{self.patch_size} "
+                             "patches" + (f" (at {at})" if at else ""))
         return self.proj(x).flatten(2).transpose(1, 2)
 
 

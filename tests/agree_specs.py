@@ -179,7 +179,8 @@ IMAGE = [
     "gc{j}: conv2d(w, kernel=1) -> (mul(g{j}) if on)",
     "branch g{j} = gp{j}: adaptive_avgpool2d(1) -> flatten -> gl{j}: linear(w) -> gs{j}: Sigmoid()\n"
     "gc{j}: conv2d(w, kernel=1) -> mul(g{j}) -> add(g{j})",
-    "branch g{j} = gp{j}: adaptive_avgpool2d(1) -> gs{j}: Sigmoid()\nfor i in range(n) {{\n    gm{j}[i]: conv2d(w, kernel=1) -> mul(g{j})\n}}",
+    "branch g{j} = gp{j}: adaptive_avgpool2d(1) -> gs{j}: Sigmoid()\n"
+    "for i in range(n) {{\n    gm{j}[i]: conv2d(w, kernel=1) -> mul(g{j})\n}}",
     "sb{j}: se(w) -> sc{j}: conv2d(w, kernel=1) -> record",
     "sb{j}: se(w) * n",
     # nested blocks, the block parameter

@@ -8,9 +8,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from agree_specs import BLOCKS, Drawn
 from agreement import RUNTIME_POSITION, _shown, disagreement
+
 from specc.builder import runtime_class
 from specc.frontend.errors import SpecError
 from specc.frontend.load import load_program

@@ -1,23 +1,16 @@
 """`check` and the compiled class must agree (issue 20): a differential property test.
 
-Hypothesis draws specs over the language (parameters of every type with argument values drawn
-apart from their defaults, loops, guards on elements and groups, branches joined by `add` and
-`concat`, module lists, computed names, sequences and repetitions, `record`, `use`, blocks that
-read `in`, several layer kinds, `mask hat()` / `mask wsn()`), and for each one:
-
-1. `compile` (the emitter, in memory) succeeds exactly when `check` (specc.frontend.probe.probe,
-   what the CLI's `check` runs) succeeds for the same values (the defaults);
-2. for the drawn constructor arguments, `check -D args` succeeds exactly when the compiled class
-   constructs with them and runs one forward;
-3. every refusal names the spec's position: a SpecError (file:line:col) from the front end, or
-   from a constructor an exception whose message (or note) names `file.cl:line`; never an internal
-   error;
-4. when both succeed, the compiled class has the modules `check` elaborated, its output has the
-   shape `check` inferred, and the class written by the emitter equals specc.build's
-   (state_dict and output torch.equal).
+Hypothesis draws specs over the whole language (tests/agree_specs.py: parameters of every type with
+argument values drawn apart from their defaults, the four input kinds, every layer kind and
+activation, loops, guards, branches, residual groups, gates, module lists, computed names, `use`,
+nested blocks and block parameters, includes, `pretrained`, every mask and `prepare`), and checks
+the property of tests/agreement.py on each: `check -D args` succeeds exactly when the compiled
+class constructs and runs, every refusal is positioned, and an accepted spec's class has `check`'s
+modules and output shape and equals specc.build's.
 
 SPECC_AGREE_EXAMPLES raises the example count (the default keeps this file under a minute);
-HYPOTHESIS_PROFILE=explore draws new examples (tests/conftest.py).
+HYPOTHESIS_PROFILE=explore draws new examples (tests/conftest.py); SPECC_AGREE_OPEN=1 also draws
+the disagreements still open (tests/test_agree_regressions.py's xfails).
 """
 from __future__ import annotations
 
@@ -25,12 +18,12 @@ import os
 import tempfile
 from pathlib import Path
 
-import pytest
-from hypothesis import HealthCheck, given, note, settings
-
 import agreement
+import pytest
 from agree_specs import Drawn, specs
 from agreement import RUNTIME_POSITION, _shown
+from hypothesis import HealthCheck, given, note, settings
+
 from specc.builder import runtime_class
 from specc.frontend.errors import SpecError
 from specc.frontend.load import load_program

@@ -6,6 +6,7 @@ from __future__ import annotations
 import linecache
 import re
 import sys
+from types import FrameType
 
 _COMMENT = re.compile(r"#\s*(?P<file>[^#\s][^#]*):(?P<line>\d+)\s*$")
 
@@ -40,7 +41,7 @@ def nearest(frames: int = 16) -> str | None:
     """`file:line` of the innermost generated statement on the current stack (within `frames`
     frames): where a module that raises in its forward was called from (nn.Module.__call__ and
     containers stand between them)."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     for _ in range(frames):
         if frame is None:
             return None

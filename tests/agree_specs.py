@@ -12,8 +12,11 @@ both sides refuse and accept often; the argument values are drawn apart from the
 `{j}` in a template makes the names of one statement unique; `{{i}}` is a computed name's brace."""
 from __future__ import annotations
 
+import functools
 import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from hypothesis import strategies as st
 
@@ -312,7 +315,7 @@ KINDS = {  # kind: (input lines, statements, tails)
 }
 SIZES = {"image": (8, 8), "features": None, "signal": (16,), "tokens": (8, 8)}
 
-BINDINGS = ["", "", "", "", "", "", 'backbone M = N(tag="a")', "backbone M = continual N",
+BINDINGS = [""] * 12 + ['backbone M = N(tag="a")', "backbone M = continual N",
             "backbone M = N(unit=opta)", "backbone M = N(unit=two)", "backbone M = N(n=1, unit=r2)",
             "backbone M = N(unit=nest)", "backbone M = N(unit=linear)"]
 MASKS = ["", "", "", "", "", "", "mask hat()", "mask wsn()", "mask amnesiac_hat()",
@@ -337,17 +340,51 @@ class Drawn:
     mask: str
     kind: str
     weights: bool = False
+    more: tuple = ()  # other constructor arguments, for the same compiled class
 
 
 def _fill(template: str, j: int, act: str) -> str:
     return template.replace("{act}", "ACT_").format(j=j).replace("ACT_", act)
 
 
+def _network(params, input_line: str, lines: list[str]) -> str:
+    return ("network N(\n" + "".join(f"    {decl},\n" for _, decl, _ in params) + ") {\n" + f"    {input_line}\n"
+            + "".join("    " + line + "\n" for line in lines) + "}\n")
+
+
+@functools.cache
+def split(kind: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A kind's templates as (those `check` accepts alone with the defaults, those it refuses):
+    a spec draws mostly from the first, so that most specs reach their arguments (one refused
+    template refuses the whole spec), and at most one of the second."""
+    from specc.frontend.errors import SpecError
+    from specc.frontend.load import load_program
+    from specc.frontend.probe import probe
+
+    inputs, statements, _ = KINDS[kind]
+    params = PARAMS + [("batch_normalization", "batch_normalization: bool = false", None)]
+    valid, refused = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "spec.cl"
+        for template in statements:
+            body = ([TOKEN_HEADS[0]] if kind == "tokens" else []) + [_fill(template, 0, "ReLU()")]
+            path.write_text(BLOCKS + _network(params, inputs[0], [x for b in body for x in b.split("\n")]))
+            try:
+                probe(load_program(path))
+                valid.append(template)
+            except SpecError:
+                refused.append(template)
+    return tuple(valid), tuple(refused)
+
+
 @st.composite
 def specs(draw) -> Drawn:
     kind = draw(st.sampled_from(["image", "image", "features", "signal", "tokens"]))
-    inputs, statements, tails = KINDS[kind]
-    chosen = draw(st.lists(st.sampled_from(statements), min_size=1, max_size=4))
+    inputs, _, tails = KINDS[kind]
+    valid, refused = split(kind)
+    chosen = draw(st.lists(st.sampled_from(valid), min_size=1, max_size=4))
+    if draw(st.integers(0, 3)) == 0:
+        chosen.insert(draw(st.integers(0, len(chosen))), draw(st.sampled_from(refused)))
     body = [draw(st.sampled_from(TOKEN_HEADS))] if kind == "tokens" else []
     body += [_fill(s, j, draw(st.sampled_from(ACTIVATIONS))) for j, s in enumerate(chosen)]
     body.append(draw(st.sampled_from(tails)))
@@ -367,22 +404,24 @@ def specs(draw) -> Drawn:
                        st.just("absent") if "wsn(" in mask else st.booleans()))
     if pretrained:
         params.append(("weights", "weights: str? = none", st.sampled_from(["saved", None])))
-    args = {}
     bound = binding[binding.find("(") + 1:] if "(" in binding else ""
-    for name, _, values in params:
-        if values is not None and draw(st.integers(0, 3)) and f"{name}=" not in bound:
-            value = draw(values)
-            if value != "absent":
-                args[name] = value
+    sets = []
+    for _ in range(3):
+        args = {}
+        for name, _, values in params:
+            if values is not None and draw(st.integers(0, 3)) and f"{name}=" not in bound:
+                value = draw(values)
+                if value != "absent":
+                    args[name] = value
+        sets.append(args)
+    args = sets[0]
+    more = tuple({k: v for k, v in a.items() if k != "weights"} for a in sets[1:])
     weights = args.get("weights") == "saved"
     lines = [line for stmt in body for line in stmt.split("\n") if line]
     if pretrained:
         lines.append(f"pretrained weights from \"file\" {{ {draw(st.sampled_from(RENAMES))} }}")
-    text = (('include "lib/blocks.cl"\n' if included else BLOCKS)
-            + "network N(\n" + "".join(f"    {decl},\n" for _, decl, _ in params) + ") {\n"
-            + f"    {draw(st.sampled_from(inputs))}\n"
-            + "".join("    " + line + "\n" for line in lines)
-            + "}\n" + "".join(x + "\n" for x in (binding, mask, prepares) if x))
+    text = (('include "lib/blocks.cl"\n' if included else BLOCKS) + _network(params, draw(st.sampled_from(inputs)), lines)
+            + "".join(x + "\n" for x in (binding, mask, prepares) if x))
     if "hat(" in mask:
         args["gate"] = "sigmoid"  # the masked class's parameter without a default
-    return Drawn(text, BLOCKS if included else "", args, mask, kind, weights)
+    return Drawn(text, BLOCKS if included else "", args, mask, kind, weights, more)

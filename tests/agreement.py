@@ -187,35 +187,24 @@ def _disagreement(drawn, folder: Path) -> str | None:
             torch.save(saved, folder / "weights.pt")
             args["weights"] = str(folder / "weights.pt")
     # 2. for the drawn arguments
-    refused, net = _front(program, args, image_size=SIZE)
-    try:
-        model, out = _construct_and_run(cls, args, mask, kind)
-        failed = None
-    except SpecError as e:
-        return f"construction raised a SpecError: {e.message}"
-    except InputChanged as e:
-        return f"forward: {e}"
-    except Exception as e:  # noqa: BLE001 - what a constructor refuses with: positioned by the spec's line
-        failed = e
-        if not RUNTIME_POSITION.search(_shown(e)):
-            return f"construction: unpositioned {type(e).__name__}: {str(e)[:120]}"
-    if (refused is None) != (failed is None):
-        return (f"check {'ok' if refused is None else 'refuses'} / construct "
-                f"{'ok' if failed is None else 'refuses'}: "
-                f"{(refused.message if refused else f'{type(failed).__name__}: {failed}')[:160]}")
-    if refused is not None:
-        OUTCOMES["refused by both for the arguments"] += 1
-        return None
-    OUTCOMES["accepted by both"] += 1
-    OUTCOMES[f"accepted: {kind}{', ' + mask.split('(')[0] if mask else ''}"] += 1
-    # 3. both succeed: the same modules, the same output shape, and specc.build's class
-    if not mask:
-        expected, actual = _modules(net, model)
-        if expected != actual:
-            return f"modules differ: check only {sorted(expected - actual)}, compiled only {sorted(actual - expected)}"
-    out_shape = net.nodes[net.output].shape.dims
-    if len(out.shape[1:]) != len(out_shape) or any(c is not None and c != o for c, o in zip(out_shape, out.shape[1:])):
-        return f"output shape: check {out_shape}, compiled {tuple(out.shape[1:])}"
+    problem, model, out = _arguments(program, cls, args, mask, kind)
+    if problem:
+        return problem
+    if model is not None:  # 3. both accept: specc.build's class, the saved weights, the prepared class
+        problem = _accepted(program, path, cls, prepared, args, saved, mask, kind, model, out)
+        if problem:
+            return problem
+    for more in drawn.more:  # other arguments for the same compiled class
+        problem, _, _ = _arguments(program, cls, {**more, **({"gate": args["gate"]} if "gate" in args else {})},
+                                   mask, kind)
+        if problem:
+            return problem
+    return None
+
+
+def _accepted(program, path, cls, prepared, args, saved, mask, kind, model, out) -> str | None:
+    """3. `args` accepted by both: the compiled class equals specc.build's, holds the saved weights
+    `pretrained` loads, and equals its prepared class (for these arguments and each prepare's)."""
     built_model, built_out = _construct_and_run(lambda **a: specc.build(path, **a), args, mask, kind)
     problem = _same(model, out, built_model, built_out, "compiled class (against specc.build)")
     if problem:
@@ -242,6 +231,42 @@ def _disagreement(drawn, folder: Path) -> str | None:
                 return problem
             OUTCOMES["accepted, a prepared class compared"] += 1
     return None
+
+
+def _arguments(program, cls, args, mask, kind):
+    """(a disagreement or None, the model and its output when both sides accept `args`): 2. `check -D
+    args` refuses exactly what the constructor and a forward refuse, positioned; 3. an accepted
+    model has the modules and output shape `check` elaborated."""
+    refused, net = _front(program, args, image_size=SIZE)
+    try:
+        model, out = _construct_and_run(cls, args, mask, kind)
+        failed = None
+    except SpecError as e:
+        return f"construction raised a SpecError: {e.message}", None, None
+    except InputChanged as e:
+        return f"forward: {e}", None, None
+    except Exception as e:  # noqa: BLE001 - what a constructor refuses with: positioned by the spec's line
+        failed = e
+        if not RUNTIME_POSITION.search(_shown(e)):
+            return f"construction: unpositioned {type(e).__name__}: {str(e)[:120]}", None, None
+    if (refused is None) != (failed is None):
+        return (f"check {'ok' if refused is None else 'refuses'} / construct "
+                f"{'ok' if failed is None else 'refuses'}: "
+                f"{(refused.message if refused else f'{type(failed).__name__}: {failed}')[:160]}"), None, None
+    if refused is not None:
+        OUTCOMES["refused by both for the arguments"] += 1
+        return None, None, None
+    OUTCOMES["accepted by both"] += 1
+    OUTCOMES[f"accepted: {kind}{', ' + mask.split('(')[0] if mask else ''}"] += 1
+    if not mask:
+        expected, actual = _modules(net, model)
+        if expected != actual:
+            return (f"modules differ: check only {sorted(expected - actual)}, compiled only "
+                    f"{sorted(actual - expected)}"), None, None
+    out_shape = net.nodes[net.output].shape.dims
+    if len(out.shape[1:]) != len(out_shape) or any(c is not None and c != o for c, o in zip(out_shape, out.shape[1:])):
+        return f"output shape: check {out_shape}, compiled {tuple(out.shape[1:])}", None, None
+    return None, model, out
 
 
 def classify(problem: str) -> str:

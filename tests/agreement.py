@@ -273,3 +273,27 @@ def classify(problem: str) -> str:
     """A disagreement's class: its message with names, numbers and quoted parts taken out."""
     head = re.sub(r"'[^']*'|\"[^\"]*\"|`[^`]*`|\d+", "_", problem)
     return head[:110]
+
+
+def constructor_refuses(folder: Path, text: str, args: dict, check_needle: str, runtime_needle: str,
+                        line: int | None = None) -> None:
+    """`check -D args` refuses with `check_needle` (at `line`, when given); the compiled class
+    (compiled for the defaults, which check accepts) refuses `args` at construction, positioned at
+    the spec's line (that line, when given); and the property holds for `text` and `args`."""
+    import pytest
+    from agree_specs import Drawn
+
+    path = folder / "spec.cl"
+    path.write_text(text)
+    program = load_program(path)
+    probe(program)
+    with pytest.raises(SpecError) as info:
+        probe(program, args)
+    assert check_needle in info.value.message and line in (None, info.value.pos.line), info.value.render()
+    with pytest.raises(Exception) as failed:
+        runtime_class(program)(**args)
+    shown = _shown(failed.value)
+    assert runtime_needle in shown and RUNTIME_POSITION.search(shown), shown
+    assert line is None or f"spec.cl:{line}" in shown, shown
+    problem = disagreement(Drawn(text, "", args, "", "image"), folder)
+    assert problem is None, problem

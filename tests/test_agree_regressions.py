@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pytest
 from agree_specs import BLOCKS, Drawn
-from agreement import RUNTIME_POSITION, _shown, disagreement
+from agreement import constructor_refuses, disagreement
 
 from specc.builder import runtime_class
-from specc.frontend.errors import SpecError
 from specc.frontend.load import load_program
-from specc.frontend.probe import probe
 
 
 @pytest.fixture
@@ -36,20 +34,8 @@ def _agree(folder: Path, text: str, args: dict, mask: str = "", kind: str = "ima
 
 
 def _refused_both_ways(folder: Path, text: str, args: dict, needle: str, line: int) -> None:
-    """`check -D args` refuses at `line`, and the class compiled for the defaults refuses `args` at
-    construction, positioned at the same spec line."""
-    path = folder / "spec.cl"
-    path.write_text(text)
-    program = load_program(path)
-    probe(program)
-    with pytest.raises(SpecError) as info:
-        probe(program, args)
-    assert needle in info.value.message and info.value.pos.line == line, info.value.render()
-    with pytest.raises(Exception) as failed:
-        runtime_class(program)(**args)
-    shown = _shown(failed.value)
-    assert needle in shown and f"spec.cl:{line}" in shown and RUNTIME_POSITION.search(shown), shown
-    _agree(folder, text, args)
+    """`check -D args` and the constructor both refuse with `needle`, at spec line `line`."""
+    constructor_refuses(folder, text, args, needle, needle, line)
 
 
 # -- a computed name written twice: torch's add_module/__setattr__ replaced the first module

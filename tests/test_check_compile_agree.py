@@ -21,7 +21,7 @@ from pathlib import Path
 import agreement
 import pytest
 from agree_specs import Drawn, specs
-from agreement import RUNTIME_POSITION, _shown
+from agreement import _shown
 from hypothesis import HealthCheck, given, note, settings
 
 from specc.builder import runtime_class
@@ -123,20 +123,7 @@ def test_a_block_body_is_checked_whatever_the_guards(folder):
     _check_and_compile_refuse(folder, _net("    x: b(w)", blocks=blocks), "conv2d has no argument 'strid'", 2)
 
 
-def _constructor_refuses(folder: Path, text: str, args: dict, check_needle: str, runtime_needle: str) -> None:
-    """`check -D args` refuses with `check_needle`; the compiled class (compiled for the defaults,
-    which check accepts) refuses `args` at construction, positioned at the spec's line."""
-    path = folder / "spec.cl"
-    path.write_text(text)
-    program = load_program(path)
-    probe(program)
-    with pytest.raises(SpecError) as info:
-        probe(program, args)
-    assert check_needle in info.value.message, info.value.render()
-    with pytest.raises(Exception) as failed:
-        runtime_class(program)(**args)
-    assert runtime_needle in str(failed.value) and RUNTIME_POSITION.search(_shown(failed.value)), _shown(failed.value)
-    assert disagreement(text, args, "", folder) is None
+_constructor_refuses = agreement.constructor_refuses
 
 
 def test_a_module_list_whose_first_element_is_guarded_off(folder):

@@ -144,11 +144,20 @@ def test_a_patch_embedding_given_an_image_it_cannot_cut_names_the_spec_line(fold
 
 @pytest.mark.xfail(strict=True, reason=(
     "a generated forward's errors are not positioned: specc/runtime/positions.positioned wraps only "
-    "constructors (Backbone.__init_subclass__), and with a signal length the spec leaves open `check` "
-    "cannot see that an add joins different lengths (elaborate.py _Elaborator's input declaration fills "
-    "an open image's height and width from --image-size, never a signal's length, which stays None); "
-    "torch's RuntimeError in the forward names no spec line"))
-def test_an_open_signal_length_the_forward_cannot_join_is_refused_positioned(folder):
-    text = _net("branch b = bc: conv1d(4, kernel=1)\np: maxpool1d(2) -> c: conv1d(4, kernel=1) -> add(b)",
-                params="w: int = 4", input="input signal(3)")
-    _agree(folder, text, {}, kind="signal")
+    "constructors (Backbone.__init_subclass__). With an input size the spec leaves open (`input image(c)`, "
+    "`input signal(c)`) the constructor cannot check the shapes, so the forward is where a size that does "
+    "not fit fails, in torch, naming no spec line; and `check` cannot be told a signal's length "
+    "(elaborate.py _Elaborator's input declaration fills an open image's height and width from "
+    "--image-size, never a signal's length, which stays None)"))
+@pytest.mark.parametrize("input, body, args, kind", [
+    # an add joining two lengths (8 and 16)
+    ("input signal(3)", "branch b = bc: conv1d(4, kernel=1)\np: maxpool1d(2) -> c: conv1d(4, kernel=1) -> add(b)",
+     {}, "signal"),
+    # an add joining 10x10 and 8x8: `check --image-size 8 -D pad=2` refuses it, positioned
+    ("input image(3)", "branch b = bc: conv2d(4, kernel=1)\nc: conv2d(4, kernel=3, padding=pad) -> add(b)",
+     {"pad": 2}, "image"),
+    # pools that leave no extent of an 8x8 image (torch: "Output size is too small")
+    ("input image(3)", "p: maxpool2d(2) -> q: maxpool2d(2) -> r: maxpool2d(2) -> s: maxpool2d(2)", {}, "image"),
+])
+def test_an_open_input_size_the_forward_cannot_take_is_refused_positioned(folder, input, body, args, kind):
+    _agree(folder, _net(body, params="w: int = 4, pad: int = 1", input=input), args, kind=kind)

@@ -4,6 +4,7 @@ each printing medians and ratios of cases measured side by side (interleaved) in
   hat_schedule.py            HAT over its schedule: default, flush_denormals, CLArena, unmasked; WSN
   compile_step.py            eager against torch.compile (inductor), HAT / AmnesiacHAT / WSN / unmasked
   wsn_train_step.py          the WSN gate (a selection) against a torch.quantile gate
+  vit_train_step.py          ViT-S/16: WSN (and HAT, once a ViT takes `mask hat`) against the unmasked ViT
   amnesiac_train_step.py     AmnesiacHAT with 0 / 1 / 3 backups: time and peak memory
   distributed_throughput.py  1 process against 2 DDP processes (gloo), samples per second
 
@@ -19,8 +20,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["hat_schedule", "compile_step", "wsn_train_step", "amnesiac_train_step", "distributed_throughput"]
-TAKES_THREADS = {"hat_schedule", "compile_step", "amnesiac_train_step"}
+BENCHES = ["hat_schedule", "compile_step", "wsn_train_step", "vit_train_step", "amnesiac_train_step",
+           "distributed_throughput"]
+TAKES_THREADS = {"hat_schedule", "compile_step", "amnesiac_train_step", "vit_train_step"}
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Text reports of an analysed network (the `specc show` table). No torch."""
 from __future__ import annotations
 
-from .core.layers import parameter_count
+from .core.layers import BY_CLASS, parameter_count
 from .frontend.ir import Network
 from .schemes import SCHEMES
 
@@ -15,6 +15,17 @@ def _mask_point(net: Network, layer: str) -> str:
     return "?"
 
 
+def _part(net: Network, name: str) -> tuple[str, dict, str]:
+    """The torch class and keyword arguments of weighted part `name` (`module/child`), and its module."""
+    parent, _, child = name.rpartition("/")
+    node = next(n for n in net.nodes if n.name == parent and n.module is not None)
+    decl = net.module(node.module)
+    parts = BY_CLASS[decl.cls].parts
+    assert parts is not None, f"'{name}' is neither a weighted layer nor a part of one"
+    cls, kwargs = next((c, kw) for ch, c, kw in parts(decl.kwargs) if ch == child)
+    return cls, kwargs, parent
+
+
 def weighted_layer_table(net: Network) -> str:
     by_name = {n.name: n for n in net.nodes if n.weighted}
     masked = net.mask_scheme is not None and SCHEMES[net.mask_scheme].unit_masks
@@ -22,12 +33,17 @@ def weighted_layer_table(net: Network) -> str:
     rows = [header + (("mask point", "input units gated by") if masked else ())]
     total = 0
     for i, name in enumerate(net.weighted_layer_names):
-        node = by_name[name]
-        decl = net.module(node.module)
-        count = parameter_count(decl.cls, decl.kwargs)
+        if name in by_name:
+            node = by_name[name]
+            decl = net.module(node.module)
+            cls, kwargs = decl.cls, decl.kwargs
+            shapes = (str(net.nodes[node.inputs[0]].shape), str(node.shape))
+        else:  # a weighted part of a mixing module (WSN's qkv, proj): its shapes are inside the module
+            cls, kwargs, parent = _part(net, name)
+            shapes = (f"in {parent}", f"in {parent}")
+        count = parameter_count(cls, kwargs)
         total += count
-        row = (str(i), name, decl.cls, str(net.nodes[node.inputs[0]].shape), str(node.shape),
-               f"{count:,}", net.preceding[name] or "-", net.next[name] or "-")
+        row = (str(i), name, cls, *shapes, f"{count:,}", net.preceding[name] or "-", net.next[name] or "-")
         if masked:
             gated = net.graph_preceding[name]
             repeat = net.input_unit_repeat.get(name, 1)

@@ -137,6 +137,8 @@ DEFAULT_FEATURES = {
     "inception_net": (4, 64),  # 512 / 8
     "mobilenet_v1": (4, 128),
     "se_resnet18": (4, 64),  # 8 * width, width = 8
+    "mobilenet_v3_small": (4, 32),  # last_channel 32 (classifier.0)
+    "efficientnet_b0": (4, 96),  # 4 * 24 (the last conv), pooled
 }
 # state_dict key counts of the default make(), derived by hand (see the per-model tests)
 DEFAULT_KEY_COUNTS = {
@@ -154,6 +156,11 @@ DEFAULT_KEY_COUNTS = {
     "inception_net": 126,
     "mobilenet_v1": 80,
     "se_resnet18": 136,  # torchvision's 120 + se.fc.0.weight and se.fc.2.weight in each of 8 blocks
+    # a Conv2dNormActivation holds 6 keys (conv weight, 5 of batch norm), an SE 4 (fc1, fc2 with biases):
+    # stem 6 + rows 12 + 22 + 22 + 22 + 16 + 12 + last conv 6 + classifier.0 2
+    "mobilenet_v3_small": 120,
+    # stem 6 + stage 1 2 x 16 + stage 2 2 x 22 + stage 3 22 + last conv 6
+    "efficientnet_b0": 110,
 }
 
 

@@ -12,9 +12,9 @@ from .mask_points import find_mask_points
 from .shortcuts import mark_shortcuts
 from .ties import find_ties
 from .units import assign_units
-from .weighted import find_weighted
+from .weighted import find_weighted, scored_layers
 
-__all__ = ["AnalysisError", "Facts", "Graph", "Node", "Segment", "analyse"]
+__all__ = ["AnalysisError", "Facts", "Graph", "Node", "Segment", "analyse", "scored_layers"]
 
 
 def analyse(graph: Graph, include_shortcuts: bool = False, unit_masks: bool = True,

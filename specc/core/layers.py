@@ -89,6 +89,11 @@ class LayerKind:
     forward: str | None = None
     torch_module: str = "nn"
     parameter: bool = False
+    # A mixing kind's own weighted layers, which the masking passes reach by tracing through its
+    # module (WSN scores them): (torch keyword arguments) -> ((child name, torch class, its torch
+    # keyword arguments), ...) in the order its forward calls them, so the front end lists them as
+    # the runtime finds them.
+    parts: Callable | None = None
 
     @property
     def weighted(self) -> bool:
@@ -270,6 +275,20 @@ def _attention_parameters(kw) -> int:
     return 4 * d * d + (3 * d if kw["qkv_bias"] else 0) + (d if kw["proj_bias"] else 0) + norm
 
 
+def _patch_parts(kw) -> tuple:
+    p = kw["patch_size"]
+    return (("proj", "Conv2d", {"in_channels": kw["in_channels"], "out_channels": kw["embed_dim"], "kernel_size": p,
+                                "stride": p, "padding": 0, "dilation": 1, "groups": 1, "bias": kw["bias"]}),)
+
+
+def _attention_parts(kw) -> tuple:
+    # qk-norm's LayerNorms are no part: they belong to the attention step between qkv and proj
+    # (specc/runtime/fx_graph.py leaves them unscored), as the heads' products do.
+    d = kw["dim"]
+    return (("qkv", "Linear", {"in_features": d, "out_features": 3 * d, "bias": kw["qkv_bias"]}),
+            ("proj", "Linear", {"in_features": d, "out_features": d, "bias": kw["proj_bias"]}))
+
+
 def _size(v) -> str:
     return "×".join(map(str, v)) if isinstance(v, (tuple, list)) else f"{v}×{v}"
 
@@ -334,14 +353,15 @@ _ENTRIES = (
               ("features", "tokens"), "LayerNorm",
               (("normalized_shape", IN), ("eps", "eps"), ("elementwise_affine", "elementwise_affine"),
                ("bias", "bias")), positional=1, checks=_norm_checks("layernorm"), role="norm", keeps_zero=False,
-              parameters=_layer_norm_parameters, label=lambda kw: f"LayerNorm {kw['normalized_shape']}"),
+              parameters=_layer_norm_parameters, label=lambda kw: f"LayerNorm {kw['normalized_shape']}",
+              wsn_form="layer_norm"),
     # -- vision transformer kinds (issue 21), in timm's VisionTransformer layout: patches of an image
     # as tokens, the class token and position embedding as parameters of the enclosing module, self-
     # attention, and the token a feature is read from. Units of tokens are their features (the last
     # axis). For the analysis, patch_embed and attention are "mixing": they make new units from all
-    # of their input's, without being weighted layers of a masking scheme (the masking schemes
-    # refuse them, positioned, until HAT's and WSN's placement on attention is written;
-    # specc/runtime/tokens.py says what a unit of qkv and of a head is). The class token and the
+    # of their input's, without being weighted layers themselves; WSN scores the linears and the
+    # convolution inside them (`parts`), HAT refuses them, positioned, until its placement on
+    # attention is written (specc/runtime/tokens.py says what a unit of qkv and of a head is). The class token and the
     # position embedding keep the features in place and move zeros (a "norm"'s role); selecting a
     # token or averaging tokens keeps features and zeros (a "pool"'s).
     LayerKind("patch_embed", (("embed_dim", "int", REQUIRED), ("patch", "int", REQUIRED), ("bias", "bool", True)),
@@ -349,6 +369,7 @@ _ENTRIES = (
                                          ("bias", "bias")), positional=3, shape=_patch_shape,
               checks=_patch_checks, role="mixing", keeps_zero=False, torch_module="tokens",
               parameters=lambda kw: kw["embed_dim"] * (kw["in_channels"] * kw["patch_size"] ** 2 + kw["bias"]),
+              parts=_patch_parts,
               label=lambda kw: f"PatchEmbed {_size(kw['patch_size'])}, {kw['in_channels']}→{kw['embed_dim']}"),
     LayerKind("class_token", (), ("tokens",), "class_token", (("dim", IN),), positional=1,
               shape=_class_token_shape, role="norm", keeps_zero=False, torch_module="tokens", parameter=True,
@@ -365,7 +386,8 @@ _ENTRIES = (
               (("dim", IN), ("num_heads", "num_heads"), ("qkv_bias", "qkv_bias"), ("proj_bias", "proj_bias"),
                ("qk_norm", "qk_norm"), ("attn_drop", "attn_drop"), ("proj_drop", "proj_drop"), ("fused", "fused")),
               positional=2, checks=_attention_checks, role="mixing", keeps_zero=False, torch_module="tokens",
-              parameters=_attention_parameters, label=lambda kw: f"SelfAttention {kw['dim']}, {kw['num_heads']} heads"),
+              parameters=_attention_parameters, parts=_attention_parts,
+              label=lambda kw: f"SelfAttention {kw['dim']}, {kw['num_heads']} heads"),
     LayerKind("select_token", (("index", "int", 0),), ("tokens",), shape=_token_feature_shape, checks=_select_checks,
               role="pool", shape_helper="shapes.select_token", forward="{x}[:, {index}]"),
     LayerKind("mean_tokens", (("start", "int", 0),), ("tokens",), shape=_token_feature_shape, checks=_mean_checks,

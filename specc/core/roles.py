@@ -66,6 +66,7 @@ FUNCTIONS: dict[str, Kind] = {
     "_operator.getitem": Kind("subsample", True),
     "_operator.mul": Kind("scale", True),
     "specc.runtime.products.channel_gate": Kind("gate", True),
+    "specc.runtime.tokens.check_patches": Kind("identity", True),
 }
 
 # call_method targets, by method name.

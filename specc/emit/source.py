@@ -1199,7 +1199,7 @@ def _masked_class(w: _Writer, program: Program, overrides, final: str, plain: st
     install = ["self", plain]
     install.append("batch_normalization=batch_normalization" if "batch_normalization" in class_names
                    else "batch_normalization=None")
-    for key in ("protect_shortcuts", "fold_batch_norm"):
+    for key in ("protect_shortcuts", "fold_batch_norm", "mask_layer_norms"):
         if opts.get(key):
             install.append(f"{key}=True")
     if opts.get("rank_by", "score") != "score":

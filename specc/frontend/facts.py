@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 import math
 
-from ..analysis import AnalysisError, Graph, Node
+from ..analysis import AnalysisError, Graph, Node, scored_layers
 from ..analysis import analyse as analyse_graph
 from ..core.layers import BY_CLASS, OPS
 from ..core.roles import MODULES
@@ -77,6 +77,9 @@ def _graph(net: Network, order: list[int]) -> Graph:
                 node.in_units, node.units = kw[layer.units[0]], kw[layer.units[1]]
                 node.groups = kw.get("groups", 1)
                 node.meta["view"] = layer.hat_view
+            elif layer is not None and layer.parts is not None:  # WSN scores them (analysis.scored_layers)
+                node.meta["weighted_parts"] = [(child, c == "LayerNorm") for child, c, _ in layer.parts(decl.kwargs)]
+            node.meta["affine_norm"] = cls == "LayerNorm" and bool(decl.kwargs.get("elementwise_affine", True))
         node.where = n
         nodes.append(node)
     records = {layer: index[nid] for layer, nid in net.records.items()}
@@ -101,15 +104,18 @@ def analyse(net: Network) -> Network:
     order = topological_order(net)
     graph = _graph(net, order)
     mixing = next((n for n in graph.nodes if n.role == "mixing"), None)
-    if net.mask_scheme is not None and mixing is not None:
+    if net.mask_scheme is not None and mixing is not None and not SCHEMES[net.mask_scheme].weight_masks:
         raise SpecError(f"`mask {net.mask_scheme}()` cannot mask '{mixing.name}' yet: the masking schemes do not "
                         "place masks on attention or patch embeddings (transformer layers)", mixing.where.pos,
-                        "leave out `mask` for a transformer; HAT and WSN on transformers are not written yet")
+                        "leave out `mask`, or use `mask wsn(...)` (it scores the linears inside attention and "
+                        "the patch embedding); HAT on transformers is not written yet")
     try:
         # the zero-mover check of the mask points only where there are unit masks (HAT)
         unit_masks = net.mask_scheme is not None and SCHEMES[net.mask_scheme].unit_masks
         facts = analyse_graph(graph, net.weights_branches, unit_masks=unit_masks,
                               point=net.scheme_options.get("point") or "earliest")
+        if net.mask_scheme is not None and SCHEMES[net.mask_scheme].weight_masks:
+            facts = scored_layers(graph, facts, bool(net.scheme_options.get("mask_layer_norms")))
     except AnalysisError as e:
         where = e.node.where if e.node is not None else None
         pos = where.pos if where is not None else net.nodes[net.output].pos

@@ -9,11 +9,13 @@ their unit owners and mask points.
 from __future__ import annotations
 
 import linecache
+import operator
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 from torch import fx, nn
+from torch.nn import functional as F
 
 from .. import require_runtime as _require_runtime
 from ..analysis import Graph, Node
@@ -100,7 +102,26 @@ def trace(module: nn.Module, plain_cls: type | None = None) -> fx.Graph:
         for user in list(node.users):
             graph.erase_node(user)
         graph.erase_node(node)
+    _attention_dropout_by_mode(graph, module)
     return graph
+
+
+def _attention_dropout_by_mode(graph: fx.Graph, root: nn.Module) -> None:
+    """timm's fused attention passes `dropout_p=self.attn_drop.p if self.training else 0.0`, which fx
+    records as the constant of the mode it traced in: where the calling module has a Dropout of that p
+    (specc.runtime.tokens.SelfAttention, timm's Attention), the rewritten forward reads the module's
+    mode again (`p * training`), so that eval does not drop attention weights."""
+    for node in list(graph.nodes):
+        p = node.kwargs.get("dropout_p") if node.op == "call_function" else None
+        if node.target is not F.scaled_dot_product_attention or not isinstance(p, float) or p == 0.0:
+            continue
+        stack = node.meta.get("nn_module_stack") or {}
+        path = list(stack.values())[-1][0] if stack else None
+        if path is None or not any(isinstance(m, nn.Dropout) and m.p == p for m in root.get_submodule(path).children()):
+            continue
+        with graph.inserting_before(node):
+            training = graph.get_attr(f"{path}.training")
+            node.update_kwarg("dropout_p", graph.call_function(operator.mul, (p, training)))
 
 
 # Tensor methods that only read a tensor's metadata: their results are not data.
@@ -181,6 +202,8 @@ def _node(fxn: fx.Node, root: nn.Module, nid: int, inputs: list[int]) -> Node:
             node.in_units = module.weight.shape[1] * getattr(module, "groups", 1)
             node.groups = getattr(module, "groups", 1)
             node.meta["view"] = entry.hat_view
+        node.meta["affine_norm"] = (entry is not None and entry.wsn_form == "layer_norm" and module.weight is not None
+                                    and not _in_token_attention(fxn.target, root))
     elif role == "flatten" and fxn.op == "call_method" and fxn.target in ("view", "reshape"):
         if not _is_batch_flatten(fxn.args[1:]):
             _unit_view(fxn, node)
@@ -228,6 +251,13 @@ def _node(fxn: fx.Node, root: nn.Module, nid: int, inputs: list[int]) -> Node:
     elif role == "subsample" and not _keeps_channels(fxn):
         node.role = "unknown"
     return node
+
+
+def _in_token_attention(target: str, root: nn.Module) -> bool:
+    """A module of specc.runtime.tokens' attention step (qk-norm's LayerNorms), which the front end
+    does not see as a layer of its own (WSN leaves them unscored, as the spec says)."""
+    parent = root.get_submodule(target.rpartition(".")[0]) if "." in target else root
+    return type(parent).__name__ == "SelfAttention" and type(parent).__module__ == "specc.runtime.tokens"
 
 
 def _size_ref(arg):

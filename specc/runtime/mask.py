@@ -10,14 +10,18 @@ follows its mask (or after the mask when none does), as CLArena's backbones reco
 from __future__ import annotations
 
 import importlib
+import linecache
+from pathlib import Path
 
-from torch import nn
+import torch
+from torch import fx, nn
 
 from ..analysis import AnalysisError
 from ..schemes import SCHEMES, Scheme
 from . import bases
 
 _types: dict[tuple[type, str], type] = {}
+_LIBRARY_DIRS = (str(Path(torch.__file__).parent), str(Path(__file__).parent.parent))
 
 
 def _masked_type(cls: type, scheme: Scheme) -> type:
@@ -84,6 +88,8 @@ def mask(model: nn.Module, scheme: str = "hat", *, output_dim: int | None = None
         model.__dict__.update(before_sub)
         if isinstance(e, AnalysisError):
             raise AnalysisError(_refusal(e, s), e.node) from None
+        if isinstance(e, fx.proxy.TraceError):
+            raise ValueError(_untraceable(e, model, s)) from None
         raise
     return model
 
@@ -97,7 +103,31 @@ def _refusal(e: AnalysisError, scheme: Scheme) -> str:
         at = f" (at {trace[0].strip()}: {trace[1].strip()})" if len(trace) > 1 else f" (at {trace[0].strip()})"
     module = getattr(e.node, "name", "") if getattr(e.node, "module", False) else ""
     where = f" in module '{module.replace('/', '.')}'" if module else ""
-    return (f"specc.mask({scheme.name!r}): {e}{where}{at}. specc follows each unit (channel or feature) "
-            "through the forward; write the operation with ops it knows: flatten(x, 1) or x.view(b, -1) for "
-            "a flatten, a gate as x * s.view(b, c, 1, 1) / s[:, :, None, None] / s.unsqueeze(-1) with b, c "
-            "read from x.size(), or move it into a module the scheme need not look into")
+    hint = getattr(e, "hint", None) or (
+        "specc follows each unit (channel or feature) through the forward; write the operation with ops it "
+        "knows: flatten(x, 1) or x.view(b, -1) for a flatten, a gate as x * s.view(b, c, 1, 1) / "
+        "s[:, :, None, None] / s.unsqueeze(-1) with b, c read from x.size(), or move it into a module the "
+        "scheme need not look into")
+    return f"specc.mask({scheme.name!r}): {e}{where}{at}. {hint}"
+
+
+def _untraceable(e: Exception, model: nn.Module, scheme: Scheme) -> str:
+    """A forward torch.fx cannot trace (a branch on tensor values, most often), named by the module
+    and the line of the model's own code where tracing stopped."""
+    frame = None
+    tb = e.__traceback__
+    while tb is not None:  # the innermost frame of the model's code (not torch's, not specc's)
+        if not tb.tb_frame.f_code.co_filename.startswith(_LIBRARY_DIRS):
+            frame = tb
+        tb = tb.tb_next
+    where = module = ""
+    if frame is not None:
+        code = linecache.getline(frame.tb_frame.f_code.co_filename, frame.tb_lineno).strip()
+        where = f" (at File \"{frame.tb_frame.f_code.co_filename}\", line {frame.tb_lineno}: {code})"
+        owner = frame.tb_frame.f_locals.get("self")
+        name = next((n for n, m in model.named_modules() if m is owner), None)
+        module = f" in module '{name or type(model).__name__}'" if name is not None else ""
+    return (f"specc.mask({scheme.name!r}): cannot trace the forward{module}{where}: {e}. specc traces the "
+            "forward once with torch.fx, which runs it on placeholders: an `if` or a loop on tensor values "
+            "cannot be followed; compute both cases (torch.where), or move the branch into a function "
+            "registered with torch.fx.wrap, which is traced as one call")

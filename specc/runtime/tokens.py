@@ -13,6 +13,7 @@ in heads-major order. Attention mixes tokens (rows), never features within a hea
 from __future__ import annotations
 
 import torch
+import torch.fx
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -32,12 +33,22 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv2d(in_channels, embed_dim, kernel_size=patch_size, stride=patch_size, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        h, w = x.shape[-2:]
-        if h % self.patch_size or w % self.patch_size:
-            at = positions.nearest()  # the spec line calling it: the image size is the caller's
-            raise ValueError(f"PatchEmbed: image {h}x{w} is not divisible into {self.patch_size}x{self.patch_size} "
-                             "patches" + (f" (at {at})" if at else ""))
-        return self.proj(x).flatten(2).transpose(1, 2)
+        return self.proj(check_patches(x, self.patch_size)).flatten(2).transpose(1, 2)
+
+
+def check_patches(x: Tensor, patch_size: int) -> Tensor:
+    """`x`, after checking that its image cuts into whole patches. One function that fx traces as
+    one call (torch.fx.wrap; an identity for the masking analysis, specc.core.roles), so that the
+    masking passes trace through PatchEmbed to its `proj` (WSN scores it)."""
+    h, w = x.shape[-2:]
+    if h % patch_size or w % patch_size:
+        at = positions.nearest()  # the spec line calling it: the image size is the caller's
+        raise ValueError(f"PatchEmbed: image {h}x{w} is not divisible into {patch_size}x{patch_size} patches"
+                         + (f" (at {at})" if at else ""))
+    return x
+
+
+torch.fx.wrap("check_patches")
 
 
 def class_token(dim: int) -> nn.Parameter:

@@ -6,7 +6,10 @@ top-scored fraction (the gate, specc.runtime.gates), the stored parameters untou
 creates one score per parameter (`weight_score_t[name] = nn.Embedding(out, in / groups * kh * kw)`,
 `bias_score_t[name] = nn.Embedding(1, out)`, as CLArena creates them, whether or not the layer has
 a bias) and rewrites each weighted module call into its masked functional (WSN_FORMS: `linear`,
-`conv1d`, `conv2d`) on masked parameters."""
+`conv1d`, `conv2d`) on masked parameters. A vision transformer is traced through its attention and
+patch embedding modules, so their `qkv`, `proj` and patch convolution are weighted layers like any
+other; `mask_layer_norms` scores every affine LayerNorm too (`layer_norm`; its weight score is
+(1, features), like a bias's). The class token and position embedding are not scored."""
 from __future__ import annotations
 
 import operator
@@ -14,7 +17,7 @@ import operator
 import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
-from ...analysis import analyse
+from ...analysis import AnalysisError, analyse, scored_layers
 from ...core.layers import BY_CLASS
 from ...schemes import BN_MODES, batch_norm_mode  # noqa: F401  (BN_MODES: re-exported)
 from .. import batchnorm, distributed, structure
@@ -55,10 +58,17 @@ def wsn_conv1d(x: Tensor, weight: Tensor, bias: Tensor | None, weight_mask: Tens
                     dilation, groups)
 
 
+def wsn_layer_norm(x: Tensor, weight: Tensor, bias: Tensor | None, weight_mask: Tensor, bias_mask: Tensor | None,
+                   normalized_shape, eps: float) -> Tensor:
+    # `mask_layer_norms`: the affine parameters masked like a layer's; the normalisation is the same.
+    return F.layer_norm(x, normalized_shape, weight * weight_mask.view_as(weight), _masked_bias(bias, bias_mask), eps)
+
+
 # The masked functional of each weighted layer kind (the catalogue entry's `wsn_form`, specc/core/
 # layers.py) and the module attributes it takes after (x, weight, bias, weight_mask, bias_mask).
 _CONV = ("stride", "padding", "dilation", "groups")
-WSN_FORMS = {"linear": (wsn_linear, ()), "conv2d": (wsn_conv2d, _CONV), "conv1d": (wsn_conv1d, _CONV)}
+WSN_FORMS = {"linear": (wsn_linear, ()), "conv2d": (wsn_conv2d, _CONV), "conv1d": (wsn_conv1d, _CONV),
+             "layer_norm": (wsn_layer_norm, ("normalized_shape", "eps"))}
 
 
 class WSNMasked(_Masked):
@@ -74,6 +84,17 @@ class WSNMasked(_Masked):
             if self._specc_bn_groups else None
         feature, activations = self._specc_forward(self, input, weight_mask, bias_mask, bn_task)
         return feature, weight_mask, bias_mask, activations
+
+    def get_mask(self, stage: str, mask_percentage: float,
+                 test_mask: tuple[dict[str, Tensor], dict[str, Tensor]] | None = None):
+        """As WSNMaskBackbone's, with the weight mask of a layer norm (scored as (1, features), as
+        a bias is) in its weight's shape (features,): CLArena's WSN multiplies the weight's gradient
+        by the stored masks in place."""
+        weight_mask, bias_mask = super().get_mask(stage, mask_percentage=mask_percentage, test_mask=test_mask)
+        if stage in ("train", "validation"):
+            for name in getattr(self, "_specc_vector_weights", ()):
+                weight_mask[name] = weight_mask[name].view(-1)
+        return weight_mask, bias_mask
 
     def setup_task_id(self, task_id: int) -> None:
         super().setup_task_id(task_id)
@@ -96,19 +117,26 @@ class WSNMasked(_Masked):
 
 
 def install(network: nn.Module, plain_cls: type, batch_normalization=None, cache: bool = True,
-            rank_by: str = "score") -> None:
+            rank_by: str = "score", mask_layer_norms: bool = False) -> None:
     batch_normalization = batch_norm_mode(batch_normalization)
     network._specc_plain = plain_cls
+    network._specc_layer_norms = mask_layer_norms
     network.gate_fn = GATES_BY_RANKING[rank_by]
-    network._specc_key = structure.key(network, plain_cls, batch_normalization) if cache else None
+    network._specc_key = structure.key(network, plain_cls, batch_normalization, mask_layer_norms) if cache else None
     network._specc_bn_groups = batchnorm.groups(network) if batch_normalization == "independent" else []
     _rewrite(network)  # traced, analysed and compiled once per structure
     facts = network._specc_facts
     network.weighted_layer_names = list(facts.weighted_layer_names)
+    network._specc_vector_weights = []
     for name in facts.weighted_layer_names:
         layer = network.get_submodule(name.replace("/", "."))
         weight = layer.weight
-        network.weight_score_t[name] = nn.Embedding(num_embeddings=weight.size(0), embedding_dim=weight[0].numel())
+        if weight.dim() == 1:  # a layer norm's: scored as (1, features), like a bias
+            network._specc_vector_weights.append(name)
+            network.weight_score_t[name] = nn.Embedding(num_embeddings=1, embedding_dim=weight.size(0))
+        else:
+            network.weight_score_t[name] = nn.Embedding(num_embeddings=weight.size(0),
+                                                        embedding_dim=weight[0].numel())
         network.bias_score_t[name] = nn.Embedding(num_embeddings=1, embedding_dim=weight.size(0))
         if layer.bias is None and specc_base(network):
             # The score of a bias that does not exist never gets a gradient: frozen, so that
@@ -119,10 +147,36 @@ def install(network: nn.Module, plain_cls: type, batch_normalization=None, cache
     batchnorm.create_copies(network, network._specc_bn_groups)
 
 
+# The functionals that take a weight: one fed a parameter directly (not through its module) is refused.
+_WEIGHTED_FUNCTIONS = {F.linear: ("linear", "nn.Linear"), F.conv1d: ("conv1d", "nn.Conv1d"),
+                       F.conv2d: ("conv2d", "nn.Conv2d"), F.layer_norm: ("layer_norm", "nn.LayerNorm")}
+
+
+def _check_weights_in_modules(graph: fx.Graph, agraph) -> None:
+    """WSN scores the weights of modules (nn.Linear, nn.Conv1d/2d, nn.LayerNorm): a parameter passed to
+    the functional itself would train unmasked, unseen (a source of forgetting): refused, at its line."""
+    for fxn in graph.nodes:
+        if fxn.op != "call_function" or fxn.target not in _WEIGHTED_FUNCTIONS:
+            continue
+        weight = fxn.args[1] if len(fxn.args) > 1 else fxn.kwargs.get("weight")
+        if fxn.target is F.layer_norm:
+            weight = fxn.args[2] if len(fxn.args) > 2 else fxn.kwargs.get("weight")
+        if isinstance(weight, fx.Node) and weight.op == "get_attr":
+            node = next(n for n in agraph.nodes if n.where is fxn)
+            function, module = _WEIGHTED_FUNCTIONS[fxn.target]
+            error = AnalysisError(f"the parameter '{weight.target}' enters torch.nn.functional.{function} "
+                                  "directly, where WSN cannot score it", node)
+            error.hint = (f"WSN scores the parameters of modules: make it an {module} submodule and call it "
+                          "(its state_dict key gains a '.weight')")
+            raise error
+
+
 def _analyse(network: nn.Module):
     graph = trace(network, network._specc_plain)
     agraph = analysis_graph(graph, network)
+    _check_weights_in_modules(graph, agraph)
     facts = analyse(agraph, include_shortcuts=True, unit_masks=False, units_optional=True)  # parameter masks only
+    facts = scored_layers(agraph, facts, network._specc_layer_norms)
     network._specc_facts = facts
     return graph, agraph, facts
 
@@ -172,10 +226,11 @@ def _compile(network: nn.Module, graph: fx.Graph, agraph, facts) -> None:
     network._specc_forward, network._specc_forward_source = compile_forward(graph, type(network).__name__)
 
 
-def adopt(model: nn.Module, plain_cls: type, batch_normalization=None, rank_by: str = "score") -> None:
+def adopt(model: nn.Module, plain_cls: type, batch_normalization=None, rank_by: str = "score",
+          mask_layer_norms: bool = False) -> None:
     """`specc.mask(model, "wsn")`: the state WSNMaskBackbone's constructor sets (which cannot run on
     a built model: it would re-run the model's own), then `install`."""
     model.weight_score_t = nn.ModuleDict()
     model.bias_score_t = nn.ModuleDict()
     install(model, plain_cls, None if batch_normalization == "off" else batch_normalization, cache=False,
-            rank_by=rank_by)
+            rank_by=rank_by, mask_layer_norms=mask_layer_norms)

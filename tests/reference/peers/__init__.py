@@ -35,6 +35,8 @@ MODULES = (
     "inception_net",
     "mobilenet_v1",
     "se_resnet18",
+    "mobilenet_v3_small",
+    "efficientnet_b0",
 )
 
 

@@ -183,3 +183,13 @@ def test_a_patch_embedding_given_an_image_it_cannot_cut_names_the_spec_line(fold
 ])
 def test_an_open_input_size_the_forward_cannot_take_is_refused_positioned(folder, input, body, args, kind):
     _agree(folder, _net(body, params="w: int = 4, pad: int = 1", input=input), args, kind=kind)
+
+
+@pytest.mark.parametrize("mask, args", [("mask hat()", {"gate": "sigmoid"}), ("mask wsn()", {}),
+                                        ("mask amnesiac_hat()", {"gate": "sigmoid"})])
+def test_a_residual_group_of_the_identity_under_a_mask(folder, mask, args):
+    # `(+ identity)` is x + x: the runtime's analysis (specc/runtime/fx_graph.py) saw an add of one
+    # input and refused it ("cannot tell what 'add' does to the units of its input") where `check`
+    # accepts; it is 2x, a rescaling that keeps units and zeros
+    text = _net("c: conv2d(w, kernel=1) -> (+ identity) -> r: ReLU()", params="w: int = 4", tail=mask + "\n")
+    _agree(folder, text, args, mask=mask)

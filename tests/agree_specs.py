@@ -314,7 +314,8 @@ KINDS = {  # kind: (input lines, statements, tails)
     "features": (["input features(ch * 4)"], FEATURES, FEATURE_TAILS),
     "signal": (["input signal(ch, 16)"] + (["input signal(ch)"] if os.environ.get("SPECC_AGREE_OPEN") else []),
                SIGNAL, SIGNAL_TAILS),
-    "tokens": (["input image(ch, 8, 8)", "input image(ch)"], TOKENS, TOKEN_TAILS),
+    "tokens": (["input image(ch, 8, 8)"] + (["input image(ch)"] if os.environ.get("SPECC_AGREE_OPEN") else []),
+               TOKENS, TOKEN_TAILS),
 }
 SIZES = {"image": (8, 8), "features": None, "signal": (16,), "tokens": (8, 8)}
 

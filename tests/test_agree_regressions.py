@@ -116,18 +116,21 @@ def test_a_shape_keeping_layer_is_checked_at_construction(folder, input, body, a
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "an activation's arguments are checked (layers.check_activation: GELU's approximate in none/tanh) by "
+    "an activation's arguments are checked (layers.check_activation: GELU's approximate in none/tanh, "
+    "Softplus's beta and CELU's alpha != 0) by "
     "the elaborator for the values it elaborates only: static_rules.py does not check a literal under a "
     "guard that is false for the defaults, and emit/source.py writes no construction-time "
-    "check_activation, so the compiled class builds nn.GELU(approximate=\"erf\"), whose forward fails "
-    "in torch, unpositioned"))
-@pytest.mark.parametrize("body, args", [
-    ('f: linear(4) -> g: GELU(approximate="erf") if flag -> record', {"flag": True}),
-    ("f: linear(4) -> g: GELU(approximate=tag) -> record", {"tag": "erf"}),
+    "check_activation, so the compiled class builds nn.GELU(approximate=\"erf\") (its forward fails in "
+    "torch, unpositioned) or nn.Softplus(beta=0.0)"))
+@pytest.mark.parametrize("body, args, needle", [
+    ('f: linear(4) -> g: GELU(approximate="erf") if flag -> record', {"flag": True}, "GELU approximate must be one of"),
+    ("f: linear(4) -> g: GELU(approximate=tag) -> record", {"tag": "erf"}, "GELU approximate must be one of"),
+    ("f: linear(4) -> g: Softplus(beta=p) -> record", {"p": 0.0}, "Softplus needs beta != 0"),
+    ("f: linear(4) -> g: CELU(alpha=p) -> record", {"p": 0.0}, "CELU needs alpha != 0"),
 ])
-def test_an_activations_arguments_are_checked_at_construction(folder, body, args):
-    text = _net(body, params='flag: bool = false, tag: str = "none"', input="input features(4)")
-    _refused_both_ways(folder, text, args, "GELU approximate must be one of", 3)
+def test_an_activations_arguments_are_checked_at_construction(folder, body, args, needle):
+    text = _net(body, params='flag: bool = false, tag: str = "none", p: float = 0.5', input="input features(4)")
+    _refused_both_ways(folder, text, args, needle, 3)
 
 
 @pytest.mark.xfail(strict=True, reason=(

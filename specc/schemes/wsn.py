@@ -10,4 +10,5 @@ SCHEME = Scheme(
     options=(Option("batch_normalization", "str?", "off", choices=BN_MODES + ("off",)),
              Option("rank_by", "str", "score", choices=("score", "magnitude"))),
     runtime="wsn", mixin="WSNMasked", base="WSNMaskBackbone", class_prefix="WSNMask",
-    plain_first=True, weight_masks=True, weights_branches=True)
+    plain_first=True, weight_masks=True, weights_branches=True,
+    attributes=("gate_fn", "weight_score_t", "bias_score_t"))

@@ -15,9 +15,9 @@ from torch import Tensor, fx, nn
 
 from ...analysis import analyse
 from .. import batchnorm
-from ..bases import WSNMaskBackbone
 from ..fx_graph import analysis_graph, trace
 from ..schemes.hat import _hat_bases
+from ..schemes.wsn_backbone import WSNMaskBackbone
 
 
 def unit_mask(x: Tensor, mask: Tensor) -> Tensor:

@@ -18,7 +18,7 @@ from torch import fx, nn
 from .. import require_runtime as _require_runtime
 from ..analysis import Graph, Node
 from ..core.layers import BY_CLASS
-from ..core.roles import FUNCTIONS, METHODS, MODULES, Kind
+from ..core.roles import FUNCTIONS, METHODS, MODULES, Role
 from . import positions
 
 
@@ -158,7 +158,7 @@ def _arg_nodes(fxn: fx.Node) -> list[fx.Node]:
     return list(dict.fromkeys(out))
 
 
-def _kind(fxn: fx.Node, root: nn.Module) -> tuple[Kind | None, str]:
+def _kind(fxn: fx.Node, root: nn.Module) -> tuple[Role | None, str]:
     if fxn.op == "call_module":
         module = root.get_submodule(fxn.target)
         return MODULES.get(type(module).__name__), fxn.target.replace(".", "/")

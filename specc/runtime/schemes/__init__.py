@@ -10,6 +10,22 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 
+def scheme_of(module):
+    """The scheme (specc.schemes.Scheme) whose base class `module` derives from, the most derived one
+    (AmnesiacHAT before HAT), by the base's name: specc's or CLArena's (`--base clarena`). None for
+    a module of no scheme."""
+    from ...schemes import SCHEMES
+
+    by_base = {s.base: s for s in SCHEMES.values()}
+    return next((by_base[c.__name__] for c in type(module).__mro__ if c.__name__ in by_base), None)
+
+
+def unit_masked(module) -> bool:
+    """Whether `module` is a backbone of a scheme with unit masks, which it stores (`masks`)."""
+    scheme = scheme_of(module)
+    return scheme is not None and scheme.unit_masks
+
+
 def scheme_pass(scheme) -> ModuleType:
     """The pass module of `scheme` (a specc.schemes.Scheme): specc.runtime.schemes.<scheme.runtime>."""
     return importlib.import_module(f"{__name__}.{scheme.runtime}")

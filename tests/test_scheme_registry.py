@@ -82,3 +82,20 @@ def test_exported_class_parts_come_from_the_pass(tmp_path):
         else:
             assert 'self.weight_score_t["fc1"] = nn.Embedding(num_embeddings=5, embedding_dim=6)' in body
             assert f"self.weighted_layer_names = {escape.literal(['fc1', 'fc2'])}" in body
+
+
+def test_scheme_of_a_backbone_is_its_most_derived_scheme():
+    """Per-task networks and checkpoints learn which masks a backbone has from its scheme (by its
+    base classes, the most derived first): AmnesiacHAT's backbone is HAT's too, but AmnesiacHAT's."""
+    import specc
+    from specc.runtime.schemes import scheme_of, unit_masked
+
+    args = {"input_dim": 6, "hidden_dims": [5], "output_dim": 3}
+    specs = Path(__file__).resolve().parents[1] / "specs"
+    amnesiac = specc.build(specs / "mlp_amnesiac_hat.cl", gate="sigmoid", **args)
+    hat = specc.build(specs / "mlp_hat.cl", gate="sigmoid", **args)
+    wsn = specc.build(specs / "mlp_wsn.cl", **args)
+    plain = specc.build(specs / "mlp.cl", **args)
+    assert [getattr(scheme_of(m), "name", None) for m in (amnesiac, hat, wsn, plain)] == \
+        ["amnesiac_hat", "hat", "wsn", None]
+    assert [unit_masked(m) for m in (amnesiac, hat, wsn, plain)] == [True, True, False, False]

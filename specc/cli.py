@@ -362,21 +362,21 @@ def _show(spec: str, overrides: dict, image_size: int | None) -> int:
 
 
 def _graph(spec: str, overrides: dict, image_size: int | None, focus: str | None, out: str | None) -> int:
-    from . import graph
+    from . import drawing
 
-    fmt = graph.output_format(out) if out is not None else None
+    fmt = drawing.output_format(out) if out is not None else None
     files: list[str] = []
     net, probed = _network(spec, overrides, image_size, files)
     if probed:
         _say(f"# probe values for parameters without default: "
              f"{', '.join(f'{k}={v!r}' for k, v in probed.items())} (set them with -D)")
-    text = graph.to_dot(net, graph.focus_path(net, focus) if focus is not None else None)
+    text = drawing.to_dot(net, drawing.focus_path(net, focus) if focus is not None else None)
     if out is None:
         _stdout(text)
         return 0
     try:
-        data = graph.render(text, fmt) if fmt is not None else text.encode("utf-8")
-    except graph.RenderError as e:
+        data = drawing.render(text, fmt) if fmt is not None else text.encode("utf-8")
+    except drawing.RenderError as e:
         _say(f"specc: error: {clip(printable(str(e)))}")
         return 1
     target = Path(out)

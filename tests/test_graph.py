@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO, SPECS
 
 from specc.cli import _network, main
-from specc.graph import to_dot
+from specc.drawing import to_dot
 
 FIXTURES = REPO / "tests" / "fixtures" / "graph"
 TINY = FIXTURES / "tiny_res_hat.cl"
@@ -163,7 +163,7 @@ def test_readme_picture_is_up_to_date(tmp_path, monkeypatch):
 
 def test_focus_draws_one_block_and_its_neighbours():
     net = _net(SPECS / "resnet18_hat.cl", {"input_channels": 3})
-    from specc.graph import focus_path
+    from specc.drawing import focus_path
 
     dot = to_dot(net, focus_path(net, "conv3x/0"))
     nodes, edges = _parse(dot)

@@ -545,7 +545,7 @@ def test_wsn_get_mask_gradient_and_other_stages():
 
 
 def test_hat_test_of_a_task_without_stored_mask_says_to_store_it():
-    from specc.runtime.bases import MaskNotStored
+    from specc.runtime.schemes.hat_backbone import MaskNotStored
 
     net = TinyMLP()
     net.setup_task_id(1)

@@ -9,21 +9,11 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .activations import ACTIVATIONS, INPLACE, check_activation  # noqa: F401  (re-exported)
 from .shape import EXPECTS, GETS, KINDS, Shape, window
 
-# Activation classes of torch.nn a spec may name, with their (keyword, type, default) arguments.
-# `inplace` (where torch has it) is accepted and written out; it changes no result: the elaborator
-# refuses it where the overwritten input is read elsewhere.
-_INPLACE = ("inplace", "bool", False)
-ACTIVATIONS: dict[str, tuple[tuple[str, str, object], ...]] = {
-    "ReLU": (_INPLACE,), "ReLU6": (_INPLACE,), "GELU": (("approximate", "str", "none"),), "Tanh": (),
-    "Sigmoid": (), "SiLU": (_INPLACE,), "Mish": (_INPLACE,), "Hardswish": (_INPLACE,),
-    "Hardsigmoid": (_INPLACE,), "Softplus": (("beta", "float", 1.0),),
-    "LeakyReLU": (("negative_slope", "float", 0.01), _INPLACE), "ELU": (("alpha", "float", 1.0), _INPLACE),
-    "CELU": (("alpha", "float", 1.0), _INPLACE), "SELU": (_INPLACE,),
-    "Hardtanh": (("min_val", "float", -1.0), ("max_val", "float", 1.0), _INPLACE),
-    "Identity": (),
-}
+# The activations are their own catalogue (specc/core/activations.py); ACTIVATIONS and
+# check_activation are re-exported here, where the front end imports them.
 
 REQUIRED = object()
 IN = "<in>"  # a torch argument taken from the incoming shape: its units (in_features, num_features, ...)
@@ -408,7 +398,7 @@ _ENTRIES = (
               role="pool", shape_helper="shapes.select_token", forward="{x}[:, {index}]"),
     LayerKind("mean_tokens", (("start", "int", 0),), ("tokens",), shape=_token_feature_shape, checks=_mean_checks,
               role="pool", shape_helper="shapes.mean_tokens", forward="{x}[:, {start}:].mean(dim=1)"),
-    LayerKind("dropout", (("p", "float", 0.5), _INPLACE), ANY, "Dropout", (("p", "p"), ("inplace", "inplace")),
+    LayerKind("dropout", (("p", "float", 0.5), INPLACE), ANY, "Dropout", (("p", "p"), ("inplace", "inplace")),
               positional=1, checks=_dropout_checks, role="dropout", reusable=True,
               label=lambda kw: f"Dropout p={kw.get('p')}"),
     # Residual-branch kinds of transformers and EfficientNets (timm's DropPath and LayerScale,
@@ -523,25 +513,6 @@ def check(op: str, a: dict, s: Shape) -> str | None:
         return f"{op} leaves no spatial extent: {s} -> {out}"
     if any(d is not None and d >= 1 << 63 for d in out.dims):
         return f"{op} makes a shape too large: {out}"
-    return None
-
-
-# Values an activation's string arguments may take (torch checks them only when it runs).
-_CHOICES = {("GELU", "approximate"): ("none", "tanh")}
-
-
-def check_activation(name: str, a: dict) -> str | None:
-    """A problem with the arguments of catalogue activation `name`, or None."""
-    for arg, value in a.items():
-        choices = _CHOICES.get((name, arg))
-        if choices is not None and value not in choices:
-            return f"{name} {arg} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}"
-    if name == "Hardtanh" and not a["min_val"] < a["max_val"]:
-        return f"Hardtanh needs min_val < max_val, got {a['min_val']} and {a['max_val']}"
-    if name == "CELU" and a["alpha"] == 0:
-        return "CELU needs alpha != 0"
-    if name == "Softplus" and a["beta"] == 0:
-        return "Softplus needs beta != 0"
     return None
 
 

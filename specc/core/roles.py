@@ -7,8 +7,10 @@ its qualified name, a tensor method by its name. This table gives each a role an
 keeps a zero unit zero, which is what decides where a unit mask must be applied. An operation not
 in the table has no role: the analysis refuses to guess what it does to units. No torch import.
 
-The roles of the spec language's layer kinds come from their catalogue entries (specc/core/layers.py);
-this table adds the torch.nn classes and functions a traced model may call besides.
+The roles of the spec language's layer kinds and of the activations come from their catalogue
+entries (specc/core/layers.py, specc/core/activations.py: the activations' entries are read live, so
+a catalogue indexed again is seen here); this table adds the torch.nn classes and functions a
+traced model may call besides.
 
 Roles:
 - "projection": Linear / Conv1d / Conv2d, the candidates for weighted layers; they create new units.
@@ -29,9 +31,20 @@ Roles:
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections import ChainMap
+from collections.abc import Mapping, MutableMapping
+from typing import NamedTuple, Protocol, cast
 
+from . import activations
 from .layers import BY_CLASS
+
+
+class Role(Protocol):
+    """What the analysis reads of an operation: a Kind below, or a catalogue entry."""
+    @property
+    def role(self) -> str: ...
+    @property
+    def keeps_zero(self) -> bool: ...
 
 
 class Kind(NamedTuple):
@@ -39,25 +52,21 @@ class Kind(NamedTuple):
     keeps_zero: bool
 
 
-_ACT_ZERO = ("ReLU", "ReLU6", "GELU", "Tanh", "SiLU", "Mish", "Hardswish", "LeakyReLU", "ELU", "CELU",
-             "SELU", "Hardtanh", "PReLU", "Softsign", "Tanhshrink", "Hardshrink", "Softshrink")
-_ACT_NONZERO = ("Sigmoid", "Hardsigmoid", "Softplus", "LogSigmoid")  # f(0) != 0
+def _live(view: dict) -> MutableMapping[str, Role]:
+    # a catalogue view, read live by the ChainMaps below (an ActivationKind is a Role; dict is invariant)
+    return cast("MutableMapping[str, Role]", view)
 
-MODULES: dict[str, Kind] = {
+
+MODULES: Mapping[str, Role] = ChainMap({
     **{cls: Kind(entry.role, entry.keeps_zero) for cls, entry in BY_CLASS.items()},
-    "Dropout2d": Kind("dropout", True), "Flatten": Kind("flatten", True), "Identity": Kind("identity", True),
-    **{name: Kind("activation", True) for name in _ACT_ZERO},
-    **{name: Kind("activation", False) for name in _ACT_NONZERO},
-}
+    "Dropout2d": Kind("dropout", True), "Flatten": Kind("flatten", True),
+}, _live(activations.BY_NAME))
 
 # call_function targets, by qualified name as fx records them.
-FUNCTIONS: dict[str, Kind] = {
+FUNCTIONS: Mapping[str, Role] = ChainMap({
     "torch.flatten": Kind("flatten", True),
     "_operator.add": Kind("add", False), "_operator.iadd": Kind("add", False), "torch.add": Kind("add", False),
     "torch.cat": Kind("concat", True), "torch.concat": Kind("concat", True),
-    "torch.relu": Kind("activation", True), "torch.nn.functional.relu": Kind("activation", True),
-    "torch.nn.functional.gelu": Kind("activation", True), "torch.tanh": Kind("activation", True),
-    "torch.nn.functional.silu": Kind("activation", True), "torch.sigmoid": Kind("activation", False),
     "torch.nn.functional.dropout": Kind("dropout", True),
     "torch.nn.functional.max_pool2d": Kind("pool", True), "torch.nn.functional.avg_pool2d": Kind("pool", True),
     "torch.nn.functional.adaptive_avg_pool2d": Kind("pool", True),
@@ -67,12 +76,11 @@ FUNCTIONS: dict[str, Kind] = {
     "_operator.mul": Kind("scale", True),
     "specc.runtime.products.channel_gate": Kind("gate", True),
     "specc.runtime.tokens.check_patches": Kind("identity", True),
-}
+}, _live(activations.FUNCTIONS))
 
 # call_method targets, by method name.
-METHODS: dict[str, Kind] = {
+METHODS: Mapping[str, Role] = ChainMap({
     "flatten": Kind("flatten", True), "view": Kind("flatten", True), "reshape": Kind("flatten", True),
-    "add": Kind("add", False), "relu": Kind("activation", True), "tanh": Kind("activation", True),
-    "sigmoid": Kind("activation", False), "mul": Kind("scale", True),
+    "add": Kind("add", False), "mul": Kind("scale", True),
     "expand_as": Kind("broadcast", True), "unsqueeze": Kind("broadcast", True),
-}
+}, _live(activations.METHODS))

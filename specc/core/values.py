@@ -6,7 +6,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from .layers import ACTIVATIONS
+from .activations import ACTIVATIONS
 from .limits import INT_BITS, LIST_LENGTH, int_in_range
 
 BASE_TYPES = {"int", "float", "bool", "str", "list", "activation"}

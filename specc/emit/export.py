@@ -3,19 +3,25 @@
 For vendoring: the module tree is written out as explicit constructor calls in registration order
 (the elaborated IR's, so the same random numbers are drawn as by the generated class), the forward
 is the runtime's traced and rewritten graph as source, and the backbone API it needs (the base
-classes and WSN gate of specc.runtime, the per-task batch-norm routing, the graph-aware measures)
-is copied in. Same state_dict and bit-identical outputs as `specc.build` with those arguments.
+classes of specc.runtime and the modules they call, the per-task batch-norm routing) is copied in.
+Same state_dict and bit-identical outputs as `specc.build` with those arguments.
 
-AmnesiacHAT backbones are not exported: their backup paths depend on which tasks are backed up,
-which is only known at run time.
+Nothing here names a masking scheme: a masked class is the scheme's base (`Scheme.base`, whose
+module is copied in) and what its pass's `export_class` returns (specc.runtime.schemes.ExportedClass:
+constructor, forward, extra members and sources). A scheme whose declaration gives `exportable` (the
+reason, such as backup paths that depend on the tasks backed up at run time) is refused.
 Vision transformers are not exported either (refused, positioned): their attention and patch
 embedding are modules of specc.runtime.tokens, which an exported module cannot import.
 """
 from __future__ import annotations
 
+import ast
+import importlib
+import importlib.util
 import inspect
 import re
 from pathlib import PurePosixPath
+from types import SimpleNamespace
 
 from ..core.layers import BY_CLASS
 from ..frontend import masking
@@ -61,12 +67,44 @@ def _attribute(path: tuple[str, ...]) -> str:
     return out
 
 
-def _runtime_sources() -> list[str]:
-    """specc.runtime's backbone API (WSN gate and its selection, base classes), without their imports."""
-    from ..runtime import bases, gates, selection
-
+def _runtime_imports(module) -> list:
+    """The specc.runtime modules `module` imports (absolute or relative), in the order it imports them."""
     out = []
-    for module in (selection, gates, bases):
+    for node in ast.parse(inspect.getsource(module)).body:
+        if isinstance(node, ast.ImportFrom) and node.module:
+            name = importlib.util.resolve_name("." * node.level + node.module, module.__package__)
+            if name.startswith("specc.runtime."):
+                out.append(importlib.import_module(name))
+    return out
+
+
+def _copied_modules() -> list:
+    """The modules whose code an exported module holds: the specc.runtime modules the schemes' base
+    classes call (such as a gate and its selection; dependencies first), specc.runtime.backbone, then
+    each base's module, in the scheme registry's order. Not specc.runtime.positions: the hook that
+    uses it is left out."""
+    from ..runtime import backbone
+    from ..runtime.bases import SCHEME_BASES
+
+    bases = list(dict.fromkeys(inspect.getmodule(cls) for cls in SCHEME_BASES.values()))
+    done = {backbone, *bases, importlib.import_module("specc.runtime.positions")}
+    helpers: list = []
+
+    def visit(module) -> None:
+        for dep in _runtime_imports(module):
+            if dep not in done and dep not in helpers:
+                visit(dep)
+                helpers.append(dep)
+
+    for module in (backbone, *bases):
+        visit(module)
+    return [*helpers, backbone, *bases]
+
+
+def _runtime_sources() -> list[str]:
+    """specc.runtime's backbone API (_copied_modules), without their imports."""
+    out = []
+    for module in _copied_modules():
         src = inspect.getsource(module)
         src = re.sub(r'\A(r?""".*?"""\n)', "", src, flags=re.S)  # the module docstring
         # Backbone's hook that names spec lines in a generated constructor's errors: an exported
@@ -75,24 +113,35 @@ def _runtime_sources() -> list[str]:
         # The gate's NumPy selection (specc.runtime.bracket) is not exported: torch only, the radix select
         src = re.sub(r"\ntry:  # the bracket select.*?\n    bracket_order_statistics = None\n",
                      "\nbracket_order_statistics = None  # exported: torch only\n", src, flags=re.S)
+        src = re.sub(r"^__all__ = \[.*?\]\n", "", src, flags=re.S | re.M)
         lines = [line for line in src.splitlines()
-                 if not line.startswith(("from ", "import ", "__all__", "pylogger = "))
-                 and line not in ('    "Backbone",', '    "CLBackbone",', '    "HATMaskBackbone",',
-                                  '    "AmnesiacHATBackbone",', '    "WSNMaskBackbone",', "]")]
+                 if not line.startswith(("from ", "import ", "pylogger = "))]
         out.append("\n".join(lines).strip("\n"))
     return out
 
 
+def _own_callees(fn) -> list:
+    """The functions and classes of fn's own module that fn calls, directly or through one another
+    (a WSN form calls `_masked`, which applies `MaskedWeight`): an exported file has no specc to import."""
+    found: dict = {}
+    todo = [fn]
+    while todo:
+        for name in todo.pop().__code__.co_names:
+            g = fn.__globals__.get(name)
+            if (g is not fn and g not in found and (inspect.isfunction(g) or inspect.isclass(g))
+                    and g.__module__ == fn.__module__):
+                found[g] = None
+                if inspect.isfunction(g):
+                    todo.append(g)
+    return list(found)
+
+
 def _function_sources(globals_used: dict) -> list[str]:
     """The helper functions a compiled forward calls (independent_bn, wsn_linear, ...), under the
-    names the forward's code uses."""
+    names the forward's code uses, each after the private functions of its own module it calls."""
     out = []
     for name, fn in globals_used.items():
-        src = inspect.getsource(fn)
-        if "_masked_bias(" in src:  # a WSN form (specc.runtime.schemes.wsn.WSN_FORMS)
-            from ..runtime.schemes import wsn
-
-            src = "\n\n".join(inspect.getsource(f) for f in (wsn.MaskedWeight, wsn._masked, wsn._masked_bias, fn))
+        src = "".join(inspect.getsource(f) + "\n\n" for f in _own_callees(fn)) + inspect.getsource(fn)
         out.append(f"{src.rstrip()}\n\n\n{name} = {fn.__name__}")
     return out
 
@@ -117,6 +166,7 @@ def export_source(program: Program, overrides: dict | None = None) -> str:
     from ..frontend.facts import analyse
     from ..runtime.codegen import compile_forward, free_globals, globals_read
     from ..runtime.fx_graph import trace
+    from ..runtime.schemes import scheme_pass
 
     overrides = overrides or {}
     cdef = class_def(program, overrides)
@@ -157,6 +207,7 @@ def export_source(program: Program, overrides: dict | None = None) -> str:
 
     # the runtime functions the plain forward calls too (the gate product of `mul`)
     helpers: dict = {k: plain_fn.__globals__[k] for k in globals_read(plain_src) if k.startswith("specc_runtime_")}
+    sources: list[str] = []  # module-level source the masked class calls
     classes = [plain_cls]
     if scheme is None and program.continual:
         classes.append([f"class {name}(CLBackbone, {plain}):", *doc_lines(f"{name}: {plain} as a continual backbone."),
@@ -166,7 +217,9 @@ def export_source(program: Program, overrides: dict | None = None) -> str:
                         f"        return {plain}.forward(self, input, stage)"])
     elif scheme is not None:
         helpers.update({k: v for k, v in free_globals(model).items() if k.startswith("specc_runtime_")})
-        classes.append(_masked_class(model, net, scheme, name, plain, args))
+        exported = scheme_pass(scheme).export_class(model, _WRITER)
+        classes.append(_masked_class(model, scheme, exported, name, plain, args))
+        sources = exported.sources
     spec_name = escape.display_path(PurePosixPath(program.path).name)
     fixed = ", ".join(f"{k}={v!r}" for k, v in args.items())
     doc = (f"{name}, exported by specc {__version__} from {spec_name} for fixed arguments:\n{fixed}.\n\n"
@@ -178,26 +231,11 @@ def export_source(program: Program, overrides: dict | None = None) -> str:
               "from typing import Callable, NamedTuple",
               "", "import torch", "import torch.nn.functional as F", "from torch import Tensor, nn", "",
               "pylogger = logging.getLogger(__name__)"]
-    parts = ["\n".join(header), *_runtime_sources(), *_function_sources(helpers)]
-    if scheme is not None and scheme.unit_masks and _measure_inputs(model):
-        from ..runtime.schemes import hat
-
-        parts.append("class Segment(NamedTuple):\n    owner: str | None\n    size: int | None\n    repeat: int | None = 1")
-        parts.append(inspect.getsource(hat._graph_measure).rstrip())
-    parts += ["\n".join(c) for c in classes]
+    parts = ["\n".join(header), *_runtime_sources(), *_function_sources(helpers), *sources,
+             *["\n".join(c) for c in classes]]
     text = "\n\n\n".join(p.strip("\n") for p in parts) + "\n"
     compile(text, "<exported>", "exec")
     return text
-
-
-def _measure_inputs(model) -> dict:
-    """Layers whose inputs are not the previous layer's units one to one (after a flatten, a grouped
-    convolution, a concat): their input segments, for the graph-aware measures."""
-    out = {}
-    for name, segments in model._specc_facts.input_segments.items():
-        if not model._measure_is_by_list(name, segments, model.get_layer_by_name(name)):
-            out[name] = tuple(tuple(s) for s in segments)
-    return out
 
 
 def _bn_lines(groups, what: str) -> list[str]:
@@ -218,71 +256,29 @@ def _bn_lines(groups, what: str) -> list[str]:
     return out
 
 
-def _masked_class(model, net, scheme: Scheme, name: str, plain: str, args: dict) -> list[str]:
+# how a scheme's export_class writes literals (the runtime does not import specc.emit)
+_WRITER = SimpleNamespace(literal=escape.literal, string=escape.string, identifier=escape.identifier, wrap=wrap)
+
+
+def _masked_class(model, scheme: Scheme, exported, name: str, plain: str, args: dict) -> list[str]:
+    """The masked class: the scheme's base and the plain network, what its pass's export_class gave,
+    the per-task batch norms, the plain network's masked forward."""
     from ..runtime.codegen import forward_source
 
     groups = model._specc_bn_groups
-    # The base classes' own code is copied in (specc/runtime/bases.py): the exported class is one
-    # of unit masks (HAT's API) or of parameter masks (WSN's).
-    if scheme.unit_masks:
-        base = "HATMaskBackbone"
-        init = [f"        super().__init__(output_dim={escape.literal(model.output_dim)}, gate={escape.literal(model.gate)})"]
-        for layer, te in model.task_embedding_t.items():
-            shared = next((k for k, v in model.task_embedding_t.items() if v is te), layer)
-            init.append(f"        self.task_embedding_t[{escape.string(layer)}] = " + (
-                f"self.task_embedding_t[{escape.string(shared)}]" if shared != layer else
-                f"nn.Embedding(num_embeddings=1, embedding_dim={te.weight.shape[1]})"))
-        forward = ["    def forward(self, input, stage, s_max=None, batch_idx=None, num_batches=None, test_task_id=None):",
-                   "        mask = self.get_mask(stage=stage, s_max=s_max, batch_idx=batch_idx, num_batches=num_batches,",
-                   "                             test_task_id=test_task_id)",
-                   "        bn_task = " + ("(f\"{test_task_id if test_task_id is not None else self.task_id}\" "
-                                           "if stage in ('test', 'unlearning_test') else None)" if groups else "None"),
-                   "        feature, activations = self._masked_forward(input, mask, bn_task, stage, s_max, batch_idx,",
-                   "                                                    num_batches, test_task_id)",
-                   "        return feature, mask, activations"]
-    else:
-        base = "WSNMaskBackbone"
-        init = [f"        super().__init__(output_dim={escape.literal(model.output_dim)})"]
-        for layer, score in model.weight_score_t.items():
-            init.append(f"        self.weight_score_t[{escape.string(layer)}] = nn.Embedding("
-                        f"num_embeddings={score.weight.shape[0]}, embedding_dim={score.weight.shape[1]})")
-            init.append(f"        self.bias_score_t[{escape.string(layer)}] = nn.Embedding("
-                        f"num_embeddings=1, embedding_dim={model.bias_score_t[layer].weight.shape[1]})")
-        init.append(f"        self.weighted_layer_names = {escape.literal(list(model.weighted_layer_names))}")
-        if model.gate_fn.__name__ != "PercentileLayerParameterMaskingByScore":  # `rank_by`
-            init.append(f"        self.gate_fn = {escape.identifier(model.gate_fn.__name__)}")
-        forward = ["    def forward(self, input, stage, mask_percentage, test_mask=None, test_task_id=None):",
-                   "        weight_mask, bias_mask = self.get_mask(stage, mask_percentage=mask_percentage, test_mask=test_mask)",
-                   "        bn_task = " + ("(f\"{test_task_id if test_task_id is not None else self.task_id}\" "
-                                           "if stage in ('test', 'unlearning_test') else None)" if groups else "None"),
-                   "        feature, activations = self._masked_forward(input, weight_mask, bias_mask, bn_task)",
-                   "        return feature, weight_mask, bias_mask, activations"]
+    init = list(exported.init)
     if "batch_normalization" in args or getattr(model, "batch_normalization", None) is not None:
         init.append(f"        self.batch_normalization = {escape.literal(getattr(model, 'batch_normalization', None))}")
     init += _bn_lines(groups, "create")
+    forward = [*exported.forward_head,
+               "        bn_task = " + ("(f\"{test_task_id if test_task_id is not None else self.task_id}\" "
+                                       "if stage in ('test', 'unlearning_test') else None)" if groups else "None"),
+               *exported.forward_tail]
     methods = ["", "    def setup_task_id(self, task_id: int) -> None:", "        super().setup_task_id(task_id)",
                *_bn_lines(groups, "setup"),
                "", "    def store_bn(self) -> None:", *(_bn_lines(groups, "store") or ["        pass"]),
                "", "    def initialize_independent_bn(self) -> None:", *(_bn_lines(groups, "reset") or ["        pass"])]
-    bases = [plain, base] if scheme.plain_first else [base, plain]
-    lines = [f"class {name}({', '.join(bases)}):", *doc_lines(f"{name}: {plain} with {scheme.summary}."), ""]
-    inputs = _measure_inputs(model) if scheme.unit_masks else {}
-    if inputs:
-        lines += wrap("    ", f"_MEASURE_INPUTS = {_literal_dict(inputs)}")
-        lines.append("")
-    lines += ["    def __init__(self) -> None:", *init, "", *forward, "", *_method(forward_source(model),
-                                                                           "_masked_forward"), *methods]
-    if inputs:
-        lines += ["", "    def get_layer_measure_parameter_wise(self, neuron_wise_measure, layer_name, aggregation_mode):",
-                  "        # where a layer's inputs are not the previous layer's units one to one (a flatten, a grouped",
-                  "        # convolution, a concat), its inputs' units as the graph gives them",
-                  "        segments = self._MEASURE_INPUTS.get(layer_name)",
-                  "        if segments is None:",
-                  "            return super().get_layer_measure_parameter_wise(neuron_wise_measure, layer_name, aggregation_mode)",
-                  "        return _graph_measure(neuron_wise_measure, layer_name, self.get_layer_by_name(layer_name),",
-                  "                              [Segment(*s) for s in segments], aggregation_mode)"]
-    return lines
-
-
-def _literal_dict(d: dict) -> str:
-    return "{" + ", ".join(f"{escape.string(k)}: {escape.literal([list(s) for s in v])}" for k, v in d.items()) + "}"
+    bases = [plain, scheme.base] if scheme.plain_first else [scheme.base, plain]
+    return [f"class {name}({', '.join(bases)}):", *doc_lines(f"{name}: {plain} with {scheme.summary}."), "",
+            *exported.members, "    def __init__(self) -> None:", *init, "", *forward, "",
+            *_method(forward_source(model), "_masked_forward"), *methods, *exported.methods]

@@ -29,9 +29,9 @@ def task_files(program: Program, overrides: dict, task: int, checkpoint: str, in
     backbone = runtime_class(program, overrides)()
     files = []
     try:
-        wsn_masks = load(backbone, checkpoint)
+        parameter_masks = load(backbone, checkpoint)  # {task: (weight_mask, bias_mask)}, of a scheme that has them
         example = torch.zeros((1,) + tuple(input_shape))
-        network = task_network(backbone, task, example, wsn_masks.get(task))
+        network = task_network(backbone, task, example, parameter_masks.get(task))
         if out is not None:
             weights = Path(out).with_suffix(".pt")
             title = (f"Task {task} of {program.class_name} ({Path(program.path).name}), from "

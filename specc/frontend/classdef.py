@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core.layers import ACTIVATIONS
+from ..core.activations import ACTIVATIONS
 from ..core.values import Activation, coerce, type_name
 from .ast import TypeRef
 from .binding import bind_arguments

@@ -180,15 +180,23 @@ GENERATED_NAMES = frozenset({
 # ...which also imports the runtime helpers its forwards call under fx's names for them.
 GENERATED_PREFIX = "specc_runtime_"
 
-# Attributes a masking scheme keeps on the backbone, and the scheme (for messages). Each is also in
+
+
+def _keepers() -> dict[str, str]:
+    """{attribute: the schemes that keep it, for messages} from the declarations (`Scheme.attributes`):
+    "HAT", or "HAT (and WSN)" where several do."""
+    by: dict[str, list[str]] = {}
+    for s in SCHEMES.values():
+        for attribute in s.attributes:
+            by.setdefault(attribute, []).append(s.title)
+    return {a: t[0] + (f" (and {', '.join(t[1:])})" if len(t) > 1 else "") for a, t in by.items()}
+
+
+# Attributes a masking scheme keeps on the backbone, and who keeps it (for messages). Each is also in
 # ATTRIBUTES. Per-task batch-norm copies (`fc_bns`, `original_fc_bn_state_dict`) are named after
 # the spec's own batch norms: specc.frontend.masking.check_scheme_names checks those.
 SCHEME_ATTRIBUTES = {
-    "task_embedding_t": "HAT", "gate_fn": "HAT (and WSN)", "masks": "HAT",
-    "backup_backbones": "AmnesiacHAT", "backup_backbone_kwargs": "AmnesiacHAT",
-    "backup_state_dicts": "AmnesiacHAT", "backup_task_ids": "AmnesiacHAT",
-    "_specc_backup_forward": "AmnesiacHAT", "_specc_backup_ids": "AmnesiacHAT",
-    "weight_score_t": "WSN", "bias_score_t": "WSN",
+    **_keepers(),
     "_bn_groups": "the per-task batch norm of a masked backbone",
     "processed_task_ids": "a continual-learning backbone", "task_id": "a continual-learning backbone",
 }

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from .. import require_runtime as _require_runtime
 from ..analysis import Graph, Node
 from ..core.layers import BY_CLASS
-from ..core.roles import FUNCTIONS, METHODS, MODULES, Kind
+from ..core.roles import FUNCTIONS, METHODS, MODULES, Role
 from . import positions
 
 
@@ -194,7 +194,7 @@ def _same_operands(fxn: fx.Node) -> bool:
     return len(out) == 2 and out[0] is out[1]
 
 
-def _kind(fxn: fx.Node, root: nn.Module) -> tuple[Kind | None, str]:
+def _kind(fxn: fx.Node, root: nn.Module) -> tuple[Role | None, str]:
     if fxn.op == "call_module":
         module = root.get_submodule(fxn.target)
         return MODULES.get(type(module).__name__), fxn.target.replace(".", "/")

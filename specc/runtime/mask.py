@@ -9,7 +9,6 @@ follows its mask (or after the mask when none does), as CLArena's backbones reco
 """
 from __future__ import annotations
 
-import importlib
 import linecache
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from torch import fx, nn
 from ..analysis import AnalysisError
 from ..schemes import SCHEMES, Scheme
 from . import bases
+from .schemes import scheme_pass
 
 _types: dict[tuple[type, str], type] = {}
 _LIBRARY_DIRS = (str(Path(torch.__file__).parent), str(Path(__file__).parent.parent))
@@ -27,7 +27,7 @@ _LIBRARY_DIRS = (str(Path(torch.__file__).parent), str(Path(__file__).parent.par
 def _masked_type(cls: type, scheme: Scheme) -> type:
     key = (cls, scheme.name)
     if key not in _types:
-        runtime = importlib.import_module(f"specc.runtime.schemes.{scheme.runtime}")
+        runtime = scheme_pass(scheme)
         bases_ = (getattr(runtime, scheme.mixin), getattr(bases, scheme.base), cls)
         prefix = scheme.class_prefix
         _types[key] = type(f"{prefix}{cls.__name__}", bases_,
@@ -63,7 +63,7 @@ def mask(model: nn.Module, scheme: str = "hat", *, output_dim: int | None = None
         problem = known[name].problem(value)
         if problem is not None:
             raise ValueError(f"specc.mask: {problem}")
-    if isinstance(model, (bases.HATMaskBackbone, bases.WSNMaskBackbone)) or hasattr(model, "_specc_plain"):
+    if isinstance(model, tuple(bases.SCHEME_BASES.values())) or hasattr(model, "_specc_plain"):
         raise ValueError("specc.mask: the model is a masked backbone already")
     plain = type(model)
     before = dict(model.__dict__)
@@ -79,7 +79,7 @@ def mask(model: nn.Module, scheme: str = "hat", *, output_dim: int | None = None
             model.weighted_layer_names = []
         model.processed_task_ids = []
         model._specc_derive_records = True
-        importlib.import_module(f"specc.runtime.schemes.{s.runtime}").adopt(model, plain, **options)
+        scheme_pass(s).adopt(model, plain, **options)
     except Exception as e:
         # Nothing changed on failure: the model is the plain model it was.
         model.__class__ = plain

@@ -26,8 +26,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .bases import anneal_scalar
 from .distributed import like
+from .schemes.hat_backbone import anneal_scalar
 
 __all__ = ["hat_adjustment_rates", "clip_hat_gradients", "compensate_hat_embedding_gradients",
            "clip_wsn_gradients"]

@@ -64,5 +64,8 @@ class Scheme:
     # Constructor parameters added after the network's own, with their defaults: (name, type, default).
     extra_params: tuple[tuple[str, str, object], ...] = ()
     gates: tuple[str, ...] = ()  # the gate functions of a unit-mask scheme; the first is `specc.mask`'s default
+    # Attributes its base class and pass keep on the backbone (a spec's module may not take them;
+    # `check` names the scheme). Those of a scheme it builds on (AmnesiacHAT on HAT) are that one's.
+    attributes: tuple[str, ...] = ()
     maskable: str | None = None  # why `specc.mask` cannot apply it to a hand-written model, if it cannot
     exportable: str | None = None  # why `specc export` cannot write it out, if it cannot

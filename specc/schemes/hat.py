@@ -17,4 +17,4 @@ OPTIONS = (Option("gate", "str?", None, choices=("sigmoid",)),
 SCHEME = Scheme(
     name="hat", title="HAT", summary="HAT's unit masks", options=OPTIONS,
     runtime="hat", mixin="HATMasked", base="HATMaskBackbone", class_prefix="HATMask",
-    unit_masks=True, gates=("sigmoid",))
+    unit_masks=True, gates=("sigmoid",), attributes=("task_embedding_t", "gate_fn", "masks"))

@@ -13,4 +13,5 @@ SCHEME = Scheme(
              Option("rank_by", "str", "score", choices=("score", "magnitude")),
              Option("mask_layer_norms", "bool", False)),
     runtime="wsn", mixin="WSNMasked", base="WSNMaskBackbone", class_prefix="WSNMask",
-    plain_first=True, weight_masks=True, weights_branches=True)
+    plain_first=True, weight_masks=True, weights_branches=True,
+    attributes=("gate_fn", "weight_score_t", "bias_score_t"))

@@ -30,13 +30,13 @@ from torch import Tensor, fx, nn
 
 from ...core.layers import BY_CLASS
 from .. import batchnorm, structure
-from ..bases import stored_mask
 from ..codegen import compile_forward
 from ..compiling import eager, eager_frame
 from ..denormals import scoped_flush
 from ..distributed import check_backups_synchronised, check_not_sharded
 from . import amnesiac_batching, hat
 from .hat import BN_MODES, HATMasked, uses_batch_norm  # noqa: F401  (used by generated code)
+from .hat_backbone import AmnesiacHATBackbone, stored_mask  # noqa: F401  (the scheme's base)
 
 __all__ = ["AmnesiacHATMasked", "install", "uses_batch_norm", "BN_MODES"]
 
@@ -57,8 +57,8 @@ class AmnesiacHATMasked(HATMasked):
         if getattr(self, "_specc_backup_forward", None) is None:
             raise ValueError("stage 'train_with_backup' needs backup backbones: call "
                              "instantiate_backup_backbones() first")
-        own, _, scale, mask, backup_masks, paths = prepare_backups(self, s_max, batch_idx, num_batches,
-                                                                   test_task_id)
+        own, _, scale, mask, backup_masks, paths = backup_forward_inputs(self, s_max, batch_idx, num_batches,
+                                                                         test_task_id)
         if own:
             feature, backup_features, mask, activations = run_with_backup(self, paths, input, scale, backup_masks)
         else:  # CLArena's base (or an overridden get_mask): its masks
@@ -94,14 +94,14 @@ class AmnesiacHATMasked(HATMasked):
 
 
 @eager
-def prepare_backups(network: nn.Module, s_max, batch_idx, num_batches, test_task_id):
-    """hat.prepare for stage 'train_with_backup' (masks as in 'train'), plus the stored masks of
+def backup_forward_inputs(network: nn.Module, s_max, batch_idx, num_batches, test_task_id):
+    """hat.forward_inputs for stage 'train_with_backup' (masks as in 'train'), plus the stored masks of
     the backup tasks keyed as the backup paths are and the forward that runs the paths (sequential
     or batched, see the module's docstring), after checking that a data-parallel wrapper knows
     the backups."""
     if hat.specc_base(network):
         check_backups_synchronised(network)
-    prepared = hat.prepare(network, "train", s_max, batch_idx, num_batches, test_task_id)
+    prepared = hat.forward_inputs(network, "train", s_max, batch_idx, num_batches, test_task_id)
     backup_masks = {f"{t}": stored_mask(network, t, "training its backup") for t in network.backup_task_ids}
     paths = network._specc_backup_sequential[0] if network._specc_sequential_backups \
         else network._specc_backup_forward

@@ -14,6 +14,7 @@ masks of a block's layers from the block's `get_mask`, as CLArena's blocks do.
 """
 from __future__ import annotations
 
+import inspect
 import operator
 
 import torch
@@ -22,11 +23,14 @@ from torch import Tensor, fx, nn
 from ...analysis import analyse
 from ...schemes import BN_MODES, batch_norm_mode  # noqa: F401  (BN_MODES: re-exported)
 from .. import batchnorm, distributed, structure
-from ..bases import CLBackbone, HATMaskBackbone, anneal_scalar, check_mask_arguments
+from ..backbone import CLBackbone
 from ..codegen import compile_forward, forward_source
 from ..compiling import eager, eager_frame
 from ..denormals import scoped_flush
 from ..fx_graph import analysis_graph, trace
+from . import ExportedClass
+from .hat_backbone import HATMaskBackbone, anneal_scalar, check_mask_arguments
+from .hat_measure import _graph_measure
 
 
 def uses_batch_norm(mode) -> bool:
@@ -36,8 +40,6 @@ def uses_batch_norm(mode) -> bool:
 
 def _hat_bases():
     """The HAT base classes a network may derive from: specc's own and, when importable, CLArena's."""
-    from ..bases import HATMaskBackbone
-
     bases = [HATMaskBackbone]
     try:
         import sys
@@ -96,7 +98,7 @@ class HATMasked(_Masked):
     @eager_frame
     def forward(self, input: Tensor, stage: str, s_max: float | None = None, batch_idx: int | None = None,
                 num_batches: int | None = None, test_task_id: int | None = None):
-        own, bn_task, scale, mask = prepare(self, stage, s_max, batch_idx, num_batches, test_task_id)
+        own, bn_task, scale, mask = forward_inputs(self, stage, s_max, batch_idx, num_batches, test_task_id)
         if own:  # specc's get_mask: in 'train'/'validation' the masks are made from `scale` in `run`
             return run(self, input, scale, mask, bn_task, stage)
         # CLArena's base (or an overridden get_mask): its masks; its blocks' get_mask reads the numbers
@@ -171,7 +173,7 @@ def _own_get_mask(network: nn.Module) -> bool:
 
 
 @eager
-def prepare(network: nn.Module, stage: str, s_max, batch_idx, num_batches, test_task_id):
+def forward_inputs(network: nn.Module, stage: str, s_max, batch_idx, num_batches, test_task_id):
     """What HATMasked.forward computes before the network runs: `(own, bn_task, scale, mask)`:
     whether get_mask is specc's, the per-task batch-norm key, and either the gate scale
     (gate_scale) or the masks from get_mask."""
@@ -440,51 +442,10 @@ def _fold(graph: fx.Graph, network: nn.Module, point: fx.Node, source: fx.Node, 
     graph.erase_node(point)
 
 
-def _graph_measure(neuron_wise_measure: dict[str, Tensor], layer_name: str, layer: nn.Module, segments,
-                   aggregation_mode: str):
-    aggregate = {"min": torch.minimum, "max": torch.maximum, "mean": lambda a, b: (a + b) / 2}.get(aggregation_mode)
-    if aggregate is None:
-        raise ValueError(f"The aggregation method {aggregation_mode} is not supported.")
-    weight = layer.weight
-    own = neuron_wise_measure[layer_name]
-    spread = (-1, 1) + (1,) * (weight.dim() - 2)
-    own_b = own.view(*spread).expand(weight.shape)
-    # The measure of every input unit of the layer (NaN-free: unowned inputs get a flag instead).
-    values, owned = [], []
-    inputs = weight.shape[1] * getattr(layer, "groups", 1)
-    known = sum(seg.size * seg.repeat for seg in segments if seg.size is not None)
-    for seg in segments:
-        # an input of unknown size (the network's input) is what the others leave of the layer's inputs
-        count = seg.size * seg.repeat if seg.size is not None else inputs - known
-        if seg.owner is None:
-            values.append(torch.zeros(count, device=own.device, dtype=own.dtype))
-            owned.append(torch.zeros(count, device=own.device, dtype=torch.bool))
-        else:
-            values.append(neuron_wise_measure[seg.owner].repeat_interleave(seg.repeat))
-            owned.append(torch.ones(count, device=own.device, dtype=torch.bool))
-    pre, has = torch.cat(values), torch.cat(owned)
-    groups = getattr(layer, "groups", 1)
-    out_units, in_per_group = weight.shape[0], weight.shape[1]
-    if groups != 1:
-        # output channel i of a grouped convolution reads input channels of its group only
-        base = (torch.arange(out_units, device=own.device) // (out_units // groups)) * in_per_group
-        index = base[:, None] + torch.arange(in_per_group, device=own.device)[None, :]
-        pre, has = pre[index], has[index]
-        shape = (out_units, in_per_group) + (1,) * (weight.dim() - 2)
-    else:
-        shape = (1, -1) + (1,) * (weight.dim() - 2)
-    pre_b = pre.view(*shape).expand(weight.shape)
-    has_b = has.view(*shape).expand(weight.shape)
-    weight_measure = torch.where(has_b, aggregate(own_b, pre_b), own_b)
-    return weight_measure, own
-
-
 def adopt(model: nn.Module, plain_cls: type, gate: str = "sigmoid", batch_normalization=None,
           protect_shortcuts: bool = False, fold_batch_norm: bool = False, point: str = "earliest") -> None:
     """`specc.mask(model, "hat")`: the state HATMaskBackbone's constructor sets (which cannot run on
     a built model: it would re-run the model's own), then `install`."""
-    from ..bases import HATMaskBackbone
-
     model.gate = gate
     model.gate_fn = nn.Sigmoid()
     model.task_embedding_t = nn.ModuleDict()
@@ -492,3 +453,41 @@ def adopt(model: nn.Module, plain_cls: type, gate: str = "sigmoid", batch_normal
     HATMaskBackbone.sanity_check(model)
     install(model, plain_cls, batch_normalization, protect_shortcuts=protect_shortcuts,
             fold_batch_norm=fold_batch_norm, cache=False, point=point)
+
+
+def export_class(model: nn.Module, w) -> ExportedClass:
+    """`specc export`'s part of a HAT class: its task embeddings (shared ones written as shared),
+    HATMaskBackbone's forward, and, where a layer's inputs follow the graph, the segments and the
+    measure that reads them. `w` writes literals (specc.emit.escape's `literal`, `string`, and `wrap`)."""
+    init = [f"        super().__init__(output_dim={w.literal(model.output_dim)}, gate={w.literal(model.gate)})"]
+    for layer, te in model.task_embedding_t.items():
+        shared = next((k for k, v in model.task_embedding_t.items() if v is te), layer)
+        init.append(f"        self.task_embedding_t[{w.string(layer)}] = " + (
+            f"self.task_embedding_t[{w.string(shared)}]" if shared != layer else
+            f"nn.Embedding(num_embeddings=1, embedding_dim={te.weight.shape[1]})"))
+    head = ["    def forward(self, input, stage, s_max=None, batch_idx=None, num_batches=None, test_task_id=None):",
+            "        mask = self.get_mask(stage=stage, s_max=s_max, batch_idx=batch_idx, num_batches=num_batches,",
+            "                             test_task_id=test_task_id)"]
+    tail = ["        feature, activations = self._masked_forward(input, mask, bn_task, stage, s_max, batch_idx,",
+            "                                                    num_batches, test_task_id)",
+            "        return feature, mask, activations"]
+    inputs = {}  # layers whose inputs are not the previous layer's units one to one
+    for name, segments in model._specc_facts.input_segments.items():
+        if not model._measure_is_by_list(name, segments, model.get_layer_by_name(name)):
+            inputs[name] = tuple(tuple(s) for s in segments)
+    if not inputs:
+        return ExportedClass(init, head, tail)
+    table = ", ".join(f"{w.string(k)}: {w.literal([list(s) for s in v])}" for k, v in inputs.items())
+    method = [
+        "", "    def get_layer_measure_parameter_wise(self, neuron_wise_measure, layer_name, aggregation_mode):",
+        "        # where a layer's inputs are not the previous layer's units one to one (a flatten, a grouped",
+        "        # convolution, a concat), its inputs' units as the graph gives them",
+        "        segments = self._MEASURE_INPUTS.get(layer_name)",
+        "        if segments is None:",
+        "            return super().get_layer_measure_parameter_wise(neuron_wise_measure, layer_name, aggregation_mode)",
+        "        return _graph_measure(neuron_wise_measure, layer_name, self.get_layer_by_name(layer_name),",
+        "                              [Segment(*s) for s in segments], aggregation_mode)"]
+    return ExportedClass(
+        init, head, tail, members=[*w.wrap("    ", f"_MEASURE_INPUTS = {{{table}}}"), ""], methods=method,
+        sources=["class Segment(NamedTuple):\n    owner: str | None\n    size: int | None\n    repeat: int | None = 1",
+                 inspect.getsource(_graph_measure).rstrip()])

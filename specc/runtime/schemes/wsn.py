@@ -25,6 +25,7 @@ from .. import batchnorm, distributed, structure
 from ..codegen import compile_forward
 from ..fx_graph import analysis_graph, trace
 from ..gates import GATES_BY_RANKING
+from . import ExportedClass
 from .hat import (  # noqa: F401  (generated code calls wsn.uses_batch_norm)
     _Masked,
     record_activations,
@@ -32,6 +33,7 @@ from .hat import (  # noqa: F401  (generated code calls wsn.uses_batch_norm)
     specc_base,
     uses_batch_norm,
 )
+from .wsn_backbone import WSNMaskBackbone  # noqa: F401  (the scheme's base)
 
 
 class MaskedWeight(torch.autograd.Function):
@@ -267,3 +269,24 @@ def adopt(model: nn.Module, plain_cls: type, batch_normalization=None, rank_by: 
     model.bias_score_t = nn.ModuleDict()
     install(model, plain_cls, None if batch_normalization == "off" else batch_normalization, cache=False,
             rank_by=rank_by, mask_layer_norms=mask_layer_norms)
+
+
+def export_class(model: nn.Module, w) -> ExportedClass:
+    """`specc export`'s part of a WSN class: its score embeddings, its gate when not the default
+    (`rank_by`), WSNMaskBackbone's forward. `w` writes literals (specc.emit.escape's `literal`,
+    `string`, `identifier`)."""
+    init = [f"        super().__init__(output_dim={w.literal(model.output_dim)})"]
+    for layer, score in model.weight_score_t.items():
+        init.append(f"        self.weight_score_t[{w.string(layer)}] = nn.Embedding("
+                    f"num_embeddings={score.weight.shape[0]}, embedding_dim={score.weight.shape[1]})")
+        init.append(f"        self.bias_score_t[{w.string(layer)}] = nn.Embedding("
+                    f"num_embeddings=1, embedding_dim={model.bias_score_t[layer].weight.shape[1]})")
+    init.append(f"        self.weighted_layer_names = {w.literal(list(model.weighted_layer_names))}")
+    if model.gate_fn.__name__ != GATES_BY_RANKING["score"].__name__:  # `rank_by`: the gate copied in by name
+        init.append(f"        self.gate_fn = {w.identifier(model.gate_fn.__name__)}")
+    return ExportedClass(
+        init,
+        ["    def forward(self, input, stage, mask_percentage, test_mask=None, test_task_id=None):",
+         "        weight_mask, bias_mask = self.get_mask(stage, mask_percentage=mask_percentage, test_mask=test_mask)"],
+        ["        feature, activations = self._masked_forward(input, weight_mask, bias_mask, bn_task)",
+         "        return feature, weight_mask, bias_mask, activations"])

@@ -17,14 +17,15 @@ import torch
 from torch import nn
 
 from .. import batchnorm
-from ..schemes.hat import _hat_bases, specc_base
+from ..schemes import unit_masked
+from ..schemes.hat import specc_base
 
 
 def checkpoint(backbone: nn.Module, wsn_masks: dict | None = None) -> dict:
     """The checkpoint of `backbone` (see the module's doc); `wsn_masks`: {task_id: (weight_mask,
     bias_mask)} for a WSN backbone."""
     data: dict = {"state_dict": {k: v.detach().cpu() for k, v in backbone.state_dict().items()}}
-    if isinstance(backbone, _hat_bases()):
+    if unit_masked(backbone):
         data["masks"] = {int(t): {name: m.detach().cpu() for name, m in mask.items()}
                          for t, mask in backbone.masks.items()}
     if wsn_masks:
@@ -71,9 +72,9 @@ def load(backbone: nn.Module, path) -> dict:
     except RuntimeError as e:
         raise ValueError(f"the checkpoint {path} does not fit this backbone (built with other arguments?): "
                          f"{' '.join(line.strip() for line in str(e).splitlines()[:2])}") from None
-    if isinstance(backbone, _hat_bases()):
+    if unit_masked(backbone):
         for task, mask in data.get("masks", {}).items():
             for sub in backbone.modules():
-                if isinstance(sub, _hat_bases()):
+                if unit_masked(sub):
                     sub.masks[int(task)] = mask
     return {int(t): (m["weight"], m["bias"]) for t, m in data.get("wsn_masks", {}).items()}

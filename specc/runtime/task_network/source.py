@@ -14,7 +14,8 @@ import io
 import torch
 from torch import fx, nn
 
-from ...core.layers import ACTIVATIONS, BY_CLASS
+from ...core.activations import ACTIVATIONS
+from ...core.layers import BY_CLASS
 from ...emit import escape
 from ..codegen import globals_read
 

@@ -15,9 +15,8 @@ from torch import Tensor, fx, nn
 
 from ...analysis import analyse
 from .. import batchnorm
-from ..bases import WSNMaskBackbone
 from ..fx_graph import analysis_graph, trace
-from ..schemes.hat import _hat_bases
+from ..schemes import scheme_of
 
 
 def unit_mask(x: Tensor, mask: Tensor) -> Tensor:
@@ -34,7 +33,8 @@ def stage_graph(backbone: nn.Module, task_id: int, wsn_masks=None):
                         "WSN class from `specc compile`, `specc.build` or `specc.mask`)")
     graph = trace(backbone, plain)
     agraph = analysis_graph(graph, backbone)
-    if isinstance(backbone, _hat_bases()):  # specc's base or CLArena's (`--base clarena`)
+    scheme = scheme_of(backbone)  # by its base: specc's or CLArena's (`--base clarena`)
+    if scheme is not None and scheme.unit_masks:
         if task_id not in backbone.masks:
             raise ValueError(f"task {task_id} has no stored mask (stored: {sorted(backbone.masks)}); call "
                              "store_mask() at the end of the task's training, or load a checkpoint that has it")
@@ -42,16 +42,15 @@ def stage_graph(backbone: nn.Module, task_id: int, wsn_masks=None):
         facts = analyse(agraph, include_shortcuts=options.get("protect_shortcuts", False),
                         point=options.get("point", "earliest"))
         _insert_unit_masks(graph, agraph, facts, backbone.masks[task_id])
-    elif any(c is WSNMaskBackbone or c.__name__ == "WSNMaskBackbone" for c in type(backbone).__mro__):
-        # specc's base or CLArena's
+    elif scheme is not None and scheme.weight_masks:
         if wsn_masks is None:
-            raise ValueError(f"a WSN backbone keeps no masks of its own: pass task {task_id}'s test masks, "
+            raise ValueError(f"a {scheme.title} backbone keeps no masks of its own: pass task {task_id}'s test masks, "
                              "`masks=(weight_mask, bias_mask)` as given to its test stage (a checkpoint: "
                              "specc.save_checkpoint(..., wsn_masks={task_id: (weight_mask, bias_mask)}))")
         facts = analyse(agraph, include_shortcuts=True, unit_masks=False)
         _fold_parameter_masks(backbone, agraph, facts, *wsn_masks)
     else:
-        raise TypeError(f"{type(backbone).__name__} is neither a HAT nor a WSN backbone")
+        raise TypeError(f"{type(backbone).__name__} is not the backbone of a scheme with unit or parameter masks")
     if getattr(backbone, "_specc_independent", False) or getattr(backbone, "_specc_bn_groups", None):
         _task_batch_norms(backbone, graph, task_id)
     _feature_only(graph)

@@ -251,7 +251,7 @@ class _Drawing:
             if n.weighted:
                 attrs.update(style="rounded,filled,bold", fillcolor=_WEIGHTED_FILL, color=_WEIGHTED_PEN)
                 if self.weight_masks:
-                    lines.append(_line("weights masked (WSN)", 9, "#990000", italic=True))
+                    lines.append(_line(f"weights masked ({self.scheme})", 9, "#990000", italic=True))
             if nid in self.tied_to:
                 layer = self.tied_to[nid]
                 lines.append(_line(f"units tied to mask[{layer}]", 9, _TIE_COLOUR))
@@ -312,7 +312,7 @@ class _Drawing:
                                "operation of L's chain that can make a zero non-zero: bias, batch norm, "
                                "residual add)", 9, "#555555"))
         elif self.weight_masks:
-            lines.append(_line("WSN masks the weights of every weighted layer", 9, "#555555"))
+            lines.append(_line(f"{self.scheme} masks the weights of every weighted layer", 9, "#555555"))
         if self.backups:
             lines.append(_line("stage train_with_backup: backup path b routes each weighted layer (with its "
                                "batch norm) and shortcut projection by task b's stored mask m_b", 9, _BACKUP_COLOUR))

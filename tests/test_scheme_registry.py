@@ -15,8 +15,9 @@ from specc.runtime.schemes import ExportedClass, scheme_pass
 from specc.schemes import SCHEMES
 
 SPECC = Path(__file__).resolve().parents[1] / "specc"
-# emit/source.py keeps `--base clarena`'s HAT block classes (README, "Adding a masking scheme")
-GENERIC = sorted({*(SPECC / "emit").glob("*.py")} - {SPECC / "emit" / "source.py"}) + [
+# emit/class_templates.py writes `--base clarena`'s HAT block classes and emit/source.py places them
+# (README, "Adding a masking scheme")
+GENERIC = sorted({*(SPECC / "emit").glob("*.py")} - {SPECC / "emit" / "class_templates.py", SPECC / "emit" / "source.py"}) + [
     SPECC / "runtime" / "bases.py", SPECC / "runtime" / "__init__.py", SPECC / "runtime" / "mask.py",
     SPECC / "frontend" / "reserved.py", SPECC / "drawing.py"]
 _WORDS = sorted({w for s in SCHEMES.values() for w in (s.name, s.title, s.base, s.mixin, s.class_prefix, s.runtime)},

@@ -71,8 +71,9 @@ def _check_beyond(graph: Graph, users: list[list[int]], point: Node, layer: str)
     while stack:
         nid = stack.pop()
         for u in _data_users(graph, users, nid):
-            if u.id in seen or u.role == "projection":
-                continue
+            if u.id in seen or u.role in ("projection", "embed"):
+                continue  # the next layer, or the entry into a transformer's residual stream (its
+                # units no layer's): the masked unit arrives there as 0
             seen.add(u.id)
             if u.role == "add" and u.inputs[u.meta["main_operand"]] != nid:
                 continue  # our units are the shortcut of another layer's add: its mask governs

@@ -85,11 +85,12 @@ class Facts:
     task_parameters: tuple[str, ...] = ()
 
     # What the passes find; the neighbours are derived from it (`of`).
-    FOUND = ("weighted_layer_names", "input_segments", "mask_points", "tied_to", "layer_nodes")
+    FOUND = ("weighted_layer_names", "input_segments", "mask_points", "tied_to", "layer_nodes", "task_parameters")
 
     @classmethod
     def of(cls, weighted_layer_names: list[str], input_segments: dict[str, tuple[Segment, ...]],
-           mask_points: dict[str, int], tied_to: dict[str, str], layer_nodes: dict[str, int]) -> Facts:
+           mask_points: dict[str, int], tied_to: dict[str, str], layer_nodes: dict[str, int],
+           task_parameters: tuple[str, ...] = ()) -> Facts:
         """The facts with each layer's neighbours: in the list (the seed's preceding/next) and in
         the graph (the owners of the units its input carries, and the reverse)."""
         names = weighted_layer_names
@@ -110,4 +111,5 @@ class Facts:
             mask_points=mask_points,
             tied_to=tied_to,
             layer_nodes=layer_nodes,
+            task_parameters=tuple(task_parameters),
         )

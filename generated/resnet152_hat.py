@@ -2401,6 +2401,7 @@ structure.prepare(
             "conv5x/2/conv2": 353,
             "conv5x/2/conv3": 355,
         },
+        task_parameters=(),
     ),
     forward,
 )

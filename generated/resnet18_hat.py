@@ -528,6 +528,7 @@ structure.prepare(
             "conv5x/1/conv1": 42,
             "conv5x/1/conv2": 44,
         },
+        task_parameters=(),
     ),
     forward,
 )

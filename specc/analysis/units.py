@@ -4,7 +4,12 @@ A weighted layer creates its own units; a shortcut projection creates fresh, uno
 it feeds ties them to a mask); unit-preserving operations pass the main operand's units on; a
 flatten spreads each unit of an image (a signal) over its height * width (length) features; a concat lays its
 operands' segments side by side; a pad adds unowned units. A residual add carries the units of
-its main operand and records, as `meta["tied_units"]`, the owners of every operand."""
+its main operand and records, as `meta["tied_units"]`, the owners of every operand.
+
+Transformers: attention's heads carry v's units of qkv (`Segment.start`: 2 * dim); the class token
+and position embedding start a residual stream of unowned units (`meta["stream"]`), and an add on the
+stream keeps the stream's units (the stream is its main operand), so the branch added to it (proj,
+fc2) is masked before the add and nothing after a LayerNorm of the stream is any layer's."""
 from __future__ import annotations
 
 from .graph import UNIT_PRESERVING, AnalysisError, Graph, Segment

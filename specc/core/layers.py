@@ -339,11 +339,13 @@ _ENTRIES = (
     # as tokens, the class token and position embedding as parameters of the enclosing module, self-
     # attention, and the token a feature is read from. Units of tokens are their features (the last
     # axis). For the analysis, patch_embed and attention are "mixing": they make new units from all
-    # of their input's, without being weighted layers of a masking scheme (the masking schemes
-    # refuse them, positioned, until HAT's and WSN's placement on attention is written;
-    # specc/runtime/tokens.py says what a unit of qkv and of a head is). The class token and the
-    # position embedding keep the features in place and move zeros (a "norm"'s role); selecting a
-    # token or averaging tokens keeps features and zeros (a "pool"'s).
+    # of their input's, without being weighted layers. Under HAT they are read as their parts
+    # (specc/frontend/facts.py, as a trace shows them): the patch convolution `proj` and attention's
+    # `qkv` and `proj` are weighted layers (specc/runtime/tokens.py says what a unit of qkv and of a
+    # head is; README "HAT on vision transformers"); WSN refuses them, positioned. The class token
+    # and the position embedding are where tokens enter the residual stream ("embed": they move
+    # zeros, and the stream's units are no layer's); selecting a token or averaging tokens keeps
+    # features and zeros (a "pool"'s).
     LayerKind("patch_embed", (("embed_dim", "int", REQUIRED), ("patch", "int", REQUIRED), ("bias", "bool", True)),
               ("image",), "PatchEmbed", (("in_channels", IN), ("embed_dim", "embed_dim"), ("patch_size", "patch"),
                                          ("bias", "bias")), positional=3, shape=_patch_shape,

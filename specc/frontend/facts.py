@@ -155,7 +155,7 @@ def analyse(net: Network) -> Network:
     if net.mask_scheme is not None and mixing is not None:
         raise SpecError(f"`mask {net.mask_scheme}()` cannot mask '{mixing.name}' yet: the masking schemes do not "
                         "place masks on attention or patch embeddings (transformer layers)", mixing.where.pos,
-                        "leave out `mask` for a transformer; HAT and WSN on transformers are not written yet")
+                        "`mask hat()` masks transformers; WSN and AmnesiacHAT on them are not written yet")
     try:
         # the zero-mover check of the mask points only where there are unit masks (HAT)
         unit_masks = net.mask_scheme is not None and SCHEMES[net.mask_scheme].unit_masks

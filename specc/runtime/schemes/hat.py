@@ -258,11 +258,15 @@ def install_block(block: nn.Module, batch_normalization) -> None:
     """At the end of a HAT block's constructor: its embeddings (right after its layers, as
     CLArena's blocks draw them) and its per-task batch norms."""
     batch_normalization = batch_norm_mode(batch_normalization)
+    transformer = _is_transformer(block)  # a transformer's LayerNorms are per task (install)
+    if transformer and batch_normalization is None:
+        batch_normalization = "independent"
     for name in block.weighted_layer_names:
         units = block.get_submodule(name[len(block.path) + 1:].replace("/", ".")).weight.shape[0]
         block.task_embedding_t[name] = nn.Embedding(num_embeddings=1, embedding_dim=units)
     block.batch_normalization = batch_normalization
-    block._specc_bn_groups = batchnorm.groups(block) if batch_normalization == "independent" else []
+    norms = batchnorm.NORMS + ((nn.LayerNorm,) if transformer else ())
+    block._specc_bn_groups = batchnorm.groups(block, norms) if batch_normalization == "independent" else []
     batchnorm.create_copies(block, block._specc_bn_groups)
 
 

@@ -179,7 +179,8 @@ def export_source(program: Program, overrides: dict | None = None) -> str:
     if scheme is not None and scheme.unit_masks and _measure_inputs(model):
         from ..runtime.schemes import hat
 
-        parts.append("class Segment(NamedTuple):\n    owner: str | None\n    size: int | None\n    repeat: int | None = 1\n    start: int = 0")
+        parts.append("class Segment(NamedTuple):\n    owner: str | None\n    size: int | None\n"
+                     "    repeat: int | None = 1\n    start: int = 0")
         parts.append(inspect.getsource(hat._graph_measure).rstrip())
     parts += ["\n".join(c) for c in classes]
     text = "\n\n\n".join(p.strip("\n") for p in parts) + "\n"

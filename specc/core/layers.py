@@ -44,7 +44,8 @@ class LayerKind:
         position (when all before them are given).
     `role`, `keeps_zero`: what it does to units for the analysis (specc/core/roles.py): "projection"
         (unit-mixing, weighted: a weighted layer of the masking schemes), "mixing" (unit-mixing, not
-        a weighted layer: attention, a patch embedding; the masking schemes refuse it), "norm" (keeps units in
+        a weighted layer: attention, a patch embedding; HAT reads their parts, WSN refuses them), "embed"
+        (where tokens enter a transformer's residual stream: class token, position embedding), "norm" (keeps units in
         place, moves zeros: the HAT mask point goes after it), "activation", "dropout", "pool",
         "identity" (unit-wise), "flatten", "subsample", "pad" (parameter-free reshapes).
     `units`: a projection's (input, output) torch keywords of its units.

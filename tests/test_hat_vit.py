@@ -21,7 +21,9 @@ import torch.nn.functional as F
 from conftest import REPO
 
 import specc
+from specc.analysis import AnalysisError
 from specc.frontend.errors import SpecError
+from specc.runtime import tokens
 
 VIT = REPO / "specs" / "lib" / "vit.cl"
 D, HEADS, DEPTH, IMG, PATCH = 12, 3, 2, 8, 4
@@ -250,3 +252,49 @@ def test_the_avg_pool_variant_masks_the_same_layers(tmp_path):
     net.setup_task_id(0)
     f = net(torch.randn(2, 3, IMG, IMG), stage="train", s_max=400.0, batch_idx=1, num_batches=2)[0]
     assert f.shape == (2, D) and math.isfinite(f.sum().item())
+
+
+class _Block(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.norm1, self.attn = torch.nn.LayerNorm(D), tokens.SelfAttention(D, HEADS)
+        self.norm2, self.fc1, self.act, self.fc2 = (torch.nn.LayerNorm(D), torch.nn.Linear(D, 4 * D), torch.nn.GELU(),
+                                                    torch.nn.Linear(4 * D, D))
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.fc2(self.act(self.fc1(self.norm2(x))))
+
+
+class _HandWritten(torch.nn.Module):
+    """A ViT written by hand with specc.runtime.tokens' modules and steps."""
+
+    def __init__(self):
+        super().__init__()
+        self.patch_embed = tokens.PatchEmbed(3, D, PATCH)
+        self.cls_token, self.pos_embed = tokens.class_token(D), tokens.position_embedding(5, D)
+        self.blocks, self.norm = torch.nn.Sequential(_Block(), _Block()), torch.nn.LayerNorm(D)
+
+    def forward(self, x):
+        x = tokens.add_embedding(tokens.prepend_token(self.patch_embed(x), self.cls_token), self.pos_embed)
+        return tokens.select_token(self.norm(self.blocks(x)), 0)
+
+
+class _TimmStyle(_HandWritten):
+    def forward(self, x):
+        x = self.patch_embed(x)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+        return self.norm(self.blocks(x))[:, 0]
+
+
+def test_specc_mask_on_a_hand_written_vit():
+    net = _HandWritten()
+    specc.mask(net, "hat")
+    assert net.weighted_layer_names == [n.replace("mlp/", "") for n in LAYERS]
+    assert net.batch_normalization == "independent" and net._specc_task_parameters == ["cls_token", "pos_embed"]
+    net.setup_task_id(0)
+    f, _, activations = net(torch.randn(2, 3, IMG, IMG), stage="train", s_max=400.0, batch_idx=1, num_batches=2)
+    assert f.shape == (2, D) and list(activations) == net.weighted_layer_names
+    # timm's own way of writing the class token is refused, with the line and what to write instead
+    with pytest.raises(AnalysisError, match=r"test_hat_vit.py.*prepend_token for a class token"):
+        specc.mask(_TimmStyle(), "hat")

@@ -298,3 +298,22 @@ def test_specc_mask_on_a_hand_written_vit():
     # timm's own way of writing the class token is refused, with the line and what to write instead
     with pytest.raises(AnalysisError, match=r"test_hat_vit.py.*prepend_token for a class token"):
         specc.mask(_TimmStyle(), "hat")
+
+
+def test_the_specs_analysis_agrees_with_the_traced_network(tmp_path, hat_vit_cls):
+    """`specc check`/`show` analyse the elaborated spec (attention and patch embedding read as their
+    parts); the runtime analyses the traced forward: same layers, same inputs, same mask points."""
+    from specc.frontend.elaborate import elaborate
+    from specc.frontend.facts import analyse
+    from specc.frontend.load import load_program
+
+    path = _spec(tmp_path, ", fused_attn=false")
+    net = analyse(elaborate(load_program(path), {"output_dim": D, "gate": "sigmoid"}))
+    runtime = hat_vit_cls()._specc_facts
+    assert net.weighted_layer_names == runtime.weighted_layer_names == LAYERS
+    # (the traced network does not know the image's channel count: None there, 3 in the spec)
+    first = "patch_embed/proj"
+    assert net.facts.input_segments[first][0].owner is runtime.input_segments[first][0].owner is None
+    assert {k: v for k, v in net.facts.input_segments.items() if k != first} == \
+        {k: v for k, v in runtime.input_segments.items() if k != first}
+    assert net.graph_preceding == runtime.graph_preceding

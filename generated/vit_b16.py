@@ -260,16 +260,16 @@ class ViT_B16(Backbone):
         activations = {}
         x = input
         x = self.patch_embed(x)  # lib/vit.cl:42
-        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)  # lib/vit.cl:43
-        x = x + self.pos_embed  # lib/vit.cl:43
+        x = tokens.prepend_token(x, self.cls_token)  # lib/vit.cl:43
+        x = tokens.add_embedding(x, self.pos_embed)  # lib/vit.cl:43
         x = self.pos_drop(x)  # lib/vit.cl:43
         for i in list(range(self.depth)):  # lib/vit.cl:44
             x, block_activations = self.blocks[i](x)  # lib/vit.cl:45
             activations.update(block_activations)
         if self.global_pool == "token":  # lib/vit.cl:47
             x = self.norm(x)
-            x = x[:, 0]
+            x = tokens.select_token(x, 0)
         if self.global_pool == "avg":  # lib/vit.cl:48
-            x = x[:, 1:].mean(dim=1)
+            x = tokens.mean_tokens(x, 1)
             x = self.fc_norm(x)
         return x, activations

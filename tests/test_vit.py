@@ -153,7 +153,7 @@ def test_misuse_is_a_positioned_error(tmp_path):
     assert "vit.cl:22:18: error: attention needs num_heads > 0 dividing the 768 features" in out.stderr + out.stdout
     with pytest.raises(ValueError, match=r"cannot cut the image \(3, 40, 40\) into 16x16 patches \(at vit.cl:42\)"):
         specc.build(VIT, output_dim=48, img_size=40, embed_dim=48, depth=1, num_heads=3)
-    for scheme in ("hat",):  # WSN scores a transformer's linears: tests/test_wsn_vit.py
+    for scheme in ("amnesiac_hat",):  # HAT and WSN mask transformers (tests/test_hat_vit.py, test_wsn_vit.py)
         p = tmp_path / f"{scheme}.cl"
         p.write_text(f'include "{VIT}"\nbackbone V = ViT(img_size=32, embed_dim=48, depth=1, num_heads=3)\n'
                      f"mask {scheme}()\n", encoding="utf-8")

@@ -68,5 +68,5 @@ def _input_segments(graph: Graph, layer: Node) -> tuple[Segment, ...]:
     if all(s.size for s in unknown) and layer.in_units is not None and sizes \
             and (layer.in_units - known) % sizes == 0 and layer.in_units > known:
         r = (layer.in_units - known) // sizes
-        return tuple(Segment(s.owner, s.size, r) if s.repeat is None else s for s in segs)
+        return tuple(Segment(s.owner, s.size, r, s.start) if s.repeat is None else s for s in segs)
     raise AnalysisError(f"cannot tell how the inputs of '{layer.name}' map to the units before it", layer)

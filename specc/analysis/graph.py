@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 # Roles through which the units of the main operand pass unchanged (one unit in, the same unit out).
 UNIT_PRESERVING = ("norm", "activation", "dropout", "pool", "identity", "scale", "subsample", "add", "gate",
-                   "broadcast")
+                   "broadcast", "tokens")
 
 
 class Segment(NamedTuple):
@@ -20,11 +20,13 @@ class Segment(NamedTuple):
     `owner` is the weighted layer that produced them (None: network input, a shortcut projection's
     fresh units, zero padding); `size` is how many units (None when the adapter cannot tell);
     `repeat` how many consecutive features each unit occupies (height * width after a flatten;
-    None when only the consumer can tell)."""
+    None when only the consumer can tell); `start` the first of the owner's units in the run (v's
+    units of an attention's qkv start at 2 * dim: specc/runtime/tokens.py)."""
 
     owner: str | None
     size: int | None
     repeat: int | None = 1
+    start: int = 0
 
 
 @dataclass(eq=False)
@@ -78,13 +80,17 @@ class Facts:
     mask_points: dict[str, int]  # layer -> node after which its unit mask applies
     tied_to: dict[str, str]  # weighted shortcut projection -> layer whose mask it shares
     layer_nodes: dict[str, int]  # layer -> its node
+    # parameters kept per task (HAT on a transformer: its class token and position embedding), as
+    # the runtime's rewrite finds them (specc/runtime/schemes/hat.py)
+    task_parameters: tuple[str, ...] = ()
 
     # What the passes find; the neighbours are derived from it (`of`).
-    FOUND = ("weighted_layer_names", "input_segments", "mask_points", "tied_to", "layer_nodes")
+    FOUND = ("weighted_layer_names", "input_segments", "mask_points", "tied_to", "layer_nodes", "task_parameters")
 
     @classmethod
     def of(cls, weighted_layer_names: list[str], input_segments: dict[str, tuple[Segment, ...]],
-           mask_points: dict[str, int], tied_to: dict[str, str], layer_nodes: dict[str, int]) -> Facts:
+           mask_points: dict[str, int], tied_to: dict[str, str], layer_nodes: dict[str, int],
+           task_parameters: tuple[str, ...] = ()) -> Facts:
         """The facts with each layer's neighbours: in the list (the seed's preceding/next) and in
         the graph (the owners of the units its input carries, and the reverse)."""
         names = weighted_layer_names
@@ -105,4 +111,5 @@ class Facts:
             mask_points=mask_points,
             tied_to=tied_to,
             layer_nodes=layer_nodes,
+            task_parameters=tuple(task_parameters),
         )

@@ -12,6 +12,10 @@ before the mask: the mask point is the last such operation. With CLArena's order
 norm, [add,] activation) that is after the batch norm / add and before the activation; with
 `conv -> activation -> batch norm` it is after the batch norm.
 
+A chain ends before a residual add on a transformer's stream (units.py): a masked unit of the
+branch (attention's proj, the MLP's fc2) is added to the stream as exactly 0, and the stream, which
+LayerNorms mix, is no layer's to mask. Attention's heads (between qkv and proj) keep a zero of v.
+
 Beyond the mask point the units are followed to the next layers; an operation there that moves
 zeros (a batch norm after a flatten, a second chain after a fork) would break the guarantee, and
 is reported instead of masked silently."""
@@ -71,8 +75,9 @@ def _check_beyond(graph: Graph, users: list[list[int]], point: Node, layer: str)
     while stack:
         nid = stack.pop()
         for u in _data_users(graph, users, nid):
-            if u.id in seen or u.role == "projection":
-                continue
+            if u.id in seen or u.role in ("projection", "embed"):
+                continue  # the next layer, or the entry into a transformer's residual stream (its
+                # units no layer's): the masked unit arrives there as 0
             seen.add(u.id)
             if u.role == "add" and u.inputs[u.meta["main_operand"]] != nid:
                 continue  # our units are the shortcut of another layer's add: its mask governs

@@ -34,7 +34,8 @@ class LayerKind:
         position (when all before them are given).
     `role`, `keeps_zero`: what it does to units for the analysis (specc/core/roles.py): "projection"
         (unit-mixing, weighted: a weighted layer of the masking schemes), "mixing" (unit-mixing, not
-        a weighted layer: attention, a patch embedding; the masking schemes refuse it), "norm" (keeps units in
+        a weighted layer: attention, a patch embedding; HAT reads their parts, WSN refuses them), "embed"
+        (where tokens enter a transformer's residual stream: class token, position embedding), "norm" (keeps units in
         place, moves zeros: the HAT mask point goes after it), "activation", "dropout", "pool",
         "identity" (unit-wise), "flatten", "subsample", "pad" (parameter-free reshapes).
     `units`: a projection's (input, output) torch keywords of its units.
@@ -365,10 +366,12 @@ _ENTRIES = (
     # as tokens, the class token and position embedding as parameters of the enclosing module, self-
     # attention, and the token a feature is read from. Units of tokens are their features (the last
     # axis). For the analysis, patch_embed and attention are "mixing": they make new units from all
-    # of their input's, without being weighted layers themselves; WSN scores the linears and the
-    # convolution inside them (`parts`), HAT refuses them, positioned, until its placement on
-    # attention is written (specc/runtime/tokens.py says what a unit of qkv and of a head is). The class token and the
-    # position embedding keep the features in place and move zeros (a "norm"'s role); selecting a
+    # of their input's, without being weighted layers themselves. Both schemes read them as their
+    # parts (`parts`; specc/frontend/facts.py, as a trace shows them): the patch convolution `proj`
+    # and attention's `qkv` and `proj` are HAT's weighted layers (specc/runtime/tokens.py says what a
+    # unit of qkv and of a head is; README "HAT on vision transformers") and the linears and the
+    # convolution WSN scores. The class token and the position embedding are where tokens enter the
+    # residual stream ("embed": they move zeros, and the stream's units are no layer's); selecting a
     # token or averaging tokens keeps features and zeros (a "pool"'s).
     LayerKind("patch_embed", (("embed_dim", "int", REQUIRED), ("patch", "int", REQUIRED), ("bias", "bool", True)),
               ("image",), "PatchEmbed", (("in_channels", IN), ("embed_dim", "embed_dim"), ("patch_size", "patch"),
@@ -378,13 +381,13 @@ _ENTRIES = (
               parts=_patch_parts,
               label=lambda kw: f"PatchEmbed {_size(kw['patch_size'])}, {kw['in_channels']}→{kw['embed_dim']}"),
     LayerKind("class_token", (), ("tokens",), "class_token", (("dim", IN),), positional=1,
-              shape=_class_token_shape, role="norm", keeps_zero=False, torch_module="tokens", parameter=True,
+              shape=_class_token_shape, role="embed", keeps_zero=False, torch_module="tokens", parameter=True,
               parameters=lambda kw: kw["dim"], label=lambda kw: f"class token {kw['dim']}",
-              forward="torch.cat([{module}.expand({x}.shape[0], -1, -1), {x}], dim=1)"),
+              forward="tokens.prepend_token({x}, {module})"),
     LayerKind("position_embedding", (), ("tokens",), "position_embedding", (("length", LENGTH), ("dim", IN)),
-              positional=2, checks=_length_known("position_embedding"), role="norm", keeps_zero=False,
+              positional=2, checks=_length_known("position_embedding"), role="embed", keeps_zero=False,
               torch_module="tokens", parameter=True, parameters=lambda kw: kw["length"] * kw["dim"],
-              label=lambda kw: f"position embedding {kw['length']}×{kw['dim']}", forward="{x} + {module}"),
+              label=lambda kw: f"position embedding {kw['length']}×{kw['dim']}", forward="tokens.add_embedding({x}, {module})"),
     LayerKind("attention", (("num_heads", "int", REQUIRED), ("qkv_bias", "bool", True), ("proj_bias", "bool", True),
                             ("qk_norm", "bool", False), ("attn_drop", "float", 0.0), ("proj_drop", "float", 0.0),
                             ("fused", "bool", True)),
@@ -395,9 +398,9 @@ _ENTRIES = (
               parameters=_attention_parameters, parts=_attention_parts,
               label=lambda kw: f"SelfAttention {kw['dim']}, {kw['num_heads']} heads"),
     LayerKind("select_token", (("index", "int", 0),), ("tokens",), shape=_token_feature_shape, checks=_select_checks,
-              role="pool", shape_helper="shapes.select_token", forward="{x}[:, {index}]"),
+              role="pool", shape_helper="shapes.select_token", forward="tokens.select_token({x}, {index})"),
     LayerKind("mean_tokens", (("start", "int", 0),), ("tokens",), shape=_token_feature_shape, checks=_mean_checks,
-              role="pool", shape_helper="shapes.mean_tokens", forward="{x}[:, {start}:].mean(dim=1)"),
+              role="pool", shape_helper="shapes.mean_tokens", forward="tokens.mean_tokens({x}, {start})"),
     LayerKind("dropout", (("p", "float", 0.5), INPLACE), ANY, "Dropout", (("p", "p"), ("inplace", "inplace")),
               positional=1, checks=_dropout_checks, role="dropout", reusable=True,
               label=lambda kw: f"Dropout p={kw.get('p')}"),

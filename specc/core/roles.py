@@ -14,8 +14,16 @@ traced model may call besides.
 
 Roles:
 - "projection": Linear / Conv1d / Conv2d, the candidates for weighted layers; they create new units.
-- "mixing": self-attention, a patch embedding: they create new units from all of their input's but are
-  not weighted layers (no masking scheme masks them yet: a spec with one under `mask` is refused).
+- "mixing": self-attention, a patch embedding as one module: they create new units from all of their
+  input's but are not weighted layers. Under HAT they are read as their parts (below): the patch
+  projection and attention's qkv and proj are the weighted layers.
+- "tokens": feature maps (B, D, H, W) as tokens (B, H*W, D): keeps units and zeros, moves them to the
+  last axis.
+- "heads": attention between qkv and proj (specc.runtime.tokens.attend): q, k, v of qkv's 3D units in,
+  D units out, unit i being v's unit i (a v unit that is 0 gives exactly 0 there).
+- "embed": the class token and the position embedding, where tokens enter a transformer's residual
+  stream: the stream's units are no weighted layer's (unowned), moves zeros; a residual add on the
+  stream keeps the stream's units (specc/analysis/units.py).
 - "norm": batch norm, layer norm; keeps units, moves zeros (shift, normalisation by statistics).
 - "activation": keeps units; moves zeros only when f(0) != 0.
 - "dropout", "pool", "identity", "scale": keep units and zeros.
@@ -75,7 +83,14 @@ FUNCTIONS: Mapping[str, Role] = ChainMap({
     "_operator.getitem": Kind("subsample", True),
     "_operator.mul": Kind("scale", True),
     "specc.runtime.products.channel_gate": Kind("gate", True),
+    # the steps of specc.runtime.tokens between a transformer's weighted layers
     "specc.runtime.tokens.check_patches": Kind("identity", True),
+    "specc.runtime.tokens.to_tokens": Kind("tokens", True),
+    "specc.runtime.tokens.prepend_token": Kind("embed", False),
+    "specc.runtime.tokens.add_embedding": Kind("embed", False),
+    "specc.runtime.tokens.select_token": Kind("pool", True),
+    "specc.runtime.tokens.mean_tokens": Kind("pool", True),
+    "specc.runtime.tokens.attend": Kind("heads", True),
 }, _live(activations.FUNCTIONS))
 
 # call_method targets, by method name.

@@ -39,13 +39,48 @@ def topological_order(net: Network) -> list[int]:
     return order
 
 
-def _graph(net: Network, order: list[int]) -> Graph:
-    index = {nid: i for i, nid in enumerate(order)}
+def _kind_of(net_modules: dict, n) -> str | None:
+    """The catalogue kind a module node calls (None: not a catalogue module)."""
+    decl = net_modules.get(n.module) if n.op == "call_module" else None
+    if decl is None:
+        return None
+    entry = BY_CLASS.get(decl.cls if isinstance(decl.cls, str) else decl.cls.__name__)
+    return entry.name if entry is not None else None
+
+
+def _parts(n, decl, i: int, inputs: list[int]) -> list[Node]:
+    """A patch embedding or an attention as the parts HAT masks, as a traced network shows them
+    (specc/runtime/tokens.py): `proj` (a convolution) -> tokens; `qkv` -> heads -> `proj`."""
+    kw = decl.kwargs
+    if decl.cls == "PatchEmbed":
+        proj = Node(i, "projection", inputs, f"{n.name}/proj", module=True, keeps_zero=False,
+                    units=kw["embed_dim"], in_units=kw["in_channels"])
+        proj.meta["view"] = OPS["conv2d"].hat_view
+        return [proj, Node(i + 1, "tokens", [i], f"{n.name} tokens")]
+    d = kw["dim"]
+    qkv = Node(i, "projection", inputs, f"{n.name}/qkv", module=True, keeps_zero=False, units=3 * d, in_units=d)
+    heads = Node(i + 1, "heads", [i], f"{n.name} heads")
+    proj = Node(i + 2, "projection", [i + 1], f"{n.name}/proj", module=True, keeps_zero=False, units=d, in_units=d)
+    for part in (qkv, proj):
+        part.meta["view"] = None
+    return [qkv, heads, proj]
+
+
+def _graph(net: Network, order: list[int], parts: bool = False) -> Graph:
+    """`parts`: patch embeddings and attentions as their weighted parts (HAT)."""
+    index: dict[int, int] = {}  # IR node -> the analysis node holding its value
     modules = {m.path: m for m in net.modules}
     nodes = []
-    for i, nid in enumerate(order):
+    for nid in order:
         n = net.nodes[nid]
+        i = len(nodes)
         inputs = [index[j] for j in n.inputs]
+        if parts and _kind_of(modules, n) in ("patch_embed", "attention"):
+            for part in _parts(n, modules[n.module], i, inputs):
+                part.where = n
+                nodes.append(part)
+            index[nid] = len(nodes) - 1
+            continue
         if n.op == "input":
             node = Node(i, "input", [], "input", units=n.shape.units)
             node.meta["view"] = n.shape.unit_view
@@ -82,8 +117,21 @@ def _graph(net: Network, order: list[int]) -> Graph:
             node.meta["affine_norm"] = cls == "LayerNorm" and bool(decl.kwargs.get("elementwise_affine", True))
         node.where = n
         nodes.append(node)
+        index[nid] = i
     records = {layer: index[nid] for layer, nid in net.records.items()}
     return Graph(nodes, records, index[net.output])
+
+
+def _check_transformer_parts(net: Network) -> None:
+    """What HAT cannot mask exactly in a transformer, refused at its position."""
+    modules = {m.path: m for m in net.modules}
+    for n in net.nodes:
+        if _kind_of(modules, n) == "attention":
+            kw = modules[n.module].kwargs
+            if kw.get("qk_norm"):
+                raise SpecError(f"`mask hat()` cannot mask '{n.name}' with qk_norm: the LayerNorm over each head's q "
+                                "and k moves a masked q/k unit's zero, so it would not reach the attention scores "
+                                "as 0", n.pos, "use qk_norm=false under `mask hat()`")
 
 
 def _unit_map(graph: Graph, facts, node: Node):
@@ -102,13 +150,16 @@ def _unit_map(graph: Graph, facts, node: Node):
 def analyse(net: Network) -> Network:
     """Run the analysis on `net` and record its facts on the IR (fields of `net`, `node.meta`)."""
     order = topological_order(net)
-    graph = _graph(net, order)
+    hat = net.mask_scheme == "hat"
+    if hat:
+        _check_transformer_parts(net)
+    graph = _graph(net, order, parts=hat)
     mixing = next((n for n in graph.nodes if n.role == "mixing"), None)
     if net.mask_scheme is not None and mixing is not None and not SCHEMES[net.mask_scheme].weight_masks:
-        raise SpecError(f"`mask {net.mask_scheme}()` cannot mask '{mixing.name}' yet: the masking schemes do not "
+        raise SpecError(f"`mask {net.mask_scheme}()` cannot mask '{mixing.name}' yet: this scheme does not "
                         "place masks on attention or patch embeddings (transformer layers)", mixing.where.pos,
-                        "leave out `mask`, or use `mask wsn(...)` (it scores the linears inside attention and "
-                        "the patch embedding); HAT on transformers is not written yet")
+                        "`mask hat()` masks transformers and `mask wsn(...)` scores the linears inside attention "
+                        "and the patch embedding; AmnesiacHAT on them is not written yet")
     try:
         # the zero-mover check of the mask points only where there are unit masks (HAT)
         unit_masks = net.mask_scheme is not None and SCHEMES[net.mask_scheme].unit_masks
@@ -130,6 +181,8 @@ def analyse(net: Network) -> Network:
                              for name, segs in facts.input_segments.items()}
     for node in graph.nodes:
         ir = node.where
+        if node.module and node.name != ir.name:  # a part of a patch embedding or an attention (HAT)
+            ir.meta.setdefault("parts", {})[node.name] = node
         ir.weighted = bool(node.meta.get("weighted"))
         if "units" in node.meta:
             segs = node.meta["units"]

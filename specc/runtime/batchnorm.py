@@ -34,11 +34,12 @@ def group_of(root: nn.Module, path: tuple[str, ...]) -> Group:
     return Group(parent, path[-1], ())
 
 
-def groups(root: nn.Module) -> list[Group]:
-    """The batch-norm groups of `root`, in module order."""
+def groups(root: nn.Module, norms: tuple = NORMS) -> list[Group]:
+    """The batch-norm groups of `root`, in module order (`norms`: the classes copied per task; HAT on
+    a transformer adds nn.LayerNorm)."""
     out: list[Group] = []
     for name, m in root.named_modules():
-        if isinstance(m, NORMS):
+        if isinstance(m, norms):
             g = group_of(root, tuple(name.split(".")))
             g = g._replace(sub=())
             if g not in out:

@@ -106,8 +106,10 @@ def _refusal(e: AnalysisError, scheme: Scheme) -> str:
     hint = getattr(e, "hint", None) or (
         "specc follows each unit (channel or feature) through the forward; write the operation with ops it "
         "knows: flatten(x, 1) or x.view(b, -1) for a flatten, a gate as x * s.view(b, c, 1, 1) / "
-        "s[:, :, None, None] / s.unsqueeze(-1) with b, c read from x.size(), or move it into a module the "
-        "scheme need not look into")
+        "s[:, :, None, None] / s.unsqueeze(-1) with b, c read from x.size(), a transformer's steps with "
+        "specc.runtime.tokens (PatchEmbed, SelfAttention, prepend_token for a class token, add_embedding for "
+        "a position embedding, select_token, mean_tokens), or move it into a module the scheme need not "
+        "look into")
     return f"specc.mask({scheme.name!r}): {e}{where}{at}. {hint}"
 
 

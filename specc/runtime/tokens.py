@@ -7,19 +7,85 @@ specc/core/layers.py), with the two residual-branch modules transformers and Eff
 batches of tokens (B, L, D): the units are the D features on the last axis, as nn.Linear and
 nn.LayerNorm read them.
 
-What a unit is here (for later masking work): a unit of `qkv`'s output is one of its 3*D output
-features, laid out as (3, heads, head_dim), i.e. q, k and v each own D consecutive units and each head
-owns head_dim consecutive units of each; a unit of a head's output (before `proj`) is one of D features
-in heads-major order. Attention mixes tokens (rows), never features within a head across heads.
+What a unit is (HAT's unit masks, specc/runtime/schemes/hat.py): a unit of `qkv`'s output is one of its
+3*D output features, laid out as (3, heads, head_dim), i.e. q, k and v each own D consecutive units and
+each head owns head_dim consecutive units of each; a unit of the heads' output (before `proj`) is one
+of D features in heads-major order, and it is unit 2*D + i of `qkv` (v's unit i) that makes it:
+output feature i is a weighted sum over tokens of v's feature i, so a v unit that is 0 gives exactly 0
+there, whatever the attention weights. A q or k unit that is 0 adds exactly 0 to every score.
+Attention mixes tokens (rows), never features across heads.
+
+The steps between the weighted layers are functions (`attend`, `to_tokens`, `prepend_token`,
+`add_embedding`, `select_token`, `mean_tokens`, `check_patches`) that torch.fx records as single calls
+(fx.wrap), so that a traced network shows qkv, proj and the patch projection as the linear and
+convolution they are, and the analysis reads each step by its role (specc/core/roles.py).
 """
 from __future__ import annotations
 
 import torch
-import torch.fx
-from torch import Tensor, nn
+from torch import Tensor, fx, nn
 from torch.nn import functional as F
 
 from . import positions
+
+
+def check_patches(x: Tensor, patch_size: int) -> Tensor:
+    """`x` itself, once its height and width are found divisible into patches."""
+    h, w = x.shape[-2:]
+    if h % patch_size or w % patch_size:
+        at = positions.nearest()  # the spec line calling it: the image size is the caller's
+        raise ValueError(f"PatchEmbed: image {h}x{w} is not divisible into {patch_size}x{patch_size} patches"
+                         + (f" (at {at})" if at else ""))
+    return x
+
+
+def to_tokens(x: Tensor) -> Tensor:
+    """Feature maps (B, D, H', W') as tokens (B, H' * W', D), patches in row-major order."""
+    return x.flatten(2).transpose(1, 2)
+
+
+def prepend_token(x: Tensor, token: Tensor) -> Tensor:
+    """The class token (1, 1, D) put before every sample's tokens."""
+    return torch.cat([token.expand(x.shape[0], -1, -1), x], dim=1)
+
+
+def add_embedding(x: Tensor, embedding: Tensor) -> Tensor:
+    """The position embedding (1, L, D) added to the tokens."""
+    return x + embedding
+
+
+def select_token(x: Tensor, index: int) -> Tensor:
+    """The features (B, D) of token `index`."""
+    return x[:, index]
+
+
+def mean_tokens(x: Tensor, start: int) -> Tensor:
+    """The mean (B, D) of the tokens from `start` on."""
+    return x[:, start:].mean(dim=1)
+
+
+def attend(qkv: Tensor, num_heads: int, q_norm: nn.Module, k_norm: nn.Module, attn_drop: nn.Dropout,
+           fused: bool) -> Tensor:
+    """Multi-head scaled dot-product attention on `qkv`'s output (B, L, 3D): (B, L, D), heads joined
+    in heads-major order. The modules are passed (a traced graph reads them as attributes), so that
+    `attn_drop` drops attention weights only while it is training."""
+    b, n, width = qkv.shape
+    dim = width // 3
+    head_dim = dim // num_heads
+    # (B, L, 3D) -> (3, B, heads, L, head_dim): the qkv layout the module docstring describes.
+    q, k, v = qkv.reshape(b, n, 3, num_heads, head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+    q, k = q_norm(q), k_norm(k)
+    if fused:
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=attn_drop.p if attn_drop.training else 0.0)
+    else:
+        weights = ((q * head_dim ** -0.5) @ k.transpose(-2, -1)).softmax(dim=-1)
+        y = attn_drop(weights) @ v
+    return y.transpose(1, 2).reshape(b, n, dim)
+
+
+for _step in ("check_patches", "to_tokens", "prepend_token", "add_embedding", "select_token", "mean_tokens",
+              "attend"):
+    fx.wrap(_step)
 
 
 class PatchEmbed(nn.Module):
@@ -35,22 +101,7 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv2d(in_channels, embed_dim, kernel_size=patch_size, stride=patch_size, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.proj(check_patches(x, self.patch_size)).flatten(2).transpose(1, 2)
-
-
-def check_patches(x: Tensor, patch_size: int) -> Tensor:
-    """`x`, after checking that its image cuts into whole patches. One function that fx traces as
-    one call (torch.fx.wrap; an identity for the masking analysis, specc.core.roles), so that the
-    masking passes trace through PatchEmbed to its `proj` (WSN scores it)."""
-    h, w = x.shape[-2:]
-    if h % patch_size or w % patch_size:
-        at = positions.nearest()  # the spec line calling it: the image size is the caller's
-        raise ValueError(f"PatchEmbed: image {h}x{w} is not divisible into {patch_size}x{patch_size} patches"
-                         + (f" (at {at})" if at else ""))
-    return x
-
-
-torch.fx.wrap("check_patches")
+        return to_tokens(self.proj(check_patches(x, self.patch_size)))
 
 
 def class_token(dim: int) -> nn.Parameter:
@@ -88,16 +139,8 @@ class SelfAttention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, x: Tensor) -> Tensor:
-        b, n, d = x.shape
-        # (B, L, 3D) -> (3, B, heads, L, head_dim): the qkv layout the docstring above describes.
-        q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        q, k = self.q_norm(q), self.k_norm(k)
-        if self.fused:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop.p if self.training else 0.0)
-        else:
-            weights = ((q * self.head_dim ** -0.5) @ k.transpose(-2, -1)).softmax(dim=-1)
-            y = self.attn_drop(weights) @ v
-        return self.proj_drop(self.proj(y.transpose(1, 2).reshape(b, n, d)))
+        y = attend(self.qkv(x), self.num_heads, self.q_norm, self.k_norm, self.attn_drop, self.fused)
+        return self.proj_drop(self.proj(y))
 
 
 class DropPath(nn.Module):

@@ -132,7 +132,8 @@ def import_clarena() -> types.SimpleNamespace:
 
 # spec stem -> class name, for every parity spec (the interface of issue 10).
 SPEC_CLASSES: dict[str, str] = {"mlp": "MLP", "cl_mlp": "CLMLP", "mlp_hat": "HATMaskMLP",
-                                "mlp_wsn": "WSNMaskMLP", "mlp_amnesiac_hat": "AmnesiacHATMLP"}
+                                "mlp_wsn": "WSNMaskMLP", "mlp_amnesiac_hat": "AmnesiacHATMLP",
+                                "vit_ti16_hat": "HATMaskViT_Ti16"}  # no CLArena counterpart (tests/test_clarena_hat_vit.py)
 for _depth in (18, 34, 50, 101, 152):
     SPEC_CLASSES[f"resnet{_depth}"] = f"ResNet{_depth}"
     SPEC_CLASSES[f"cl_resnet{_depth}"] = f"CLResNet{_depth}"

@@ -22,7 +22,7 @@ from torch import Tensor, fx, nn
 
 from ...analysis import analyse
 from ...schemes import BN_MODES, batch_norm_mode  # noqa: F401  (BN_MODES: re-exported)
-from .. import batchnorm, distributed, structure
+from .. import batchnorm, distributed, structure, task_parameters, tokens
 from ..backbone import CLBackbone
 from ..codegen import compile_forward, forward_source
 from ..compiling import eager, eager_frame
@@ -109,6 +109,7 @@ class HATMasked(_Masked):
     # -- per-task batch norm ------------------------------------------------------------------
     def setup_task_id(self, task_id: int) -> None:
         super().setup_task_id(task_id)
+        task_parameters.copy_for_task(self, self._specc_task_parameters, task_id, freeze=specc_base(self))
         if self._specc_bn_groups:
             batchnorm.copy_for_task(self, self._specc_bn_groups, task_id, freeze=specc_base(self))
             for _, block in _hat_blocks(self):
@@ -120,13 +121,17 @@ class HATMasked(_Masked):
         batch norms across ranks (every mode), so that every rank stores and tests with the same."""
         if specc_base(self):
             distributed.average_batch_norm_statistics_of(batchnorm.live_norms(self, self._specc_bn_groups))
+        task_parameters.copy_for_task(self, self._specc_task_parameters, self.task_id, always=True,
+                                      freeze=specc_base(self))
         if self._specc_bn_groups:
             batchnorm.store(self, self._specc_bn_groups, self.task_id, freeze=specc_base(self))
             for _, block in _hat_blocks(self):
                 block.store_bn()
 
     def initialize_independent_bn(self) -> None:
-        """Reset the live batch norms to their state at construction (independent mode only)."""
+        """Reset the live batch norms (and a transformer's per-task class token and position
+        embedding) to their state at construction (independent mode only)."""
+        task_parameters.reset(self, self._specc_task_parameters)
         if self._specc_bn_groups:
             batchnorm.reset(self, self._specc_bn_groups)
             for _, block in _hat_blocks(self):
@@ -140,8 +145,9 @@ class HATMasked(_Masked):
         its networks) this is the base class's method; otherwise the inputs follow the graph: a
         linear after a flatten reads each channel at height * width inputs, a grouped
         convolution's output channel only its group's input channels, a layer after a concat the
-        units of every layer concatenated, and inputs that carry no layer's units (network input,
-        zero padding) only the layer's own measure."""
+        units of every layer concatenated, an attention's proj the v units of its qkv (units
+        2D..3D-1: specc/runtime/tokens.py), and inputs that carry no layer's units (network input,
+        zero padding, a LayerNorm of a transformer's residual stream) only the layer's own measure."""
         segments = self._specc_facts.input_segments.get(layer_name)
         layer = self.get_layer_by_name(layer_name)
         if segments is None or self._measure_is_by_list(layer_name, segments, layer):
@@ -155,7 +161,8 @@ class HATMasked(_Masked):
             return preceding is None
         if getattr(layer, "groups", 1) != 1:
             return False
-        return len(segments) == 1 and segments[0].owner == preceding and segments[0].repeat == 1
+        return len(segments) == 1 and segments[0].owner == preceding and segments[0].repeat == 1 \
+            and segments[0].start == 0 and segments[0].size == layer.weight.shape[1]
 
     # -- the forward --------------------------------------------------------------------------
     def _specc_rewrite(self) -> None:
@@ -253,11 +260,15 @@ def install_block(block: nn.Module, batch_normalization) -> None:
     """At the end of a HAT block's constructor: its embeddings (right after its layers, as
     CLArena's blocks draw them) and its per-task batch norms."""
     batch_normalization = batch_norm_mode(batch_normalization)
+    transformer = _is_transformer(block)  # a transformer's LayerNorms are per task (install)
+    if transformer and batch_normalization is None:
+        batch_normalization = "independent"
     for name in block.weighted_layer_names:
         units = block.get_submodule(name[len(block.path) + 1:].replace("/", ".")).weight.shape[0]
         block.task_embedding_t[name] = nn.Embedding(num_embeddings=1, embedding_dim=units)
     block.batch_normalization = batch_normalization
-    block._specc_bn_groups = batchnorm.groups(block) if batch_normalization == "independent" else []
+    norms = batchnorm.NORMS + ((nn.LayerNorm,) if transformer else ())
+    block._specc_bn_groups = batchnorm.groups(block, norms) if batch_normalization == "independent" else []
     batchnorm.create_copies(block, block._specc_bn_groups)
 
 
@@ -267,6 +278,12 @@ def install(network: nn.Module, plain_cls: type, batch_normalization=None, prote
     embeddings, the per-task batch norms, and the masked forward. `cache`: the plain class's
     constructor arguments, kept as attributes, determine its structure (generated classes)."""
     batch_normalization = batch_norm_mode(batch_normalization)
+    # HAT on a transformer (HAT-CL's placement): its LayerNorms, class token and position embedding,
+    # which no unit mask can protect, are kept per task as independent batch norms are.
+    transformer = _is_transformer(network)
+    if transformer and batch_normalization is None:
+        batch_normalization = "independent"
+    network._specc_norms = batchnorm.NORMS + ((nn.LayerNorm,) if transformer else ())
     network._specc_plain = plain_cls
     network._specc_options = {"protect_shortcuts": protect_shortcuts, "fold_batch_norm": fold_batch_norm,
                               "point": point}
@@ -297,9 +314,15 @@ def install(network: nn.Module, plain_cls: type, batch_normalization=None, prote
         network.task_embedding_t[name] = network.task_embedding_t[owner]
     network.batch_normalization = batch_normalization
     in_blocks = {path for path, _ in blocks}
-    network._specc_bn_groups = [g for g in batchnorm.groups(network) if not _inside(g.owner, in_blocks)] \
-        if batch_normalization == "independent" else []
+    network._specc_bn_groups = [g for g in batchnorm.groups(network, network._specc_norms)
+                                if not _inside(g.owner, in_blocks)] if batch_normalization == "independent" else []
     batchnorm.create_copies(network, network._specc_bn_groups)
+    network._specc_task_parameters = list(facts.task_parameters) if network._specc_independent else []
+    task_parameters.create_copies(network, network._specc_task_parameters)
+
+
+def _is_transformer(network: nn.Module) -> bool:
+    return any(isinstance(m, (tokens.PatchEmbed, tokens.SelfAttention, nn.LayerNorm)) for m in network.modules())
 
 
 def _inside(owner: tuple[str, ...], block_paths: set[str]) -> bool:
@@ -372,8 +395,10 @@ def mask_graph(network: nn.Module, graph: fx.Graph, agraph, facts, block_masks: 
         masked.meta["hat_mask"] = layer
         masked.meta["spec_position"] = point.meta.get("spec_position")
         masked.stack_trace = point.stack_trace
+    facts.task_parameters = ()
     if route and network._specc_independent:
         route_batch_norms(network, graph, ph["bn_task"])
+        facts.task_parameters = route_task_parameters(graph, ph["bn_task"])
     graph.lint()
     return ph
 
@@ -409,8 +434,9 @@ def _block_get_mask(graph: fx.Graph, path: str, ph: dict) -> fx.Node:
 def route_batch_norms(network: nn.Module, graph: fx.Graph, bn_task: fx.Node) -> None:
     """Every batch-norm call routed through `independent_bn`: the live module, or the copy of the
     task `bn_task` names."""
+    norms = getattr(network, "_specc_norms", batchnorm.NORMS)
     for node in list(graph.nodes):
-        if node.op != "call_module" or not isinstance(network.get_submodule(node.target), batchnorm.NORMS):
+        if node.op != "call_module" or not isinstance(network.get_submodule(node.target), norms):
             continue
         g = batchnorm.group_of(network, tuple(node.target.split(".")))
         with graph.inserting_before(node):
@@ -423,11 +449,33 @@ def route_batch_norms(network: nn.Module, graph: fx.Graph, bn_task: fx.Node) -> 
         graph.erase_node(node)
 
 
+_TOKEN_PARAMETERS = (tokens.prepend_token, tokens.add_embedding)
+
+
+def route_task_parameters(graph: fx.Graph, bn_task: fx.Node) -> tuple[str, ...]:
+    """Every class token and position embedding read through `task_parameter`: the live parameter,
+    or the copy of the task `bn_task` names. Returns their targets."""
+    targets = []
+    for node in list(graph.nodes):
+        if node.op != "call_function" or node.target not in _TOKEN_PARAMETERS:
+            continue
+        param = node.args[1]
+        if not isinstance(param, fx.Node) or param.op != "get_attr":
+            continue
+        owner, _, attr = param.target.rpartition(".")
+        with graph.inserting_before(node):
+            copies = graph.get_attr(f"{owner}.{attr}s" if owner else f"{attr}s")
+            routed = graph.call_function(task_parameters.task_parameter, (param, copies, bn_task))
+        node.replace_input_with(param, routed)
+        targets.append(param.target)
+    return tuple(dict.fromkeys(targets))
+
+
 def _foldable(network: nn.Module, point: fx.Node) -> bool:
     """With `fold_batch_norm`, a mask right after an affine batch norm is folded into its weight
     and bias. After a residual add it is not: the add's other operand must be masked too."""
     return point.op == "call_module" and isinstance(network.get_submodule(point.target), batchnorm.NORMS) \
-        and network.get_submodule(point.target).affine
+        and getattr(network.get_submodule(point.target), "affine", False)
 
 
 def _fold(graph: fx.Graph, network: nn.Module, point: fx.Node, source: fx.Node, layer: str) -> None:
@@ -489,5 +537,6 @@ def export_class(model: nn.Module, w) -> ExportedClass:
         "                              [Segment(*s) for s in segments], aggregation_mode)"]
     return ExportedClass(
         init, head, tail, members=[*w.wrap("    ", f"_MEASURE_INPUTS = {{{table}}}"), ""], methods=method,
-        sources=["class Segment(NamedTuple):\n    owner: str | None\n    size: int | None\n    repeat: int | None = 1",
+        sources=["class Segment(NamedTuple):\n    owner: str | None\n    size: int | None\n    repeat: int | None = 1"
+                 "\n    start: int = 0",
                  inspect.getsource(_graph_measure).rstrip()])

@@ -28,7 +28,10 @@ def _graph_measure(neuron_wise_measure: dict[str, Tensor], layer_name: str, laye
             values.append(torch.zeros(count, device=own.device, dtype=own.dtype))
             owned.append(torch.zeros(count, device=own.device, dtype=torch.bool))
         else:
-            values.append(neuron_wise_measure[seg.owner].repeat_interleave(seg.repeat))
+            units = neuron_wise_measure[seg.owner]
+            if seg.size is not None and (seg.start or seg.size != units.shape[0]):
+                units = units[seg.start:seg.start + seg.size]  # part of the owner's units (v's of qkv)
+            values.append(units.repeat_interleave(seg.repeat))
             owned.append(torch.ones(count, device=own.device, dtype=torch.bool))
     pre, has = torch.cat(values), torch.cat(owned)
     groups = getattr(layer, "groups", 1)

@@ -46,6 +46,22 @@ class Backbone(nn.Module):
         # Filled by subclasses, input to output; names use '/' for '.' so they can key ModuleDicts.
         self.weighted_layer_names: list[str] = []
 
+    # A generated constructor registers each module name once: a computed name (`fc{i}`) that a
+    # second loop, a repeated list value or a plain name also writes is the spec's "module 'X' is
+    # declared twice", which `check` refuses for those arguments. torch's add_module and
+    # __setattr__ would replace the first module silently; refused here, only for a generated
+    # statement (a caller line carrying its spec position), so that the runtime's own passes
+    # (the masking schemes' per-task copies) replace modules as before.
+    def add_module(self, name: str, module: nn.Module | None) -> None:
+        if name in self._modules:
+            _refuse_generated_redeclaration(name)
+        super().add_module(name, module)
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, nn.Module) and name in self.__dict__.get("_modules", ()):
+            _refuse_generated_redeclaration(name)
+        super().__setattr__(name, value)
+
     def get_layer_by_name(self, layer_name: str | None) -> nn.Module | None:
         r"""The submodule called `layer_name` ('/'-separated path), or `None` for `None` (and for a
         name that matches no submodule)."""
@@ -119,6 +135,13 @@ class CLBackbone(Backbone):
         raise NotImplementedError(
             f"{type(self).__name__} must implement forward()."
         )
+
+
+def _refuse_generated_redeclaration(name: str) -> None:
+    """Refuse a module name registered a second time by a generated statement (the caller of the
+    caller of this function); the constructor's wrapper (positions.positioned) adds the spec line."""
+    if positions.of_caller(depth=3, lookback=1) is not None:
+        raise ValueError(f"module '{name}' is declared twice")
 
 
 def _whole(t: Tensor) -> Tensor:

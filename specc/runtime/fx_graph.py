@@ -187,6 +187,13 @@ def _arg_nodes(fxn: fx.Node) -> list[fx.Node]:
     return list(dict.fromkeys(out))
 
 
+def _same_operands(fxn: fx.Node) -> bool:
+    """`fxn` takes one tensor twice (`x + x`): _arg_nodes, which lists each once, cannot tell."""
+    out: list[fx.Node] = []
+    fx.node.map_arg((fxn.args, fxn.kwargs), lambda n: out.append(n))
+    return len(out) == 2 and out[0] is out[1]
+
+
 def _kind(fxn: fx.Node, root: nn.Module) -> tuple[Kind | None, str]:
     if fxn.op == "call_module":
         module = root.get_submodule(fxn.target)
@@ -227,6 +234,8 @@ def _node(fxn: fx.Node, root: nn.Module, nid: int, inputs: list[int]) -> Node:
         start = fxn.args[1] if len(fxn.args) > 1 else fxn.kwargs.get("start_dim", 0)
         if start != 1:
             node.role = "unknown"
+    elif role == "add" and _same_operands(fxn):
+        node.role = "scale"  # x + x (a residual group of the identity, `(+ identity)`): 2x, a rescaling
     elif role == "add":
         if len(inputs) != 2:
             node.role = "unknown"  # x + constant moves zeros without tying units

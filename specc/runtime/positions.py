@@ -6,6 +6,7 @@ from __future__ import annotations
 import linecache
 import re
 import sys
+from types import FrameType
 
 _COMMENT = re.compile(r"#\s*(?P<file>[^#\s][^#]*):(?P<line>\d+)\s*$")
 
@@ -34,6 +35,21 @@ def of_caller(depth: int = 2, lookback: int = 4) -> str | None:
     """`file:line` of the spec statement the generated code calling us comes from."""
     found = of_frame(sys._getframe(depth), lookback)
     return f"{found[0]}:{found[1]}" if found else None
+
+
+def nearest(frames: int = 16) -> str | None:
+    """`file:line` of the innermost generated statement on the current stack (within `frames`
+    frames): where a module that raises in its forward was called from (nn.Module.__call__ and
+    containers stand between them)."""
+    frame: FrameType | None = sys._getframe(1)
+    for _ in range(frames):
+        if frame is None:
+            return None
+        found = in_line(linecache.getline(frame.f_code.co_filename, frame.f_lineno))
+        if found is not None:
+            return f"{found[0]}:{found[1]}"
+        frame = frame.f_back
+    return None
 
 
 def of_traceback(tb, lookback: int = 4) -> tuple[str, int] | None:

@@ -19,6 +19,8 @@ import torch.fx
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from . import positions
+
 
 class PatchEmbed(nn.Module):
     """An image (B, C, H, W) cut into patch_size x patch_size patches, each projected to embed_dim
@@ -42,7 +44,9 @@ def check_patches(x: Tensor, patch_size: int) -> Tensor:
     masking passes trace through PatchEmbed to its `proj` (WSN scores it)."""
     h, w = x.shape[-2:]
     if h % patch_size or w % patch_size:
-        raise ValueError(f"PatchEmbed: image {h}x{w} is not divisible into {patch_size}x{patch_size} patches")
+        at = positions.nearest()  # the spec line calling it: the image size is the caller's
+        raise ValueError(f"PatchEmbed: image {h}x{w} is not divisible into {patch_size}x{patch_size} patches"
+                         + (f" (at {at})" if at else ""))
     return x
 
 

@@ -83,7 +83,7 @@ class Large(Backbone):
                 stride=stride,
                 where=f"{path}/identity_downsample",
             )
-        shapes.check_add(shortcut_main_shape, shortcut_shape, "lib/resnet_blocks.cl:24")
+        shapes.check_add(shortcut_main_shape, shortcut_shape, "lib/resnet_blocks.cl:23")
         self.out_shape = shape
 
     def forward(self, input: Tensor) -> tuple[Tensor, dict[str, Tensor]]:

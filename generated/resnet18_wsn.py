@@ -77,7 +77,7 @@ class Small(Backbone):
                 stride=stride,
                 where=f"{path}/identity_downsample",
             )
-        shapes.check_add(shortcut_main_shape, shortcut_shape, "lib/resnet_blocks.cl:11")
+        shapes.check_add(shortcut_main_shape, shortcut_shape, "lib/resnet_blocks.cl:10")
         self.out_shape = shape
 
     def forward(self, input: Tensor) -> tuple[Tensor, dict[str, Tensor]]:

@@ -78,7 +78,7 @@ class Basic(Backbone):
                 where=f"{path}/downsample/{len(self.downsample)}",
             )
             self.downsample.append(nn.BatchNorm2d(identity_shape[0]))
-        shapes.check_add(identity_main_shape, identity_shape, "torchvision_resnet18.cl:12")
+        shapes.check_add(identity_main_shape, identity_shape, "torchvision_resnet18.cl:11")
         self.out_shape = shape
 
     def forward(self, input: Tensor) -> tuple[Tensor, dict[str, Tensor]]:

@@ -93,6 +93,25 @@ def test_the_whole_language_generator_reaches_every_kind(folder):
         _agree(folder, text, args, kind=kind, lib=BLOCKS)
 
 
+# -- a guarded add of a branch declared after it: the elaborator checks the shapes at the add, the
+# constructor at the branch's declaration (its modules come in declaration order); a false guard left
+# the constructor's main-path shape unset (UnboundLocalError). One rule: specc.frontend.lower.joins
+
+GUARDED_ADD_BEFORE_ITS_BRANCH = _net(
+    "a: res(3, on=flag)", params="flag: bool = false",
+    blocks="block res(width: int, on: bool = false) {\n"
+           "    conv: conv2d(width, kernel=3, stride=2, padding=1) -> (add(shortcut) if on) -> act: ReLU()\n"
+           "    branch shortcut = identity\n}\n")
+
+
+def test_a_false_guard_on_an_add_before_its_branch_checks_nothing(folder):
+    _agree(folder, GUARDED_ADD_BEFORE_ITS_BRANCH, {})
+
+
+def test_a_true_guard_on_an_add_before_its_branch_checks_its_shapes_at_the_add(folder):
+    _refused_both_ways(folder, GUARDED_ADD_BEFORE_ITS_BRANCH, {"flag": True}, "joins shapes", 2)
+
+
 # -- open: the fix is in the emitter or the elaborator (issue 20's single lowering) ---------------
 
 @pytest.mark.xfail(strict=True, reason=(

@@ -152,12 +152,6 @@ def test_an_activations_arguments_are_checked_at_construction(folder, body, args
     _refused_both_ways(folder, text, args, needle, 3)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "elaborate.py _Elaborator._check_computed_name refuses a computed name `block_B` for every block B "
-    "of the program (as static_rules.check_element does for a plain name); the emitted constructor "
-    "(emit/source.py assign_module -> runtime module_name) has no such rule, and torch's add_module only "
-    "fails where the class has the factory method `block_B`, i.e. where B is instantiated: with B unused "
-    "`check -D n=3` refuses and the compiled class builds block_r2"))
 def test_a_computed_name_equal_to_an_unused_blocks_factory(folder):
     blocks = "block r2(width: int) {\n    c: conv2d(width, kernel=1)\n}\n"
     text = _net("for i in range(n) {\n    block_r{i}: ReLU()\n}", params="n: int = 2", blocks=blocks)

@@ -13,7 +13,7 @@ from ..frontend.lower.guards import Present, element_guard, list_before_guard, l
 from ..frontend.lower.uses import flat_layers, use_targets
 from ..frontend.lower.weighted import weighted_layer
 from ..frontend.scope_rules import branch_roles
-from ..frontend.static_rules import first_joins, layer_kind
+from ..frontend.static_rules import factories_spelled_by, first_joins, layer_kind
 from . import escape
 from .lines import Lines
 from .names import ComputedName, name_source, op_names_in
@@ -323,7 +323,8 @@ class Statements:
         ex = self.expr_writer(scope, forward)
         pieces = [escape.identifier(x) if isinstance(x, str) and not x.isdigit() else
                   (x if isinstance(x, str) else ex(x)) for x in p.parts]
-        return ComputedName([(x, isinstance(part, str)) for x, part in zip(pieces, p.parts)])
+        return ComputedName([(x, isinstance(part, str)) for x, part in zip(pieces, p.parts)],
+                            factories_spelled_by(self.program, p.parts))
 
     def module_access(self, attr, idx: str | None) -> str:
         if isinstance(attr, ComputedName):

@@ -114,13 +114,6 @@ def test_a_true_guard_on_an_add_before_its_branch_checks_its_shapes_at_the_add(f
 
 # -- open: the fix is in the emitter or the elaborator (issue 20's single lowering) ---------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "emit/source.py writes a construction-time check of a builtin (layers.check: the shape kinds it "
-    "accepts, its argument checks) only with its shape update, i.e. only for kinds with a shape rule "
-    "(`OPS[op.name].shape is not None` in _Writer.layer, _Writer.sequence and _Writer.use); layernorm, "
-    "batchnorm and attention keep the shape, so `check -D` (elaborate.py, layers.check) refuses what the "
-    "compiled constructor builds: nn.LayerNorm(eps=0.0), BatchNorm(momentum=2.0), or an attention "
-    "after select_token, whose forward then fails in torch, unpositioned"))
 @pytest.mark.parametrize("input, body, args, needle", [
     ("input features(4)", "x: layernorm(eps=p)", {"p": 0.0}, "needs eps > 0"),
     ("input features(4)", "x: batchnorm1d(eps=p)", {"p": 0.0}, "needs eps > 0"),

@@ -94,3 +94,11 @@ def shape_update(ex: ExprWriter, op: A.Op, shape: str, name_src: str | None) -> 
     if name_src is not None:
         args.append(f"where={name_src}")
     return f"{fn}({', '.join(args)})"
+
+
+def construction_check(ex: ExprWriter, op: A.Op, shape: str, name_src: str | None) -> str:
+    """The constructor's line for builtin `op` after its module: the catalogue's check of its input
+    and arguments (specc.core.layers.check, what the elaborator runs for `check`) for every kind,
+    and the new shape where the kind changes it (a shape-keeping kind's check is a bare call)."""
+    call = shape_update(ex, op, shape, name_src)
+    return call if OPS[op.name].shape is None else f"{shape} = {call}"

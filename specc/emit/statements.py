@@ -17,7 +17,7 @@ from ..frontend.static_rules import factories_spelled_by, first_joins, layer_kin
 from . import escape
 from .lines import Lines
 from .names import ComputedName, name_source, op_names_in
-from .op_forms import FORWARD_FORM, construct, shape_update
+from .op_forms import FORWARD_FORM, construct, construction_check, shape_update
 from .pyexpr import ExprWriter
 from .scope import Scope, WrittenBranch
 
@@ -273,8 +273,8 @@ class Statements:
         op = decl.ops[0]
         if fwd is not None:
             fwd.add(f"{var} = self.{escape.identifier(el.path.name)}({var})", where)
-        if init is not None and self.op_kind(scope, op) == "builtin" and OPS[op.name].shape is not None:
-            init.add(f"{shape} = {shape_update(self.expr_writer(scope, False), op, shape, None)}")
+        if init is not None and self.op_kind(scope, op) == "builtin":
+            init.add(construction_check(self.expr_writer(scope, False), op, shape, None))
 
     def element_guard(self, scope: Scope, el) -> tuple:
         """The lowered guard of `el` (specc.lower.guards); a `use` runs where the module it calls exists:
@@ -371,8 +371,8 @@ class Statements:
         weighted = kind == "builtin" and weighted_layer(op.name, branch)
         if init is not None:
             self.assign_module(scope, init, attr, idx, construct(self.expr_writer(scope, False), op, kind, shape), where)
-            if kind == "builtin" and OPS[op.name].shape is not None:
-                init.add(f"{shape} = {shape_update(self.expr_writer(scope, False), op, shape, name_src)}", where)
+            if kind == "builtin":
+                init.add(construction_check(self.expr_writer(scope, False), op, shape, name_src), where)
             if weighted:
                 init.add(f"self.weighted_layer_names.append({name_src})")
         if fwd is not None:
@@ -444,8 +444,8 @@ class Statements:
                     if kind == "builtin" and weighted_layer(op.name, branch):
                         init.add(f"self.weighted_layer_names.append({child_name})")
                     init.add(f"{holder}.append({construct(self.expr_writer(scope, False), op, kind, shape)})", self.where(op.pos))
-                    if kind == "builtin" and OPS[op.name].shape is not None:
-                        init.add(f"{shape} = {shape_update(self.expr_writer(scope, False), op, shape, child_name)}")
+                    if kind == "builtin":
+                        init.add(construction_check(self.expr_writer(scope, False), op, shape, child_name))
                 if count is not None:
                     init.depth -= 1
         if fwd is not None:

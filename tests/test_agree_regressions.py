@@ -127,13 +127,6 @@ def test_a_shape_keeping_layer_is_checked_at_construction(folder, input, body, a
     _refused_both_ways(folder, text, args, needle, line)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "an activation's arguments are checked (layers.check_activation: GELU's approximate in none/tanh, "
-    "Softplus's beta and CELU's alpha != 0) by "
-    "the elaborator for the values it elaborates only: static_rules.py does not check a literal under a "
-    "guard that is false for the defaults, and emit/source.py writes no construction-time "
-    "check_activation, so the compiled class builds nn.GELU(approximate=\"erf\") (its forward fails in "
-    "torch, unpositioned) or nn.Softplus(beta=0.0)"))
 @pytest.mark.parametrize("body, args, needle", [
     ('f: linear(4) -> g: GELU(approximate="erf") if flag -> record', {"flag": True}, "GELU approximate must be one of"),
     ("f: linear(4) -> g: GELU(approximate=tag) -> record", {"tag": "erf"}, "GELU approximate must be one of"),

@@ -528,10 +528,12 @@ def check(op: str, a: dict, s: Shape) -> str | None:
 
 # Values an activation's string arguments may take (torch checks them only when it runs).
 _CHOICES = {("GELU", "approximate"): ("none", "tanh")}
+# the activations whose arguments check_activation can refuse (a generated constructor checks only these)
+CHECKED_ACTIVATIONS = frozenset({name for name, _ in _CHOICES} | {"Hardtanh", "CELU", "Softplus"})
 
 
 def check_activation(name: str, a: dict) -> str | None:
-    """A problem with the arguments of catalogue activation `name`, or None."""
+    """A problem with the arguments of catalogue activation `name` (all bound), or None."""
     for arg, value in a.items():
         choices = _CHOICES.get((name, arg))
         if choices is not None and value not in choices:

@@ -17,7 +17,7 @@ from ..frontend.static_rules import factories_spelled_by, first_joins, layer_kin
 from . import escape
 from .lines import Lines
 from .names import ComputedName, name_source, op_names_in
-from .op_forms import FORWARD_FORM, construct, construction_check, shape_update
+from .op_forms import FORWARD_FORM, activation_check, construct, construction_check, shape_update
 from .pyexpr import ExprWriter
 from .scope import Scope, WrittenBranch
 
@@ -373,6 +373,7 @@ class Statements:
             self.assign_module(scope, init, attr, idx, construct(self.expr_writer(scope, False), op, kind, shape), where)
             if kind == "builtin":
                 init.add(construction_check(self.expr_writer(scope, False), op, shape, name_src), where)
+            self.check_activation(scope, init, op, kind, name_src)
             if weighted:
                 init.add(f"self.weighted_layer_names.append({name_src})")
         if fwd is not None:
@@ -382,6 +383,11 @@ class Statements:
             fwd.add(f"{var} = {call}", where)
         if weighted:
             current[0] = fname_src
+
+    def check_activation(self, scope: Scope, init: Lines, op: A.Op, kind: str, name_src: str) -> None:
+        line = activation_check(self.expr_writer(scope, False), op, name_src) if kind == "activation" else None
+        if line is not None:
+            init.add(line, self.where(op.pos))
 
     def function(self, scope, op: A.Op, init, fwd, var, shape, where) -> None:
         """A builtin without a module (flatten, subsample, pad_channels): its catalogue entry's shape
@@ -446,6 +452,7 @@ class Statements:
                     init.add(f"{holder}.append({construct(self.expr_writer(scope, False), op, kind, shape)})", self.where(op.pos))
                     if kind == "builtin":
                         init.add(construction_check(self.expr_writer(scope, False), op, shape, child_name))
+                    self.check_activation(scope, init, op, kind, child_name)
                 if count is not None:
                     init.depth -= 1
         if fwd is not None:

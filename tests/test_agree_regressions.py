@@ -112,6 +112,18 @@ def test_a_true_guard_on_an_add_before_its_branch_checks_its_shapes_at_the_add(f
     _refused_both_ways(folder, GUARDED_ADD_BEFORE_ITS_BRANCH, {"flag": True}, "joins shapes", 2)
 
 
+@pytest.mark.parametrize("args", [{}, {"flag": True}])
+def test_two_adds_before_their_branch_one_guarded_each_check_their_own_shape(folder, args):
+    # each add keeps its own main-path shape for the branch's declaration: a strided guarded group
+    # is refused (at block a with flag, at block b without), the unguarded add always checked
+    blocks = ("block res(width: int, on: bool = false) {\n"
+              "    conv: conv2d(width, kernel=3, padding=1) -> add(sc) -> "
+              "(c2: conv2d(width, kernel=1, stride=2) -> add(sc)) if on -> act: ReLU()\n"
+              "    branch sc = identity\n}\n")
+    _agree(folder, _net("a: res(3, on=flag)\nb: res(3, on=not flag)", params="flag: bool = false", blocks=blocks),
+           args)
+
+
 # -- open: the fix is in the emitter or the elaborator (issue 20's single lowering) ---------------
 
 @pytest.mark.parametrize("input, body, args, needle", [

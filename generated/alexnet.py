@@ -54,9 +54,11 @@ class AlexNet(Backbone):
         self.weighted_layer_names.append("conv1")
         if batch_normalization:  # alexnet.cl:15
             self.conv_bn1 = nn.BatchNorm2d(shape[0])
+            shapes.layer("batchnorm2d", shape, where="conv_bn1")
         if activation_layer is not None:  # alexnet.cl:16
             self.conv_activation1 = activation_layer()
         self.conv_dropout1 = nn.Dropout(0.2)  # alexnet.cl:17
+        shapes.layer("dropout", shape, p=0.2, where="conv_dropout1")  # alexnet.cl:17
         self.conv_pool1 = nn.MaxPool2d(kernel_size=2)  # alexnet.cl:18
         shape = shapes.pool2d(shape, 2, where="conv_pool1")  # alexnet.cl:18
         self.conv2 = nn.Conv2d(shape[0], 128, kernel_size=input_size // 10, bias=bias)  # alexnet.cl:19
@@ -64,9 +66,11 @@ class AlexNet(Backbone):
         self.weighted_layer_names.append("conv2")
         if batch_normalization:  # alexnet.cl:20
             self.conv_bn2 = nn.BatchNorm2d(shape[0])
+            shapes.layer("batchnorm2d", shape, where="conv_bn2")
         if activation_layer is not None:  # alexnet.cl:21
             self.conv_activation2 = activation_layer()
         self.conv_dropout2 = nn.Dropout(0.2)  # alexnet.cl:22
+        shapes.layer("dropout", shape, p=0.2, where="conv_dropout2")  # alexnet.cl:22
         self.conv_pool2 = nn.MaxPool2d(kernel_size=2)  # alexnet.cl:23
         shape = shapes.pool2d(shape, 2, where="conv_pool2")  # alexnet.cl:23
         self.conv3 = nn.Conv2d(shape[0], 256, kernel_size=2, bias=bias)  # alexnet.cl:24
@@ -74,9 +78,11 @@ class AlexNet(Backbone):
         self.weighted_layer_names.append("conv3")
         if batch_normalization:  # alexnet.cl:25
             self.conv_bn3 = nn.BatchNorm2d(shape[0])
+            shapes.layer("batchnorm2d", shape, where="conv_bn3")
         if activation_layer is not None:  # alexnet.cl:26
             self.conv_activation3 = activation_layer()
         self.conv_dropout3 = nn.Dropout(0.5)  # alexnet.cl:27
+        shapes.layer("dropout", shape, p=0.5, where="conv_dropout3")  # alexnet.cl:27
         self.conv_pool3 = nn.MaxPool2d(kernel_size=2)  # alexnet.cl:28
         shape = shapes.pool2d(shape, 2, where="conv_pool3")  # alexnet.cl:28
         shape = shapes.flatten(shape)  # alexnet.cl:29
@@ -85,17 +91,21 @@ class AlexNet(Backbone):
         self.weighted_layer_names.append("fc1")
         if batch_normalization:  # alexnet.cl:31
             self.fc_bn1 = nn.BatchNorm1d(shape[0])
+            shapes.layer("batchnorm1d", shape, where="fc_bn1")
         if activation_layer is not None:  # alexnet.cl:32
             self.fc_activation1 = activation_layer()
         self.fc_dropout1 = nn.Dropout(0.5)  # alexnet.cl:33
+        shapes.layer("dropout", shape, p=0.5, where="fc_dropout1")  # alexnet.cl:33
         self.fc2 = nn.Linear(shape[-1], output_dim, bias=bias)  # alexnet.cl:34
         shape = shapes.linear(shape, output_dim, where="fc2")  # alexnet.cl:34
         self.weighted_layer_names.append("fc2")
         if batch_normalization:  # alexnet.cl:35
             self.fc_bn2 = nn.BatchNorm1d(shape[0])
+            shapes.layer("batchnorm1d", shape, where="fc_bn2")
         if activation_layer is not None:  # alexnet.cl:36
             self.fc_activation2 = activation_layer()
         self.fc_dropout2 = nn.Dropout(0.5)  # alexnet.cl:37
+        shapes.layer("dropout", shape, p=0.5, where="fc_dropout2")  # alexnet.cl:37
 
     def forward(self, input: Tensor, stage: str | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         activations = {}

@@ -63,10 +63,12 @@ class MLP(Backbone):
             self.weighted_layer_names.append(f"fc/{i}")
             if batch_normalization:  # mlp.cl:15
                 self.fc_bn.append(nn.BatchNorm1d(shape[0]))
+                shapes.layer("batchnorm1d", shape, where=f"fc_bn/{i}")
             if activation_layer is not None:  # mlp.cl:16
                 self.fc_activation.append(activation_layer())
             if dropout is not None:  # mlp.cl:18
                 self.fc_dropout.append(nn.Dropout(dropout))
+                shapes.layer("dropout", shape, p=dropout, where=f"fc_dropout/{i}")
 
     def forward(self, input: Tensor, stage: str | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         activations = {}

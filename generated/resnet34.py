@@ -49,6 +49,7 @@ class Small(Backbone):
         self.weighted_layer_names.append(f"{path}/conv1")
         if batch_normalization:  # lib/resnet_blocks.cl:7
             self.conv_bn1 = nn.BatchNorm2d(shape[0])
+            shapes.layer("batchnorm2d", shape, where=f"{path}/conv_bn1")
         if activation_layer is not None:  # lib/resnet_blocks.cl:7
             self.conv_activation1 = activation_layer()
         self.conv2 = nn.Conv2d(shape[0], width, kernel_size=3, stride=stride, padding=1, bias=bias)  # lib/resnet_blocks.cl:8
@@ -56,6 +57,7 @@ class Small(Backbone):
         self.weighted_layer_names.append(f"{path}/conv2")
         if batch_normalization:  # lib/resnet_blocks.cl:9
             self.conv_bn2 = nn.BatchNorm2d(shape[0])
+            shapes.layer("batchnorm2d", shape, where=f"{path}/conv_bn2")
         shortcut_main_shape = shape  # checked against branch shortcut below
         if activation_layer is not None:  # lib/resnet_blocks.cl:10
             self.conv_activation2 = activation_layer()
@@ -76,7 +78,7 @@ class Small(Backbone):
                 stride=stride,
                 where=f"{path}/identity_downsample",
             )
-        shapes.check_add(shortcut_main_shape, shortcut_shape, "lib/resnet_blocks.cl:11")
+        shapes.check_add(shortcut_main_shape, shortcut_shape, "lib/resnet_blocks.cl:10")
         self.out_shape = shape
 
     def forward(self, input: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -137,6 +139,7 @@ class ResNet34(Backbone):
         self.weighted_layer_names.append("conv1")
         if batch_normalization:  # lib/resnet.cl:15
             self.conv_bn1 = nn.BatchNorm2d(shape[0])
+            shapes.layer("batchnorm2d", shape, where="conv_bn1")
         if activation_layer is not None:  # lib/resnet.cl:15
             self.conv_activation1 = activation_layer()
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)  # lib/resnet.cl:16

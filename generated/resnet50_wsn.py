@@ -50,6 +50,7 @@ class Large(Backbone):
         self.weighted_layer_names.append(f"{path}/conv1")
         if batch_normalization:  # lib/resnet_blocks.cl:18
             self.conv_bn1 = nn.BatchNorm2d(shape[0])
+            shapes.layer("batchnorm2d", shape, where=f"{path}/conv_bn1")
         if activation_layer is not None:  # lib/resnet_blocks.cl:18
             self.conv_activation1 = activation_layer()
         self.conv2 = nn.Conv2d(shape[0], width, kernel_size=3, stride=stride, padding=1, bias=bias)  # lib/resnet_blocks.cl:19
@@ -57,6 +58,7 @@ class Large(Backbone):
         self.weighted_layer_names.append(f"{path}/conv2")
         if batch_normalization:  # lib/resnet_blocks.cl:20
             self.conv_bn2 = nn.BatchNorm2d(shape[0])
+            shapes.layer("batchnorm2d", shape, where=f"{path}/conv_bn2")
         if activation_layer is not None:  # lib/resnet_blocks.cl:20
             self.conv_activation2 = activation_layer()
         self.conv3 = nn.Conv2d(shape[0], 4 * width, kernel_size=1, bias=bias)  # lib/resnet_blocks.cl:21
@@ -64,6 +66,7 @@ class Large(Backbone):
         self.weighted_layer_names.append(f"{path}/conv3")
         if batch_normalization:  # lib/resnet_blocks.cl:22
             self.conv_bn3 = nn.BatchNorm2d(shape[0])
+            shapes.layer("batchnorm2d", shape, where=f"{path}/conv_bn3")
         shortcut_main_shape = shape  # checked against branch shortcut below
         if activation_layer is not None:  # lib/resnet_blocks.cl:23
             self.conv_activation3 = activation_layer()
@@ -84,7 +87,7 @@ class Large(Backbone):
                 stride=stride,
                 where=f"{path}/identity_downsample",
             )
-        shapes.check_add(shortcut_main_shape, shortcut_shape, "lib/resnet_blocks.cl:24")
+        shapes.check_add(shortcut_main_shape, shortcut_shape, "lib/resnet_blocks.cl:23")
         self.out_shape = shape
 
     def forward(self, input: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -151,6 +154,7 @@ class ResNet50(Backbone):
         self.weighted_layer_names.append("conv1")
         if batch_normalization:  # lib/resnet.cl:15
             self.conv_bn1 = nn.BatchNorm2d(shape[0])
+            shapes.layer("batchnorm2d", shape, where="conv_bn1")
         if activation_layer is not None:  # lib/resnet.cl:15
             self.conv_activation1 = activation_layer()
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)  # lib/resnet.cl:16

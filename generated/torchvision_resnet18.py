@@ -58,11 +58,13 @@ class Basic(Backbone):
         shape = shapes.conv2d(shape, planes, kernel=3, stride=stride, padding=1, where=f"{path}/conv1")  # torchvision_resnet18.cl:8
         self.weighted_layer_names.append(f"{path}/conv1")
         self.bn1 = nn.BatchNorm2d(shape[0])  # torchvision_resnet18.cl:8
+        shapes.layer("batchnorm2d", shape, where=f"{path}/bn1")  # torchvision_resnet18.cl:8
         self.relu = nn.ReLU(inplace=True)  # torchvision_resnet18.cl:9
         self.conv2 = nn.Conv2d(shape[0], planes, kernel_size=3, padding=1, bias=False)  # torchvision_resnet18.cl:10
         shape = shapes.conv2d(shape, planes, kernel=3, padding=1, where=f"{path}/conv2")  # torchvision_resnet18.cl:10
         self.weighted_layer_names.append(f"{path}/conv2")
         self.bn2 = nn.BatchNorm2d(shape[0])  # torchvision_resnet18.cl:10
+        shapes.layer("batchnorm2d", shape, where=f"{path}/bn2")  # torchvision_resnet18.cl:10
         identity_main_shape = shape  # checked against branch identity below
         # branch identity  # torchvision_resnet18.cl:12
         identity_shape = in_shape
@@ -77,7 +79,8 @@ class Basic(Backbone):
                 where=f"{path}/downsample/{len(self.downsample)}",
             )
             self.downsample.append(nn.BatchNorm2d(identity_shape[0]))
-        shapes.check_add(identity_main_shape, identity_shape, "torchvision_resnet18.cl:12")
+            shapes.layer("batchnorm2d", identity_shape, where=f"{path}/downsample/{len(self.downsample)}")
+        shapes.check_add(identity_main_shape, identity_shape, "torchvision_resnet18.cl:11")
         self.out_shape = shape
 
     def forward(self, input: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -121,6 +124,7 @@ class TorchvisionResNet18(Backbone):
         shape = shapes.conv2d(shape, width, kernel=7, stride=2, padding=3, where="conv1")  # torchvision_resnet18.cl:18
         self.weighted_layer_names.append("conv1")
         self.bn1 = nn.BatchNorm2d(shape[0])  # torchvision_resnet18.cl:18
+        shapes.layer("batchnorm2d", shape, where="bn1")  # torchvision_resnet18.cl:18
         self.relu = nn.ReLU(inplace=True)  # torchvision_resnet18.cl:19
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)  # torchvision_resnet18.cl:20
         shape = shapes.pool2d(shape, 3, stride=2, padding=1, where="maxpool")  # torchvision_resnet18.cl:20

@@ -43,10 +43,12 @@ class VitMlp(Backbone):
         self.weighted_layer_names.append(f"{path}/fc1")
         self.act = nn.GELU()  # lib/vit.cl:14
         self.drop1 = nn.Dropout(proj_drop_rate)  # lib/vit.cl:14
+        shapes.layer("dropout", shape, p=proj_drop_rate, where=f"{path}/drop1")  # lib/vit.cl:14
         self.fc2 = nn.Linear(shape[-1], in_shape[-1])  # lib/vit.cl:15
         shape = shapes.linear(shape, in_shape[-1], where=f"{path}/fc2")  # lib/vit.cl:15
         self.weighted_layer_names.append(f"{path}/fc2")
         self.drop2 = nn.Dropout(proj_drop_rate)  # lib/vit.cl:15
+        shapes.layer("dropout", shape, p=proj_drop_rate, where=f"{path}/drop2")  # lib/vit.cl:15
         self.out_shape = shape
 
     def forward(self, input: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -102,6 +104,7 @@ class VitBlock(Backbone):
         shape = in_shape
         residual0_shape = shape  # lib/vit.cl:21
         self.norm1 = nn.LayerNorm(shape[-1], eps=1e-06)  # lib/vit.cl:21
+        shapes.layer("layernorm", shape, eps=1e-06, where=f"{path}/norm1")  # lib/vit.cl:21
         self.attn = tokens.SelfAttention(  # lib/vit.cl:22
             shape[-1],
             num_heads,
@@ -111,13 +114,34 @@ class VitBlock(Backbone):
             proj_drop=proj_drop_rate,
             fused=fused_attn,
         )
+        shapes.layer(  # lib/vit.cl:22
+            "attention",
+            shape,
+            num_heads=num_heads,
+            qkv_bias=qkv_bias,
+            qk_norm=qk_norm,
+            attn_drop=attn_drop_rate,
+            proj_drop=proj_drop_rate,
+            fused=fused_attn,
+            where=f"{path}/attn",
+        )
         if init_values is not None and init_values != 0.0:  # lib/vit.cl:24
             self.ls1 = tokens.LayerScale(shape[-1], init_values)
+            shapes.layer("layer_scale", shape, init_values=init_values, where=f"{path}/ls1")
         if drop_path_rate > 0.0 and i > 0:  # lib/vit.cl:25
             self.drop_path1 = tokens.DropPath(drop_path_rate, step=i, steps=depth)
+            shapes.layer(
+                "drop_path",
+                shape,
+                p=drop_path_rate,
+                step=i,
+                steps=depth,
+                where=f"{path}/drop_path1",
+            )
         shapes.check_add(shape, residual0_shape, "lib/vit.cl:21")
         residual1_shape = shape  # lib/vit.cl:26
         self.norm2 = nn.LayerNorm(shape[-1], eps=1e-06)  # lib/vit.cl:26
+        shapes.layer("layernorm", shape, eps=1e-06, where=f"{path}/norm2")  # lib/vit.cl:26
         block = self.block_vit_mlp(  # lib/vit.cl:26
             f"{path}/mlp",
             shape,
@@ -129,8 +153,17 @@ class VitBlock(Backbone):
         shape = block.out_shape
         if init_values is not None and init_values != 0.0:  # lib/vit.cl:27
             self.ls2 = tokens.LayerScale(shape[-1], init_values)
+            shapes.layer("layer_scale", shape, init_values=init_values, where=f"{path}/ls2")
         if drop_path_rate > 0.0 and i > 0:  # lib/vit.cl:28
             self.drop_path2 = tokens.DropPath(drop_path_rate, step=i, steps=depth)
+            shapes.layer(
+                "drop_path",
+                shape,
+                p=drop_path_rate,
+                step=i,
+                steps=depth,
+                where=f"{path}/drop_path2",
+            )
         shapes.check_add(shape, residual1_shape, "lib/vit.cl:26")
         self.out_shape = shape
 
@@ -226,7 +259,9 @@ class ViT_B16(Backbone):
         self.cls_token = tokens.class_token(shape[-1])  # lib/vit.cl:43
         shape = shapes.layer("class_token", shape, where="cls_token")  # lib/vit.cl:43
         self.pos_embed = tokens.position_embedding(shape[0], shape[-1])  # lib/vit.cl:43
+        shapes.layer("position_embedding", shape, where="pos_embed")  # lib/vit.cl:43
         self.pos_drop = nn.Dropout(drop_rate)  # lib/vit.cl:43
+        shapes.layer("dropout", shape, p=drop_rate, where="pos_drop")  # lib/vit.cl:43
         self.blocks = nn.ModuleList()  # lib/vit.cl:45
         for i in list(range(depth)):  # lib/vit.cl:44
             block = self.block_vit_block(  # lib/vit.cl:45
@@ -249,10 +284,12 @@ class ViT_B16(Backbone):
             shape = block.out_shape
         if global_pool == "token":  # lib/vit.cl:47
             self.norm = nn.LayerNorm(shape[-1], eps=1e-06)
+            shapes.layer("layernorm", shape, eps=1e-06, where="norm")
             shape = shapes.select_token(shape)
         if global_pool == "avg":  # lib/vit.cl:48
             shape = shapes.mean_tokens(shape, 1)
             self.fc_norm = nn.LayerNorm(shape[-1], eps=1e-06)
+            shapes.layer("layernorm", shape, eps=1e-06, where="fc_norm")
         if pretrained_weights is not None:  # lib/vit.cl:50
             pretrained.load(self, self.pretrained_from, pretrained_weights)
 

@@ -93,15 +93,39 @@ def test_the_whole_language_generator_reaches_every_kind(folder):
         _agree(folder, text, args, kind=kind, lib=BLOCKS)
 
 
+# -- a guarded add of a branch declared after it: the elaborator checks the shapes at the add, the
+# constructor at the branch's declaration (its modules come in declaration order); a false guard left
+# the constructor's main-path shape unset (UnboundLocalError). One rule: specc.frontend.lower.joins
+
+GUARDED_ADD_BEFORE_ITS_BRANCH = _net(
+    "a: res(3, on=flag)", params="flag: bool = false",
+    blocks="block res(width: int, on: bool = false) {\n"
+           "    conv: conv2d(width, kernel=3, stride=2, padding=1) -> (add(shortcut) if on) -> act: ReLU()\n"
+           "    branch shortcut = identity\n}\n")
+
+
+def test_a_false_guard_on_an_add_before_its_branch_checks_nothing(folder):
+    _agree(folder, GUARDED_ADD_BEFORE_ITS_BRANCH, {})
+
+
+def test_a_true_guard_on_an_add_before_its_branch_checks_its_shapes_at_the_add(folder):
+    _refused_both_ways(folder, GUARDED_ADD_BEFORE_ITS_BRANCH, {"flag": True}, "joins shapes", 2)
+
+
+@pytest.mark.parametrize("args", [{}, {"flag": True}])
+def test_two_adds_before_their_branch_one_guarded_each_check_their_own_shape(folder, args):
+    # each add keeps its own main-path shape for the branch's declaration: a strided guarded group
+    # is refused (at block a with flag, at block b without), the unguarded add always checked
+    blocks = ("block res(width: int, on: bool = false) {\n"
+              "    conv: conv2d(width, kernel=3, padding=1) -> add(sc) -> "
+              "(c2: conv2d(width, kernel=1, stride=2) -> add(sc)) if on -> act: ReLU()\n"
+              "    branch sc = identity\n}\n")
+    _agree(folder, _net("a: res(3, on=flag)\nb: res(3, on=not flag)", params="flag: bool = false", blocks=blocks),
+           args)
+
+
 # -- open: the fix is in the emitter or the elaborator (issue 20's single lowering) ---------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "emit/source.py writes a construction-time check of a builtin (layers.check: the shape kinds it "
-    "accepts, its argument checks) only with its shape update, i.e. only for kinds with a shape rule "
-    "(`OPS[op.name].shape is not None` in _Writer.layer, _Writer.sequence and _Writer.use); layernorm, "
-    "batchnorm and attention keep the shape, so `check -D` (elaborate.py, layers.check) refuses what the "
-    "compiled constructor builds: nn.LayerNorm(eps=0.0), BatchNorm(momentum=2.0), or an attention "
-    "after select_token, whose forward then fails in torch, unpositioned"))
 @pytest.mark.parametrize("input, body, args, needle", [
     ("input features(4)", "x: layernorm(eps=p)", {"p": 0.0}, "needs eps > 0"),
     ("input features(4)", "x: batchnorm1d(eps=p)", {"p": 0.0}, "needs eps > 0"),
@@ -115,13 +139,6 @@ def test_a_shape_keeping_layer_is_checked_at_construction(folder, input, body, a
     _refused_both_ways(folder, text, args, needle, line)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "an activation's arguments are checked (layers.check_activation: GELU's approximate in none/tanh, "
-    "Softplus's beta and CELU's alpha != 0) by "
-    "the elaborator for the values it elaborates only: static_rules.py does not check a literal under a "
-    "guard that is false for the defaults, and emit/source.py writes no construction-time "
-    "check_activation, so the compiled class builds nn.GELU(approximate=\"erf\") (its forward fails in "
-    "torch, unpositioned) or nn.Softplus(beta=0.0)"))
 @pytest.mark.parametrize("body, args, needle", [
     ('f: linear(4) -> g: GELU(approximate="erf") if flag -> record', {"flag": True}, "GELU approximate must be one of"),
     ("f: linear(4) -> g: GELU(approximate=tag) -> record", {"tag": "erf"}, "GELU approximate must be one of"),
@@ -133,12 +150,6 @@ def test_an_activations_arguments_are_checked_at_construction(folder, body, args
     _refused_both_ways(folder, text, args, needle, 3)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "elaborate.py _Elaborator._check_computed_name refuses a computed name `block_B` for every block B "
-    "of the program (as static_rules.check_element does for a plain name); the emitted constructor "
-    "(emit/source.py assign_module -> runtime module_name) has no such rule, and torch's add_module only "
-    "fails where the class has the factory method `block_B`, i.e. where B is instantiated: with B unused "
-    "`check -D n=3` refuses and the compiled class builds block_r2"))
 def test_a_computed_name_equal_to_an_unused_blocks_factory(folder):
     blocks = "block r2(width: int) {\n    c: conv2d(width, kernel=1)\n}\n"
     text = _net("for i in range(n) {\n    block_r{i}: ReLU()\n}", params="n: int = 2", blocks=blocks)

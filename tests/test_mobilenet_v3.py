@@ -179,9 +179,6 @@ network Bug(output_dim: int = 4) {
 """
 
 
-@pytest.mark.xfail(strict=True, raises=UnboundLocalError,
-                   reason="the generated constructor checks a guarded add's shapes even when its guard is false, "
-                          "if the branch is declared after the add (specc/emit/source.py); `specc check` passes")
 def test_guarded_add_of_a_branch_declared_after_it(tmp_path):
     path = tmp_path / "bug.cl"
     path.write_text(GUARDED_ADD_BRANCH_AFTER)

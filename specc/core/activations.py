@@ -98,12 +98,18 @@ FUNCTIONS: dict[str, ActivationKind] = {}  # by the torch function a traced grap
 METHODS: dict[str, ActivationKind] = {}  # by the tensor method a traced graph calls
 
 
+# the activations whose arguments check_activation can refuse (a generated constructor checks only these)
+CHECKED_ACTIVATIONS: set[str] = set()
+
+
 def index(entries: tuple[ActivationKind, ...]) -> None:
     """Fill the views from `entries` (the catalogue; tests index a copy with one more)."""
-    for view in (BY_NAME, ACTIVATIONS, FUNCTIONS, METHODS):
+    for view in (BY_NAME, ACTIVATIONS, FUNCTIONS, METHODS, CHECKED_ACTIVATIONS):
         view.clear()
     for entry in entries:
         BY_NAME[entry.name] = entry
+        if entry.checks is not None:
+            CHECKED_ACTIVATIONS.add(entry.name)
         if entry.spec:
             ACTIVATIONS[entry.name] = entry.signature
         FUNCTIONS.update(dict.fromkeys(entry.functions, entry))

@@ -9,7 +9,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .activations import ACTIVATIONS, INPLACE, check_activation  # noqa: F401  (re-exported)
+from .activations import ACTIVATIONS, CHECKED_ACTIVATIONS, INPLACE, check_activation  # noqa: F401  (re-exported)
 from .shape import EXPECTS, GETS, KINDS, Shape, window
 
 # The activations are their own catalogue (specc/core/activations.py); ACTIVATIONS and

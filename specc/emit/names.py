@@ -14,6 +14,7 @@ class ComputedName:
     literal pieces are the spec's NAME and INT tokens (identifier characters only)."""
 
     pieces: list
+    factories: tuple = ()  # the block factories it may spell (static_rules.factories_spelled_by)
 
     def name(self, prefix: str | None = None, child: str | None = None) -> str:
         """A string expression of the name, e.g. `f"fc{i + 1}"`; with the source of a block's path
@@ -25,8 +26,10 @@ class ComputedName:
 
     def checked(self) -> str:
         """The name, checked by the runtime (an identifier; its interpolations ints >= 0)."""
-        args = ", ".join(escape.string(s) if lit else s for s, lit in self.pieces)
-        return f"module_name({args})"
+        args = [escape.string(s) if lit else s for s, lit in self.pieces]
+        if self.factories:
+            args.append(f"factories=({''.join(escape.string(f) + ', ' for f in self.factories).rstrip()})")
+        return f"module_name({', '.join(args)})"
 
 
 def join_source(parts: list[tuple[str, bool]]) -> str:

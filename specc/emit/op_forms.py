@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import string
 
-from ..core.layers import ACTIVATIONS, IN, LENGTH, OPS
+from ..core.layers import ACTIVATIONS, CHECKED_ACTIVATIONS, IN, LENGTH, OPS
 from ..frontend import ast as A
 from . import escape
 from .pyexpr import ExprWriter
@@ -94,3 +94,23 @@ def shape_update(ex: ExprWriter, op: A.Op, shape: str, name_src: str | None) -> 
     if name_src is not None:
         args.append(f"where={name_src}")
     return f"{fn}({', '.join(args)})"
+
+
+def construction_check(ex: ExprWriter, op: A.Op, shape: str, name_src: str | None) -> str:
+    """The constructor's line for builtin `op` after its module: the catalogue's check of its input
+    and arguments (specc.core.layers.check, what the elaborator runs for `check`) for every kind,
+    and the new shape where the kind changes it (a shape-keeping kind's check is a bare call)."""
+    call = shape_update(ex, op, shape, name_src)
+    return call if OPS[op.name].shape is None else f"{shape} = {call}"
+
+
+def activation_check(ex: ExprWriter, op: A.Op, name_src: str) -> str | None:
+    """The constructor's check of a catalogue activation's arguments (specc.core.layers.check_activation,
+    what the elaborator runs for `check`): for the kinds that can refuse one, when arguments are given."""
+    if op.name not in CHECKED_ACTIVATIONS or not (op.args or op.kwargs):
+        return None
+    names = [n for n, _, _ in ACTIVATIONS[op.name]]
+    given = dict(zip(names, op.args))
+    given.update(dict(op.kwargs))
+    keywords = "".join(f", {escape.identifier(k)}={ex(v)}" for k, v in given.items())
+    return f"shapes.activation({escape.literal(op.name)}, {name_src}{keywords})"

@@ -2,7 +2,6 @@
 the constructor's lines (init) and the forward's lines (fwd) side by side."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..core.layers import OPS, REQUIRED
@@ -10,48 +9,17 @@ from ..frontend import ast as A
 from ..frontend.errors import Pos
 from ..frontend.load import Program
 from ..frontend.lower.guards import Present, element_guard, list_before_guard, loop_list_guard, optional_activation
+from ..frontend.lower.joins import deferred_adds
 from ..frontend.lower.uses import flat_layers, use_targets
 from ..frontend.lower.weighted import weighted_layer
 from ..frontend.scope_rules import branch_roles
-from ..frontend.static_rules import first_joins, layer_kind
+from ..frontend.static_rules import factories_spelled_by, first_joins, layer_kind
 from . import escape
 from .lines import Lines
 from .names import ComputedName, name_source, op_names_in
-from .op_forms import FORWARD_FORM, construct, shape_update
+from .op_forms import FORWARD_FORM, activation_check, construct, construction_check, shape_update
 from .pyexpr import ExprWriter
-
-
-@dataclass
-class WrittenBranch:
-    decl: A.Branch
-    index: int  # statement index in its scope
-    role: str = "add"  # how it is joined: "add" (a shortcut) or "concat" (a parallel path)
-    var: str = ""  # forward: the local holding its value
-    shape: str = ""  # __init__: the local holding its shape
-    first_use: int | None = None  # statement index of the first add using it (a loop comes after the
-    # branch's declaration: specc.frontend.static_rules)
-    computed: bool = False  # forward: already written
-    declared: bool = False  # __init__: modules already written
-    pending_check: str | None = None  # __init__: main-path shape to check against, once declared
-
-    @property
-    def kind(self) -> str:
-        return "parallel" if self.role in ("concat", "gate") else "shortcut"
-
-
-@dataclass
-class Scope:
-    kind: str  # "network" | "block"
-    params: dict[str, A.Param]  # names visible as constructor arguments (network's and block's own)
-    block: A.BlockDef | None = None
-    loop_vars: list[dict[str, str]] = field(default_factory=list)  # spec name -> Python local
-    branches: dict[str, WrittenBranch] = field(default_factory=dict)
-    declared: set = field(default_factory=set)  # module attribute names already created
-    simple_append: set = field(default_factory=set)  # lists filled by one element, indexed by its loop
-    use_targets: dict = field(default_factory=dict)  # module name -> (its element, its groups' guards)
-    residuals: int = 0  # residual groups `(+ ...)` written so far (their locals are numbered)
-
-
+from .scope import Scope, WrittenBranch
 
 
 class Statements:
@@ -164,9 +132,14 @@ class Statements:
         init.add(f"{b.shape} = in_shape" if scope.kind == "block" else f"{b.shape} = input_shape")
         self.chain(scope, b.decl.elements, init, None, b.var, b.shape, branch=b.kind)
         b.declared = True
-        if b.pending_check is not None:
-            init.add(f"shapes.check_add({b.pending_check}, {b.shape}, "
-                     f"{escape.string(self.where(b.decl.pos) or 'add')})")
+        for pending, where, may_be_unset in b.pending_checks:
+            check = f"shapes.check_add({pending}, {b.shape}, {escape.string(where or 'add')})"
+            if may_be_unset:  # its add's guard may have been false: nothing to check then
+                init.add(f"if {pending} is not None:")
+                with init.indent():
+                    init.add(check)
+            else:
+                init.add(check)
 
     def branch_forward(self, scope: Scope, b: WrittenBranch, fwd: Lines) -> None:
         fwd.add(f"{b.var} = input", self.where(b.decl.pos))
@@ -191,6 +164,8 @@ class Statements:
         lowered = self.element_guard(scope, el)
         guards = [(lines, self.print_guard(scope, lowered, lines is fwd)) for lines in (init, fwd) if lines is not None]
         listed = list_before_guard(el, lowered)
+        if init is not None:
+            self.defer_checks(scope, el, init, bool(guards) and guards[0][1] is not None)
         if init is not None and listed is not None and listed not in scope.declared:
             scope.declared.add(listed)
             init.add(f"self.{listed} = nn.ModuleList()", where)
@@ -255,9 +230,19 @@ class Statements:
             if b.declared:
                 init.add(f"shapes.check_add({shape}, {b.shape}, {escape.string(where or 'add')})")
             else:
-                b.pending_check = f"{b.var}_main_shape"
-                init.add(f"{b.pending_check} = {shape}  # checked against branch "
+                pending = scope.deferred.get(id(el)) or b.pending_local()
+                b.pending_checks.append((pending, where, id(el) in scope.deferred))
+                init.add(f"{pending} = {shape}  # checked against branch "
                          f"{escape.identifier(b.decl.name)} below")
+
+    def defer_checks(self, scope: Scope, el, init: Lines, guarded: bool) -> None:
+        """Start as None, before `el`'s guard, the main-path shape of each add in `el` whose branch
+        comes later (specc.frontend.lower.joins): its check runs only if the add did."""
+        for a in deferred_adds(el, lambda name: scope.branches[name].declared, guarded):
+            if id(a) not in scope.deferred:
+                b = scope.branches[a.branch]
+                scope.deferred[id(a)] = b.pending_local()
+                init.add(f"{scope.deferred[id(a)]} = None  # set if the add below runs")
 
     def concat(self, scope: Scope, el: A.Concat, init, fwd, var, shape, where) -> None:
         branches = [scope.branches[name] for name in el.branches]
@@ -288,8 +273,8 @@ class Statements:
         op = decl.ops[0]
         if fwd is not None:
             fwd.add(f"{var} = self.{escape.identifier(el.path.name)}({var})", where)
-        if init is not None and self.op_kind(scope, op) == "builtin" and OPS[op.name].shape is not None:
-            init.add(f"{shape} = {shape_update(self.expr_writer(scope, False), op, shape, None)}")
+        if init is not None and self.op_kind(scope, op) == "builtin":
+            init.add(construction_check(self.expr_writer(scope, False), op, shape, None))
 
     def element_guard(self, scope: Scope, el) -> tuple:
         """The lowered guard of `el` (specc.lower.guards); a `use` runs where the module it calls exists:
@@ -338,7 +323,8 @@ class Statements:
         ex = self.expr_writer(scope, forward)
         pieces = [escape.identifier(x) if isinstance(x, str) and not x.isdigit() else
                   (x if isinstance(x, str) else ex(x)) for x in p.parts]
-        return ComputedName([(x, isinstance(part, str)) for x, part in zip(pieces, p.parts)])
+        return ComputedName([(x, isinstance(part, str)) for x, part in zip(pieces, p.parts)],
+                            factories_spelled_by(self.program, p.parts))
 
     def module_access(self, attr, idx: str | None) -> str:
         if isinstance(attr, ComputedName):
@@ -385,8 +371,9 @@ class Statements:
         weighted = kind == "builtin" and weighted_layer(op.name, branch)
         if init is not None:
             self.assign_module(scope, init, attr, idx, construct(self.expr_writer(scope, False), op, kind, shape), where)
-            if kind == "builtin" and OPS[op.name].shape is not None:
-                init.add(f"{shape} = {shape_update(self.expr_writer(scope, False), op, shape, name_src)}", where)
+            if kind == "builtin":
+                init.add(construction_check(self.expr_writer(scope, False), op, shape, name_src), where)
+            self.check_activation(scope, init, op, kind, name_src)
             if weighted:
                 init.add(f"self.weighted_layer_names.append({name_src})")
         if fwd is not None:
@@ -396,6 +383,11 @@ class Statements:
             fwd.add(f"{var} = {call}", where)
         if weighted:
             current[0] = fname_src
+
+    def check_activation(self, scope: Scope, init: Lines, op: A.Op, kind: str, name_src: str) -> None:
+        line = activation_check(self.expr_writer(scope, False), op, name_src) if kind == "activation" else None
+        if line is not None:
+            init.add(line, self.where(op.pos))
 
     def function(self, scope, op: A.Op, init, fwd, var, shape, where) -> None:
         """A builtin without a module (flatten, subsample, pad_channels): its catalogue entry's shape
@@ -458,8 +450,9 @@ class Statements:
                     if kind == "builtin" and weighted_layer(op.name, branch):
                         init.add(f"self.weighted_layer_names.append({child_name})")
                     init.add(f"{holder}.append({construct(self.expr_writer(scope, False), op, kind, shape)})", self.where(op.pos))
-                    if kind == "builtin" and OPS[op.name].shape is not None:
-                        init.add(f"{shape} = {shape_update(self.expr_writer(scope, False), op, shape, child_name)}")
+                    if kind == "builtin":
+                        init.add(construction_check(self.expr_writer(scope, False), op, shape, child_name))
+                    self.check_activation(scope, init, op, kind, child_name)
                 if count is not None:
                     init.depth -= 1
         if fwd is not None:

@@ -20,7 +20,8 @@ from .class_templates import DISABLE_UNLEARNING, IGNORE_UNKNOWN, UNKNOWN_KWARGS
 from .lines import Lines, doc_lines, wrap
 from .names import chain_ops
 from .pyexpr import ExprWriter, free_names
-from .statements import Scope, Statements
+from .scope import Scope
+from .statements import Statements
 
 # Names the generated module binds at module level (imports); a spec name equal to one of them is
 # renamed where it would shadow it (loop variables, branches).

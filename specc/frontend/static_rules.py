@@ -167,9 +167,25 @@ def check_module_name(program: Program, name: str, pos) -> None:
     from .reserved import MODULE_NAMES
 
     check_name(program, name, pos, "module", MODULE_NAMES)
-    if name.startswith("block_") and name[len("block_"):] in program.blocks:
+    if name in block_factories(program):
         raise _err(program, f"module name '{name}' is taken by the generated class (the factory of block "
                    f"'{name[len('block_'):]}')", pos, "choose another name")
+
+
+def block_factories(program: Program) -> tuple[str, ...]:
+    """The names of the blocks' factories (`block_NAME`), which no module may take: the elaborator
+    refuses them (check_module_name) and the generated constructor, for a computed name, through
+    factories_spelled_by, whichever blocks the class instantiates."""
+    return tuple(sorted(f"block_{b}" for b in program.blocks))
+
+
+def factories_spelled_by(program: Program, parts: list) -> tuple[str, ...]:
+    """The block factories a computed name with `parts` (literal text or expressions) may spell: those
+    its leading literal text fits; none when it starts with a value (an int's digits)."""
+    head = parts[0] if parts and isinstance(parts[0], str) else None
+    if head is None:
+        return ()
+    return tuple(f for f in block_factories(program) if f.startswith(head) or head.startswith(f))
 
 
 def check_scheme_computed_name(program: Program, p: A.PathRef) -> None:

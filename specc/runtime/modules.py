@@ -22,10 +22,11 @@ def indexed(container: nn.ModuleList, index: int) -> nn.ModuleList:
     return container
 
 
-def module_name(*pieces) -> str:
+def module_name(*pieces, factories: tuple = ()) -> str:
     """A computed module name (`fc{i + 1}` in a spec: `module_name("fc", i + 1)`): its literal pieces
     (checked by the compiler) and the values put in its braces, which must be ints >= 0; the name
-    must be a Python identifier that is no keyword and does not start with two underscores."""
+    must be a Python identifier that is no keyword and does not start with two underscores, nor one
+    of the block `factories` it may spell (specc.frontend.static_rules.factories_spelled_by)."""
     out = []
     for piece in pieces:
         if isinstance(piece, str):
@@ -37,4 +38,8 @@ def module_name(*pieces) -> str:
     name = "".join(out)
     if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("__") or not name.isascii():
         raise ValueError(f"{name!r} is not a module name")
+    if name in factories:
+        at = positions.of_caller()
+        raise ValueError(f"module name '{name}' is taken by the generated class (the factory of block "
+                         f"'{name[len('block_'):]}')" + (f" (at {at})" if at else ""))
     return name

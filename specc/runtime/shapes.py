@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from ..core.layers import OPS, REQUIRED, Shape, check, out_shape
+from ..core.layers import ACTIVATIONS, OPS, REQUIRED, Shape, check, check_activation, out_shape
 from ..core.shape import FIELDS, gate_problem
 from . import positions
 
@@ -119,3 +119,13 @@ def gate(main: tuple, gate_shape: tuple, where: str = "mul") -> tuple:
         at = positions.of_caller()
         raise ValueError(f"{where}: {problem}" + (f" (at {at})" if at else ""))
     return tuple(main)
+
+
+def activation(name: str, where: str, **given) -> None:
+    """Check catalogue activation `name`'s arguments (`given` by name; the others take their
+    defaults) as `check` does (specc.core.layers.check_activation), positioned."""
+    bound = {arg: given.get(arg, default) for arg, _, default in ACTIVATIONS[name]}
+    problem = check_activation(name, bound)
+    if problem:
+        at = positions.of_caller()
+        raise ValueError(f"{where}: {problem}" + (f" (at {at})" if at else ""))

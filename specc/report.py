@@ -71,7 +71,7 @@ def weighted_layer_table(net: Network) -> str:
                 source = f"masks of {', '.join(gated)} (concatenated)"
             elif gated:
                 spread = f" (each unit x{repeat}, through flatten)" if repeat not in (1, None) else ""
-                segs = net.facts.input_segments.get(name, ()) if net.facts is not None else ()
+                segs: tuple = getattr(net.facts, "input_segments", {}).get(name, ())
                 if len(segs) == 1 and segs[0].start:  # attention's proj reads v's units of qkv
                     spread = f" (its units {segs[0].start}..{segs[0].start + segs[0].size - 1}: v)"
                 source = f"mask of {gated[0]}{spread}"

@@ -24,7 +24,8 @@ def _flatten(segments: tuple[Segment, ...], spatial: int | None, view) -> tuple[
 
 def _size(segments: tuple[Segment, ...]) -> int | None:
     sizes = [s.size for s in segments]
-    return None if None in sizes else sum(sizes)
+    known = [s for s in sizes if s is not None]
+    return sum(known) if len(known) == len(sizes) else None
 
 
 def _heads(n, qkv: tuple[Segment, ...]) -> tuple[Segment, ...]:

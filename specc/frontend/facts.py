@@ -70,7 +70,7 @@ def _graph(net: Network, order: list[int], parts: bool = False) -> Graph:
     """`parts`: patch embeddings and attentions as their weighted parts (HAT)."""
     index: dict[int, int] = {}  # IR node -> the analysis node holding its value
     modules = {m.path: m for m in net.modules}
-    nodes = []
+    nodes: list = []
     for nid in order:
         n = net.nodes[nid]
         i = len(nodes)

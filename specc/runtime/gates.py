@@ -47,7 +47,7 @@ from .selection import order_statistics
 try:  # the bracket select counts with NumPy; without NumPy (or in an exported file), the radix select
     from .bracket import order_statistics as bracket_order_statistics
 except ImportError:  # no NumPy, or a torch that cannot hand tensors to it (another NumPy ABI)
-    bracket_order_statistics = None
+    bracket_order_statistics = None  # type: ignore[assignment]
 
 __all__ = ["PercentileLayerParameterMaskingByMagnitude", "PercentileLayerParameterMaskingByScore", "quantile_threshold", "rank_parts"]
 
@@ -138,7 +138,7 @@ def quantile_threshold(scores: Tensor, q: float) -> Tensor:
 # The hint: what the selector found last for the same storage and rank (WSN's scores move little per
 # step); results never depend on it.
 RADIX_MIN_NUMEL = 1 << 15
-SELECT = bracket_order_statistics or order_statistics
+SELECT = bracket_order_statistics if bracket_order_statistics is not None else order_statistics
 _HINTS: dict[tuple, tuple] = {}
 _MAX_HINTS = 4096
 

@@ -167,7 +167,7 @@ class DropPath(nn.Module):
             raise ValueError("DropPath takes step and steps together (a per-block rate) or neither")
         if schedule not in ("linspace", "fraction"):
             raise ValueError(f"DropPath schedule must be 'linspace' or 'fraction', got {schedule!r}")
-        if steps is not None:
+        if step is not None and steps is not None:
             if not 0 <= step < steps:
                 raise ValueError(f"DropPath needs 0 <= step < steps, got step={step}, steps={steps}")
             p = torch.linspace(0, p, steps)[step].item() if schedule == "linspace" else p * float(step) / steps

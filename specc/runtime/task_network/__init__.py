@@ -35,6 +35,13 @@ def task_network(backbone: nn.Module, task_id: int, example_input: torch.Tensor,
     rounding differs, within 1e-5 relative). The backbone is left as it was; the network shares no
     tensor with it.
     """
+    from .. import tokens
+
+    if any(isinstance(m, (tokens.PatchEmbed, tokens.SelfAttention)) for m in backbone.modules()):
+        # its units cross attention (qkv -> heads -> proj) and its LayerNorms, class token and
+        # position embedding are per task: neither is written here
+        raise NotImplementedError(f"task_network does not take vision transformers yet ({type(backbone).__name__}); "
+                                  "use the backbone's test stage: backbone(x, 'test', test_task_id=...)")
     graph, agraph = stage_graph(backbone, task_id, masks)
     probe = fx.GraphModule(backbone, graph)
     # The shapes only: the live batch norms stand in for the task's copies (same sizes).

@@ -66,7 +66,8 @@ class _ByForm(nn.Module):
         self.param, self.form = param, form.format(x="x", module="self.param")
 
     def forward(self, x):
-        return eval(self.form, {"torch": torch}, {"x": x, "self": self})  # the catalogue's own text
+        # the catalogue's own text, with the names generated modules import for it
+        return eval(self.form, {"torch": torch, "tokens": tokens}, {"x": x, "self": self})
 
 
 def _bound(kind: str, given: dict) -> dict:

@@ -111,7 +111,7 @@ def _runtime_sources() -> list[str]:
         # module has no spec comments, and no specc.runtime.positions to import
         src = re.sub(r"\n    def __init_subclass__\(.*?\n(?=\n)", "", src, flags=re.S)
         # The gate's NumPy selection (specc.runtime.bracket) is not exported: torch only, the radix select
-        src = re.sub(r"\ntry:  # the bracket select.*?\n    bracket_order_statistics = None\n",
+        src = re.sub(r"\ntry:  # the bracket select.*?\n    bracket_order_statistics = None[^\n]*\n",
                      "\nbracket_order_statistics = None  # exported: torch only\n", src, flags=re.S)
         src = re.sub(r"^__all__ = \[.*?\]\n", "", src, flags=re.S | re.M)
         lines = [line for line in src.splitlines()

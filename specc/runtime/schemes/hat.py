@@ -322,7 +322,9 @@ def install(network: nn.Module, plain_cls: type, batch_normalization=None, prote
 
 
 def _is_transformer(network: nn.Module) -> bool:
-    return any(isinstance(m, (tokens.PatchEmbed, tokens.SelfAttention, nn.LayerNorm)) for m in network.modules())
+    # attention or a patch embedding, not a LayerNorm alone: a convolutional net with a LayerNorm keeps
+    # the batch-norm mode it was given and its LayerNorm shared (as before HAT on transformers)
+    return any(isinstance(m, (tokens.PatchEmbed, tokens.SelfAttention)) for m in network.modules())
 
 
 def _inside(owner: tuple[str, ...], block_paths: set[str]) -> bool:

@@ -72,7 +72,7 @@ class Statements:
         if s.unpack is not None:
             target = "(" + ", ".join(frame[v] for v in s.unpack) + ("," if len(s.unpack) == 1 else "") + ")"
         else:
-            target = frame[s.item_var]
+            target = frame[s.names()[-1]]
         for lines, forward in ((init, False), (fwd, True)):
             items = self.expr_writer(scope, forward)(s.iterable)
             if s.index_var is not None:

@@ -282,7 +282,10 @@ class ForLoop:
     def names(self) -> list[str]:
         """The names the loop binds, index first."""
         out = [self.index_var] if self.index_var is not None else []
-        return out + (list(self.unpack) if self.unpack is not None else [self.item_var])
+        if self.unpack is not None:
+            return out + list(self.unpack)
+        assert self.item_var is not None  # one of the two is set (ast_builder.for_loop)
+        return out + [self.item_var]
 
 
 @dataclass

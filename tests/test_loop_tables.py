@@ -115,6 +115,25 @@ def test_the_generated_loop_unpacks_each_row_and_compares_strings(tmp_path):
     assert 'if act == "HS":' in text
 
 
+def test_loop_names_that_are_python_keywords_are_renamed_in_the_generated_class(tmp_path):
+    # `lambda` and `self` are spec names; the generated loop binds them as `lambda_` and `self_`
+    # (the compiled source used to be a SyntaxError: an internal error, for plain loops too)
+    path = _spec(tmp_path, """
+    network K(output_dim: int = 2) {
+        input features(4)
+        for i, (lambda, self) in [(1, 2), (3, 4)] {
+            fc[i]: linear(lambda + self)
+        }
+        for class in [5] {
+            out{class}: linear(class) if class == 5
+        }
+    }
+    """)
+    module = specc.build(path)
+    assert [m.out_features for m in module.fc] == [3, 7] and module.out5.out_features == 5
+    assert "for i, (lambda_, self_) in enumerate(" in emit(load_program(path))
+
+
 BAD = """
 network Bad(output_dim: int = 2) {
     input features(4)

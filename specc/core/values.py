@@ -63,7 +63,10 @@ def _describe(value) -> str:
     if isinstance(value, int) and not isinstance(value, bool) and not int_in_range(value):
         return f"int (too large: {value.bit_length()} bits)"  # repr() refuses more than 4300 digits
     text = repr(value)
-    return f"{type(value).__name__} ({text if len(text) <= 60 else text[:57] + '...'})"
+    text = text if len(text) <= 60 else text[:57] + '...'
+    if isinstance(value, tuple):  # a row of a loop's table: its own parentheses suffice
+        return f"a tuple {text}"
+    return f"{type(value).__name__} ({text})"
 
 
 def _number(v, what: str):

@@ -88,6 +88,8 @@ class ExprWriter:
                     _TERNARY)
         if isinstance(e, A.ListLit):
             return "[" + ", ".join(self(x) for x in e.items) + "]", _ATOM
+        if isinstance(e, A.TupleLit):
+            return "(" + ", ".join(self(x) for x in e.items) + ("," if len(e.items) == 1 else "") + ")", _ATOM
         raise TypeError(f"cannot write {type(e).__name__}")
 
 
@@ -106,7 +108,7 @@ def free_names(node, bound: frozenset = frozenset()) -> list[str]:
                 out[n.id] = None
         elif isinstance(n, A.ForLoop):
             visit(n.iterable, bound)
-            inner = bound | {v for v in (n.index_var, n.item_var) if v}
+            inner = bound | set(n.names())
             for s in n.body:
                 visit(s, inner)
         elif isinstance(n, A.Op):

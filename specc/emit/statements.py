@@ -67,15 +67,18 @@ class Statements:
         simple = self.hoist_containers(scope, s, init)
         where = self.where(s.pos)
         frame = {}
-        for v in (s.index_var, s.item_var):
-            if v is not None:
-                frame[v] = self.local(v)
+        for v in s.names():
+            frame[v] = self.local(v)
+        if s.unpack is not None:
+            target = "(" + ", ".join(frame[v] for v in s.unpack) + ("," if len(s.unpack) == 1 else "") + ")"
+        else:
+            target = frame[s.names()[-1]]
         for lines, forward in ((init, False), (fwd, True)):
             items = self.expr_writer(scope, forward)(s.iterable)
             if s.index_var is not None:
-                lines.add(f"for {frame[s.index_var]}, {frame[s.item_var]} in enumerate({items}):", where)
+                lines.add(f"for {frame[s.index_var]}, {target} in enumerate({items}):", where)
             else:
-                lines.add(f"for {frame[s.item_var]} in {items}:", where)
+                lines.add(f"for {target} in {items}:", where)
         scope.loop_vars.append(frame)
         start = (len(init.lines), len(fwd.lines))
         with init.indent(), fwd.indent():

@@ -2,6 +2,7 @@
 and the network parameters each reads, and the block and network classes themselves."""
 from __future__ import annotations
 
+import keyword
 import posixpath
 from pathlib import PurePosixPath
 
@@ -77,7 +78,8 @@ class Writer(Statements):
         """A Python local for a spec-level name (loop variable, branch): renamed when it would
         shadow a module-level name or a local the generated code uses."""
         out = name
-        while out in _MODULE_NAMES or out in _LOCALS or out in self.class_names.values():
+        # a Python keyword (`for lambda in ...`) is a spec name but not a Python one
+        while out in _MODULE_NAMES or out in _LOCALS or out in self.class_names.values() or keyword.iskeyword(out):
             out += "_"
         return out
 

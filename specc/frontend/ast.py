@@ -92,6 +92,12 @@ class ListLit(Expr):
     items: list[Expr]
 
 
+@dataclass
+class TupleLit(Expr):
+    """`(a, b, c)`: a fixed-length row of values, e.g. one line of a loop's config table."""
+    items: list[Expr]
+
+
 # ---- declarations ------------------------------------------------------------------------------
 @dataclass
 class TypeRef:
@@ -267,10 +273,19 @@ class Branch:
 @dataclass
 class ForLoop:
     index_var: str | None
-    item_var: str
+    item_var: str | None  # None when the item is unpacked
     iterable: Expr
     body: list[Stmt]
     pos: Pos
+    unpack: list[str] | None = None  # `for (t, c, n) in cfg`: the names each item is unpacked into
+
+    def names(self) -> list[str]:
+        """The names the loop binds, index first."""
+        out = [self.index_var] if self.index_var is not None else []
+        if self.unpack is not None:
+            return out + list(self.unpack)
+        assert self.item_var is not None  # one of the two is set (ast_builder.for_loop)
+        return out + [self.item_var]
 
 
 @dataclass
@@ -394,7 +409,7 @@ def loop_lists(loop: ForLoop) -> list[tuple[str, Layer, tuple, bool]]:
     todo = [loop]
     while todo:
         x = todo.pop()
-        loop_vars |= {v for v in (x.index_var, x.item_var) if v}
+        loop_vars |= set(x.names())
         todo.extend(s for s in x.body if isinstance(s, ForLoop))
     out, seen = [], set()
     for layer, groups in guarded_layers(loop.body):

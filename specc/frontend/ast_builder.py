@@ -15,7 +15,7 @@ from .errors import Pos, SpecError
 # Rules that nest: expressions, lists, loops and groups. NESTING bounds how many enclose one another, so
 # that the evaluator's and elaborator's recursion stays far below Python's limit.
 _NESTING_RULES = frozenset({"ternary", "or_", "and_", "not_", "compare", "binop", "neg", "index", "attr",
-                            "funcall", "list_lit", "for_loop", "group"})
+                            "funcall", "list_lit", "tuple_lit", "for_loop", "group"})
 
 
 class _Builder:
@@ -177,9 +177,22 @@ class _Builder:
 
     def for_loop(self, meta, c):
         first, second, iterable, *body = c
-        if second is None:
-            return A.ForLoop(None, str(first), iterable, body, self._pos(meta))
-        return A.ForLoop(str(first), str(second), iterable, body, self._pos(meta))
+        index, item = (None, first) if second is None else (first, second)
+        if isinstance(index, list):
+            raise SpecError("a loop's index is one name: `for i, (a, b) in ...` unpacks the item, not the index",
+                            self._pos(meta), source=self.text)
+        if isinstance(item, list):
+            names = [str(n) for n in item]
+            for k, n in enumerate(names):
+                if n in names[:k] or n == index:
+                    raise SpecError(f"loop variable '{n}' is named twice", self._pos(meta), source=self.text)
+            return A.ForLoop(None if index is None else str(index), None, iterable, body, self._pos(meta), names)
+        if item == index:
+            raise SpecError(f"loop variable '{item}' is named twice", self._pos(meta), source=self.text)
+        return A.ForLoop(None if index is None else str(index), str(item), iterable, body, self._pos(meta))
+
+    def unpack(self, meta, c):
+        return [x for x in c if x is not None]
 
     def group(self, meta, c):
         items, guard = c
@@ -398,6 +411,9 @@ class _Builder:
 
     def list_lit(self, meta, c):
         return A.ListLit(self._pos(meta), [x for x in c if x is not None])
+
+    def tuple_lit(self, meta, c):
+        return A.TupleLit(self._pos(meta), [x for x in c if x is not None])
 
 
 def _include_problem(name: str) -> tuple[str, str] | None:

@@ -188,8 +188,8 @@ class _Elaborator(LayerElaboration):
         if not isinstance(items, list):
             raise self.err(f"`for` iterates over a list, not {describe(items)}", s.iterable.pos,
                            "use a list parameter, a list literal or range(n)")
-        for var in (s.index_var, s.item_var):
-            if var is not None and var in self.bound:
+        for var in s.names():
+            if var in self.bound:
                 raise self.err(f"loop variable '{var}' hides the parameter of the same name", s.pos)
         self.budget.charge(len(scope.env), s.pos)  # the environment is saved and restored
         saved = dict(scope.env)
@@ -199,14 +199,17 @@ class _Elaborator(LayerElaboration):
                      for name, layer, conds, changes in A.loop_lists(s)]
         scope.loops += 1
         outer_names, outer_visible = scope.loop_names, scope.visible_params
-        scope.loop_names = outer_names | {v for v in (s.index_var, s.item_var) if v is not None}
+        scope.loop_names = outer_names | set(s.names())
         scope.visible_params = {n: p for n, p in scope.params.items() if n not in scope.loop_names}
         self._enter(s.pos, "loops and blocks nested")
         for it, item in enumerate(items):
             self.budget.charge(1, s.pos)
             if s.index_var is not None:
                 scope.env[s.index_var] = it
-            scope.env[s.item_var] = item
+            if s.unpack is None:
+                scope.env[s.item_var] = item
+            else:
+                self._unpack(s, item, it, scope.env)
             for j, st in enumerate(s.body):
                 if not isinstance(st, (A.Chain, A.ForLoop)):
                     raise self.err("only chains and loops may appear inside a `for` body", st.pos)
@@ -219,6 +222,19 @@ class _Elaborator(LayerElaboration):
         if lists:
             self._loop_lists(lists, scope, key)
         return stream
+
+    def _unpack(self, s: A.ForLoop, item, it: int, env: dict) -> None:
+        """`for (a, b) in rows`: the item's values bound to the names, as Python's unpacking does."""
+        names = s.unpack or []
+        if not isinstance(item, (tuple, list)):
+            raise self.err(f"item {it} of the loop's list is {describe(item)}, which cannot be unpacked into "
+                           f"{len(names)} names ({', '.join(names)})", s.pos)
+        if len(item) != len(names):
+            raise self.err(f"item {it} of the loop's list has {len(item)} values, but the loop unpacks "
+                           f"{len(names)} names ({', '.join(names)})", s.pos,
+                           "give every row of the table as many values as the loop names")
+        for name, value in zip(names, item):
+            env[name] = value
 
     def _loop_lists(self, lists, scope: _Scope, key) -> None:
         """The module lists of a loop (ast.loop_lists) exist from before its first iteration, as the

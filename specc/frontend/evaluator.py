@@ -192,6 +192,12 @@ class Evaluator:
             out.append(self.eval(x))
         return self._list(out, e.pos)
 
+    def _TupleLit(self, e):
+        out = []
+        for x in e.items:
+            out.append(self.eval(x))
+        return tuple(self._list(out, e.pos))
+
     def _truth(self, e) -> bool:
         v = self.eval(e)
         if not isinstance(v, bool):
@@ -223,6 +229,8 @@ def describe(v) -> str:
     text = repr(v)
     if len(text) > 80:
         text = text[:77] + "..."
+    if isinstance(v, tuple):  # a row of a loop's table: `tuple ((1, 2))` would read badly
+        return f"a tuple {text}"
     return f"{type(v).__name__} {text}"
 
 

@@ -74,37 +74,34 @@ def wrap(pad: str, text: str) -> list[str]:
     return [pad + head] + [f"{inner}{a}," for a in args] + [pad + code[close_at:]]
 
 
-def _matching(code: str, open_at: int) -> int | None:
+def _outside_quotes(text: str, start: int = 0):
+    """(index, character, bracket depth after it) of each character of `text` from `start` that is
+    not inside a string literal: one scanner for matching brackets and splitting arguments."""
     depth, quote = 0, None
-    for i in range(open_at, len(code)):
-        c = code[i]
-        if quote:
-            if c == quote and code[i - 1] != "\\":
-                quote = None
-        elif c in "\"'":
-            quote = c
-        elif c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-            if depth == 0:
-                return i
-    return None
-
-
-def _split_args(text: str) -> list[str]:
-    out, depth, quote, start = [], 0, None, 0
-    for i, c in enumerate(text):
+    for i in range(start, len(text)):
+        c = text[i]
         if quote:
             if c == quote and text[i - 1] != "\\":
                 quote = None
-        elif c in "\"'":
+            continue
+        if c in "\"'":
             quote = c
-        elif c in "([{":
+            continue
+        if c in "([{":
             depth += 1
         elif c in ")]}":
             depth -= 1
-        elif c == "," and depth == 0:
+        yield i, c, depth
+
+
+def _matching(code: str, open_at: int) -> int | None:
+    return next((i for i, c, depth in _outside_quotes(code, open_at) if c in ")]}" and depth == 0), None)
+
+
+def _split_args(text: str) -> list[str]:
+    out, start = [], 0
+    for i, c, depth in _outside_quotes(text):
+        if c == "," and depth == 0:
             out.append(text[start:i].strip())
             start = i + 1
     if text[start:].strip():
